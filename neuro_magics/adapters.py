@@ -1,0 +1,132 @@
+"""Where each architecture family keeps its parts.
+
+Every supported causal LM is an embedding, a list of decoder blocks on the residual
+stream, a final norm and an unembedding. An adapter only *names* those parts (and the
+sub-modules whose outputs are the attention and MLP contributions to the residual
+stream); the engine then drives the unmodified Hugging Face modules, so numbers match
+HF's own forward by construction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import UnsupportedArchitectureError
+
+
+@dataclass(frozen=True)
+class ArchitectureAdapter:
+    """Attribute paths of one architecture family, relative to the CausalLM model."""
+
+    family: str
+    body: str  # the base model holding the blocks, e.g. "model"
+    blocks: str  # the ModuleList attribute on the body, e.g. "layers"
+    final_norm: str  # attribute on the body
+    unembedding: str  # attribute on the CausalLM, e.g. "lm_head"
+    attention: str  # on a block: module whose output[0] is the attention contribution
+    mlp: str  # on a block: module whose output is the MLP contribution
+    neurons: str  # on a block: module whose *input* is the MLP neuron activations
+
+    def body_module(self, model: nn.Module) -> nn.Module:
+        return getattr(model, self.body)
+
+    def block_list(self, model: nn.Module) -> nn.ModuleList:
+        return getattr(self.body_module(model), self.blocks)
+
+    def set_block_list(self, model: nn.Module, blocks: nn.ModuleList) -> None:
+        setattr(self.body_module(model), self.blocks, blocks)
+
+    def final_norm_module(self, model: nn.Module) -> nn.Module:
+        return getattr(self.body_module(model), self.final_norm)
+
+    def unembedding_module(self, model: nn.Module) -> nn.Module:
+        return getattr(model, self.unembedding)
+
+    def unembed(self, model: nn.Module, normed: torch.Tensor) -> torch.Tensor:
+        """Logits from final-normed residual states, with the family's softcap if any."""
+        logits = self.unembedding_module(model)(normed)
+        softcap = getattr(model.config, "final_logit_softcapping", None)
+        if softcap is not None:
+            logits = torch.tanh(logits / softcap) * softcap
+        return logits
+
+    def submodule(self, block: nn.Module, path: str) -> nn.Module:
+        module = block
+        for part in path.split("."):
+            module = getattr(module, part)
+        return module
+
+
+_LLAMA_LIKE = dict(
+    body="model",
+    blocks="layers",
+    final_norm="norm",
+    unembedding="lm_head",
+    attention="self_attn",
+    mlp="mlp",
+    neurons="mlp.down_proj",
+)
+
+ADAPTERS: dict[str, ArchitectureAdapter] = {
+    "llama": ArchitectureAdapter(family="llama", **_LLAMA_LIKE),
+    "mistral": ArchitectureAdapter(family="mistral", **_LLAMA_LIKE),
+    "qwen2": ArchitectureAdapter(family="qwen2", **_LLAMA_LIKE),
+    "qwen3": ArchitectureAdapter(family="qwen3", **_LLAMA_LIKE),
+    "gemma": ArchitectureAdapter(family="gemma", **_LLAMA_LIKE),
+    # Gemma2 normalises each sub-layer's output before adding it to the residual stream:
+    # the contribution is the output of that post-norm.
+    "gemma2": ArchitectureAdapter(
+        family="gemma2",
+        **{**_LLAMA_LIKE, "attention": "post_attention_layernorm", "mlp": "post_feedforward_layernorm"},
+    ),
+    "phi3": ArchitectureAdapter(family="phi3", **_LLAMA_LIKE),
+    "gpt2": ArchitectureAdapter(
+        family="gpt2",
+        body="transformer",
+        blocks="h",
+        final_norm="ln_f",
+        unembedding="lm_head",
+        attention="attn",
+        mlp="mlp",
+        neurons="mlp.c_proj",
+    ),
+    "gpt_neox": ArchitectureAdapter(
+        family="gpt_neox",
+        body="gpt_neox",
+        blocks="layers",
+        final_norm="final_layer_norm",
+        unembedding="lm_head",
+        attention="attention",
+        mlp="mlp",
+        neurons="mlp.dense_4h_to_h",
+    ),
+}
+
+
+def supported_families() -> list[str]:
+    return sorted(ADAPTERS)
+
+
+def adapter_for_config(config) -> ArchitectureAdapter:
+    """The adapter for a config, or one sentence naming what is not supported."""
+    model_type = getattr(config, "model_type", None)
+    if model_type in ADAPTERS:
+        return ADAPTERS[model_type]
+    architecture = (getattr(config, "architectures", None) or [model_type or type(config).__name__])[0]
+    raise UnsupportedArchitectureError(
+        f"{architecture} (model_type {model_type!r}) is not supported yet; supported families: "
+        f"{', '.join(supported_families())}."
+    )
+
+
+def adapter_for_model(model: nn.Module) -> ArchitectureAdapter:
+    adapter = adapter_for_config(model.config)
+    if not hasattr(model, adapter.unembedding) or not hasattr(model, adapter.body):
+        raise UnsupportedArchitectureError(
+            f"{type(model).__name__} is not a causal LM with an unembedding; load it with "
+            "AutoModelForCausalLM."
+        )
+    return adapter

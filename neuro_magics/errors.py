@@ -1,0 +1,33 @@
+"""Errors a user can act on: one line that says what went wrong and what to do.
+
+The engine raises these; the magics turn them into one-line notebook messages.
+"""
+
+from __future__ import annotations
+
+
+class NeuroMagicsError(Exception):
+    """A problem with the user's input or environment, stated in one actionable line.
+
+    Jupyter shows a full traceback for ordinary exceptions; `_render_traceback_`
+    keeps the cell failed but shows only the message.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class ModelLoadError(NeuroMagicsError):
+    """The model could not be found, loaded or placed where asked."""
+
+
+class UnsupportedArchitectureError(NeuroMagicsError):
+    """The model's architecture has no adapter yet."""
+
+
+class ProgramError(NeuroMagicsError):
+    """A layer program is malformed or out of range for the model."""
+
+
+class NoModelError(NeuroMagicsError):
+    """An operation needs a loaded model and none is loaded."""

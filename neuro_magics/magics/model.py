@@ -1,0 +1,83 @@
+"""%load_model, %model, %unload_model."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import torch
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..loading import DEFAULT_MODEL, load_model
+from ..subject import Subject
+from .session import Session, one_line_errors
+
+
+@magics_class
+class ModelMagics(Magics):
+    def __init__(self, shell, session: Session):
+        super().__init__(shell)
+        self.session = session
+
+    @magic_arguments()
+    @argument("name", nargs="?", default=None,
+              help=f"HF hub id or local folder; omit for the built-in {DEFAULT_MODEL}.")
+    @argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
+    @argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16.")
+    @argument("--device-map", default=None, help="'auto' lets accelerate spread a large model over devices.")
+    @argument("--trust-remote-code", action="store_true", help="Allow the model's own Python code to run.")
+    @argument("--replace", action="store_true", help="Replace the model that is loaded now.")
+    @line_magic
+    @one_line_errors
+    def load_model(self, line: str) -> Subject:
+        """Load a causal LM to study; the result's repr summarises it."""
+        args = parse_argstring(self.load_model, line)
+        name = args.name.strip("'\"") if args.name else None
+        current = self.session.subject
+        if current is not None and not args.replace:
+            wanted = name or DEFAULT_MODEL
+            if wanted == current.name:
+                print(f"{current.name} is already loaded; add --replace to load it again.")
+                return current
+            raise UsageError(
+                f"{current.name} is loaded; run %unload_model first, or add --replace to swap it for {wanted}."
+            )
+        started = time.perf_counter()
+        subject = load_model(
+            name,
+            device=args.device,
+            dtype=args.dtype,
+            device_map=args.device_map,
+            trust_remote_code=args.trust_remote_code,
+        )
+        self.session.subject = subject
+        del current
+        _free_memory()
+        print(f"Loaded {subject.name} in {time.perf_counter() - started:.1f} s.")
+        return subject
+
+    @line_magic
+    @one_line_errors
+    def model(self, line: str) -> Subject:
+        """Show the loaded model; ``m = %model`` gives it to Python (m.model, m.tokenizer, m.program)."""
+        if line.strip():
+            raise UsageError("%model takes no arguments; use %load_model NAME to load another model.")
+        return self.session.require_subject()
+
+    @line_magic
+    @one_line_errors
+    def unload_model(self, line: str) -> None:
+        """Forget the loaded model and free its memory."""
+        subject = self.session.require_subject()
+        self.session.subject = None
+        print(f"Unloaded {subject.name}.")
+        del subject
+        _free_memory()
+
+
+def _free_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,302 @@
+"""The residual-stream runner: every analysis is this plus a schedule.
+
+``prepare`` lets HF's own forward build exactly what it hands each decoder block
+(embedding output, masks, rotary tables, position ids) by swapping the blocks for
+recorders for one cheap pass. ``run`` then calls the real, unmodified blocks of any
+layer program from any step, given the residual state entering it, with edits
+(replace / add / zero at a step, site and positions) and captures (which steps and
+sites to keep, on which device, in which dtype), on a whole batch at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+
+from .errors import NeuroMagicsError
+from .programs import LayerProgram
+from .subject import Subject
+
+#: Residual-stream sites: the stream entering / leaving a step, the attention and MLP
+#: contributions added to it, and the MLP neuron activations (input of its down-projection).
+SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")
+_STREAM_SITES = ("resid_pre", "resid_post")
+
+
+@dataclass
+class RunInputs:
+    """A tokenized batch plus what HF hands each original block for it."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    position_ids: torch.Tensor
+    embeddings: torch.Tensor  # the residual stream entering step 0
+    block_calls: list[tuple[tuple, dict]]  # per original block: (args after hidden, kwargs)
+
+    @property
+    def batch_size(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def n_tokens(self) -> int:
+        return self.input_ids.shape[1]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Change the residual stream (or a contribution to it) at one step.
+
+    ``value`` broadcasts against ``[rows, positions, features]``; ``positions`` and
+    ``rows`` of ``None`` mean all.
+    """
+
+    step: int
+    site: str = "resid_pre"
+    op: Literal["replace", "add", "zero"] = "replace"
+    value: torch.Tensor | None = None
+    positions: Sequence[int] | None = None
+    rows: Sequence[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.site not in SITES:
+            raise NeuroMagicsError(f"Unknown site {self.site!r}: use one of {', '.join(SITES)}.")
+        if self.op not in ("replace", "add", "zero"):
+            raise NeuroMagicsError(f"Unknown edit {self.op!r}: use replace, add or zero.")
+        if self.op != "zero" and self.value is None:
+            raise NeuroMagicsError(f"A {self.op} edit needs a value.")
+
+    def apply(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A new tensor with the edit applied (the input is left untouched)."""
+        edited = tensor.clone()
+        rows = slice(None) if self.rows is None else torch.as_tensor(self.rows, device=tensor.device)
+        positions = slice(None) if self.positions is None else torch.as_tensor(self.positions, device=tensor.device)
+        if isinstance(rows, torch.Tensor) and isinstance(positions, torch.Tensor):
+            index = (rows[:, None], positions[None, :])
+        else:
+            index = (rows, positions)
+        if self.op == "zero":
+            edited[index] = 0
+        else:
+            value = self.value.to(device=tensor.device, dtype=tensor.dtype)
+            edited[index] = value if self.op == "replace" else edited[index] + value
+        return edited
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Which activations to keep, and where: CPU and a lower dtype keep memory flat."""
+
+    sites: tuple[str, ...] = ("resid_post",)
+    steps: Sequence[int] | None = None  # program positions; None = every step run
+    positions: Sequence[int] | None = None  # token positions; None = all
+    device: torch.device | str | None = "cpu"
+    dtype: torch.dtype | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sites if s not in SITES]
+        if unknown:
+            raise NeuroMagicsError(f"Unknown site {unknown[0]!r}: use one of {', '.join(SITES)}.")
+
+
+@dataclass
+class RunOutput:
+    resid: torch.Tensor  # residual stream after the last step run
+    logits: torch.Tensor | None  # [batch, scored positions, vocab]
+    captures: dict[str, torch.Tensor] = field(default_factory=dict)  # site -> [steps, batch, pos, feat]
+    captured_steps: tuple[int, ...] = ()
+
+
+class _CallRecorder(nn.Module):
+    """Stands in for a block during ``prepare``: records its call, passes hidden through."""
+
+    def __init__(self, index: int, sink: dict, block: nn.Module):
+        super().__init__()
+        self.index = index
+        self.sink = sink
+        for attribute in ("attention_type", "layer_type", "is_sliding", "sliding_window"):
+            if hasattr(block, attribute):
+                setattr(self, attribute, getattr(block, attribute))
+
+    def forward(self, hidden_states, *args, **kwargs):
+        self.sink.setdefault("embeddings", hidden_states)
+        self.sink[self.index] = (args, kwargs)
+        return hidden_states
+
+
+def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as HF's generate computes them."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@torch.no_grad()
+def prepare(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> RunInputs:
+    """Record, for a batch, what HF's forward hands every original block."""
+    model, adapter = subject.model, subject.adapter
+    input_ids = input_ids.to(subject.device)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    attention_mask = attention_mask.to(subject.device)
+    position_ids = position_ids_for(attention_mask)
+    sink: dict = {}
+    recorders = nn.ModuleList(_CallRecorder(i, sink, b) for i, b in enumerate(subject.blocks))
+    with subject.program_applied(LayerProgram.identity(subject.n_layers)):
+        adapter.set_block_list(model, recorders)
+        try:
+            adapter.body_module(model)(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            )
+        finally:
+            adapter.set_block_list(model, subject.blocks)
+    return RunInputs(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids,
+        embeddings=sink["embeddings"],
+        block_calls=[sink[i] for i in range(subject.n_layers)],
+    )
+
+
+def run(
+    subject: Subject,
+    inputs: RunInputs,
+    *,
+    program: LayerProgram | Sequence[int] | None = None,
+    start: int = 0,
+    stop: int | None = None,
+    resid: torch.Tensor | None = None,
+    edits: Sequence[Edit] = (),
+    capture: Capture | None = None,
+    logits_at: Literal["last", "all"] | torch.Tensor | None = "last",
+    grad: bool = False,
+) -> RunOutput:
+    """Run program steps ``start..stop-1`` on ``resid`` (default: the embeddings).
+
+    ``logits_at`` picks the positions to unembed (only when the run reaches the end of
+    the program): ``"last"``, ``"all"``, ``None``, a 1-D tensor of positions, or a
+    ``[batch, k]`` tensor of positions per row. Unembedding every position costs more
+    than several blocks, so score only what you need.
+    """
+    steps = tuple(subject.program if program is None else program)
+    stop = len(steps) if stop is None else stop
+    if not 0 <= start <= stop <= len(steps):
+        raise NeuroMagicsError(f"Steps {start}:{stop} are outside this {len(steps)}-step program.")
+    if resid is None:
+        if start != 0:
+            raise NeuroMagicsError("Starting mid-program needs the residual state entering that step.")
+        resid = inputs.embeddings
+    bad_blocks = [b for b in steps if not 0 <= b < subject.n_layers]
+    if bad_blocks:
+        raise NeuroMagicsError(f"Block {bad_blocks[0]} is out of range: this model has blocks 0-{subject.n_layers - 1}.")
+
+    by_step: dict[tuple[int, str], list[Edit]] = {}
+    for edit in edits:
+        by_step.setdefault((edit.step, edit.site), []).append(edit)
+    capture_steps = set(range(start, stop) if capture is None or capture.steps is None else capture.steps)
+    stored: dict[str, list[torch.Tensor]] = {site: [] for site in (capture.sites if capture else ())}
+    captured_steps: list[int] = []
+    current = {"step": -1}
+
+    def keep(site: str, tensor: torch.Tensor) -> None:
+        if capture is None or site not in stored or current["step"] not in capture_steps:
+            return
+        if capture.positions is not None:
+            tensor = tensor[:, list(capture.positions)]
+        stored[site].append(tensor.detach().to(device=capture.device, dtype=capture.dtype or tensor.dtype))
+
+    def edited(site: str, tensor: torch.Tensor) -> torch.Tensor:
+        for edit in by_step.get((current["step"], site), ()):
+            tensor = edit.apply(tensor)
+        return tensor
+
+    hooked_sites = {e.site for e in edits} | set(stored)
+    with torch.set_grad_enabled(grad), _contribution_hooks(
+        subject, {steps[k] for k in range(start, stop)}, hooked_sites, keep, edited
+    ):
+        hidden = resid
+        for k in range(start, stop):
+            current["step"] = k
+            args, kwargs = inputs.block_calls[steps[k]]
+            hidden = edited("resid_pre", hidden)
+            keep("resid_pre", hidden)
+            output = subject.blocks[steps[k]](hidden, *args, **kwargs)
+            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = edited("resid_post", hidden)
+            keep("resid_post", hidden)
+            if k in capture_steps and capture is not None:
+                captured_steps.append(k)
+        logits = None
+        if stop == len(steps) and logits_at is not None:
+            logits = unembed(subject, hidden, logits_at)
+
+    captures = {site: torch.stack(tensors) for site, tensors in stored.items() if tensors}
+    return RunOutput(resid=hidden, logits=logits, captures=captures, captured_steps=tuple(captured_steps))
+
+
+def unembed(
+    subject: Subject, resid: torch.Tensor, positions: Literal["last", "all"] | torch.Tensor = "all"
+) -> torch.Tensor:
+    """Final norm + unembedding (+ softcap) at the chosen positions: the logit lens."""
+    if isinstance(positions, str):
+        if positions == "last":
+            resid = resid[:, -1:]
+        elif positions != "all":
+            raise NeuroMagicsError(f"logits_at must be 'last', 'all' or positions, not {positions!r}.")
+    elif positions.ndim == 1:
+        resid = resid[:, positions.to(resid.device)]
+    else:
+        index = positions.to(resid.device)
+        resid = torch.gather(resid, 1, index[..., None].expand(-1, -1, resid.shape[-1]))
+    normed = subject.adapter.final_norm_module(subject.model)(resid)
+    return subject.adapter.unembed(subject.model, normed)
+
+
+@contextlib.contextmanager
+def _contribution_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edited) -> Iterator[None]:
+    """Hooks on the attention / MLP / neuron modules of the blocks a run calls. They are
+    removed on the way out, also after an exception or interrupt."""
+    adapter = subject.adapter
+    handles = []
+    try:
+        for block_index in sorted(blocks):
+            block = subject.blocks[block_index]
+            if "attn_out" in sites:
+                handles.append(adapter.submodule(block, adapter.attention).register_forward_hook(
+                    _output_hook("attn_out", keep, edited)))
+            if "mlp_out" in sites:
+                handles.append(adapter.submodule(block, adapter.mlp).register_forward_hook(
+                    _output_hook("mlp_out", keep, edited)))
+            if "neurons" in sites:
+                handles.append(adapter.submodule(block, adapter.neurons).register_forward_pre_hook(
+                    _input_hook("neurons", keep, edited)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _output_hook(site: str, keep, edited):
+    def hook(module, args, output):
+        is_tuple = isinstance(output, tuple)
+        tensor = output[0] if is_tuple else output
+        new = edited(site, tensor)
+        keep(site, new)
+        if new is tensor:
+            return None
+        return (new, *output[1:]) if is_tuple else new
+
+    return hook
+
+
+def _input_hook(site: str, keep, edited):
+    def hook(module, args):
+        tensor = args[0]
+        new = edited(site, tensor)
+        keep(site, new)
+        return None if new is tensor else (new, *args[1:])
+
+    return hook

@@ -1,0 +1,57 @@
+"""Shared fixtures. Nothing here reaches the network."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tiny_models import FAMILIES, tiny_model, tiny_tokenizer  # noqa: E402
+
+
+@pytest.fixture(params=FAMILIES)
+def family(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def tiny(family):
+    """A tiny eager-attention model of each supported family, wrapped as a Subject."""
+    from neuro_magics import Subject
+
+    return Subject(tiny_model(family), tiny_tokenizer())
+
+
+@pytest.fixture
+def token_ids() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randint(3, 120, (2, 9), generator=generator)
+
+
+@pytest.fixture(scope="session")
+def default_subject():
+    """The real default model, loaded once per test session (fp32, CPU)."""
+    import neuro_magics as nm
+
+    return nm.load_model(device="cpu", dtype="float32")
+
+
+@pytest.fixture
+def shell():
+    """A fresh IPython shell with the extension loaded."""
+    from IPython.testing.globalipapp import get_ipython
+
+    ip = get_ipython()
+    ip.run_line_magic("load_ext", "neuro_magics")
+    yield ip
+    session = getattr(ip, "neuro_magics_session", None)
+    if session is not None:
+        session.subject = None
+    ip.run_line_magic("unload_ext", "neuro_magics")
