@@ -1,0 +1,124 @@
+// DOM and canvas plumbing shared by the widgets.
+import styles from "./styles.js";
+
+/** Create an element with properties/attributes and children. */
+export function h(tag, props = {}, children = []) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "className") element.className = value;
+    else if (key === "text") element.textContent = value;
+    else if (key === "style") Object.assign(element.style, value);
+    else element.setAttribute(key, value);
+  }
+  for (const child of children) element.append(child);
+  return element;
+}
+
+/** Root element of one widget view, carrying its own stylesheet (no global ids, works in any host). */
+export function createRoot(el, kind) {
+  const root = h("div", { className: `nm-root nm-${kind}` });
+  root.append(h("style", { text: styles }));
+  el.append(root);
+  return root;
+}
+
+const MAX_CANVAS_PIXELS = 16384;
+
+/**
+ * Size a canvas for crisp drawing on high-DPI screens and return its context, already scaled
+ * so drawing code works in CSS pixels.
+ */
+export function sizeCanvas(canvas, cssWidth, cssHeight) {
+  const ratio = Math.min(
+    globalThis.devicePixelRatio || 1,
+    MAX_CANVAS_PIXELS / Math.max(1, cssWidth),
+    MAX_CANVAS_PIXELS / Math.max(1, cssHeight),
+  );
+  canvas.width = Math.max(1, Math.round(cssWidth * ratio));
+  canvas.height = Math.max(1, Math.round(cssHeight * ratio));
+  canvas.style.width = `${cssWidth}px`;
+  canvas.style.height = `${cssHeight}px`;
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  return ctx;
+}
+
+/** Theme colours for canvas text and strokes, resolved from the root's CSS variables. */
+export function themeColors(root) {
+  const style = getComputedStyle(root);
+  const read = (name, fallback) => {
+    const value = style.getPropertyValue(name).trim();
+    return value && !value.startsWith("var(") ? value : fallback; // unresolved var(): a host without CSS variable support
+  };
+  return {
+    fg: read("--nm-fg", "#1f1f1f"),
+    muted: read("--nm-muted", "#5f6368"),
+    bg: read("--nm-bg", "#ffffff"),
+    border: read("--nm-border", "#c8c8c8"),
+    accent: read("--nm-accent", "#1a73e8"),
+    font: `11px ${style.fontFamily || "sans-serif"}`,
+  };
+}
+
+/** Draw every `step`-th label only, so labels never overlap when cells are small. */
+export function labelStep(cellSize, minSpacing) {
+  return Math.max(1, Math.ceil(minSpacing / Math.max(cellSize, 1e-6)));
+}
+
+/** Width the container offers, with a sane default before the element is attached. */
+export function availableWidth(element, fallback = 800) {
+  return element.clientWidth || element.parentElement?.clientWidth || fallback;
+}
+
+/** Call `callback(width)` (once per frame at most) when the element's width changes; returns a disconnect function. */
+export function onResize(element, callback) {
+  if (typeof ResizeObserver === "undefined") return () => {};
+  let frame = 0;
+  const observer = new ResizeObserver((entries) => {
+    const width = Math.round(entries[0].contentRect.width);
+    if (width === 0) return; // hidden (collapsed output, background tab): keep the last drawing
+    cancelAnimationFrame(frame);
+    frame = requestAnimationFrame(() => callback(width));
+  });
+  observer.observe(element);
+  return () => {
+    cancelAnimationFrame(frame);
+    observer.disconnect();
+  };
+}
+
+/** Call `callback` when the page theme changes (JupyterLab theme switch, OS dark mode); returns a disconnect function. */
+export function onThemeChange(callback) {
+  const query = globalThis.matchMedia?.("(prefers-color-scheme: dark)");
+  query?.addEventListener?.("change", callback);
+  const observer = typeof MutationObserver === "undefined" ? null : new MutationObserver(callback);
+  observer?.observe(document.body, { attributes: true, attributeFilter: ["class", "data-jp-theme-name", "data-jp-theme-light", "style"] });
+  return () => {
+    query?.removeEventListener?.("change", callback);
+    observer?.disconnect();
+  };
+}
+
+/** Place a tooltip near the pointer, inside the root, flipping left/up near the edges. */
+export function placeTooltip(tooltip, root, clientX, clientY) {
+  const box = root.getBoundingClientRect();
+  tooltip.style.display = "block";
+  const width = tooltip.offsetWidth;
+  const height = tooltip.offsetHeight;
+  let left = clientX - box.left + 14;
+  let top = clientY - box.top + 14;
+  if (clientX + 14 + width > (globalThis.innerWidth || Infinity)) left = clientX - box.left - width - 10;
+  if (clientY + 14 + height > (globalThis.innerHeight || Infinity)) top = clientY - box.top - height - 10;
+  tooltip.style.left = `${Math.max(0, left)}px`;
+  tooltip.style.top = `${Math.max(0, top)}px`;
+}
+
+/** Pointer position in the canvas's own CSS pixels (robust to scaling by max-width or zoom). */
+export function pointerPosition(event, canvas) {
+  const box = canvas.getBoundingClientRect();
+  const width = parseFloat(canvas.style.width) || box.width;
+  const height = parseFloat(canvas.style.height) || box.height;
+  const scaleX = box.width ? width / box.width : 1;
+  const scaleY = box.height ? height / box.height : 1;
+  return { x: (event.clientX - box.left) * scaleX, y: (event.clientY - box.top) * scaleY };
+}

@@ -1,0 +1,413 @@
+// HeatmapWidget front end: one canvas of n_rows x n_cols cells per metric, labelled axes,
+// colorbar, hover tooltip with exact values and optional per-cell details, click-to-select.
+import { decodeArray, exactRepr } from "./arrays.js";
+import { colorIndex, colorTable, drawColorbar, valueRange } from "./colors.js";
+import {
+  availableWidth, createRoot, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition, sizeCanvas, themeColors,
+} from "./dom.js";
+import { fillTemplate, formatNumber, truncate, visibleToken } from "./format.js";
+
+const MIN_CELL_WIDTH = 3; // below this, scroll horizontally unless the user asks to fit
+const MAX_CELL_WIDTH = 56;
+const LABEL_SPACING = 13; // px between two drawn axis labels
+const MAX_LABEL_CHARS = 16;
+const ROW_TITLE_WIDTH = 16;
+
+/** Everything the drawing needs, decoded once per data change (not per hover). */
+export function readHeatmap(model) {
+  const values = decodeArray(model.get("values"));
+  const [nMetrics, nRows, nCols] = values.shape;
+  const metrics = model.get("metrics") || [];
+  const detailValues = decodeArray(model.get("detail_values"));
+  return {
+    values,
+    nMetrics,
+    nRows,
+    nCols,
+    metrics: metrics.length === nMetrics ? metrics : Array.from({ length: nMetrics }, (_, i) => ({ name: `metric ${i}` })),
+    rowLabels: model.get("row_labels") || [],
+    colLabels: model.get("col_labels") || [],
+    rowTitle: model.get("row_title") || "",
+    colTitle: model.get("col_title") || "",
+    title: model.get("title") || "",
+    marks: model.get("marks") || [],
+    detailNames: model.get("detail_names") || [],
+    detailValues,
+    tokenIds: decodeArray(model.get("detail_token_ids")),
+    tokenProbs: decodeArray(model.get("detail_probs")),
+    vocab: model.get("detail_vocab") || [],
+    template: model.get("tooltip_template") || "",
+  };
+}
+
+function metricIndex(data, name) {
+  const index = data.metrics.findIndex((metric) => metric.name === name);
+  return index < 0 ? 0 : index;
+}
+
+function metricPlane(data, index) {
+  const size = data.nRows * data.nCols;
+  return data.values.data.subarray(index * size, (index + 1) * size);
+}
+
+/** RGBA pixels, one per cell (NaN cells transparent so the hatch shows through). */
+export function cellPixels(plane, metric, nRows, nCols) {
+  const table = colorTable(metric.scale);
+  const { lo, hi } = valueRange(plane, metric);
+  const pixels = new Uint8ClampedArray(nRows * nCols * 4);
+  for (let i = 0; i < plane.length; i++) {
+    const value = plane[i];
+    if (Number.isNaN(value)) continue;
+    const c = colorIndex(value, lo, hi) * 3;
+    pixels[i * 4] = table[c];
+    pixels[i * 4 + 1] = table[c + 1];
+    pixels[i * 4 + 2] = table[c + 2];
+    pixels[i * 4 + 3] = 255;
+  }
+  return { pixels, lo, hi };
+}
+
+function label(labels, index) {
+  return index < labels.length ? visibleToken(String(labels[index])) : String(index);
+}
+
+function hatchPattern(ctx, colors) {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 6;
+  const tileCtx = tile.getContext("2d");
+  tileCtx.strokeStyle = colors.border;
+  tileCtx.lineWidth = 1;
+  tileCtx.beginPath();
+  tileCtx.moveTo(0, 6);
+  tileCtx.lineTo(6, 0);
+  tileCtx.stroke();
+  return ctx.createPattern(tile, "repeat");
+}
+
+function strokeCell(ctx, layout, row, col, outer, inner, width) {
+  const x = col * layout.cellWidth;
+  const y = row * layout.cellHeight;
+  const w = Math.max(layout.cellWidth, 3);
+  const hgt = Math.max(layout.cellHeight, 3);
+  ctx.lineWidth = width + 2;
+  ctx.strokeStyle = outer;
+  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, hgt + 1);
+  ctx.lineWidth = width;
+  ctx.strokeStyle = inner;
+  ctx.strokeRect(x - 0.5, y - 0.5, w + 1, hgt + 1);
+}
+
+function render({ model, el }) {
+  const root = createRoot(el, "heatmap");
+  const toolbar = h("div", { className: "nm-toolbar" });
+  const rowAxis = h("canvas", { className: "nm-row-axis" });
+  const grid = h("canvas", { className: "nm-grid", role: "img" });
+  const overlay = h("canvas", { className: "nm-overlay", tabindex: "0" });
+  const stack = h("div", { className: "nm-stack" }, [grid, overlay]);
+  const scroller = h("div", { className: "nm-scroll" }, [stack]);
+  const colTitle = h("div", { className: "nm-axis-title" });
+  const legend = h("div", { className: "nm-legend" });
+  const tooltip = h("div", { className: "nm-tooltip", role: "tooltip" });
+  root.append(toolbar, h("div", { className: "nm-body" }, [rowAxis, scroller]), colTitle, legend, tooltip);
+
+  let data = null;
+  let layout = null;
+  let hover = null;
+  let fitWidth = false;
+
+  const selectedCell = () => {
+    const selected = model.get("selected") || [];
+    return selected.length === 2 ? { row: selected[0], col: selected[1] } : null;
+  };
+
+  function computeLayout(colors) {
+    const measure = sizeCanvas(rowAxis, 1, 1);
+    measure.font = colors.font;
+    const widest = (labels, count) => {
+      let width = 0;
+      for (let i = 0; i < count; i++) width = Math.max(width, measure.measureText(truncate(label(labels, i), MAX_LABEL_CHARS)).width);
+      return Math.ceil(width);
+    };
+    const rowLabelWidth = widest(data.rowLabels, data.nRows) + 8;
+    const rowAxisWidth = rowLabelWidth + (data.rowTitle ? ROW_TITLE_WIDTH : 0);
+    const room = Math.max(100, availableWidth(root) - rowAxisWidth - 4);
+    let cellWidth = Math.min(MAX_CELL_WIDTH, room / data.nCols);
+    const overflows = cellWidth < MIN_CELL_WIDTH;
+    if (overflows && !fitWidth) cellWidth = MIN_CELL_WIDTH;
+    const cellHeight = Math.max(4, Math.min(26, Math.floor(440 / data.nRows)));
+    return {
+      cellWidth,
+      cellHeight,
+      overflows,
+      rowLabelWidth,
+      rowAxisWidth,
+      colLabelHeight: Math.min(widest(data.colLabels, data.nCols), 110) + 8,
+      gridWidth: cellWidth * data.nCols,
+      gridHeight: cellHeight * data.nRows,
+      available: availableWidth(root),
+    };
+  }
+
+  function drawRowAxis(colors) {
+    const ctx = sizeCanvas(rowAxis, layout.rowAxisWidth, layout.gridHeight + layout.colLabelHeight);
+    ctx.font = colors.font;
+    ctx.fillStyle = colors.fg;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const step = labelStep(layout.cellHeight, LABEL_SPACING);
+    for (let row = 0; row < data.nRows; row += step) {
+      const text = truncate(label(data.rowLabels, row), MAX_LABEL_CHARS);
+      ctx.fillText(text, layout.rowAxisWidth - 5, (row + 0.5) * layout.cellHeight);
+    }
+    if (data.rowTitle) {
+      ctx.save();
+      ctx.fillStyle = colors.muted;
+      ctx.textAlign = "center";
+      ctx.translate(8, layout.gridHeight / 2);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(data.rowTitle, 0, 0);
+      ctx.restore();
+    }
+  }
+
+  function drawGrid(colors) {
+    const index = metricIndex(data, model.get("metric"));
+    const metric = data.metrics[index];
+    const { pixels, lo, hi } = cellPixels(metricPlane(data, index), metric, data.nRows, data.nCols);
+    const cells = document.createElement("canvas");
+    cells.width = data.nCols;
+    cells.height = data.nRows;
+    const cellsCtx = cells.getContext("2d");
+    const image = cellsCtx.createImageData(data.nCols, data.nRows);
+    image.data.set(pixels);
+    cellsCtx.putImageData(image, 0, 0);
+
+    const ctx = sizeCanvas(grid, layout.gridWidth, layout.gridHeight + layout.colLabelHeight);
+    ctx.fillStyle = hatchPattern(ctx, colors);
+    ctx.fillRect(0, 0, layout.gridWidth, layout.gridHeight);
+    // Averaging is right when several columns share a pixel; crisp edges otherwise.
+    ctx.imageSmoothingEnabled = layout.cellWidth < 1;
+    ctx.drawImage(cells, 0, 0, layout.gridWidth, layout.gridHeight);
+
+    for (const mark of data.marks) strokeCell(ctx, layout, mark.row, mark.col, colors.bg, colors.fg, 1.5);
+
+    ctx.font = colors.font;
+    ctx.fillStyle = colors.fg;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    const step = labelStep(layout.cellWidth, LABEL_SPACING);
+    for (let col = 0; col < data.nCols; col += step) {
+      ctx.save();
+      ctx.translate((col + 0.5) * layout.cellWidth, layout.gridHeight + 4);
+      ctx.rotate(-Math.PI / 2);
+      ctx.fillText(truncate(label(data.colLabels, col), MAX_LABEL_CHARS), 0, 0);
+      ctx.restore();
+    }
+    grid.setAttribute("aria-label", `${data.title || "heatmap"}: ${metric.label || metric.name}, ${data.nRows} x ${data.nCols}`);
+    grid.dataset.metric = metric.name;
+    drawLegend(metric, lo, hi);
+  }
+
+  function drawLegend(metric, lo, hi) {
+    const bar = h("canvas", { width: "160", height: "10" });
+    drawColorbar(bar.getContext("2d"), colorTable(metric.scale), 160, 10);
+    const fmt = metric.fmt || "";
+    const ends = [h("span", { text: formatNumber(lo, fmt) }), bar, h("span", { text: formatNumber(hi, fmt) })];
+    if (metric.scale === "diverging") ends.splice(2, 0, h("span", { text: `centre ${formatNumber(metric.center ?? 0, fmt)}` }));
+    const items = [h("span", { className: "nm-colorbar" }, [h("span", { text: metric.label || metric.name }), ...ends])];
+    if (data.values.data.some(Number.isNaN)) items.push(h("span", { className: "nm-mark-key", text: "hatched: undefined" }));
+    for (const mark of data.marks) {
+      items.push(h("span", { className: "nm-mark-key" }, [h("i"), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col)})`]));
+    }
+    legend.replaceChildren(...items);
+  }
+
+  function drawOverlay() {
+    const ctx = sizeCanvas(overlay, layout.gridWidth, layout.gridHeight);
+    const colors = themeColors(root);
+    if (hover) strokeCell(ctx, layout, hover.row, hover.col, colors.bg, colors.muted, 1);
+    const selected = selectedCell();
+    if (selected) strokeCell(ctx, layout, selected.row, selected.col, colors.bg, colors.fg, 2.5);
+    updateReadout(selected);
+  }
+
+  function updateReadout(selected) {
+    const readout = toolbar.querySelector(".nm-readout");
+    root.dataset.selected = selected ? `${selected.row},${selected.col}` : "";
+    if (!readout) return;
+    if (!selected || selected.row >= data.nRows || selected.col >= data.nCols) {
+      readout.textContent = "click a cell to select it";
+      return;
+    }
+    const index = metricIndex(data, model.get("metric"));
+    const value = metricPlane(data, index)[selected.row * data.nCols + selected.col];
+    readout.textContent = `selected ${data.rowTitle || "row"} ${label(data.rowLabels, selected.row)}, ${data.colTitle || "col"} ${label(data.colLabels, selected.col)}: ${exactRepr(value)}`;
+  }
+
+  function buildToolbar() {
+    const items = [];
+    if (data.title) items.push(h("span", { className: "nm-title", text: data.title }));
+    if (data.nMetrics > 1) {
+      const select = h("select", { className: "nm-metric", "aria-label": "metric" });
+      data.metrics.forEach((metric) => select.append(h("option", { value: metric.name, text: metric.label || metric.name })));
+      select.value = data.metrics[metricIndex(data, model.get("metric"))].name;
+      select.addEventListener("change", () => {
+        model.set("metric", select.value);
+        model.save_changes();
+      });
+      items.push(h("label", {}, ["metric", select]));
+    }
+    if (layout.overflows) {
+      const fit = h("input", { type: "checkbox", className: "nm-fit" });
+      fit.checked = fitWidth;
+      fit.addEventListener("change", () => {
+        fitWidth = fit.checked;
+        draw();
+      });
+      items.push(h("label", {}, [fit, "fit width"]));
+    }
+    items.push(h("span", { className: "nm-readout" }));
+    toolbar.replaceChildren(...items);
+  }
+
+  function draw() {
+    const colors = themeColors(root);
+    layout = computeLayout(colors);
+    buildToolbar();
+    drawRowAxis(colors);
+    drawGrid(colors);
+    colTitle.textContent = data.colTitle;
+    drawOverlay();
+  }
+
+  function rebuild() {
+    data = readHeatmap(model);
+    hover = null;
+    draw();
+  }
+
+  function cellAt(event) {
+    const { x, y } = pointerPosition(event, overlay);
+    const row = Math.floor(y / layout.cellHeight);
+    const col = Math.floor(x / layout.cellWidth);
+    if (row < 0 || col < 0 || row >= data.nRows || col >= data.nCols) return null;
+    return { row, col };
+  }
+
+  function tooltipContent(cell) {
+    const flat = cell.row * data.nCols + cell.col;
+    const current = metricIndex(data, model.get("metric"));
+    const fields = {
+      row: label(data.rowLabels, cell.row),
+      col: label(data.colLabels, cell.col),
+      row_index: cell.row,
+      col_index: cell.col,
+      metric: data.metrics[current].label || data.metrics[current].name,
+      value: metricPlane(data, current)[flat],
+    };
+    data.metrics.forEach((metric, i) => { fields[metric.name] = metricPlane(data, i)[flat]; });
+    const plane = data.nRows * data.nCols;
+    data.detailNames.forEach((name, i) => { fields[name] = data.detailValues.data[i * plane + flat]; });
+
+    const defaultTitle = `${data.rowTitle ? `${data.rowTitle} ` : ""}${fields.row} · ${data.colTitle ? `${data.colTitle} ` : ""}${fields.col}`;
+    const rows = [];
+    const addRow = (name, text, bold = false) => {
+      const cellName = h("td", { text: name });
+      const cellValue = h("td", { className: "nm-num", text });
+      if (bold) cellValue.style.fontWeight = "600";
+      rows.push(h("tr", {}, [cellName, cellValue]));
+    };
+    data.metrics.forEach((metric, i) => addRow(metric.label || metric.name, exactRepr(fields[metric.name]), i === current));
+    data.detailNames.forEach((name) => addRow(name, exactRepr(fields[name])));
+    for (const mark of data.marks) if (mark.row === cell.row && mark.col === cell.col) addRow("mark", mark.label);
+    const parts = [
+      h("div", { className: "nm-tip-title", text: data.template ? fillTemplate(data.template, fields) : defaultTitle }),
+      h("table", {}, rows),
+    ];
+    if (data.tokenIds) {
+      const k = data.tokenIds.shape[2];
+      const tokenRows = [];
+      for (let i = 0; i < k; i++) {
+        const id = data.tokenIds.data[flat * k + i];
+        if (id < 0) continue; // padding for cells with fewer than k tokens
+        const prob = data.tokenProbs ? exactRepr(data.tokenProbs.data[flat * k + i], "float16") : "";
+        tokenRows.push(h("tr", {}, [
+          h("td", { className: "nm-token", text: visibleToken(data.vocab[id] ?? `#${id}`) }),
+          h("td", { className: "nm-num", text: prob }),
+        ]));
+      }
+      if (tokenRows.length) parts.push(h("div", { className: "nm-tip-title", text: `top ${tokenRows.length} tokens` }), h("table", { className: "nm-topk" }, tokenRows));
+    }
+    return parts;
+  }
+
+  function setSelected(cell) {
+    model.set("selected", cell ? [cell.row, cell.col] : []);
+    model.save_changes();
+  }
+
+  function onMove(event) {
+    const cell = cellAt(event);
+    if (!cell) return onLeave();
+    if (!hover || hover.row !== cell.row || hover.col !== cell.col) {
+      hover = cell;
+      tooltip.replaceChildren(...tooltipContent(cell));
+      drawOverlay();
+    }
+    placeTooltip(tooltip, root, event.clientX, event.clientY);
+  }
+
+  function onLeave() {
+    hover = null;
+    tooltip.style.display = "none";
+    drawOverlay();
+  }
+
+  function onClick(event) {
+    const cell = cellAt(event);
+    if (!cell) return;
+    const selected = selectedCell();
+    setSelected(selected && selected.row === cell.row && selected.col === cell.col ? null : cell);
+  }
+
+  const ARROWS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  function onKey(event) {
+    if (event.key === "Escape") return setSelected(null);
+    const move = ARROWS[event.key];
+    if (!move) return;
+    event.preventDefault();
+    const current = selectedCell() || { row: 0, col: 0 };
+    setSelected({
+      row: Math.max(0, Math.min(data.nRows - 1, current.row + move[0])),
+      col: Math.max(0, Math.min(data.nCols - 1, current.col + move[1])),
+    });
+  }
+
+  overlay.addEventListener("mousemove", onMove);
+  overlay.addEventListener("mouseleave", onLeave);
+  overlay.addEventListener("click", onClick);
+  overlay.addEventListener("keydown", onKey);
+
+  const dataTraits = ["values", "metrics", "row_labels", "col_labels", "row_title", "col_title", "title", "marks",
+    "detail_names", "detail_values", "detail_token_ids", "detail_probs", "detail_vocab", "tooltip_template"];
+  const redraw = () => draw();
+  for (const name of dataTraits) model.on(`change:${name}`, rebuild);
+  model.on("change:metric", redraw);
+  model.on("change:selected", drawOverlay);
+  const stopResize = onResize(root, (width) => {
+    if (width !== layout.available) draw();
+  });
+  const stopTheme = onThemeChange(redraw);
+
+  rebuild();
+
+  return () => {
+    for (const name of dataTraits) model.off(`change:${name}`, rebuild);
+    model.off("change:metric", redraw);
+    model.off("change:selected", drawOverlay);
+    stopResize();
+    stopTheme();
+  };
+}
+
+export default { render };

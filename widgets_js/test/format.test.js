@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { fillTemplate, formatNumber, truncate, visibleToken } from "../src/format.js";
+import { colorIndex, colorTable, valueRange } from "../src/colors.js";
+
+describe("formatNumber", () => {
+  it("follows the Python format-spec subset", () => {
+    expect(formatNumber(0.12345, ".3f")).toBe("0.123");
+    expect(formatNumber(0.5, "+.2f")).toBe("+0.50");
+    expect(formatNumber(-0.5, "+.2f")).toBe("-0.50");
+    expect(formatNumber(0.256, ".1%")).toBe("25.6%");
+    expect(formatNumber(12345.6, ".2e")).toBe("1.23e+04");
+    expect(formatNumber(6.7, "d")).toBe("7");
+    expect(formatNumber(0.000123456, "")).toBe("0.0001235");
+    expect(formatNumber(NaN, ".3f")).toBe("–");
+  });
+});
+
+describe("visibleToken", () => {
+  it("shows whitespace", () => {
+    expect(visibleToken(" the")).toBe("␣the");
+    expect(visibleToken("\n\n")).toBe("↵↵");
+    expect(visibleToken("\ta b")).toBe("⇥a␣b");
+    expect(visibleToken("")).toBe("∅");
+    expect(truncate("abcdefgh", 4)).toBe("abc…");
+  });
+});
+
+describe("fillTemplate", () => {
+  it("fills names with optional formats and leaves unknown names visible", () => {
+    const text = fillTemplate("config ({i:d}, {j:d}) block {size} Δ {delta:+.3f} {oops}", { i: 3, j: 10, size: 7, delta: -0.01234 });
+    expect(text).toBe("config (3, 10) block 7 Δ -0.012 {oops}");
+  });
+});
+
+describe("colour scales", () => {
+  it("centres diverging ranges and skips NaN", () => {
+    const data = new Float32Array([NaN, -1, 3, 0.5]);
+    expect(valueRange(data, { scale: "sequential" })).toEqual({ lo: -1, hi: 3 });
+    expect(valueRange(data, { scale: "diverging", center: 1 })).toEqual({ lo: -1, hi: 3 });
+    expect(valueRange(data, { scale: "diverging", center: 0 })).toEqual({ lo: -3, hi: 3 });
+    expect(valueRange(new Float32Array([NaN]), { scale: "sequential" })).toEqual({ lo: 0, hi: 1 });
+    expect(valueRange(data, { scale: "sequential", vmin: 0, vmax: 10 })).toEqual({ lo: 0, hi: 10 });
+  });
+
+  it("maps the centre of a diverging scale to near white and clamps", () => {
+    const table = colorTable("diverging");
+    const middle = colorIndex(0, -1, 1) * 3;
+    expect(Math.min(table[middle], table[middle + 1], table[middle + 2])).toBeGreaterThan(235);
+    expect(colorIndex(-5, 0, 1)).toBe(0);
+    expect(colorIndex(5, 0, 1)).toBe(255);
+  });
+});
