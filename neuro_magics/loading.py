@@ -135,7 +135,7 @@ def _explain_missing(source: str, error: Exception) -> str:
     first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
     if "trust_remote_code" in str(error):
         return f"{source!r} needs its own code to run; pass --trust-remote-code if you trust it."
-    if os.path.sep in source or source.startswith("."):
+    if Path(source).exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1:
         if not Path(source).exists():
             return f"No folder {source!r}: give the path of a saved HF model or a hub id like org/name."
         return f"{source!r} is not a HF model folder (no usable config.json): {first_line}"
@@ -181,6 +181,7 @@ def _convert_gguf(gguf_dir: Path, gguf_file: str, target: Path) -> None:
     # The de-quantized weights are plain fp32; a stale GGUF quantization config would
     # make later loads look for a GGUF file.
     model.config.__dict__.pop("quantization_config", None)
+    model.hf_quantizer = None
     model.config.name_or_path = DEFAULT_MODEL
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))

