@@ -6,9 +6,12 @@ Python function here.
 
 from __future__ import annotations
 
+import importlib
+
 from .errors import NeuroMagicsError
 from .loading import DEFAULT_MODEL, load_model
 from .programs import LayerProgram
+from .results import Result, load_result
 from .runner import Capture, Edit, RunInputs, RunOutput, prepare, run, unembed
 from .subject import Subject
 
@@ -20,14 +23,39 @@ __all__ = [
     "Edit",
     "LayerProgram",
     "NeuroMagicsError",
+    "Result",
     "RunInputs",
     "RunOutput",
     "Subject",
     "load_model",
+    "load_result",
     "prepare",
     "run",
     "unembed",
 ]
+
+
+#: Public functions of the analysis modules, imported on first use so that
+#: ``import neuro_magics`` stays fast: name -> module.
+_LAZY = {
+    "scan": "scanning",
+    "duplicate_layers": "surgery",
+    "drop_layers": "surgery",
+    "set_program": "surgery",
+    "save_materialized": "surgery",
+    "mergekit_yaml": "surgery",
+    "compare": "diffing",
+    "brainscan": "brainscan",
+    "patch": "patching",
+    "ablate": "interventions",
+    "steer": "interventions",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'neuro_magics' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython) -> None:

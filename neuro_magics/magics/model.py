@@ -81,3 +81,6 @@ def _free_memory() -> None:
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+MAGICS = (ModelMagics,)

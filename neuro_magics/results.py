@@ -1,0 +1,135 @@
+"""Results are data: every analysis returns one of these.
+
+A result keeps its arrays as numpy, knows the metadata of the run that made it
+(model, program, prompts, dtype, library versions), saves to one ``.npz`` file that
+``load_result`` reads back, and shows itself as its widget in a notebook. The engine
+never imports widgets at module level: they are built only when displayed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .errors import NeuroMagicsError
+
+_REGISTRY: dict[str, type[Result]] = {}
+
+
+def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Facts that make a result reproducible and comparable."""
+    import torch
+    import transformers
+
+    from . import __version__
+
+    return {
+        "model": subject.name,
+        "architecture": type(subject.model).__name__,
+        "n_layers": subject.n_layers,
+        "program": list(subject.program.steps),
+        "prompts": list(prompts or []),
+        "dtype": str(subject.dtype).removeprefix("torch."),
+        "device": str(subject.device),
+        "versions": {
+            "neuro_magics": __version__,
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+        },
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+class Result:
+    """Base of all results. Subclasses set ``kind`` and implement the four hooks below."""
+
+    kind: ClassVar[str] = ""
+    metadata: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind:
+            _REGISTRY[cls.kind] = cls
+
+    # -- what a subclass provides ------------------------------------------------------
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The numeric content, saved losslessly."""
+        raise NotImplementedError
+
+    def _fields(self) -> dict[str, Any]:
+        """Everything else needed to rebuild the result (JSON-serialisable)."""
+        raise NotImplementedError
+
+    @classmethod
+    def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> Result:
+        raise NotImplementedError
+
+    def widget(self):
+        """The interactive view (an anywidget)."""
+        raise NotImplementedError
+
+    # -- shared behaviour --------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the result to one ``.npz`` file (arrays + JSON fields + metadata)."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = json.dumps({"kind": self.kind, "fields": self._fields(), "metadata": self.metadata})
+        arrays = {f"array_{name}": value for name, value in self._arrays().items()}
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, __header__=np.array(header), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        result = load_result(path)
+        if cls.kind and not isinstance(result, cls):
+            raise NeuroMagicsError(f"{path} holds a {result.kind} result, not a {cls.kind} result.")
+        return result
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        bundle = self.widget()._repr_mimebundle_(include=include, exclude=exclude)
+        if isinstance(bundle, tuple):
+            bundle = bundle[0]
+        return {**bundle, "text/plain": repr(self)}
+
+
+def load_result(path: str | Path) -> Result:
+    """Read back any saved result."""
+    path = Path(path)
+    if not path.exists():
+        raise NeuroMagicsError(f"No file {str(path)!r}: give the path a result was saved to.")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(str(data["__header__"]))
+            arrays = {key[len("array_"):]: data[key] for key in data.files if key.startswith("array_")}
+    except (OSError, ValueError, KeyError) as error:
+        raise NeuroMagicsError(f"{path} is not a saved neuro_magics result ({error}).") from None
+    kind = header.get("kind")
+    if kind not in _REGISTRY:
+        _import_result_modules()
+    if kind not in _REGISTRY:
+        raise NeuroMagicsError(f"{path} holds an unknown result kind {kind!r}; upgrade neuro_magics.")
+    return _REGISTRY[kind]._rebuild(arrays, header["fields"], header["metadata"])
+
+
+def _import_result_modules() -> None:
+    """Result classes register themselves on import; load them all before dispatching."""
+    import importlib
+    import pkgutil
+
+    import neuro_magics
+
+    for module in pkgutil.iter_modules(neuro_magics.__path__):
+        if not module.ispkg and not module.name.startswith("_"):
+            importlib.import_module(f"neuro_magics.{module.name}")
