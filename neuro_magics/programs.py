@@ -14,7 +14,9 @@ blocks 0, 1, 2); a bare ``a`` is one block.
 from __future__ import annotations
 
 import copy
+import functools
 import re
+import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -146,12 +148,26 @@ def occurrence_view(module: nn.Module, layer_idx: int) -> nn.Module:
         return module
     view = copy.copy(module)
     view.__dict__["_modules"] = dict(module._modules)
+    _rebind_instance_forwards(module, view)
     if isinstance(getattr(module, "layer_idx", None), int):
         view.__dict__["layer_idx"] = layer_idx
     for name, child in module._modules.items():
         if child is not None:
             view._modules[name] = occurrence_view(child, layer_idx)
     return view
+
+
+def _rebind_instance_forwards(module: nn.Module, view: nn.Module) -> None:
+    """accelerate (``device_map="auto"``) replaces ``forward`` per instance with a partial
+    bound to the module; a view must call *itself*, or it would run the original's
+    attention with the original's KV slot."""
+    for name in ("forward", "_old_forward"):
+        bound = module.__dict__.get(name)
+        if isinstance(bound, functools.partial) and bound.args[:1] == (module,):
+            rebound = functools.partial(bound.func, view, *bound.args[1:], **bound.keywords)
+            view.__dict__[name] = functools.update_wrapper(rebound, bound)
+        elif isinstance(bound, types.MethodType) and bound.__self__ is module:
+            view.__dict__[name] = types.MethodType(bound.__func__, view)
 
 
 def _holds_layer_idx(module: nn.Module) -> bool:

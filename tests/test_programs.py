@@ -154,3 +154,20 @@ def test_layer_program_constructors_and_ranges():
     for start, end, times in ((3, 3, 1), (4, 2, 1), (0, 7, 1), (1, 2, 0)):
         with pytest.raises(nm.NeuroMagicsError):
             nm.LayerProgram.duplicate(6, start, end, times)
+
+
+@torch.no_grad()
+def test_programs_work_under_accelerate_dispatch_hooks(tiny):
+    """device_map="auto" wraps each module's forward per instance; views must still use their own KV slot."""
+    from accelerate.hooks import AlignDevicesHook, add_hook_to_module
+
+    for module in tiny.model.modules():
+        add_hook_to_module(module, AlignDevicesHook(execution_device="cpu"))
+    tiny.set_program(PROGRAMS[0])
+    prompt = torch.tensor([[5, 17, 33, 8, 61, 9]])
+    generated = tiny.model.generate(prompt, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    sequence = prompt
+    for _ in range(6):
+        next_token = tiny.model(sequence, use_cache=False).logits[:, -1].argmax(-1, keepdim=True)
+        sequence = torch.cat([sequence, next_token], dim=1)
+    assert torch.equal(generated, sequence)
