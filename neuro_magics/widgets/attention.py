@@ -84,6 +84,13 @@ class AttentionWidget(anywidget.AnyWidget):
         patterns = proposal["value"]
         if patterns.shape[2] != patterns.shape[3] or 0 in patterns.shape:
             raise WidgetDataError(f"patterns must be non-empty [n_layers, n_heads, n_tokens, n_tokens], got shape {patterns.shape}")
+        n_layers, n_heads, n_tokens = patterns.shape[:3]
+        # The traits sized by the patterns must already agree (inside a hold block they are set first).
+        for name, expected, unit in (("tokens", n_tokens, "tokens"), ("layer_labels", n_layers, "layers")):
+            if len(getattr(self, name)) not in (0, expected):
+                raise WidgetDataError(f"{name} has {len(getattr(self, name))} entries, patterns has {expected} {unit}")
+        if self.score_values is not None and self.score_values.shape[1:] != (n_layers, n_heads):
+            raise WidgetDataError(f"head scores must each be [n_layers, n_heads] = {(n_layers, n_heads)}, got {self.score_values.shape[1:]}")
         return patterns
 
     @traitlets.validate("tokens")

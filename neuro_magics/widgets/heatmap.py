@@ -176,6 +176,19 @@ class HeatmapWidget(anywidget.AnyWidget):
         values = proposal["value"]
         if 0 in values.shape:
             raise WidgetDataError(f"values must not be empty, got shape {values.shape}")
+        n_metrics, n_rows, n_cols = values.shape
+        # The traits sized by the grid must already agree (inside a hold block they are set first).
+        if len(self.metrics) not in (0, n_metrics):
+            raise WidgetDataError(f"{len(self.metrics)} metrics given for values with {n_metrics} metric planes")
+        for name, expected, unit in (("row_labels", n_rows, "rows"), ("col_labels", n_cols, "columns")):
+            if len(getattr(self, name)) not in (0, expected):
+                raise WidgetDataError(f"{name} has {len(getattr(self, name))} entries, values has {expected} {unit}")
+        if self.detail_values is not None and self.detail_values.shape[1:] != (n_rows, n_cols):
+            raise WidgetDataError(f"details must each be {(n_rows, n_cols)} like the grid, got {self.detail_values.shape[1:]}")
+        for name in ("detail_token_ids", "detail_probs"):
+            array = getattr(self, name)
+            if array is not None and array.shape[:2] != (n_rows, n_cols):
+                raise WidgetDataError(f"{name} must be [n_rows, n_cols, k] = {(n_rows, n_cols)} x k, got {array.shape}")
         return values
 
     @traitlets.validate("selected")

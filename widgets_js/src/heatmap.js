@@ -157,7 +157,7 @@ function render({ model, el }) {
     const step = labelStep(layout.cellHeight, LABEL_SPACING);
     for (let row = 0; row < data.nRows; row += step) {
       const text = truncate(label(data.rowLabels, row), MAX_LABEL_CHARS);
-      ctx.fillText(text, layout.rowAxisWidth - 5, (row + 0.5) * layout.cellHeight);
+      ctx.fillText(text, layout.rowAxisWidth - 5, Math.max(6, (row + 0.5) * layout.cellHeight)); // keep the first label whole
     }
     if (data.rowTitle) {
       ctx.save();
@@ -198,7 +198,7 @@ function render({ model, el }) {
     const step = labelStep(layout.cellWidth, LABEL_SPACING);
     for (let col = 0; col < data.nCols; col += step) {
       ctx.save();
-      ctx.translate((col + 0.5) * layout.cellWidth, layout.gridHeight + 4);
+      ctx.translate(Math.max(6, (col + 0.5) * layout.cellWidth), layout.gridHeight + 4);
       ctx.rotate(-Math.PI / 2);
       ctx.fillText(truncate(label(data.colLabels, col), MAX_LABEL_CHARS), 0, 0);
       ctx.restore();
@@ -277,6 +277,8 @@ function render({ model, el }) {
     drawRowAxis(colors);
     drawGrid(colors);
     colTitle.textContent = data.colTitle;
+    colTitle.style.marginLeft = `${layout.rowAxisWidth}px`;
+    colTitle.style.maxWidth = `${layout.gridWidth}px`;
     drawOverlay();
   }
 

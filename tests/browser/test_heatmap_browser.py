@@ -1,0 +1,149 @@
+"""HeatmapWidget in chromium: draws, hover shows exact values, click selects and syncs, metrics switch, themes."""
+
+import numpy as np
+import pytest
+
+from neuro_magics.widgets import HeatmapWidget
+
+ROWS, COLS = 6, 8
+
+
+def scan_widget(title="logit lens"):
+    rng = np.random.default_rng(3)
+    accuracy = rng.random((ROWS, COLS), dtype=np.float32)
+    accuracy[4, 6] = np.nan
+    delta = rng.normal(size=(ROWS, COLS)).astype(np.float32)
+    k = 3
+    return HeatmapWidget(
+        np.stack([accuracy, delta]),
+        [
+            {"name": "acc", "label": "accuracy", "scale": "sequential", "fmt": ".2f"},
+            {"name": "delta", "label": "Δ loss", "scale": "diverging", "center": 0.0, "fmt": "+.3f"},
+        ],
+        [f"L{i}" for i in range(ROWS)],
+        ["<s>", " The", " cat", " sat", "\n", " on", " the", " mat"],
+        row_title="layer",
+        col_title="token",
+        title=title,
+        marks=[{"row": 0, "col": 0, "label": "baseline"}],
+        detail_token_ids=rng.integers(0, 4, (ROWS, COLS, k)),
+        detail_probs=np.full((ROWS, COLS, k), 0.1),
+        detail_vocab=[" Paris", "\n", " the", " cat"],
+    )
+
+
+def cell_center(page, row, col, rows=ROWS, cols=COLS):
+    box = page.locator(".nm-overlay").first.bounding_box()
+    return box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows
+
+
+def test_draws_hovers_selects_and_switches_metric(open_widget):
+    widget = scan_widget()
+    view = open_widget(widget)
+    page = view.page
+    grid = view.canvas_stats(".nm-grid")
+    assert grid["painted"] > 1000 and grid["colours"] > 20, grid
+    assert page.locator(".nm-title").inner_text() == "logit lens"
+
+    x, y = cell_center(page, 2, 3)
+    page.mouse.move(x, y)
+    tooltip = page.locator(".nm-tooltip")
+    tooltip.wait_for(state="visible")
+    text = tooltip.inner_text()
+    assert "layer L2 · token ␣sat" in text
+    assert str(np.float32(widget.values[0, 2, 3])) in text  # the exact float32 value
+    assert str(np.float32(widget.values[1, 2, 3])) in text
+    token = widget.detail_vocab[widget.detail_token_ids[2, 3, 0]].replace(" ", "␣").replace("\n", "↵")
+    assert token in text and "0.1" in text
+    view.screenshot("-hover")
+
+    page.mouse.click(x, y)
+    assert view.root().get_attribute("data-selected") == "2,3"
+    assert view.model_state("selected") == [2, 3]
+    assert "␣sat" in page.locator(".nm-readout").inner_text()
+
+    page.mouse.move(*cell_center(page, 4, 6))
+    assert "NaN" in tooltip.inner_text()
+
+    page.select_option("select.nm-metric", "delta")
+    assert view.model_state("metric") == "delta"
+    switched = view.canvas_stats(".nm-grid")
+    assert switched["hash"] != grid["hash"]
+    assert "centre +0.000" in page.locator(".nm-legend").inner_text()
+    view.screenshot("-delta")
+
+
+def test_tooltip_template_for_brain_scan(open_widget):
+    n = 5
+    score = np.full((n, n + 1), np.nan, dtype=np.float32)
+    block = np.zeros((n, n + 1), dtype=np.float32)
+    for i in range(n):
+        for j in range(i + 1, n + 1):
+            score[i, j] = 0.5 + 0.01 * (j - i)
+            block[i, j] = j - i
+    widget = HeatmapWidget(
+        score,
+        [{"name": "score", "scale": "diverging", "center": 0.5}],
+        [str(i) for i in range(n)],
+        [str(j) for j in range(n + 1)],
+        row_title="start i",
+        col_title="end j",
+        details={"block_size": block, "delta": score - 0.5},
+        tooltip_template="config ({row_index}, {col_index}) · block {block_size:d} · Δ {delta:+.3f}",
+        marks=[{"row": 1, "col": 4, "label": "best"}],
+    )
+    view = open_widget(widget)
+    view.page.mouse.move(*cell_center(view.page, 1, 4, n, n + 1))
+    tooltip = view.page.locator(".nm-tooltip")
+    tooltip.wait_for(state="visible")
+    assert "config (1, 4) · block 3 · Δ +0.030" in tooltip.inner_text()
+    assert "best" in tooltip.inner_text()
+
+
+@pytest.mark.parametrize("theme", ["dark", "os-dark"])
+def test_dark_theme_uses_light_text(open_widget, theme):
+    view = open_widget(scan_widget(), theme=theme)
+    colour = view.page.evaluate("getComputedStyle(document.querySelector('.nm-root')).color")
+    red, green, blue = (int(part) for part in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3])
+    assert 0.2126 * red + 0.7152 * green + 0.0722 * blue > 180, colour
+    axis = view.canvas_stats(".nm-row-axis")
+    assert axis["brightest"] > 180, axis  # row labels are drawn in the light foreground
+    view.screenshot()
+
+
+def test_large_scan_stays_responsive(open_widget):
+    rows, cols = 64, 1024
+    values = np.sin(np.arange(rows * cols, dtype=np.float32) / 37).reshape(1, rows, cols)
+    view = open_widget(HeatmapWidget(values, [{"name": "m", "scale": "diverging"}], col_labels=[f" w{i}" for i in range(cols)]))
+    page = view.page
+    assert page.locator(".nm-root *").count() < 80  # a canvas, not a node per cell
+    scroller = page.locator(".nm-scroll")
+    assert scroller.evaluate("el => el.scrollWidth > el.clientWidth")  # 1024 columns scroll
+    timings = page.evaluate(
+        """() => {
+            const overlay = document.querySelector(".nm-overlay");
+            const box = overlay.getBoundingClientRect();
+            const start = performance.now();
+            for (let i = 0; i < 100; i++) {
+                overlay.dispatchEvent(new MouseEvent("mousemove", { clientX: box.left + 2 + i * 3, clientY: box.top + 2 + (i % 60) * 6, bubbles: true }));
+            }
+            const hover = (performance.now() - start) / 100;
+            const fit = document.querySelector(".nm-fit");
+            const redrawStart = performance.now();
+            fit.click();
+            return { hover, redraw: performance.now() - redrawStart };
+        }"""
+    )
+    assert timings["hover"] < 25 and timings["redraw"] < 400, timings
+    assert not scroller.evaluate("el => el.scrollWidth > el.clientWidth + 1")  # fit width
+    view.screenshot()
+
+
+def test_several_widgets_on_one_page_are_independent(open_widget):
+    view = open_widget(scan_widget(), scan_widget(title="second"))
+    page = view.page
+    second = page.locator(".nm-overlay").nth(1).bounding_box()
+    page.mouse.click(second["x"] + 0.5 * second["width"] / COLS, second["y"] + 0.5 * second["height"] / ROWS)
+    assert view.root(1).get_attribute("data-selected") == "0,0"
+    assert view.root(0).get_attribute("data-selected") == ""
+    assert view.model_state("selected", 1) == [0, 0] and view.model_state("selected", 0) == []
