@@ -73,3 +73,7 @@ def test_reassigning_patterns_checks_tokens_and_rolls_back():
         widget.patterns = causal_patterns(3, 4, 6)
         widget.tokens = list("abcdef")
     assert widget.patterns.shape == (3, 4, 6, 6)
+
+
+def test_repr_is_short_and_stable():
+    assert repr(explorer()) == "AttentionWidget(title='', layers=3, heads=4, tokens=5, scores=['entropy', 'previous-token'])"

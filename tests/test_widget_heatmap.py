@@ -126,3 +126,7 @@ def test_layer_by_token_scan_payload_is_well_under_two_megabytes():
     assert size < 2_000_000, size
     # float32 values and int32 / float16 details dominate; no JSON number lists
     assert size > 6 * n_layers * n_tokens * 4 + n_layers * n_tokens * k * 6
+
+
+def test_repr_is_short_and_stable():
+    assert repr(scan(title="scan")) == "HeatmapWidget(title='scan', metrics=['m0', 'm1'], rows=3, cols=4)"

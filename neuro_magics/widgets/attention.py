@@ -77,6 +77,11 @@ class AttentionWidget(anywidget.AnyWidget):
     def head_grid(self) -> tuple[int, int]:
         return tuple(self.patterns.shape[:2])
 
+    def __repr__(self) -> str:
+        """Short and stable (no ids or array dumps), so notebook outputs compare across runs."""
+        n_layers, n_heads = self.head_grid
+        return f"AttentionWidget(title={self.title!r}, layers={n_layers}, heads={n_heads}, tokens={len(self.tokens)}, scores={self.score_names})"
+
     # Cross-validation runs once all traits of __init__ (or a hold_trait_notifications block) are set.
 
     @traitlets.validate("patterns")

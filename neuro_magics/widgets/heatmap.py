@@ -144,6 +144,11 @@ class HeatmapWidget(anywidget.AnyWidget):
     def grid_shape(self) -> tuple[int, int]:
         return tuple(self.values.shape[1:])
 
+    def __repr__(self) -> str:
+        """Short and stable (no ids or array dumps), so notebook outputs compare across runs."""
+        names = [m["name"] for m in self.metrics]
+        return f"HeatmapWidget(title={self.title!r}, metrics={names}, rows={self.grid_shape[0]}, cols={self.grid_shape[1]})"
+
     # Cross-validation: traitlets defers these to the end of __init__ (and of any
     # ``with widget.hold_trait_notifications():`` block), so related traits may change together.
 
