@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 TORCH_VERSION ?= 2.13.0
-PLAYWRIGHT_VERSION := 1.58.0
+PLAYWRIGHT_VERSION := 1.65.2
 export HF_HUB_OFFLINE ?= 1
 
 .PHONY: demo test install js browser lab clean
