@@ -6,6 +6,8 @@ copy and an HTML page of it (widgets included) under demo_notebooks/out/.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +18,13 @@ from nbconvert import HTMLExporter
 
 HERE = Path(__file__).parent
 OUT = HERE / "out"
+ASSETS = HERE.parent / "tests" / "browser" / ".assets"
+# The JS files a saved notebook page needs to draw its widgets, from npm (no CDN when viewed).
+PAGE_ASSETS = {
+    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.1.10/require.min.js": "requirejs/require.js",
+    "https://unpkg.com/@jupyter-widgets/html-manager@*/dist/embed-amd.js": "@jupyter-widgets/html-manager/dist/embed-amd.js",
+}
+ANYWIDGET = "anywidget/dist/index.js"
 
 
 def execute(path: Path, timeout: int = 1200) -> nbformat.NotebookNode:
@@ -28,6 +37,31 @@ def execute(path: Path, timeout: int = 1200) -> nbformat.NotebookNode:
     return notebook
 
 
+def local_assets() -> Path | None:
+    """The npm copies of the page's JS, fetched once if npm is available."""
+    needed = [*PAGE_ASSETS.values(), ANYWIDGET]
+    if not all((ASSETS / path).is_file() for path in needed) and shutil.which("npm"):
+        subprocess.run(["bash", str(ASSETS.parent / "fetch_assets.sh")], capture_output=True, timeout=300)
+    return ASSETS if all((ASSETS / path).is_file() for path in needed) else None
+
+
+def write_html(notebook: nbformat.NotebookNode, page: Path) -> None:
+    """nbconvert's page, pointed at local copies of its JS (copied beside it) so the
+    widgets draw offline; without them the page falls back to the public CDNs."""
+    html, _ = HTMLExporter().from_notebook_node(notebook)
+    assets = local_assets()
+    if assets is not None:
+        target = page.parent / "assets"
+        for path in [*PAGE_ASSETS.values(), ANYWIDGET]:
+            (target / path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(assets / path, target / path)
+        for url, path in PAGE_ASSETS.items():
+            html = html.replace(url, f"assets/{path}")
+        mapping = '<script>require.config({paths: {anywidget: "assets/anywidget/dist/index"}});</script>'
+        html = html.replace("</script><script>", f"</script>{mapping}<script>", 1)
+    page.write_text(html, encoding="utf-8")
+
+
 def main(names: list[str]) -> None:
     OUT.mkdir(exist_ok=True)
     for name in names or ["01_tour.ipynb"]:
@@ -36,9 +70,8 @@ def main(names: list[str]) -> None:
         notebook = execute(source)
         executed = OUT / source.name
         nbformat.write(notebook, executed)
-        html, _ = HTMLExporter().from_notebook_node(notebook)
         page = executed.with_suffix(".html")
-        page.write_text(html, encoding="utf-8")
+        write_html(notebook, page)
         print(f"{source.name}: executed in {time.perf_counter() - started:.0f} s -> {executed} and {page}")
 
 
