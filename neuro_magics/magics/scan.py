@@ -1,0 +1,74 @@
+"""%%scan: the fMRI cell. The cell body is the prompt; the result's repr is its widget."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from ..scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
+from .session import Session, one_line_errors
+
+
+@magics_class
+class ScanMagics(Magics):
+    def __init__(self, shell, session: Session):
+        super().__init__(shell)
+        self.session = session
+
+    @magic_arguments()
+    @argument("--sites", default=",".join(DEFAULT_SITES),
+              help=f"What to capture, comma-separated: {', '.join(SITE_GROUPS)} (default: %(default)s).")
+    @argument("--layers", default=None,
+              help="Program steps to keep: a:b half-open or a-b inclusive, e.g. 0:30 or 10-20 (default: all).")
+    @argument("--lens", action="store_true",
+              help="Logit lens per step and token: top-k tokens, entropy, probability and rank of the target.")
+    @argument("--attention", action="store_true",
+              help="Attention patterns and head scores (eager attention for this cell only).")
+    @argument("--top-k", type=int, default=None, help="Lens tokens kept per cell (default 5; implies --lens).")
+    @argument("--target", default=None,
+              help='One token whose lens probability and rank to follow, e.g. --target " Paris" (implies --lens; '
+                   "default: the model's own final prediction at each position).")
+    @argument("--each-line", action="store_true", help="Scan each non-empty line of the cell as its own prompt, batched.")
+    @argument("-o", "--output", default=None, help="Also store the result in this variable.")
+    @cell_magic
+    @one_line_errors
+    def scan(self, line: str, cell: str) -> ScanResult | ScanBatch:
+        """Scan the prompt in the cell body: what every layer does to every token.
+
+        The body is taken literally (one trailing newline dropped); ``{var}`` in the line
+        is expanded by IPython. The result's repr is the layer x token heatmap (plus the
+        attention explorer with --attention); in Python: ``nm.scan(subject, prompt, ...)``.
+        """
+        args = parse_argstring(self.scan, line)
+        if args.output is not None and not args.output.isidentifier():
+            raise UsageError(f"-o {args.output!r} is not a valid Python name.")
+        text = cell[:-1] if cell.endswith("\n") else cell
+        if not text.strip():
+            raise UsageError("The cell is empty: write the prompt below %%scan.")
+        prompt = [ln for ln in text.splitlines() if ln.strip()] if args.each_line else text
+        subject = self.session.require_subject()
+        result = scan(
+            subject,
+            prompt,
+            sites=args.sites,
+            layers=args.layers,
+            lens=args.lens or args.top_k is not None,
+            attention=args.attention,
+            top_k=5 if args.top_k is None else args.top_k,
+            target=None if args.target is None else _unquote(args.target),
+        )
+        if args.output is not None:
+            self.shell.user_ns[args.output] = result
+        return result
+
+
+def _unquote(value: str) -> str:
+    """IPython's argument splitter keeps quotes (``--target " Paris"`` gives '" Paris"'):
+    drop one matching pair so a leading space can be written."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+MAGICS = (ScanMagics,)
