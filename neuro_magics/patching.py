@@ -1,0 +1,525 @@
+"""Activation patching: which states carry the difference between a clean and a corrupt prompt.
+
+Exact patching reuses prefixes: a patch at program step ``l`` changes nothing before
+``l``, so every cell of step ``l`` starts from the cached base state entering ``l``, all
+cells of a step run as rows of one batched runner call, and only the last position is
+unembedded. Attribution patching estimates every cell at once from one gradient
+(2 forwards + 1 backward): ``(source - base) . dM/d(base)``.
+
+The effect is normalised so that 1.0 means "the patch restores the clean behaviour" and
+0.0 means "it looks corrupt": ``(M_patched - M_corrupt) / (M_clean - M_corrupt)``.
+``denoise`` patches clean states into the corrupt run; ``noise`` patches corrupt states
+into the clean run (there 1.0 means the patch did nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import NeuroMagicsError
+from .results import Result, run_metadata
+from .runner import Capture, Edit, RunInputs, prepare, run
+from .subject import Subject
+
+SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
+METRICS = ("logit_diff", "logprob", "prob")
+DIRECTIONS = ("denoise", "noise")
+METHODS = ("exact", "attribution", "both")
+
+#: Per family, the attention output projection on a block: its *input* is the per-head
+#: attention output (heads concatenated), so splitting it gives each head's contribution.
+OUTPUT_PROJECTIONS = {
+    "llama": "self_attn.o_proj",
+    "mistral": "self_attn.o_proj",
+    "qwen2": "self_attn.o_proj",
+    "qwen3": "self_attn.o_proj",
+    "gemma": "self_attn.o_proj",
+    "gemma2": "self_attn.o_proj",
+    "phi3": "self_attn.o_proj",
+    "gpt2": "attn.c_proj",
+    "gpt_neox": "attention.dense",
+}
+
+
+# -- shared helpers (also used by tracing and interventions) -------------------------------
+
+
+def n_heads(subject: Subject) -> int:
+    config = subject.model.config
+    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
+    if not heads:
+        raise NeuroMagicsError(f"{type(subject.model).__name__} does not say how many attention heads it has.")
+    return int(heads)
+
+
+def output_projection(subject: Subject, block_index: int) -> nn.Module:
+    """The attention output projection of an ORIGINAL block (its hooks fire for every occurrence)."""
+    return subject.adapter.submodule(subject.blocks[block_index], OUTPUT_PROJECTIONS[subject.adapter.family])
+
+
+@contextlib.contextmanager
+def projection_pre_hooks(subject: Subject, block_indices: Sequence[int], hook: Callable) -> Iterator[None]:
+    """``hook(step_of_call, block_index, tensor) -> tensor | None`` on the output projections'
+    input. Steps count calls in program order from the first call; hooks go on the way out."""
+    handles = []
+    calls = {"n": 0}
+
+    def make(block_index: int):
+        def pre_hook(module, args):
+            step = calls["n"]
+            calls["n"] += 1
+            new = hook(step, block_index, args[0])
+            return None if new is None else (new, *args[1:])
+
+        return pre_hook
+
+    try:
+        for block_index in sorted(set(block_indices)):
+            handles.append(output_projection(subject, block_index).register_forward_pre_hook(make(block_index)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def token_pieces(subject: Subject, ids: Sequence[int]) -> list[str]:
+    """Each token id as the text it stands for."""
+    return [subject.tokenizer.decode([int(i)]) for i in ids]
+
+
+def answer_token_ids(subject: Subject, answers: Sequence[str]) -> list[int]:
+    """Token ids of single-token answers; a multi-token answer is one line that shows its split."""
+    ids = []
+    for answer in answers:
+        if not answer:
+            raise NeuroMagicsError("An answer is empty: give the next token you expect, e.g. ' Mary' (mind the space).")
+        pieces = subject.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        if len(pieces) != 1:
+            split = " + ".join(repr(p) for p in token_pieces(subject, pieces))
+            raise NeuroMagicsError(
+                f"The answer {answer!r} is {len(pieces)} tokens ({split}); answers must be single tokens: "
+                "use its first token, or a word that is one token (often with a leading space)."
+            )
+        ids.append(int(pieces[0]))
+    return ids
+
+
+def metric_values(logits: torch.Tensor, answer_ids: Sequence[int], metric: str) -> torch.Tensor:
+    """The metric per row from last-position logits ``[rows, vocab]`` (logsumexp, no full log-softmax)."""
+    logits = _wide(logits)
+    if metric == "logit_diff":
+        return logits[:, answer_ids[0]] - logits[:, answer_ids[1]]
+    logprob = logits[:, answer_ids[0]] - torch.logsumexp(logits, dim=-1)
+    return logprob if metric == "logprob" else logprob.exp()
+
+
+def _wide(tensor: torch.Tensor) -> torch.Tensor:
+    """At least float32 (float64 stays float64, so finite-difference checks can be exact)."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
+def top_tokens(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k next-token ids and probabilities per row of ``[rows, vocab]`` logits."""
+    probs, ids = logits.float().softmax(-1).topk(k, dim=-1)
+    return ids, probs
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise NeuroMagicsError(f"Unknown {name} {value!r}: use one of {', '.join(choices)}.")
+
+
+def encode_one(subject: Subject, prompt: str, role: str) -> torch.Tensor:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise NeuroMagicsError(f"The {role} prompt is missing: give the text to run, e.g. --{role} \"...\".")
+    return subject.encode(prompt)["input_ids"]
+
+
+# -- patching --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Side:
+    """A prompt's run: its inputs and the states a sweep needs, per program step ``[steps, 1, T, F]``."""
+
+    inputs: RunInputs
+    states: dict[str, torch.Tensor]
+    logits: torch.Tensor  # [1, vocab] at the last position
+
+
+@torch.no_grad()
+def _record(subject: Subject, input_ids: torch.Tensor, site: str) -> _Side:
+    inputs = prepare(subject, input_ids)
+    sites = ("resid_pre",) if site in ("resid_pre", "heads") else ("resid_pre", site)
+    heads: list[torch.Tensor] = []
+    hook = (lambda step, block, tensor: heads.append(tensor.detach())) if site == "heads" else None
+    with projection_pre_hooks(subject, subject.program.steps, hook) if hook else contextlib.nullcontext():
+        out = run(subject, inputs, capture=Capture(sites=sites, device=subject.device), logits_at="last")
+    states = dict(out.captures)
+    if site == "heads":
+        states["heads"] = torch.stack(heads)
+    return _Side(inputs, states, out.logits[:, -1])
+
+
+def patch(
+    subject: Subject,
+    clean: str,
+    corrupt: str,
+    answers: Sequence[str],
+    *,
+    site: str = "resid_pre",
+    metric: str = "logit_diff",
+    direction: str = "denoise",
+    method: str = "exact",
+    top_k: int = 5,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> PatchResult:
+    """Patch ``site`` (per program step x position, or x head for ``heads``) from one prompt's
+    run into the other's and measure ``metric`` on ``answers`` at the last position.
+
+    ``resid_post`` (a block's output) exists so that the last block can be patched too.
+    ``answers``: single tokens; ``logit_diff`` needs two (the clean answer, then the corrupt
+    one), ``logprob`` / ``prob`` use the first. ``heads`` patches a head's output at every
+    position. Interrupting keeps the finished steps (the rest are NaN); the model is untouched.
+    """
+    check_choice("site", site, SITES)
+    check_choice("metric", metric, METRICS)
+    check_choice("direction", direction, DIRECTIONS)
+    check_choice("method", method, METHODS)
+    if subject.tokenizer is None:
+        raise NeuroMagicsError("This subject has no tokenizer; patching needs text prompts.")
+    answers = [answers] if isinstance(answers, str) else list(answers or [])
+    needed = 2 if metric == "logit_diff" else 1
+    if len(answers) < needed or len(answers) > 2:
+        raise NeuroMagicsError(
+            f"--metric {metric} needs {'two answers (clean, then corrupt)' if needed == 2 else 'one answer'}, "
+            f"got {len(answers)}: e.g. --answers \" Mary\" \" John\"."
+        )
+    if not 1 <= top_k <= subject.vocab_size:
+        raise NeuroMagicsError(f"top_k must be between 1 and {subject.vocab_size} (got {top_k}).")
+    if batch_size < 1:
+        raise NeuroMagicsError(f"batch_size must be at least 1 (got {batch_size}).")
+    answer_ids = answer_token_ids(subject, answers)
+    clean_ids, corrupt_ids = encode_one(subject, clean, "clean"), encode_one(subject, corrupt, "corrupt")
+    if clean_ids.shape[1] != corrupt_ids.shape[1]:
+        raise NeuroMagicsError(
+            f"The clean prompt is {clean_ids.shape[1]} tokens and the corrupt one {corrupt_ids.shape[1]}: patching "
+            "pairs positions, so make them the same length (swap in words of equal token length)."
+        )
+
+    sides = {"clean": _record(subject, clean_ids, site), "corrupt": _record(subject, corrupt_ids, site)}
+    base, source = (sides["corrupt"], sides["clean"]) if direction == "denoise" else (sides["clean"], sides["corrupt"])
+    clean_metric = metric_values(sides["clean"].logits, answer_ids, metric).item()
+    corrupt_metric = metric_values(sides["corrupt"].logits, answer_ids, metric).item()
+    scale = clean_metric - corrupt_metric
+    if scale == 0:
+        raise NeuroMagicsError(
+            f"The {metric} is the same on the clean and corrupt prompts ({clean_metric:.4g}), so a normalised "
+            "effect is undefined: pick prompts or answers the model tells apart."
+        )
+    base_metric = clean_metric if direction == "noise" else corrupt_metric
+
+    def normalise(values: np.ndarray) -> np.ndarray:
+        return ((values - corrupt_metric) / scale).astype(np.float32)
+
+    n_cols = n_heads(subject) if site == "heads" else clean_ids.shape[1]
+    patched = topk_ids = topk_probs = attribution = None
+    interrupted = False
+    if method in ("exact", "both"):
+        patched, topk_ids, topk_probs, interrupted = _exact_sweep(
+            subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size, progress
+        )
+    if method in ("attribution", "both") and not interrupted:
+        estimate = _attribution(subject, base, source, site, answer_ids, metric)
+        attribution = normalise(base_metric + estimate)
+
+    clean_topk = top_tokens(sides["clean"].logits, top_k)
+    corrupt_topk = top_tokens(sides["corrupt"].logits, top_k)
+    used = [clean_topk[0], corrupt_topk[0], torch.as_tensor(answer_ids)]
+    if topk_ids is not None:
+        used.append(torch.as_tensor(topk_ids[topk_ids >= 0]))
+    vocab_ids = torch.unique(torch.cat([u.reshape(-1).cpu() for u in used])).numpy()
+    metadata = run_metadata(
+        subject, [clean, corrupt], site=site, metric=metric, direction=direction, method=method,
+        answers=answers, interrupted=interrupted,
+    )
+    return PatchResult(
+        site=site, metric=metric, direction=direction, method=method, answers=answers, answer_ids=answer_ids,
+        clean_tokens=token_pieces(subject, clean_ids[0].tolist()),
+        corrupt_tokens=token_pieces(subject, corrupt_ids[0].tolist()),
+        steps=list(subject.program.steps), n_cols=n_cols,
+        clean_metric=clean_metric, corrupt_metric=corrupt_metric,
+        effect=None if patched is None else normalise(patched),
+        patched_metric=patched, attribution=attribution,
+        topk_ids=topk_ids, topk_probs=topk_probs,
+        clean_topk=(clean_topk[0][0].cpu().numpy().astype(np.int32), clean_topk[1][0].cpu().numpy().astype(np.float32)),
+        corrupt_topk=(corrupt_topk[0][0].cpu().numpy().astype(np.int32), corrupt_topk[1][0].cpu().numpy().astype(np.float32)),
+        vocab_ids=vocab_ids.astype(np.int64), vocab=token_pieces(subject, vocab_ids.tolist()),
+        metadata=metadata,
+    )
+
+
+def _exact_sweep(subject, base: _Side, source: _Side, site, answer_ids, metric, n_cols, top_k, batch_size, progress):
+    """Every (step, column) cell; each step's cells are rows of batched runs from that step."""
+    from tqdm.auto import tqdm
+
+    n_steps = len(subject.program)
+    patched = np.full((n_steps, n_cols), np.nan, dtype=np.float32)
+    topk_ids = np.full((n_steps, n_cols, top_k), -1, dtype=np.int32)
+    topk_probs = np.zeros((n_steps, n_cols, top_k), dtype=np.float32)
+    interrupted = False
+    bar = tqdm(total=n_steps * n_cols, desc=f"patch {site}", unit="cell", disable=not progress)
+    try:
+        for step in range(n_steps):
+            for first in range(0, n_cols, batch_size):
+                cols = list(range(first, min(first + batch_size, n_cols)))
+                logits = _patched_logits(subject, base, source, site, step, cols)
+                patched[step, cols] = metric_values(logits, answer_ids, metric).cpu().numpy()
+                ids, probs = top_tokens(logits, top_k)
+                topk_ids[step, cols], topk_probs[step, cols] = ids.cpu().numpy(), probs.cpu().numpy()
+                bar.update(len(cols))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"Interrupted: kept the {int(np.isfinite(patched).sum())} finished cells; the rest are NaN.")
+    finally:
+        bar.close()
+    return patched, topk_ids, topk_probs, interrupted
+
+
+@torch.no_grad()
+def _patched_logits(
+    subject: Subject, base: _Side, source: _Side, site: str, step: int, cols: Sequence[int],
+    logits_at: str = "last",
+) -> torch.Tensor:
+    """Logits of one batched run from ``step``: row r is the base run with column ``cols[r]``
+    (a position, or a head for ``heads``) of ``site`` at ``step`` taken from the source run."""
+    rows = len(cols)
+    stream = "resid_post" if site == "resid_post" else "resid_pre"
+    resid = base.states[stream][step].expand(rows, -1, -1).clone()
+    edits: list[Edit] = []
+    hooks: contextlib.AbstractContextManager = contextlib.nullcontext()
+    start = step + 1 if site == "resid_post" else step  # a block's output is the next step's input
+    if site in ("resid_pre", "resid_post"):
+        index = torch.arange(rows, device=resid.device)
+        positions = torch.as_tensor(cols, device=resid.device)
+        resid[index, positions] = source.states[site][step][0, positions]
+    elif site in ("attn_out", "mlp_out"):
+        donor = source.states[site][step][0]
+        edits = [Edit(step=step, site=site, op="replace", value=donor[p], positions=[p], rows=[r])
+                 for r, p in enumerate(cols)]
+    else:
+        donor = source.states["heads"][step][0]  # [T, heads * head_dim]
+        heads = torch.as_tensor(cols, device=resid.device)
+
+        def swap_heads(call: int, block: int, tensor: torch.Tensor) -> torch.Tensor | None:
+            if call != 0:  # only the occurrence at ``step`` (the first call of this run)
+                return None
+            n = n_heads(subject)
+            split = tensor.clone().view(rows, tensor.shape[1], n, -1)
+            split[torch.arange(rows), :, heads] = donor.view(donor.shape[0], n, -1)[:, heads].transpose(0, 1)
+            return split.view_as(tensor)
+
+        hooks = projection_pre_hooks(subject, [subject.program[step]], swap_heads)
+    with hooks:
+        out = run(subject, base.inputs, start=start, resid=resid, edits=edits, logits_at=logits_at)
+    return out.logits[:, -1] if logits_at == "last" else out.logits
+
+
+def _attribution(subject, base: _Side, source: _Side, site, answer_ids, metric) -> np.ndarray:
+    """First-order estimate of ``M_patched - M_base`` for every cell: one forward with a zero
+    perturbation (requiring grad) at each step's site, one backward (no parameter grads)."""
+    n_steps = len(subject.program)
+    shape = base.states[site].shape[1:]
+    deltas = [torch.zeros(shape, device=subject.device, dtype=subject.dtype, requires_grad=True) for _ in range(n_steps)]
+    edits = [] if site == "heads" else [Edit(step=k, site=site, op="add", value=deltas[k]) for k in range(n_steps)]
+
+    def add_delta(call: int, block: int, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor + deltas[call]
+
+    hooks = projection_pre_hooks(subject, subject.program.steps, add_delta) if site == "heads" else contextlib.nullcontext()
+    with hooks:
+        out = run(subject, base.inputs, edits=edits, logits_at="last", grad=True)
+        value = metric_values(out.logits[:, -1], answer_ids, metric).sum()
+        grads = torch.autograd.grad(value, deltas)
+    difference = _wide(source.states[site] - base.states[site])  # [steps, 1, T, F]
+    products = _wide(torch.stack(grads)) * difference
+    if site == "heads":
+        n = n_heads(subject)
+        per_cell = products.view(n_steps, products.shape[2], n, -1).sum(dim=(1, 3))
+    else:
+        per_cell = products.sum(-1)[:, 0]
+    return per_cell.detach().cpu().numpy()
+
+
+# -- the result --------------------------------------------------------------------------------
+
+
+class PatchResult(Result):
+    """Normalised patching effects per program step x position (or x head for ``heads``)."""
+
+    kind = "patch"
+
+    def __init__(
+        self, *, site: str, metric: str, direction: str, method: str, answers: list[str], answer_ids: list[int],
+        clean_tokens: list[str], corrupt_tokens: list[str], steps: list[int], n_cols: int,
+        clean_metric: float, corrupt_metric: float, effect: np.ndarray | None, patched_metric: np.ndarray | None,
+        attribution: np.ndarray | None, topk_ids: np.ndarray | None, topk_probs: np.ndarray | None,
+        clean_topk: tuple[np.ndarray, np.ndarray], corrupt_topk: tuple[np.ndarray, np.ndarray],
+        vocab_ids: np.ndarray, vocab: list[str], metadata: dict[str, Any],
+    ):
+        self.site, self.metric, self.direction, self.method = site, metric, direction, method
+        self.answers, self.answer_ids = list(answers), [int(i) for i in answer_ids]
+        self.clean_tokens, self.corrupt_tokens = list(clean_tokens), list(corrupt_tokens)
+        self.steps, self.n_cols = [int(s) for s in steps], int(n_cols)
+        self.clean_metric, self.corrupt_metric = float(clean_metric), float(corrupt_metric)
+        self.effect, self.patched_metric, self.attribution = effect, patched_metric, attribution
+        self.topk_ids, self.topk_probs = topk_ids, topk_probs
+        self.clean_topk, self.corrupt_topk = clean_topk, corrupt_topk
+        self.vocab_ids, self.vocab = np.asarray(vocab_ids, dtype=np.int64), list(vocab)
+        self.metadata = metadata
+
+    # -- data ---------------------------------------------------------------------------------
+
+    @property
+    def columns(self) -> str:
+        return "head" if self.site == "heads" else "position"
+
+    @property
+    def col_labels(self) -> list[str]:
+        if self.site == "heads":
+            return [f"h{h}" for h in range(self.n_cols)]
+        return [c if c == k else f"{c}/{k}" for c, k in zip(self.clean_tokens, self.corrupt_tokens)]
+
+    @property
+    def row_labels(self) -> list[str]:
+        identity = self.steps == list(range(len(self.steps)))
+        return [str(k) if identity else f"{k} (block {b})" for k, b in enumerate(self.steps)]
+
+    @property
+    def correlation(self) -> float | None:
+        """Pearson correlation of exact and attribution effects over finite cells (method "both")."""
+        if self.effect is None or self.attribution is None:
+            return None
+        finite = np.isfinite(self.effect) & np.isfinite(self.attribution)
+        if finite.sum() < 2 or self.effect[finite].std() == 0 or self.attribution[finite].std() == 0:
+            return None
+        return float(np.corrcoef(self.effect[finite], self.attribution[finite])[0, 1])
+
+    def token(self, token_id: int) -> str:
+        return self.vocab[int(np.searchsorted(self.vocab_ids, token_id))]
+
+    def to_numpy(self) -> np.ndarray:
+        """[steps, positions] (or [steps, heads]): exact effects, or attribution when only that ran."""
+        return self.effect if self.effect is not None else self.attribution
+
+    def to_pandas(self):
+        import pandas as pd
+
+        rows = []
+        for k, block in enumerate(self.steps):
+            for c in range(self.n_cols):
+                row = {"step": k, "block": block, self.columns: c}
+                if self.site != "heads":
+                    row["clean_token"], row["corrupt_token"] = self.clean_tokens[c], self.corrupt_tokens[c]
+                if self.effect is not None:
+                    row["effect"] = float(self.effect[k, c])
+                    row["patched_metric"] = float(self.patched_metric[k, c])
+                if self.attribution is not None:
+                    row["attribution"] = float(self.attribution[k, c])
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def figure(self):
+        import plotly.graph_objects as go
+
+        values = self.to_numpy()
+        limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        figure = go.Figure(go.Heatmap(
+            z=values, x=[f"{i}: {t}" for i, t in enumerate(self.col_labels)], y=self.row_labels,
+            colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit, colorbar={"title": "effect"},
+        ))
+        figure.update_layout(
+            title=self.title, xaxis_title=self.columns, yaxis_title="layer (program step)",
+            yaxis={"autorange": "reversed"},
+        )
+        return figure
+
+    @property
+    def title(self) -> str:
+        method = "attribution" if self.effect is None else "exact"
+        return f"{self.direction} patching of {self.site} ({method}), {self.metric} on {' vs '.join(map(repr, self.answers))}"
+
+    def widget(self):
+        from .widgets.patching import PatchingWidget
+
+        planes, metrics = [], []
+        if self.effect is not None:
+            planes += [self.effect, self.patched_metric]
+            metrics += [
+                {"name": "effect", "label": "normalised effect (exact)", "scale": "diverging", "fmt": ".3f"},
+                {"name": "metric", "label": f"patched {self.metric}", "scale": "diverging",
+                 "center": self.corrupt_metric, "fmt": ".4g"},
+            ]
+        if self.attribution is not None:
+            planes.append(self.attribution)
+            metrics.append({"name": "attribution", "label": "normalised effect (attribution)",
+                            "scale": "diverging", "fmt": ".3f"})
+        compact = None if self.topk_ids is None else np.where(
+            self.topk_ids >= 0, np.searchsorted(self.vocab_ids, self.topk_ids), -1).astype(np.int32)
+        return PatchingWidget(
+            values=np.stack(planes), metrics=metrics, row_labels=self.row_labels, col_labels=self.col_labels,
+            col_title=self.columns, title=self.title, vocab=self.vocab, topk_ids=compact, topk_probs=self.topk_probs,
+            reference_topk={
+                "clean": ([self.token(i) for i in self.clean_topk[0]], self.clean_topk[1].tolist()),
+                "corrupt": ([self.token(i) for i in self.corrupt_topk[0]], self.corrupt_topk[1].tolist()),
+            },
+            reference_metrics={"clean": self.clean_metric, "corrupt": self.corrupt_metric},
+            metric_name=self.metric,
+        )
+
+    def __repr__(self) -> str:
+        values = self.to_numpy()
+        text = (f"PatchResult({self.direction} {self.site}, {self.metric} on {' vs '.join(map(repr, self.answers))}: "
+                f"{values.shape[0]} steps x {values.shape[1]} {self.columns}s; clean {self.clean_metric:.4g}, "
+                f"corrupt {self.corrupt_metric:.4g}")
+        if np.isfinite(values).any():
+            k, c = np.unravel_index(np.nanargmax(values), values.shape)
+            text += f"; max effect {values[k, c]:.3f} at step {k}, {self.columns} {c} ({self.col_labels[c]!r})"
+        if self.correlation is not None:
+            text += f"; exact vs attribution r={self.correlation:.3f}"
+        return text + ")"
+
+    # -- persistence ----------------------------------------------------------------------
+
+    _ARRAY_NAMES = ("effect", "patched_metric", "attribution", "topk_ids", "topk_probs", "vocab_ids")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        arrays = {name: getattr(self, name) for name in self._ARRAY_NAMES if getattr(self, name) is not None}
+        arrays.update(clean_topk_ids=self.clean_topk[0], clean_topk_probs=self.clean_topk[1],
+                      corrupt_topk_ids=self.corrupt_topk[0], corrupt_topk_probs=self.corrupt_topk[1])
+        return arrays
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "site": self.site, "metric": self.metric, "direction": self.direction, "method": self.method,
+            "answers": self.answers, "answer_ids": self.answer_ids, "clean_tokens": self.clean_tokens,
+            "corrupt_tokens": self.corrupt_tokens, "steps": self.steps, "n_cols": self.n_cols,
+            "clean_metric": self.clean_metric, "corrupt_metric": self.corrupt_metric, "vocab": self.vocab,
+        }
+
+    @classmethod
+    def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> PatchResult:
+        return cls(
+            **fields, **{name: arrays.get(name) for name in cls._ARRAY_NAMES},
+            clean_topk=(arrays["clean_topk_ids"], arrays["clean_topk_probs"]),
+            corrupt_topk=(arrays["corrupt_topk_ids"], arrays["corrupt_topk_probs"]),
+            metadata=metadata,
+        )

@@ -1,0 +1,224 @@
+"""Causal tracing (Meng et al., ROME): where does the model recall a fact about a subject?
+
+The corrupt run is the same prompt with Gaussian noise (``noise`` x the standard deviation
+of the subject's own token embeddings) added to the subject's embeddings, several noise
+samples at once. Restoring one clean state shows where the fact lives: the residual
+stream entering a step at one position, or the attention / MLP contributions of a window
+of steps centred on it. Like patching, every cell starts from the cached corrupt state at
+the first step it changes, and a step's cells run as rows of one batched forward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import NeuroMagicsError
+from .patching import encode_one, metric_values, token_pieces, top_tokens
+from .results import Result, run_metadata
+from .runner import Capture, Edit, prepare, run
+from .subject import Subject
+
+TRACE_SITES = ("resid_pre", "attn_out", "mlp_out")
+
+
+def subject_positions(subject: Subject, prompt: str, subject_text: str) -> list[int]:
+    """Token positions of the first occurrence of ``subject_text`` in ``prompt``."""
+    if not subject_text or not subject_text.strip():
+        raise NeuroMagicsError('Causal tracing needs --subject: the words in the prompt to noise, e.g. "Eiffel Tower".')
+    start = prompt.find(subject_text)
+    if start < 0:
+        raise NeuroMagicsError(f"The subject {subject_text!r} does not occur in the prompt {prompt!r}.")
+    end = start + len(subject_text)
+    encoded = subject.tokenizer(prompt, return_offsets_mapping=True)
+    return [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < end and b > start and b > a]
+
+
+@torch.no_grad()
+def trace(
+    subject: Subject,
+    prompt: str,
+    subject_text: str,
+    *,
+    answer: str | None = None,
+    noise: float = 3.0,
+    samples: int = 5,
+    window: int = 10,
+    seed: int = 0,
+    top_k: int = 5,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> TraceResult:
+    """Normalised restoration effect on p(answer) per step x position for the residual stream,
+    attention windows and MLP windows. ``answer`` defaults to the model's clean top token."""
+    from tqdm.auto import tqdm
+
+    from .patching import answer_token_ids
+
+    if samples < 1 or window < 1 or noise <= 0:
+        raise NeuroMagicsError("samples and window must be at least 1 and noise positive.")
+    ids = encode_one(subject, prompt, "clean")
+    positions = subject_positions(subject, prompt, subject_text)
+    inputs = prepare(subject, ids)
+    clean = run(subject, inputs, capture=Capture(sites=TRACE_SITES, device=subject.device), logits_at="last")
+    answer_ids = answer_token_ids(subject, [answer]) if answer is not None else [int(clean.logits[0, -1].argmax())]
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    embeddings = inputs.embeddings.expand(samples, -1, -1).clone()
+    scale = noise * float(embeddings[0, positions].float().std())
+    shape = (samples, len(positions), embeddings.shape[-1])
+    embeddings[:, positions] += scale * torch.randn(shape, generator=generator).to(embeddings)
+    corrupt = run(subject, inputs, resid=embeddings, capture=Capture(sites=("resid_pre",), device=subject.device),
+                  logits_at="last")
+    clean_prob = metric_values(clean.logits[:, -1], answer_ids, "prob").item()
+    corrupt_prob = metric_values(corrupt.logits[:, -1], answer_ids, "prob").mean().item()
+    if clean_prob == corrupt_prob:
+        raise NeuroMagicsError("Noising the subject does not change p(answer), so there is nothing to trace.")
+
+    n_steps, n_tokens = len(subject.program), ids.shape[1]
+    probs = np.full((len(TRACE_SITES), n_steps, n_tokens), np.nan, dtype=np.float32)
+    cells_per_run = max(1, batch_size // samples)
+    interrupted = False
+    bar = tqdm(total=probs.size, desc="causal trace", unit="cell", disable=not progress)
+    try:
+        for s, site in enumerate(TRACE_SITES):
+            for step in range(n_steps):
+                for first in range(0, n_tokens, cells_per_run):
+                    cols = list(range(first, min(first + cells_per_run, n_tokens)))
+                    logits = _restored_logits(subject, inputs, clean.captures, corrupt.captures["resid_pre"],
+                                              site, step, cols, window)
+                    values = metric_values(logits, answer_ids, "prob").view(len(cols), samples).mean(1)
+                    probs[s, step, cols] = values.cpu().numpy()
+                    bar.update(len(cols))
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"Interrupted: kept the {int(np.isfinite(probs).sum())} finished cells; the rest are NaN.")
+    finally:
+        bar.close()
+
+    ids_k, probs_k = top_tokens(clean.logits[:, -1], top_k)
+    corrupt_k = top_tokens(corrupt.logits[:, -1].float().softmax(-1).mean(0, keepdim=True).log(), top_k)
+    return TraceResult(
+        tokens=token_pieces(subject, ids[0].tolist()), subject_positions=positions, answer=token_pieces(subject, answer_ids)[0],
+        steps=list(subject.program.steps), clean_prob=clean_prob, corrupt_prob=corrupt_prob, probs=probs,
+        clean_topk=(token_pieces(subject, ids_k[0].tolist()), probs_k[0].tolist()),
+        corrupt_topk=(token_pieces(subject, corrupt_k[0][0].tolist()), corrupt_k[1][0].tolist()),
+        metadata=run_metadata(subject, [prompt], subject_text=subject_text, noise=noise, noise_std=scale / noise,
+                              samples=samples, window=window, seed=seed, interrupted=interrupted),
+    )
+
+
+def _restored_logits(subject, inputs, clean_states, corrupt_pre, site, step, cols, window) -> torch.Tensor:
+    """One batched run: rows are (cell, noise sample); each cell restores ``site`` at ``cols[c]``
+    (for attn/mlp over the window of steps centred on ``step``)."""
+    samples = corrupt_pre.shape[1]
+    if site == "resid_pre":
+        start, steps = step, [step]
+    else:
+        start = max(0, step - window // 2)
+        steps = list(range(start, min(len(subject.program), step - (-window // 2))))
+    resid = corrupt_pre[start].repeat(len(cols), 1, 1)
+    edits = []
+    for c, position in enumerate(cols):
+        rows = list(range(c * samples, (c + 1) * samples))
+        for k in steps:
+            value = clean_states[site][k][0, position]
+            if site == "resid_pre":
+                resid[rows, position] = value
+            else:
+                edits.append(Edit(step=k, site=site, op="replace", value=value, positions=[position], rows=rows))
+    return run(subject, inputs, start=start, resid=resid, edits=edits, logits_at="last").logits[:, -1]
+
+
+class TraceResult(Result):
+    """Causal-tracing effects ``[site, step, position]`` for resid_pre, attention and MLP windows."""
+
+    kind = "trace"
+
+    def __init__(self, *, tokens: list[str], subject_positions: list[int], answer: str, steps: list[int],
+                 clean_prob: float, corrupt_prob: float, probs: np.ndarray,
+                 clean_topk: tuple[list[str], list[float]], corrupt_topk: tuple[list[str], list[float]],
+                 metadata: dict[str, Any]):
+        self.tokens, self.subject_positions, self.answer = list(tokens), [int(p) for p in subject_positions], answer
+        self.steps, self.clean_prob, self.corrupt_prob = [int(s) for s in steps], float(clean_prob), float(corrupt_prob)
+        self.probs = probs
+        self.clean_topk, self.corrupt_topk = (list(clean_topk[0]), list(clean_topk[1])), (list(corrupt_topk[0]), list(corrupt_topk[1]))
+        self.metadata = metadata
+
+    @property
+    def effect(self) -> np.ndarray:
+        return ((self.probs - self.corrupt_prob) / (self.clean_prob - self.corrupt_prob)).astype(np.float32)
+
+    @property
+    def col_labels(self) -> list[str]:
+        return [f"{t}*" if i in self.subject_positions else t for i, t in enumerate(self.tokens)]
+
+    @property
+    def row_labels(self) -> list[str]:
+        identity = self.steps == list(range(len(self.steps)))
+        return [str(k) if identity else f"{k} (block {b})" for k, b in enumerate(self.steps)]
+
+    def to_numpy(self) -> np.ndarray:
+        """[3, steps, positions]: normalised effects for resid_pre, attention windows, MLP windows."""
+        return self.effect
+
+    def to_pandas(self):
+        import pandas as pd
+
+        effect = self.effect
+        return pd.DataFrame([
+            {"site": site, "step": k, "block": block, "position": p, "token": token,
+             "subject": p in self.subject_positions, "prob": float(self.probs[s, k, p]), "effect": float(effect[s, k, p])}
+            for s, site in enumerate(TRACE_SITES) for k, block in enumerate(self.steps) for p, token in enumerate(self.tokens)
+        ])
+
+    def figure(self):
+        from plotly.subplots import make_subplots
+        import plotly.graph_objects as go
+
+        figure = make_subplots(rows=1, cols=3, subplot_titles=["residual stream", "attention (window)", "MLP (window)"],
+                               shared_yaxes=True)
+        labels = [f"{i}: {t}" for i, t in enumerate(self.col_labels)]
+        for s in range(3):
+            figure.add_trace(go.Heatmap(z=self.effect[s], x=labels, y=self.row_labels, colorscale="RdBu", zmid=0,
+                                        coloraxis="coloraxis"), row=1, col=s + 1)
+        figure.update_layout(title=self.title, coloraxis={"colorscale": "RdBu", "cmid": 0}, yaxis={"autorange": "reversed"})
+        return figure
+
+    @property
+    def title(self) -> str:
+        return f"causal trace of p({self.answer!r}): restoring clean states into the noised-subject run"
+
+    def widget(self):
+        from .widgets.patching import PatchingWidget
+
+        labels = {"resid_pre": "residual stream", "attn_out": "attention (window)", "mlp_out": "MLP (window)"}
+        return PatchingWidget(
+            values=self.effect,
+            metrics=[{"name": site, "label": labels[site], "scale": "diverging", "fmt": ".3f"} for site in TRACE_SITES],
+            row_labels=self.row_labels, col_labels=self.col_labels, col_title="position", title=self.title,
+            reference_topk={"clean": self.clean_topk, "corrupt": self.corrupt_topk},
+            reference_metrics={"clean": self.clean_prob, "corrupt": self.corrupt_prob}, metric_name="prob",
+        )
+
+    def __repr__(self) -> str:
+        effect = self.effect
+        text = f"TraceResult(p({self.answer!r}): clean {self.clean_prob:.3f}, noised {self.corrupt_prob:.3f}"
+        for s, site in enumerate(TRACE_SITES):
+            if np.isfinite(effect[s]).any():
+                k, p = np.unravel_index(np.nanargmax(effect[s]), effect[s].shape)
+                text += f"; {site} peak {effect[s, k, p]:.2f} at step {k}, {self.tokens[p]!r}"
+        return text + ")"
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"probs": self.probs}
+
+    def _fields(self) -> dict[str, Any]:
+        return {"tokens": self.tokens, "subject_positions": self.subject_positions, "answer": self.answer,
+                "steps": self.steps, "clean_prob": self.clean_prob, "corrupt_prob": self.corrupt_prob,
+                "clean_topk": self.clean_topk, "corrupt_topk": self.corrupt_topk}
+
+    @classmethod
+    def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> TraceResult:
+        return cls(**fields, probs=arrays["probs"], metadata=metadata)
