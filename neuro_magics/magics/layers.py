@@ -1,0 +1,251 @@
+"""%duplicate_layers, %drop_layers, %reset_layers, %generate: layer surgery and generation.
+
+Thin shells over ``nm.duplicate_layers`` / ``nm.drop_layers`` / ``nm.set_program`` /
+``nm.save_materialized`` / ``nm.mergekit_yaml`` and ``neuro_magics.generation.generate``.
+Everything is validated before the model changes, so a bad line leaves it exactly as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
+
+from .. import surgery
+from ..generation import GenerationResult, generate
+from ..programs import LayerProgram
+from ..subject import Subject
+from .session import Session, one_line_errors
+
+
+def _diff_arguments(magic):
+    """Options shared by every change that shows a before/after diff."""
+    for decorator in reversed((
+        argument_group("diff"),
+        argument("--prompt", action="append", default=None, metavar="TEXT",
+                 help="Prompt to diff on (repeat for several; quote text with spaces). Default: built-in varied prompts."),
+        argument("--prompts", default=None, metavar="VAR",
+                 help="Name of a Python variable holding a prompt or a list of prompts to diff on."),
+        argument("--max-new-tokens", type=int, default=24, metavar="N",
+                 help="Greedy tokens generated per prompt and side (default 24)."),
+        argument("--no-diff", action="store_true", help="Apply the change without computing the diff."),
+    )):
+        magic = decorator(magic)
+    return magic
+
+
+def _export_arguments(magic):
+    for decorator in reversed((
+        argument_group("export"),
+        argument("--save", default=None, metavar="DIR",
+                 help="Also write the resulting program as a plain HF model folder (loads with "
+                      "AutoModelForCausalLM.from_pretrained(DIR))."),
+        argument("--mergekit", default=None, metavar="FILE",
+                 help="Also write the equivalent mergekit passthrough YAML to FILE."),
+    )):
+        magic = decorator(magic)
+    return magic
+
+
+@magics_class
+class LayerMagics(Magics):
+    def __init__(self, shell, session: Session):
+        super().__init__(shell)
+        self.session = session
+
+    # -- surgery ------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("block", nargs="?", default=None,
+              help="I:J, half-open positions of the current program (I-J: inclusive). Runs 0..J-1, then I..J-1 "
+                   "again, then the rest; on an unmodified model positions are block indices.")
+    @argument("--times", type=int, default=None, metavar="N",
+              help="Extra repetitions of the block (default 1: the block runs twice in a row).")
+    @argument("--program", default=None, metavar="SPEC",
+              help="Replace the whole program by original block ranges, e.g. \"0-15,8-29\" "
+                   "(a-b inclusive, a:b half-open, a single block).")
+    @argument("--show", action="store_true", help="Print the current program (positions and blocks) and return it.")
+    @_diff_arguments
+    @_export_arguments
+    @line_magic
+    @one_line_errors
+    def duplicate_layers(self, line: str):
+        """Duplicate a block of layers (RYS) or set any layer program, zero-copy; returns a before/after diff.
+
+        Examples: ``%duplicate_layers 10:16``, ``%duplicate_layers 10:16 --times 2``,
+        ``%duplicate_layers --program "0-15,8-29"``, ``%duplicate_layers --show``.
+        """
+        args = parse_argstring(self.duplicate_layers, line)
+        subject = self.session.require_subject()
+        if args.block is not None and args.program is not None:
+            raise UsageError("Give either I:J or --program, not both.")
+        if args.times is not None and args.block is None:
+            raise UsageError("--times goes with a block I:J, e.g. %duplicate_layers 10:16 --times 2.")
+        if args.block is None and args.program is None:
+            if not (args.show or args.save or args.mergekit):
+                raise UsageError(
+                    "Give a block I:J (e.g. %duplicate_layers 10:16), --program SPEC, or --show."
+                )
+            self._check_export_targets(args)
+            print(_describe(subject.program))
+            self._export(subject, subject.program, args)
+            return subject.program
+        if args.show:
+            raise UsageError("--show prints the current program; run it on its own, before or after a change.")
+        if args.block is not None:
+            start, end = surgery.parse_span(args.block, len(subject.program))
+            new = surgery.duplicated(subject.program, start, end, 1 if args.times is None else args.times)
+        else:
+            new = surgery.as_program(subject, _unquote(args.program))
+        return self._apply(subject, new, args)
+
+    @magic_arguments()
+    @argument("positions", help="Positions of the current program to remove, e.g. 3,5,20:24 (a:b half-open, a-b inclusive).")
+    @_diff_arguments
+    @_export_arguments
+    @line_magic
+    @one_line_errors
+    def drop_layers(self, line: str):
+        """Remove blocks from the current program (pruning), zero-copy; returns a before/after diff."""
+        args = parse_argstring(self.drop_layers, line)
+        subject = self.session.require_subject()
+        positions = surgery.parse_positions(_unquote(args.positions), len(subject.program))
+        return self._apply(subject, surgery.dropped(subject.program, positions), args)
+
+    @magic_arguments()
+    @argument("--diff", action="store_true", help="Also show the before/after diff of the reset.")
+    @_diff_arguments
+    @line_magic
+    @one_line_errors
+    def reset_layers(self, line: str):
+        """Restore the original layer program (bit-identical to the freshly loaded model)."""
+        args = parse_argstring(self.reset_layers, line)
+        subject = self.session.require_subject()
+        if subject.program.is_identity:
+            print(f"Already the original program ({_describe(subject.program)}).")
+            return None
+        args.no_diff = args.no_diff or not args.diff
+        args.save = args.mergekit = None
+        return self._apply(subject, LayerProgram.identity(subject.n_layers), args)
+
+    def _apply(self, subject: Subject, new: LayerProgram, args):
+        """Validate everything, then diff and apply ``new``, then export it."""
+        prompts = self._prompts(args)
+        if args.max_new_tokens < 1:
+            raise UsageError(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens}).")
+        self._check_export_targets(args)
+        result = surgery.set_program(subject, new, diff=not args.no_diff, prompts=prompts,
+                                     max_new_tokens=args.max_new_tokens)
+        print(_describe(subject.program))
+        self._export(subject, subject.program, args)
+        return None if args.no_diff else result
+
+    def _prompts(self, args) -> list[str] | None:
+        prompts = [_unquote(p) for p in args.prompt or []]
+        if args.prompts is not None:
+            if args.prompts not in self.shell.user_ns:
+                raise UsageError(f"--prompts {args.prompts}: no variable of that name; assign a list of prompts to it first.")
+            value = self.shell.user_ns[args.prompts]
+            value = [value] if isinstance(value, str) else value
+            if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value) or not value:
+                raise UsageError(f"--prompts {args.prompts}: it must hold a non-empty string or list of strings.")
+            prompts.extend(value)
+        return prompts or None
+
+    @staticmethod
+    def _check_export_targets(args) -> None:
+        if getattr(args, "save", None):
+            target = Path(args.save).expanduser()
+            if target.exists() and (not target.is_dir() or any(target.iterdir())):
+                raise UsageError(f"--save {args.save}: that path exists and is not an empty folder; pick a new folder.")
+        if getattr(args, "mergekit", None):
+            parent = Path(args.mergekit).expanduser().parent
+            if not parent.is_dir():
+                raise UsageError(f"--mergekit {args.mergekit}: no folder {str(parent)!r}; create it first.")
+
+    def _export(self, subject: Subject, program: LayerProgram, args) -> None:
+        if getattr(args, "save", None):
+            path = surgery.save_materialized(subject, args.save, program)
+            print(f"Saved the materialized model ({len(program)} blocks) to {path}.")
+        if getattr(args, "mergekit", None):
+            surgery.mergekit_yaml(subject, program, path=args.mergekit)
+            print(f"Wrote the mergekit passthrough config to {args.mergekit}.")
+
+    # -- generation ------------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("prompt", nargs="*", help="The prompt (everything after the options); with %%generate, the cell.")
+    @argument("--max-new-tokens", type=int, default=64, metavar="N", help="Tokens to generate (default 64).")
+    @argument("--sample", action="store_true", help="Sample instead of greedy decoding.")
+    @argument("--temperature", type=float, default=None, metavar="T", help="Sampling temperature (default 1.0).")
+    @argument("--seed", type=int, default=None, metavar="S", help="Seed for reproducible sampling.")
+    @argument("--chat", action="store_true", help="Wrap the prompt in the model's chat template as a user turn.")
+    @line_cell_magic
+    @one_line_errors
+    def generate(self, line: str, cell: str | None = None) -> GenerationResult:
+        """Generate a continuation under the current layer program (KV cache on); returns the text.
+
+        ``%generate The capital of France is`` or ``%%generate --chat`` with the prompt in the
+        cell. Options come first; ``--`` ends them (for a prompt that starts with ``--``).
+        """
+        options, line_prompt = _split_options(line, takes_value={"--max-new-tokens", "--temperature", "--seed"})
+        args = parse_argstring(self.generate, " ".join(options))
+        if cell is not None and line_prompt:
+            raise UsageError("Give the prompt either on the %%generate line or in the cell, not both.")
+        prompt = cell.strip("\n") if cell is not None else line_prompt
+        subject = self.session.require_subject()
+        return generate(subject, prompt, max_new_tokens=args.max_new_tokens, sample=args.sample,
+                        temperature=args.temperature, seed=args.seed, chat=args.chat)
+
+
+_OPTION = re.compile(r"\s*(--[A-Za-z][\w-]*)(=\S*)?(?=\s|$)")
+_END_OF_OPTIONS = re.compile(r"\s*--(?=\s|$)")
+
+
+def _split_options(line: str, takes_value: set[str]) -> tuple[list[str], str]:
+    """Leading ``--options`` (with their values) and the raw rest of the line, untouched by
+    shell-style quoting so a prompt keeps its apostrophes and spacing; ``--`` ends the options."""
+    options: list[str] = []
+    rest = line
+    while True:
+        end = _END_OF_OPTIONS.match(rest)
+        if end:
+            rest = rest[end.end():]
+            break
+        match = _OPTION.match(rest)
+        if not match:
+            break
+        rest = rest[match.end():]
+        options.append(match[1] + (match[2] or ""))
+        if match[1] in takes_value and match[2] is None:
+            value = re.match(r"\s*(\S+)", rest)
+            if value:
+                options.append(value[1])
+                rest = rest[value.end():]
+    return options, rest.strip()
+
+
+def _unquote(text: str) -> str:
+    """IPython hands magic arguments over with their quotes (non-POSIX splitting)."""
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def _describe(program: LayerProgram) -> str:
+    """The program, and which blocks each run of positions calls (positions are what I:J index)."""
+    if program.is_identity:
+        return f"Layer program: identity, blocks 0-{program.n_layers - 1} ({program.n_layers} steps)."
+    parts, position = [], 0
+    for first, last in surgery.contiguous_runs(program.steps):
+        count = last - first + 1
+        where = str(position) if count == 1 else f"{position}-{position + count - 1}"
+        what = str(first) if count == 1 else f"{first}-{last}"
+        parts.append(f"positions {where} -> blocks {what}")
+        position += count
+    return (f"Layer program: {program} ({len(program)} steps of {program.n_layers} layers; "
+            f"{'; '.join(parts)}).")
+
+
+MAGICS = (LayerMagics,)
