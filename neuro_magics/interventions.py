@@ -1,0 +1,403 @@
+"""Persistent ablation and steering: hooks on the ORIGINAL blocks' modules, kept in a registry.
+
+A layer program's extra occurrences of a block share its modules' hook dicts, so an
+intervention on block ``b`` acts at every occurrence of ``b``, in HF's forward, in
+``generate`` and in the runner alike: interventions compose with layer programs. Layer
+numbers here are original block indices.
+
+An ``Intervention`` is a value: build it with ``install=False``, print it, try it
+temporarily with ``with intervention.applied(subject):``, then ``install`` it. Installed
+ones stay until ``reset_interventions`` (``%ablate --reset`` / ``%steer --reset``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import NeuroMagicsError
+from .patching import n_heads, output_projection
+from .runner import position_ids_for
+from .subject import Subject
+
+ABLATION_MODES = ("zero", "mean")
+
+#: What mean ablation averages over by default: every token of this neutral English text,
+#: run through the model as it is when the ablation is built.
+REFERENCE_TEXT = (
+    "The library opens at nine in the morning and closes at six in the evening. Visitors can borrow up to "
+    "five books at a time, and most books may be kept for three weeks. The reading room on the first floor "
+    "is quiet, and there are tables by the windows where students work in the afternoon. On Saturdays a "
+    "volunteer reads stories to children, and in winter the library lends board games as well as books."
+)
+
+
+@dataclass(frozen=True)
+class _Hook:
+    """One hook to register: ``kind`` is "pre" (input), "pre_kwargs" (input, hidden maybe by
+    keyword) or "forward" (output)."""
+
+    module: nn.Module
+    kind: str
+    function: Callable
+
+
+@dataclass
+class Intervention:
+    """A named set of hooks (ablation or steering) that can be installed and removed exactly."""
+
+    kind: str  # "ablate" or "steer"
+    description: str
+    hooks: list[_Hook] = field(repr=False)
+    vector: torch.Tensor | None = field(default=None, repr=False)  # the steering vector, if any
+
+    def install(self, subject: Subject) -> Intervention:
+        """Keep it active until reset (registered with the subject)."""
+        handles = _register(self.hooks)
+        _ACTIVE.setdefault(subject, []).append((self, handles))
+        return self
+
+    @contextlib.contextmanager
+    def applied(self, subject: Subject) -> Iterator[Intervention]:
+        """Active only inside the block; removed also after an exception or interrupt."""
+        handles = _register(self.hooks)
+        try:
+            yield self
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def __repr__(self) -> str:
+        return f"{self.kind}: {self.description}"
+
+
+_ACTIVE: weakref.WeakKeyDictionary[Subject, list[tuple[Intervention, list]]] = weakref.WeakKeyDictionary()
+
+
+def _register(hooks: Sequence[_Hook]) -> list:
+    """Register all hooks or none: a failure half-way removes the ones already registered."""
+    handles = []
+    try:
+        for hook in hooks:
+            if hook.kind == "forward":
+                handles.append(hook.module.register_forward_hook(hook.function))
+            else:
+                handles.append(hook.module.register_forward_pre_hook(hook.function, with_kwargs=hook.kind == "pre_kwargs"))
+    except BaseException:
+        for handle in handles:
+            handle.remove()
+        raise
+    return handles
+
+
+def active_interventions(subject: Subject, kind: str | None = None) -> list[Intervention]:
+    """The installed interventions, oldest first (``kind``: "ablate", "steer" or all)."""
+    return [i for i, _ in _ACTIVE.get(subject, []) if kind is None or i.kind == kind]
+
+
+def reset_interventions(subject: Subject, kind: str | None = None) -> int:
+    """Remove installed interventions (of ``kind``, or all); returns how many were removed."""
+    kept, removed = [], 0
+    for intervention, handles in _ACTIVE.get(subject, []):
+        if kind is None or intervention.kind == kind:
+            for handle in handles:
+                handle.remove()
+            removed += 1
+        else:
+            kept.append((intervention, handles))
+    if subject in _ACTIVE:
+        _ACTIVE[subject] = kept
+    return removed
+
+
+# -- parsing --------------------------------------------------------------------------------------
+
+
+def _pairs_spec(spec: str | Sequence[tuple[int, int]], separator: str, what: str, example: str) -> list[tuple[int, int]]:
+    if not isinstance(spec, str):
+        return [(int(a), int(b)) for a, b in spec]
+    pairs = []
+    for part in spec.split(","):
+        pieces = part.strip().split(separator)
+        if len(pieces) != 2 or not all(p.strip().isdigit() for p in pieces):
+            raise NeuroMagicsError(f"Cannot read {part.strip()!r} as {what}: write LAYER{separator}INDEX, e.g. {example}.")
+        pairs.append((int(pieces[0]), int(pieces[1])))
+    return pairs
+
+
+def _check_layer(subject: Subject, layer: int, what: str) -> None:
+    if not 0 <= layer < subject.n_layers:
+        raise NeuroMagicsError(f"{what}: layer {layer} is out of range; this model has layers 0-{subject.n_layers - 1}.")
+
+
+def _by_layer(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for layer, index in pairs:
+        grouped.setdefault(layer, []).append(index)
+    return grouped
+
+
+# -- ablation -------------------------------------------------------------------------------------
+
+
+def ablate(
+    subject: Subject,
+    *,
+    heads: str | Sequence[tuple[int, int]] | None = None,
+    layers: str | Sequence[int] | None = None,
+    neurons: str | Sequence[tuple[int, int]] | None = None,
+    mode: str = "zero",
+    reference_text: str = REFERENCE_TEXT,
+    install: bool = True,
+) -> Intervention:
+    """Knock out attention heads (``"9.6,9.9"``: layer.head), whole layers (``"3"`` or
+    ``"3-5"``: the block's attention and MLP contributions) and/or MLP neurons
+    (``"5:123"``: layer:neuron), replacing them with zero or with their mean over every
+    token of ``reference_text`` (default: ``REFERENCE_TEXT``)."""
+    from .programs import parse_ranges
+
+    if mode not in ABLATION_MODES:
+        raise NeuroMagicsError(f"Unknown ablation mode {mode!r}: use zero or mean.")
+    if heads is None and layers is None and neurons is None:
+        raise NeuroMagicsError("Say what to ablate: --heads 9.6,9.9, --layers 3 or --neurons 5:123.")
+    head_pairs = [] if heads is None else _pairs_spec(heads, ".", "a head", "9.6")
+    neuron_pairs = [] if neurons is None else _pairs_spec(neurons, ":", "a neuron", "5:123")
+    if layers is None:
+        layer_list: list[int] = []
+    elif isinstance(layers, str):
+        layer_list = parse_ranges(layers, subject.n_layers)
+    else:
+        layer_list = [int(layer) for layer in layers]
+    heads_per_layer = n_heads(subject)
+    for layer, head in head_pairs:
+        _check_layer(subject, layer, f"head {layer}.{head}")
+        if not 0 <= head < heads_per_layer:
+            raise NeuroMagicsError(
+                f"Head {layer}.{head} is out of range: layers have heads 0-{heads_per_layer - 1}.")
+    for layer in layer_list:
+        _check_layer(subject, layer, "--layers")
+    adapter = subject.adapter
+    for layer, neuron in neuron_pairs:
+        _check_layer(subject, layer, f"neuron {layer}:{neuron}")
+        width = _neuron_count(subject, layer)
+        if not 0 <= neuron < width:
+            raise NeuroMagicsError(f"Neuron {layer}:{neuron} is out of range: layer {layer} has neurons 0-{width - 1}.")
+    if mode == "mean" and not (reference_text and reference_text.strip()):
+        raise NeuroMagicsError("Mean ablation needs a reference text to average over.")
+
+    head_modules = {layer: output_projection(subject, layer) for layer in _by_layer(head_pairs)}
+    neuron_modules = {layer: adapter.submodule(subject.blocks[layer], adapter.neurons) for layer in _by_layer(neuron_pairs)}
+    contribution_modules = [adapter.submodule(subject.blocks[layer], path)
+                            for layer in layer_list for path in (adapter.attention, adapter.mlp)]
+    means: dict[nn.Module, torch.Tensor] = {}
+    if mode == "mean":
+        means = _mean_activations(
+            subject, reference_text, inputs_of=[*head_modules.values(), *neuron_modules.values()],
+            outputs_of=contribution_modules,
+        )
+
+    hooks = []
+    for layer, head_list in _by_layer(head_pairs).items():
+        module = head_modules[layer]
+        hooks.append(_Hook(module, "pre", _replace_input_heads(head_list, heads_per_layer, means.get(module))))
+    for layer, neuron_list in _by_layer(neuron_pairs).items():
+        module = neuron_modules[layer]
+        hooks.append(_Hook(module, "pre", _replace_input_columns(neuron_list, means.get(module))))
+    for module in contribution_modules:
+        hooks.append(_Hook(module, "forward", _replace_output(means.get(module))))
+
+    parts = []
+    if head_pairs:
+        parts.append("heads " + ",".join(f"{a}.{b}" for a, b in head_pairs))
+    if layer_list:
+        parts.append("layers " + ",".join(map(str, layer_list)))
+    if neuron_pairs:
+        parts.append("neurons " + ",".join(f"{a}:{b}" for a, b in neuron_pairs))
+    description = f"{mode}-ablate {'; '.join(parts)}"
+    if mode == "mean":
+        description += " (mean over the reference text)"
+    intervention = Intervention("ablate", description, hooks)
+    return intervention.install(subject) if install else intervention
+
+
+def _neuron_count(subject: Subject, layer: int) -> int:
+    module = subject.adapter.submodule(subject.blocks[layer], subject.adapter.neurons)
+    if isinstance(module, nn.Linear):
+        return module.in_features
+    return module.weight.shape[0]  # GPT-2's Conv1D stores [in, out]
+
+
+@torch.no_grad()
+def _mean_activations(subject: Subject, text: str, inputs_of: Sequence[nn.Module],
+                      outputs_of: Sequence[nn.Module]) -> dict[nn.Module, torch.Tensor]:
+    """Mean over all tokens (and all occurrences) of each module's input / output vector."""
+    sums: dict[nn.Module, list] = {m: [0.0, 0] for m in [*inputs_of, *outputs_of]}
+
+    def add(module, tensor):
+        flat = tensor.detach().reshape(-1, tensor.shape[-1])
+        sums[module][0] = sums[module][0] + flat.sum(0)
+        sums[module][1] += flat.shape[0]
+
+    handles = []
+    try:
+        for module in inputs_of:
+            handles.append(module.register_forward_pre_hook(lambda m, args: add(m, args[0])))
+        for module in outputs_of:
+            handles.append(module.register_forward_hook(
+                lambda m, args, out: add(m, out[0] if isinstance(out, tuple) else out)))
+        ids = subject.tokenizer(text, return_tensors="pt")["input_ids"].to(subject.device)
+        limit = getattr(subject.model.config, "max_position_embeddings", None) or getattr(subject.model.config, "n_positions", None)
+        subject.model(ids[:, :limit], use_cache=False)  # a long reference is cut to the context
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {module: total / count for module, (total, count) in sums.items()}
+
+
+def _replace_input_heads(heads: list[int], n: int, mean: torch.Tensor | None):
+    def hook(module, args):
+        tensor = args[0]
+        split = tensor.clone().view(*tensor.shape[:-1], n, -1)
+        if mean is None:
+            split[..., heads, :] = 0
+        else:
+            split[..., heads, :] = mean.view(n, -1)[heads].to(tensor.dtype)
+        return (split.view_as(tensor), *args[1:])
+
+    return hook
+
+
+def _replace_input_columns(columns: list[int], mean: torch.Tensor | None):
+    def hook(module, args):
+        tensor = args[0].clone()
+        tensor[..., columns] = 0 if mean is None else mean[columns].to(tensor.dtype)
+        return (tensor, *args[1:])
+
+    return hook
+
+
+def _replace_output(mean: torch.Tensor | None):
+    def hook(module, args, output):
+        is_tuple = isinstance(output, tuple)
+        tensor = output[0] if is_tuple else output
+        new = torch.zeros_like(tensor) if mean is None else mean.to(tensor.dtype).expand_as(tensor).clone()
+        return (new, *output[1:]) if is_tuple else new
+
+    return hook
+
+
+# -- steering -------------------------------------------------------------------------------------
+
+
+def read_pairs(path: str | Path) -> list[tuple[str, str]]:
+    """Contrast pairs from a JSONL file: one ``{"positive": ..., "negative": ...}`` per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise NeuroMagicsError(f"No file {str(path)!r}: give a JSONL file of {{\"positive\": ..., \"negative\": ...}} lines.")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            pairs.append((str(record["positive"]), str(record["negative"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise NeuroMagicsError(
+                f"{path}:{number} is not a {{\"positive\": ..., \"negative\": ...}} JSON line.") from None
+    if not pairs:
+        raise NeuroMagicsError(f"{path} holds no contrast pairs: write one {{\"positive\": ..., \"negative\": ...}} per line.")
+    return pairs
+
+
+def steer(
+    subject: Subject,
+    *,
+    layer: int,
+    coef: float,
+    pos: str | None = None,
+    neg: str | None = None,
+    pairs: str | Path | Sequence[tuple[str, str]] | None = None,
+    vector: torch.Tensor | None = None,
+    install: bool = True,
+) -> Intervention:
+    """Add ``coef * v`` to the residual stream entering block ``layer``, at every position
+    (prompt and generated tokens) and every occurrence of the block.
+
+    ``v`` is ``vector`` if given, else the mean over contrast pairs of the difference of
+    the stream entering ``layer`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
+    JSONL file or a list). ``layer == n_layers`` adds to the final-normed stream right
+    before the unembedding, where the shift in logits is exactly ``coef * W_U v``.
+    """
+    if not 0 <= layer <= subject.n_layers:
+        raise NeuroMagicsError(
+            f"--layer {layer} is out of range: use 0-{subject.n_layers - 1} (a block's input) or "
+            f"{subject.n_layers} (right before the unembedding).")
+    sources = sum(x is not None for x in (vector, pairs)) + (pos is not None or neg is not None)
+    if sources != 1:
+        raise NeuroMagicsError("Give exactly one of --pos TEXT --neg TEXT, --pairs FILE.jsonl or a vector.")
+    if vector is None:
+        if pairs is None:
+            if not (pos and pos.strip() and neg and neg.strip()):
+                raise NeuroMagicsError("Steering needs both --pos and --neg texts, e.g. --pos \"Love\" --neg \"Hate\".")
+            pairs = [(pos, neg)]
+        elif isinstance(pairs, (str, Path)):
+            pairs = read_pairs(pairs)
+        elif not pairs:
+            raise NeuroMagicsError("No contrast pairs given.")
+        vector = contrast_vector(subject, layer, list(pairs))
+        what = f"pos/neg {pairs[0][0]!r}/{pairs[0][1]!r}" if len(pairs) == 1 else f"mean difference of {len(pairs)} pairs"
+    else:
+        vector = torch.as_tensor(vector)
+        if vector.shape != (subject.d_model,):
+            raise NeuroMagicsError(f"A steering vector must have shape ({subject.d_model},), got {tuple(vector.shape)}.")
+        what = "a given vector"
+    vector = vector.to(device=subject.device, dtype=subject.dtype)
+    where = "right before the unembedding" if layer == subject.n_layers else f"into block {layer}"
+    description = f"add {coef:g} x ({what}) {where} (|v| = {vector.norm():.3g})"
+    intervention = Intervention("steer", description, [_steering_hook(subject, layer, coef * vector)], vector=vector)
+    return intervention.install(subject) if install else intervention
+
+
+def _steering_site(subject: Subject, layer: int) -> nn.Module:
+    if layer == subject.n_layers:
+        return subject.adapter.unembedding_module(subject.model)
+    return subject.blocks[layer]
+
+
+def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> _Hook:
+    def hook(module, args, kwargs):
+        if args:
+            return (args[0] + shift.to(args[0].dtype), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + shift.to(kwargs["hidden_states"].dtype)}
+
+    return _Hook(_steering_site(subject, layer), "pre_kwargs", hook)
+
+
+@torch.no_grad()
+def contrast_vector(subject: Subject, layer: int, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
+    """Mean over pairs of (positive - negative) stream entering ``layer`` at the last token
+    (first occurrence of the block; other installed interventions stay active)."""
+    texts = [text for pair in pairs for text in pair]
+    if any(not (t and t.strip()) for t in texts):
+        raise NeuroMagicsError("A contrast text is empty: every pair needs a positive and a negative text.")
+    encoded = subject.encode(texts)
+    seen: list[torch.Tensor] = []
+
+    def grab(module, args, kwargs):
+        if not seen:
+            seen.append((args[0] if args else kwargs["hidden_states"])[:, -1].detach())
+
+    handle = _steering_site(subject, layer).register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        subject.model(**encoded, position_ids=position_ids_for(encoded["attention_mask"]), use_cache=False)
+    finally:
+        handle.remove()
+    states = seen[0].float()
+    return (states[0::2] - states[1::2]).mean(0)
