@@ -3,7 +3,7 @@
 // original continuation are shaded by their log-prob change; the first divergence is marked in
 // both columns. Clicking a card (or Enter/Space on it) shows the next-token top-k of both sides.
 import { decodeArray } from "./arrays.js";
-import { colorIndex, colorTable, cssColor, valueRange } from "./colors.js";
+import { colorTable, cssColor, valueRange } from "./colors.js";
 import { createRoot, h, onThemeChange } from "./dom.js";
 import { formatNumber, truncate, visibleToken } from "./format.js";
 
@@ -34,6 +34,7 @@ const DIFF_STYLES = `
 .nm-diff-topk td.nm-num { text-align: right; }
 .nm-diff-bar { display: inline-block; height: 8px; background: var(--nm-accent); border-radius: 1px; vertical-align: middle; }
 .nm-diff-swatch { padding: 0 6px; border-radius: 2px; font-variant-numeric: tabular-nums; }
+.nm-diff-zero { border: 1px solid var(--nm-border); }
 `;
 
 /** Everything the drawing needs, decoded once per data change. */
@@ -76,9 +77,17 @@ function logprobAt(data, row, position) {
   return data.logprobs.map((side) => side.data[row * data.width + position]);
 }
 
-/** Dark text on light cells and light text on dark ones. */
-function textColorFor(index) {
-  return Math.abs(index - 127.5) > 80 ? "#ffffff" : "#111111";
+/**
+ * Shading of a log-prob change: the diverging scale's end colour (blue for a fall, red for a
+ * rise) with opacity growing with |change|, so unchanged tokens stay on the page background in
+ * any theme; strong shades get white text.
+ */
+export function changeShade(change, half, table) {
+  if (!Number.isFinite(change) || change === 0) return null;
+  const strength = Math.min(1, Math.abs(change) / half);
+  const end = change < 0 ? 0 : 255;
+  const rgb = [table[end * 3], table[end * 3 + 1], table[end * 3 + 2]];
+  return { background: `rgba(${rgb.join(", ")}, ${strength.toFixed(3)})`, color: strength > 0.55 ? "#ffffff" : "" };
 }
 
 function tokenSpans(data, row, side, range, table) {
@@ -92,10 +101,10 @@ function tokenSpans(data, row, side, range, table) {
     if (side === 0) {
       const [lpBefore, lpAfter] = logprobAt(data, row, position);
       const change = lpAfter - lpBefore;
-      if (Number.isFinite(change)) {
-        const index = colorIndex(change, range.lo, range.hi);
-        span.style.background = cssColor(table, index);
-        span.style.color = textColorFor(index);
+      const shade = changeShade(change, range.hi, table);
+      if (shade) {
+        span.style.background = shade.background;
+        if (shade.color) span.style.color = shade.color;
       }
       span.title = `${visibleToken(piece)} · log p ${formatNumber(lpBefore, ".3f")} → ${formatNumber(lpAfter, ".3f")} (Δ ${formatNumber(change, "+.3f")})`;
     } else {
@@ -105,7 +114,7 @@ function tokenSpans(data, row, side, range, table) {
   });
   if (divergence >= 0 && divergence >= pieces.length) {
     // one side stopped (end of sequence) where the other goes on: mark the end itself
-    const end = h("span", { className: "nm-diff-token nm-diff-first nm-diff-end", text: "⏹" });
+    const end = h("span", { className: "nm-diff-token nm-diff-first nm-diff-end", text: "(end)" });
     end.title = "continuation ends here";
     spans.push(end);
   }
@@ -218,7 +227,7 @@ function render({ model, el }) {
       h("div", { className: "nm-legend" }, [
         h("span", { text: `${data.labels[0]} tokens shaded by Δ log p:` }),
         h("span", { className: "nm-diff-swatch", text: formatNumber(range.lo, "+.2f"), style: { background: cssColor(table, 0), color: "#fff" } }),
-        h("span", { className: "nm-diff-swatch", text: "0", style: { background: cssColor(table, 128), color: "#111" } }),
+        h("span", { className: "nm-diff-swatch nm-diff-zero", text: "0" }),
         h("span", { className: "nm-diff-swatch", text: formatNumber(range.hi, "+.2f"), style: { background: cssColor(table, 255), color: "#fff" } }),
         h("span", { className: "nm-diff-token nm-diff-first", text: "first divergence" }),
       ]),

@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import diff, { readDiff, statRows } from "../src/diff.js";
-import { colorIndex, colorTable, cssColor } from "../src/colors.js";
+import diff, { changeShade, readDiff, statRows } from "../src/diff.js";
+import { colorTable } from "../src/colors.js";
 import { binary, fakeModel } from "./fakes.js";
 
 const T = 4;
@@ -79,11 +79,19 @@ describe("DiffWidget render", () => {
     const { el } = mount();
     const tokens = el.querySelectorAll(".nm-diff-card")[0].querySelectorAll(".nm-diff-text")[0].children;
     expect(tokens[1].title).toBe(". · log p -2.000 → -4.000 (Δ -2.000)");
-    // the most negative change takes the blue end of the scale, no change the neutral middle
+    // the largest fall takes the full blue end of the scale; an unchanged token stays unshaded
     expect(tokens[1].style.background).toBe("rgb(33, 102, 172)");
-    expect(tokens[0].style.background).toBe(cssColor(colorTable("diverging"), colorIndex(0, -2, 2)));
-    expect(tokens[0].style.color).toBe("rgb(17, 17, 17)");
     expect(tokens[1].style.color).toBe("rgb(255, 255, 255)");
+    expect(tokens[0].style.background).toBe("");
+    expect(tokens[0].style.color).toBe("");
+  });
+
+  it("shades by the size and sign of the change", () => {
+    const table = colorTable("diverging");
+    expect(changeShade(0, 2, table)).toBeNull();
+    expect(changeShade(NaN, 2, table)).toBeNull();
+    expect(changeShade(-1, 2, table)).toEqual({ background: "rgba(33, 102, 172, 0.500)", color: "" });
+    expect(changeShade(4, 2, table)).toEqual({ background: "rgba(178, 24, 43, 1.000)", color: "#ffffff" });
   });
 
   it("marks the end of a continuation that stops where the other goes on", () => {
