@@ -332,7 +332,7 @@ def steer(
 
     ``v`` is ``vector`` if given, else the mean over contrast pairs of the difference of
     the stream entering ``layer`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
-    JSONL file or a list). ``layer == n_layers`` adds to the final-normed stream right
+    JSONL file or a list; see ``contrast_vector``). ``layer == n_layers`` adds to the final-normed stream right
     before the unembedding, where the shift in logits is exactly ``coef * W_U v``.
     """
     if not 0 <= layer <= subject.n_layers:
@@ -380,14 +380,21 @@ def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> _Hook:
     return _Hook(_steering_site(subject, layer), "pre_kwargs", hook)
 
 
+#: Contrast texts are read after this, so that even a one-token text is not at position 0:
+#: many models park an outsized "attention sink" state on the first token, and a
+#: difference taken there is mostly that (for the default model, |v| ~ 780 instead of ~ 70).
+CONTRAST_PREFIX = "\n"
+
+
 @torch.no_grad()
 def contrast_vector(subject: Subject, layer: int, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
-    """Mean over pairs of (positive - negative) stream entering ``layer`` at the last token
-    (first occurrence of the block; other installed interventions stay active)."""
+    """Mean over pairs of (positive - negative) stream entering ``layer`` at the last token,
+    each text read after ``CONTRAST_PREFIX`` (first occurrence of the block; other
+    installed interventions stay active)."""
     texts = [text for pair in pairs for text in pair]
     if any(not (t and t.strip()) for t in texts):
         raise NeuroMagicsError("A contrast text is empty: every pair needs a positive and a negative text.")
-    encoded = subject.encode(texts)
+    encoded = subject.encode([CONTRAST_PREFIX + text for text in texts])
     seen: list[torch.Tensor] = []
 
     def grab(module, args, kwargs):

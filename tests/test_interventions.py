@@ -10,6 +10,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.interventions import (
+    CONTRAST_PREFIX,
     REFERENCE_TEXT,
     Intervention,
     _Hook,
@@ -87,7 +88,8 @@ def test_the_contrast_vector_is_the_difference_of_last_token_states(clean_slate)
     vector = contrast_vector(tiny, 2, pairs)
     states = []
     for text in [t for pair in pairs for t in pair]:
-        out = nm.run(tiny, nm.prepare(tiny, tiny.encode(text)["input_ids"]), capture=nm.Capture(sites=("resid_pre",)))
+        ids = tiny.encode(CONTRAST_PREFIX + text)["input_ids"]
+        out = nm.run(tiny, nm.prepare(tiny, ids), capture=nm.Capture(sites=("resid_pre",)))
         states.append(out.captures["resid_pre"][2, 0, -1])
     expected = ((states[0] - states[1]) + (states[2] - states[3])) / 2
     torch.testing.assert_close(vector, expected, rtol=0, atol=1e-5)
