@@ -62,6 +62,49 @@ cells = [
         "    print(f'layer {layer:2d}: {m.tokenizer.decode(token)!r:>12}  p={p:.2f}')",
         metadata=CHECK,
     ),
+    new_markdown_cell(
+        "## Scan: what every layer does to every token\n\n"
+        "`%%scan` is the fMRI: the cell body is the prompt, and one run of the runner captures the residual "
+        "stream entering and leaving every step (plus attention and MLP outputs). `--lens` adds the logit lens "
+        "at every (layer, token): top-k tokens, entropy, and the probability and rank of `--target` (or of "
+        "the model's own final prediction). Pick a metric in the widget, hover a cell for its exact values "
+        "and the lens's top tokens, click to select it."
+    ),
+    new_code_cell('%%scan --lens --target " Paris" -o paris\nThe capital of France is'),
+    new_markdown_cell(
+        "The result is data too: `paris.to_pandas()` has one row per (layer, token), `paris.to_numpy(\"resid\")` "
+        "the block outputs `[layers, tokens, d_model]`, `paris.figure(metric)` a plotly figure, "
+        "`paris.save(path)` a file `nm.load_result` reads back. At the last token, ' Paris' only surfaces in "
+        "the last few layers; Block Influence (1 - cos of a block's input and output) is largest for the "
+        "first blocks and the last ones."
+    ),
+    new_code_cell(
+        "last = paris.to_pandas().query('position == 4')\n"
+        "print(last[['step', 'top_token', 'target_prob', 'target_rank']].tail(5).round(3).to_string(index=False))\n"
+        "summary = paris.layer_summary()\n"
+        "print('most influential blocks:', summary.nlargest(4, 'block_influence')['block'].tolist())",
+        metadata=CHECK,
+    ),
+    new_markdown_cell(
+        "## Attention explorer\n\n"
+        "`--attention` captures every head's pattern (eager attention for this cell only; the model's own "
+        "attention implementation comes back after). The explorer shows layers x heads as small multiples "
+        "(SmolLM2 has 9 query heads sharing 3 key/value heads); click one to zoom into its token x token "
+        "pattern, rank heads by a score, filter layers. On a repeated sentence, induction heads (attend to "
+        "the token after the previous copy of the current one) stand out."
+    ),
+    new_code_cell(
+        "%%scan --attention -o heads\n"
+        "The quick brown fox jumps over the lazy dog. The quick brown fox jumps over the lazy dog."
+    ),
+    new_code_cell(
+        "import numpy as np\n\n"
+        "induction = heads.scores['induction']\n"
+        "for flat in np.argsort(induction, axis=None)[::-1][:3]:\n"
+        "    step, head = divmod(int(flat), induction.shape[1])\n"
+        "    print(f'layer {step:2d} head {head}: induction {induction[step, head]:.2f}')",
+        metadata=CHECK,
+    ),
 ]
 
 notebook = new_notebook(

@@ -184,6 +184,8 @@ class ScanResult(Result):
         )
         for name in self.metric_names:
             frame[name] = self.metric(name).reshape(-1)
+        if "target_rank" in frame:
+            frame["target_rank"] = frame["target_rank"].astype(np.int64)
         if self.has_lens:
             frame["top_token"] = [self.vocab[int(i)] for i in self.top_ids[..., 0].reshape(-1)]
             frame["top_prob"] = self.top_probs[..., 0].reshape(-1)
