@@ -169,7 +169,7 @@ class DiffResult(Result):
         import plotly.graph_objects as go
 
         change = self.logprob_change
-        hover = [[piece for piece in row] + [""] * (change.shape[1] - len(row)) for row in self.before.pieces]
+        hover = [list(row) + [""] * (change.shape[1] - len(row)) for row in self.before.pieces]
         figure = go.Figure(go.Heatmap(
             z=change, text=hover, colorscale="RdBu", zmid=0,
             y=[_shorten(p) for p in self.prompts], x=list(range(change.shape[1])),

@@ -67,7 +67,8 @@ class LayerMagics(Magics):
     @argument("--program", default=None, metavar="SPEC",
               help="Replace the whole program by original block ranges, e.g. \"0-15,8-29\" "
                    "(a-b inclusive, a:b half-open, a single block).")
-    @argument("--show", action="store_true", help="Print the current program (positions and blocks) and return it.")
+    @argument("--show", action="store_true",
+              help="Print the current program and which blocks each run of positions calls (m.program has it in Python).")
     @_diff_arguments
     @_export_arguments
     @line_magic
@@ -92,7 +93,7 @@ class LayerMagics(Magics):
             self._check_export_targets(args)
             print(_describe(subject.program))
             self._export(subject, subject.program, args)
-            return subject.program
+            return None
         if args.show:
             raise UsageError("--show prints the current program; run it on its own, before or after a change.")
         if args.block is not None:
