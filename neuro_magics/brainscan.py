@@ -1,0 +1,531 @@
+"""The brain scan: every RYS layer duplication (i, j) of a model, scored on a probe set.
+
+Config (i, j), 0 <= i < j <= L, runs blocks 0..j-1 and then i..L-1, so block i..j-1 runs
+twice (``times`` extra passes in general). Cell (i, j) of the (L+1) x (L+1) map is the
+config's probe score minus the untouched model's. ``i == j`` duplicates nothing (the
+baseline, delta 0); ``i > j`` is undefined (NaN).
+
+Why it is fast (``score="logprob"``): one identity run of the residual-stream runner
+keeps the state h_j entering every block, which is the output of the prefix 0..j-1 that
+all configs ending at j share. All configs starting at i then run the same suffix
+i..L-1 on different inputs, so the suffix runs once per i on the stacked states
+{h_j : j > i} (chunked to bound memory), and logits are computed only at the answer
+positions. The same identity run gives the cheap proxies of the sweep: Block Influence
+per layer and the angular distance between layer inputs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import types
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from .errors import NeuroMagicsError
+from .probe_sets import (
+    Probe,
+    StopAtAnswerEnd,
+    TeacherForcedBatch,
+    answer_logprobs,
+    credit,
+    load_probe,
+    prompt_batch,
+    teacher_forced_batch,
+)
+from .programs import LayerProgram, parse_ranges
+from .results import Result, run_metadata
+from .runner import Capture, RunInputs, prepare, run, unembed
+from .subject import Subject
+
+SCORE_MODES = ("logprob", "generate")
+
+#: Rows x tokens per suffix run: bounds activation memory (about 0.5 GB for the default
+#: model in fp32) while keeping the matrices large enough to run efficiently.
+DEFAULT_BATCH_TOKENS = 16384
+#: Logit elements materialised at once when scoring (128 MiB in fp32).
+_LOGITS_BUDGET = 1 << 25
+#: Metadata that must match for ``resume`` to continue a saved scan.
+_RESUME_KEYS = ("model", "n_layers", "probe", "score", "times", "items", "max_new_tokens")
+
+
+class BrainScanCell(NamedTuple):
+    """One configuration: duplicate blocks ``i..j-1``."""
+
+    i: int
+    j: int
+    block_size: int
+    score: float
+    delta: float
+
+
+def parse_layer_range(spec: str | Sequence[int], n_layers: int) -> tuple[int, int]:
+    """``"I0:J0"`` (half-open) or ``"a-b"`` (inclusive) -> the sweep's bounds ``(I0, J0)``:
+    configs with ``I0 <= i < j <= J0``."""
+    if isinstance(spec, str):
+        if "," in spec:
+            raise NeuroMagicsError(f"--layers takes one range like 8:24, not {spec!r}.")
+        blocks = parse_ranges(spec, n_layers)
+        return blocks[0], blocks[-1] + 1
+    low, high = (int(v) for v in spec)
+    if not 0 <= low < high <= n_layers:
+        raise NeuroMagicsError(f"--layers {low}:{high} is outside this model: use I0:J0 with 0 <= I0 < J0 <= {n_layers}.")
+    return low, high
+
+
+def brainscan(
+    subject: Subject,
+    probe: str = "math",
+    score: str = "logprob",
+    *,
+    items: str | Sequence[Mapping] | None = None,
+    limit: int | None = None,
+    layers: str | Sequence[int] | None = None,
+    times: int = 1,
+    max_new_tokens: int = 64,
+    save: str | Path | None = None,
+    resume: str | Path | None = None,
+    batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    progress: bool = True,
+) -> BrainScanResult:
+    """Score every duplication config (i, j) of ``subject`` on a probe set.
+
+    ``probe``: ``math``, ``facts``, ``text`` or a ``.jsonl`` path; ``items`` brings your
+    own items instead (JSON lines / dicts, or passages for ``text``); ``limit`` keeps the
+    first N. ``score``: ``logprob`` (teacher-forced answer, one forward per config, fast)
+    or ``generate`` (greedy decoding under each program, graded by the item's scorer).
+    ``layers`` restricts the sweep to ``I0 <= i < j <= J0``; ``times`` is how many extra
+    passes the block gets. ``save`` writes the result after every finished start row i
+    (atomically); ``resume`` continues a saved scan (and keeps saving to it).
+
+    Ctrl-C stops the sweep, leaves the model as it was, and returns the finished cells.
+    """
+    if score not in SCORE_MODES:
+        raise NeuroMagicsError(f"Unknown --score {score!r}: use logprob or generate.")
+    if times < 1:
+        raise NeuroMagicsError(f"--times must be at least 1 (got {times}).")
+    if max_new_tokens < 1:
+        raise NeuroMagicsError(f"--max-new-tokens must be at least 1 (got {max_new_tokens}).")
+    if batch_tokens < 1:
+        raise NeuroMagicsError(f"batch_tokens must be at least 1 (got {batch_tokens}).")
+    n_layers = subject.n_layers
+    probe_set = load_probe(probe, items, limit)
+    if score == "generate" and probe_set.is_text:
+        raise NeuroMagicsError("Text passages are scored by their likelihood: use --score logprob with --probe text.")
+    low, high = parse_layer_range(layers, n_layers) if layers is not None else (0, n_layers)
+    if times > 1:
+        LayerProgram.duplicate(n_layers, low, high, times)  # the longest program must fit the limit
+    if score == "logprob":
+        batch = teacher_forced_batch(subject, probe_set)
+    else:
+        batch = prompt_batch(subject, probe_set, max_new_tokens)
+    extra = {"max_new_tokens": max_new_tokens} if score == "generate" else {}
+    metadata = run_metadata(
+        subject, probe_set.prompts, program=list(range(n_layers)), probe=probe_set.name, score=score,
+        times=times, items=probe_set.records(), layers=[low, high], **extra,
+    )
+    if resume is not None:
+        result = _resumed(resume, metadata)
+    else:
+        result = BrainScanResult.empty(n_layers, len(probe_set.items), metadata)
+    result._subject = weakref.ref(subject)
+    save_path = save if save is not None else resume
+
+    def checkpoint() -> None:
+        if save_path is not None:
+            result.save_atomic(save_path)
+
+    todo = [(i, j) for i in range(low, high) for j in range(i + 1, high + 1) if not result.finished[i, j]]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(_cost(i, j, n_layers, times) for i, j in todo), desc="brainscan", unit="block",
+               disable=not progress, dynamic_ncols=True)
+    try:
+        if score == "logprob":
+            _sweep_logprob(subject, batch, result, todo, times, batch_tokens, bar, checkpoint)
+        else:
+            _sweep_generate(subject, probe_set, batch, result, todo, times, max_new_tokens, bar, checkpoint)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        bar.close()
+    checkpoint()
+    return result
+
+
+def _cost(i: int, j: int, n_layers: int, times: int) -> int:
+    """Blocks a config runs beyond the shared prefix: its repeats and its suffix."""
+    return (times - 1) * (j - i) + n_layers - i
+
+
+def _by_start(cells: Sequence[tuple[int, int]]) -> Iterator[tuple[int, list[int]]]:
+    groups: dict[int, list[int]] = {}
+    for i, j in cells:
+        groups.setdefault(i, []).append(j)
+    yield from sorted(groups.items())
+
+
+def _even_chunks(values: list[int], most: int) -> list[list[int]]:
+    """Split into the fewest chunks of at most ``most``, of nearly equal size."""
+    n_chunks = math.ceil(len(values) / most)
+    size = math.ceil(len(values) / n_chunks)
+    return [values[k : k + size] for k in range(0, len(values), size)]
+
+
+@torch.no_grad()
+def _identity_states(subject: Subject, inputs: RunInputs) -> torch.Tensor:
+    """``[L+1, batch, tokens, d]``: the residual state entering each block, then the last output."""
+    out = run(subject, inputs, program=range(subject.n_layers),
+              capture=Capture(sites=("resid_pre",), device=subject.device), logits_at=None)
+    return torch.cat([out.captures["resid_pre"], out.resid[None]])
+
+
+@torch.no_grad()
+def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batch_tokens, bar, checkpoint) -> None:
+    n_layers, n_items = subject.n_layers, batch.n_items
+    inputs = prepare(subject, batch.input_ids, batch.attention_mask)
+    states = _identity_states(subject, inputs)
+    result._set_proxies(*proxy_metrics(states, batch.attention_mask))
+    result._set_baseline(_logprob_scores(subject, states[-1], batch, 1).numpy())
+    configs_per_run = max(1, batch_tokens // (n_items * batch.n_tokens))
+    for i, ends in _by_start(todo):
+        suffix = list(range(i, n_layers))
+        for chunk in _even_chunks(ends, configs_per_run):
+            starts = [
+                states[j] if times == 1
+                else run(subject, inputs, program=list(range(i, j)) * (times - 1), resid=states[j], logits_at=None).resid
+                for j in chunk
+            ]
+            stacked = prepare(subject, batch.input_ids.repeat(len(chunk), 1), batch.attention_mask.repeat(len(chunk), 1))
+            out = run(subject, stacked, program=suffix, resid=torch.cat(starts), logits_at=None)
+            scores = _logprob_scores(subject, out.resid, batch, len(chunk)).view(len(chunk), n_items)
+            for j, row in zip(chunk, scores):
+                result._record(i, j, row.numpy())
+            bar.update(sum(_cost(i, j, n_layers, times) for j in chunk))
+            bar.set_postfix_str(f"{result.n_finished}/{result.n_configs} configs", refresh=False)
+        checkpoint()
+
+
+def _logprob_scores(subject: Subject, resid: torch.Tensor, batch: TeacherForcedBatch, repeats: int) -> torch.Tensor:
+    """Mean answer log-prob per row of ``resid`` (``repeats`` stacked copies of the batch),
+    unembedding only the answer positions, a few rows at a time."""
+    positions, targets, valid = (t.repeat(repeats, 1) for t in (batch.positions, batch.targets, batch.valid))
+    rows_per_step = max(1, _LOGITS_BUDGET // (positions.shape[1] * subject.vocab_size))
+    scores = []
+    for start in range(0, resid.shape[0], rows_per_step):
+        rows = slice(start, start + rows_per_step)
+        logits = unembed(subject, resid[rows], positions[rows])
+        scores.append(answer_logprobs(logits, targets[rows], valid[rows]).cpu())
+    return torch.cat(scores).double()
+
+
+@torch.no_grad()
+def _sweep_generate(subject, probe: Probe, prompts, result, todo, times, max_new_tokens, bar, checkpoint) -> None:
+    n_layers = subject.n_layers
+    states = _identity_states(subject, prepare(subject, prompts["input_ids"], prompts["attention_mask"]))
+    result._set_proxies(*proxy_metrics(states, prompts["attention_mask"]))
+    result._set_baseline(_generate_scores(subject, probe, prompts, LayerProgram.identity(n_layers), max_new_tokens))
+    for i, ends in _by_start(todo):
+        for j in ends:
+            program = LayerProgram.duplicate(n_layers, i, j, times)
+            result._record(i, j, _generate_scores(subject, probe, prompts, program, max_new_tokens))
+            bar.update(_cost(i, j, n_layers, times))
+            bar.set_postfix_str(f"{result.n_finished}/{result.n_configs} configs", refresh=False)
+        checkpoint()
+
+
+def _generate_scores(subject: Subject, probe: Probe, prompts, program: LayerProgram, max_new_tokens: int) -> np.ndarray:
+    """Greedy answers under ``program`` (HF generate, KV cache on), graded per item."""
+    from transformers import StoppingCriteriaList
+
+    width = prompts["input_ids"].shape[1]
+    tokenizer = subject.tokenizer
+    with subject.program_applied(program):
+        output = subject.model.generate(
+            **prompts, max_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            stopping_criteria=StoppingCriteriaList([StopAtAnswerEnd(subject, width)]),
+        )
+    texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
+    return np.array([credit(item, text) for item, text in zip(probe.items, texts)], dtype=np.float64)
+
+
+@torch.no_grad()
+def proxy_metrics(states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The sweep's cheap proxies from the layer inputs ``states`` ``[L+1, batch, tokens, d]``,
+    averaged over real (unpadded) tokens: Block Influence ``1 - cos(x_l, x_{l+1})`` per
+    layer (ShortGPT) and the angular distance ``arccos(cos(x_i, x_j)) / pi`` between the
+    inputs of layers i and j (Gromov et al.)."""
+    unit = torch.nn.functional.normalize(states[:, attention_mask.bool()].float(), dim=-1)  # [L+1, M, d]
+    cosine = torch.einsum("amd,bmd->abm", unit, unit).clamp(-1.0, 1.0)
+    angular = (torch.arccos(cosine) / math.pi).mean(-1)
+    angular.fill_diagonal_(0.0)
+    influence = 1.0 - torch.diagonal(cosine, offset=1, dim1=0, dim2=1).mean(0)
+    return influence.double().cpu().numpy(), angular.double().cpu().numpy()
+
+
+def _resumed(path: str | Path, metadata: dict[str, Any]) -> BrainScanResult:
+    saved = BrainScanResult.load(_npz_path(path))
+    for key in _RESUME_KEYS:
+        if saved.metadata.get(key) != metadata.get(key):
+            what = "probe items" if key == "items" else f"{key} {saved.metadata.get(key)!r} (now {metadata.get(key)!r})"
+            raise NeuroMagicsError(
+                f"{path} was a scan with different {what}: resume with the same model, probe and score, "
+                f"or start a new scan."
+            )
+    saved.metadata.update({key: metadata[key] for key in ("layers", "created", "versions", "device", "dtype")})
+    saved.interrupted = False
+    return saved
+
+
+def _npz_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+class BrainScanResult(Result):
+    """Scores of every duplication config; ``delta`` is the (L+1) x (L+1) map.
+
+    ``scores[i, j]``: probe score of duplicating ``i..j-1`` (the diagonal holds the
+    baseline, NaN below it and where a config was not run). ``item_scores`` keeps the
+    per-item scores; ``block_influence`` and ``angular_distance`` are the proxies.
+    """
+
+    kind = "brainscan"
+
+    def __init__(
+        self,
+        scores: np.ndarray,
+        item_scores: np.ndarray,
+        baseline_items: np.ndarray,
+        block_influence: np.ndarray,
+        angular_distance: np.ndarray,
+        metadata: dict[str, Any],
+        interrupted: bool = False,
+    ):
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.item_scores = np.asarray(item_scores, dtype=np.float64)
+        self.baseline_items = np.asarray(baseline_items, dtype=np.float64)
+        self.block_influence = np.asarray(block_influence, dtype=np.float64)
+        self.angular_distance = np.asarray(angular_distance, dtype=np.float64)
+        self.metadata = metadata
+        self.interrupted = interrupted
+        self._subject: Callable[[], Subject | None] = lambda: None
+
+    @classmethod
+    def empty(cls, n_layers: int, n_items: int, metadata: dict[str, Any]) -> BrainScanResult:
+        size = n_layers + 1
+        return cls(
+            np.full((size, size), np.nan), np.full((size, size, n_items), np.nan), np.full(n_items, np.nan),
+            np.full(n_layers, np.nan), np.full((size, size), np.nan), metadata,
+        )
+
+    # -- filling in ------------------------------------------------------------------
+
+    def _record(self, i: int, j: int, item_scores: np.ndarray) -> None:
+        self.item_scores[i, j] = item_scores
+        self.scores[i, j] = float(np.mean(item_scores))
+
+    def _set_baseline(self, item_scores: np.ndarray) -> None:
+        """Set the untouched model's scores; a resumed scan must reproduce its own."""
+        if not np.isnan(self.baseline_items).all() and not np.allclose(item_scores, self.baseline_items, atol=1e-3):
+            raise NeuroMagicsError(
+                "This model scores the probe differently from the saved scan (different weights or dtype?): "
+                "start a new scan instead of resuming."
+            )
+        self.baseline_items = np.asarray(item_scores, dtype=np.float64)
+        diagonal = np.arange(self.n_layers + 1)
+        self.item_scores[diagonal, diagonal] = self.baseline_items
+        self.scores[diagonal, diagonal] = self.baseline
+
+    def _set_proxies(self, block_influence: np.ndarray, angular_distance: np.ndarray) -> None:
+        self.block_influence, self.angular_distance = block_influence, angular_distance
+
+    def save_atomic(self, path: str | Path) -> Path:
+        """Save next to ``path`` and rename over it, so an interrupt never leaves half a file."""
+        final = _npz_path(path)
+        temporary = final.with_name(f".{final.name}.partial.npz")
+        self.save(temporary)
+        os.replace(temporary, final)
+        return final
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def n_layers(self) -> int:
+        return self.scores.shape[0] - 1
+
+    @property
+    def times(self) -> int:
+        return int(self.metadata.get("times", 1))
+
+    @property
+    def baseline(self) -> float:
+        return float(np.mean(self.baseline_items))
+
+    @property
+    def delta(self) -> np.ndarray:
+        """``(L+1) x (L+1)``: score minus baseline; NaN where undefined or not run."""
+        return self.scores - self.baseline
+
+    @property
+    def finished(self) -> np.ndarray:
+        """Boolean ``(L+1) x (L+1)``: configs (i < j) that have a score."""
+        return np.triu(~np.isnan(self.scores), k=1)
+
+    @property
+    def n_finished(self) -> int:
+        return int(self.finished.sum())
+
+    @property
+    def n_configs(self) -> int:
+        """Configs in the requested range (``--layers``)."""
+        low, high = self.metadata.get("layers", [0, self.n_layers])
+        return (high - low) * (high - low + 1) // 2
+
+    @property
+    def complete(self) -> bool:
+        low, high = self.metadata.get("layers", [0, self.n_layers])
+        return bool(self.finished[low : high + 1, low : high + 1].sum() == self.n_configs)
+
+    def program(self, i: int, j: int) -> LayerProgram:
+        """The layer program of config (i, j)."""
+        return LayerProgram.duplicate(self.n_layers, i, j, self.times)
+
+    def best(self, k: int = 5) -> list[BrainScanCell]:
+        """The k finished configs with the highest delta, best first."""
+        rows, cols = np.nonzero(self.finished)
+        delta = self.delta[rows, cols]
+        order = np.argsort(-delta, kind="stable")[:k]
+        return [
+            BrainScanCell(int(rows[n]), int(cols[n]), int(cols[n] - rows[n]), float(self.scores[rows[n], cols[n]]), float(delta[n]))
+            for n in order
+        ]
+
+    def to_numpy(self) -> np.ndarray:
+        return self.delta
+
+    def to_pandas(self):
+        """One row per finished config: i, j, block_size, steps, score, delta (baseline in ``attrs``)."""
+        import pandas as pd
+
+        rows, cols = np.nonzero(self.finished)
+        frame = pd.DataFrame({
+            "i": rows, "j": cols, "block_size": cols - rows,
+            "steps": self.n_layers + self.times * (cols - rows),
+            "score": self.scores[rows, cols], "delta": self.delta[rows, cols],
+        })
+        frame.attrs["baseline"] = self.baseline
+        return frame
+
+    # -- acting on the model ---------------------------------------------------------
+
+    def apply(self, i: int, j: int, subject: Subject | None = None, prompts: Sequence[str] | None = None):
+        """Apply config (i, j) to the model (it stays applied) and return the before/after
+        diff (``nm.compare``). Uses the scanned model unless ``subject`` is given."""
+        if not 0 <= i < j <= self.n_layers:
+            raise NeuroMagicsError(f"Config ({i}, {j}) is not a duplication: need 0 <= i < j <= {self.n_layers}.")
+        subject = subject or self._subject()
+        if subject is None:
+            raise NeuroMagicsError("This scan is not attached to a loaded model: pass subject= (the model it was made on).")
+        if subject.n_layers != self.n_layers:
+            raise NeuroMagicsError(f"This scan is of a {self.n_layers}-layer model; that model has {subject.n_layers} layers.")
+        from .diffing import compare
+
+        program = self.program(i, j)
+        before = "identity" if subject.program.is_identity else str(subject.program)
+        diff = compare(subject, lambda: subject.program_applied(program), prompts,
+                       label_before=before, label_after=f"duplicate {i}:{j}")
+        subject.set_program(program)
+        return diff
+
+    # -- display ---------------------------------------------------------------------
+
+    def widget(self):
+        from .widgets.brainscan import BrainScanWidget
+
+        live = self._subject() is not None
+        probe, score = self.metadata.get("probe", "?"), self.metadata.get("score", "?")
+        return BrainScanWidget(
+            delta=self.delta, scores=self.scores, baseline=self.baseline,
+            block_influence=self.block_influence, angular_distance=self.angular_distance,
+            best=[(cell.i, cell.j) for cell in self.best(1)],
+            title=f"{self.metadata.get('model', '')} · probe {probe} ({len(self.baseline_items)} items, {score})"
+                  f" · Δ score per duplicated block i:j",
+            on_select=self._apply_and_report if live else None,
+        )
+
+    def _apply_and_report(self, i: int, j: int):
+        diff = self.apply(i, j)
+        print(f"Applied duplicate {i}:{j} ({len(self.program(i, j))} steps) to the model; "
+              f"%reset_layers or m.reset() restores it.")
+        return diff
+
+    def figure(self):
+        """A plotly figure: the delta map, Block Influence per layer, and angular distance."""
+        import plotly.graph_objects as go
+        from plotly.subplots import make_subplots
+
+        figure = make_subplots(rows=1, cols=3, column_widths=[0.42, 0.16, 0.42], horizontal_spacing=0.08,
+                               subplot_titles=("Δ score (duplicate i:j)", "Block Influence", "angular distance d(i, j)"))
+        span = np.nanmax(np.abs(self.delta)) if np.isfinite(self.delta).any() else 1.0
+        figure.add_trace(go.Heatmap(z=self.delta, colorscale="RdBu", zmid=0, zmin=-span, zmax=span,
+                                    colorbar={"x": 0.40, "len": 0.9}, hovertemplate="i=%{y} j=%{x}<br>Δ %{z:+.4f}<extra></extra>"),
+                         row=1, col=1)
+        figure.add_trace(go.Bar(x=self.block_influence, y=np.arange(self.n_layers), orientation="h", showlegend=False),
+                         row=1, col=2)
+        upper = np.where(np.triu(np.ones_like(self.angular_distance, dtype=bool)), self.angular_distance, np.nan)
+        figure.add_trace(go.Heatmap(z=upper, colorscale="Viridis", colorbar={"x": 1.0, "len": 0.9},
+                                    hovertemplate="i=%{y} j=%{x}<br>d %{z:.4f}<extra></extra>"), row=1, col=3)
+        for col, (x_title, y_title) in enumerate((("end j", "start i"), ("BI", "layer"), ("layer j", "layer i")), start=1):
+            figure.update_xaxes(title_text=x_title, row=1, col=col)
+            figure.update_yaxes(title_text=y_title, autorange="reversed", row=1, col=col)
+        figure.update_layout(title=f"Brain scan of {self.metadata.get('model', '')}", height=480, width=1200)
+        return figure
+
+    def __repr__(self) -> str:
+        probe, score = self.metadata.get("probe", "?"), self.metadata.get("score", "?")
+        text = (f"BrainScanResult({self.metadata.get('model', '?')}, probe {probe} ({len(self.baseline_items)} items, "
+                f"{score}): {self.n_finished}/{self.n_configs} configs")
+        if self.interrupted:
+            text += " (interrupted)"
+        if not np.isnan(self.baseline):
+            text += f"; baseline {self.baseline:.4f}"
+        best = self.best(1)
+        if best:
+            text += f"; best {best[0].i}:{best[0].j} (Δ {best[0].delta:+.4f})"
+        return text + ")"
+
+    # -- persistence -----------------------------------------------------------------
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "scores": self.scores, "item_scores": self.item_scores, "baseline_items": self.baseline_items,
+            "block_influence": self.block_influence, "angular_distance": self.angular_distance,
+        }
+
+    def _fields(self) -> dict[str, Any]:
+        return {"interrupted": self.interrupted}
+
+    @classmethod
+    def _rebuild(cls, arrays, fields, metadata) -> BrainScanResult:
+        return cls(arrays["scores"], arrays["item_scores"], arrays["baseline_items"], arrays["block_influence"],
+                   arrays["angular_distance"], metadata, interrupted=fields.get("interrupted", False))
+
+
+class _CallableModule(types.ModuleType):
+    """Once this module is imported, Python binds ``neuro_magics.brainscan`` to the module
+    itself (not to the lazily exported function of the same name), so calling it runs
+    the scan: ``nm.brainscan(subject, ...)`` works either way."""
+
+    def __call__(self, *args, **kwargs) -> BrainScanResult:
+        return brainscan(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
