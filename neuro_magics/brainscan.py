@@ -33,7 +33,6 @@ from .probe_sets import (
     Probe,
     StopAtAnswerEnd,
     TeacherForcedBatch,
-    answer_logprobs,
     credit,
     load_probe,
     prompt_batch,
@@ -213,16 +212,22 @@ def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batc
 
 
 def _logprob_scores(subject: Subject, resid: torch.Tensor, batch: TeacherForcedBatch, repeats: int) -> torch.Tensor:
-    """Mean answer log-prob per row of ``resid`` (``repeats`` stacked copies of the batch),
-    unembedding only the answer positions, a few rows at a time."""
-    positions, targets, valid = (t.repeat(repeats, 1) for t in (batch.positions, batch.targets, batch.valid))
-    rows_per_step = max(1, _LOGITS_BUDGET // (positions.shape[1] * subject.vocab_size))
-    scores = []
-    for start in range(0, resid.shape[0], rows_per_step):
-        rows = slice(start, start + rows_per_step)
-        logits = unembed(subject, resid[rows], positions[rows])
-        scores.append(answer_logprobs(logits, targets[rows], valid[rows]).cpu())
-    return torch.cat(scores).double()
+    """Mean answer log-prob per row of ``resid`` (``repeats`` stacked copies of the batch).
+    Only the real answer positions are unembedded (no padding), a bounded number at a
+    time, and scored with logsumexp rather than a full log-softmax."""
+    valid = batch.valid.repeat(repeats, 1)
+    rows, slots = valid.nonzero(as_tuple=True)
+    hidden = resid[rows, batch.positions.repeat(repeats, 1)[rows, slots]]  # [answer tokens, d]
+    targets = batch.targets.repeat(repeats, 1)[rows, slots]
+    per_step = max(1, _LOGITS_BUDGET // subject.vocab_size)
+    token_scores = []
+    for start in range(0, hidden.shape[0], per_step):
+        logits = unembed(subject, hidden[None, start : start + per_step], "all")[0].float()
+        chosen = logits.gather(-1, targets[start : start + per_step, None]).squeeze(-1)
+        token_scores.append(chosen - torch.logsumexp(logits, dim=-1))
+    totals = torch.zeros(valid.shape[0], dtype=torch.float64, device=resid.device)
+    totals.index_add_(0, rows, torch.cat(token_scores).double())
+    return (totals / valid.sum(-1).double()).cpu()
 
 
 @torch.no_grad()

@@ -1,0 +1,112 @@
+"""%%brainscan: options reach nm.brainscan, results land in variables and files, and every
+bad input is one line that leaves the model exactly as it was."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from IPython.core.error import UsageError
+
+import neuro_magics as nm
+from neuro_magics.brainscan import BrainScanResult
+from tiny_models import tiny_model, tiny_tokenizer
+
+ITEMS = '{"prompt": "ab", "answer": "cd"}\n\n{"prompt": "The cat sat on the", "answer": "mat", "scorer": "match"}\n'
+
+
+@pytest.fixture
+def loaded(shell):
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    shell.neuro_magics_session.subject = subject
+    return shell, subject
+
+
+def state(subject):
+    with torch.no_grad():
+        logits = subject.model(torch.tensor([[5, 9, 17, 33, 60]]), use_cache=False).logits
+    return logits, subject.program
+
+
+def test_cell_items_variable_and_options(loaded):
+    shell, subject = loaded
+    result = shell.run_cell_magic("brainscan", "--layers 1:4 --times 2 -o scan", ITEMS)
+    assert shell.user_ns["scan"] is result
+    assert isinstance(result, BrainScanResult) and result.complete and result.n_configs == 6
+    assert result.metadata["probe"] == "custom" and result.metadata["times"] == 2
+    assert [item[2] for item in result.metadata["items"]] == ["match", "match"]
+    direct = nm.brainscan(subject, items=ITEMS, layers="1:4", times=2, progress=False)
+    np.testing.assert_array_equal(result.scores, direct.scores)
+    assert subject.program.is_identity
+
+
+def test_line_form_with_builtin_probe_limit_and_text_passages(loaded):
+    shell, _ = loaded
+    result = shell.run_line_magic("brainscan", "--probe math --limit 2 --layers 2:4")
+    assert len(result.baseline_items) == 2 and result.metadata["probe"] == "math"
+    text = shell.run_cell_magic("brainscan", "--probe text --layers 3:4", "one short passage\n\nand another one")
+    assert text.metadata["items"] == [["", "one short passage", "text"], ["", "and another one", "text"]]
+
+
+def test_generate_score_and_jsonl_file(loaded, tmp_path):
+    shell, _ = loaded
+    probe = tmp_path / "mine.jsonl"
+    probe.write_text('{"prompt": "12+3=", "answer": "15"}\n{"prompt": "sky:", "answer": "blue"}\n')
+    result = shell.run_line_magic("brainscan", f"--probe {probe} --score generate --max-new-tokens 3 --layers 3:4")
+    assert result.metadata["probe"] == "mine.jsonl" and result.metadata["max_new_tokens"] == 3
+    assert [item[2] for item in result.metadata["items"]] == ["number", "match"]
+    assert np.all((result.item_scores[3, 4] >= 0) & (result.item_scores[3, 4] <= 1))
+
+
+def test_save_then_resume_does_no_more_work(loaded, tmp_path):
+    shell, subject = loaded
+    path = tmp_path / "scan.npz"
+    first = shell.run_line_magic("brainscan", f"--probe facts --limit 2 --layers 2:4 --save {path}")
+    assert BrainScanResult.load(path).complete
+    calls = []
+    handle = subject.blocks[3].register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        again = shell.run_line_magic("brainscan", f"--probe facts --limit 2 --layers 2:4 --resume {path}")
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # only the baseline run that checks the model is the same
+    np.testing.assert_array_equal(again.scores, first.scores)
+
+
+@pytest.mark.parametrize(
+    "line, cell, message",
+    [
+        ("--probe poems", None, "Unknown probe 'poems'"),
+        ("", '{"prompt": "a", "answer": "b"}\nnot json', "Line 2 of the cell is not valid JSON"),
+        ("", '{"prompt": "a", "answer": "b", "scorer": "number"}', "is not an integer"),
+        ("--layers 0:40", None, "reaches block 39, but this model has blocks 0-3"),
+        ("--layers 3:1", None, "empty or backwards"),
+        ("--score sample", None, "invalid choice"),
+        ("--probe text --score generate", None, "use --score logprob"),
+        ("--times 0", None, "--times must be at least 1"),
+        ("--limit 0", None, "--limit must be at least 1"),
+        ("--max-new-tokens 0 --score generate", None, "--max-new-tokens must be at least 1"),
+        ("-o 2bad", None, "-o needs a Python variable name"),
+        ("--resume nowhere.npz", None, "No file"),
+        ("--probe facts extra", None, "unrecognized arguments"),
+    ],
+)
+def test_bad_input_is_one_line_and_the_model_is_unchanged(loaded, line, cell, message):
+    shell, subject = loaded
+    before = state(subject)
+    with pytest.raises(UsageError, match=message) as error:
+        if cell is None:
+            shell.run_line_magic("brainscan", line)
+        else:
+            shell.run_cell_magic("brainscan", line, cell)
+    assert type(error.value) is UsageError and "\n" not in str(error.value)
+    logits, program = state(subject)
+    assert torch.equal(logits, before[0]) and program == before[1]
+
+
+def test_needs_a_model_and_documents_its_options(shell):
+    with pytest.raises(UsageError, match="No model is loaded"):
+        shell.run_line_magic("brainscan", "")
+    doc = shell.find_magic("brainscan", "cell").__doc__
+    for option in ("--probe", "--score", "--max-new-tokens", "--layers", "--times", "--limit", "-o", "--save", "--resume"):
+        assert option in doc
