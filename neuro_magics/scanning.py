@@ -584,18 +584,23 @@ def _lens(
 
 
 def _lens_chunk(subject: Subject, rows: torch.Tensor, targets: torch.Tensor | None, top_k: int) -> dict[str, torch.Tensor]:
-    """Final norm + unembedding of ``rows [n, d]``, reduced to a few numbers per row."""
+    """Final norm + unembedding of ``rows [n, d]``, reduced to a few numbers per row.
+
+    One fused softmax pass gives the probabilities; the log-partition is read off the top
+    token (``logit - log p``). A separate logsumexp / exp over the full vocabulary is several
+    times slower on CPU (far-negative logits underflow into denormals)."""
     logits = unembed(subject, rows[None].to(subject.device, subject.dtype), "all")[0].float()
-    log_total = logits.logsumexp(-1, keepdim=True)
+    probs = logits.softmax(-1)
     top_logits, top_ids = logits.topk(top_k, dim=-1)
-    out = {"top_ids": top_ids.cpu(), "top_probs": (top_logits - log_total).exp().cpu()}
+    top_probs = probs.gather(1, top_ids)
+    out = {"top_ids": top_ids.cpu(), "top_probs": top_probs.cpu()}
     if targets is not None:
-        target_logits = logits.gather(1, targets.to(logits.device)[:, None])
-        probs = (logits - log_total).exp()
+        targets = targets.to(logits.device)[:, None]
+        log_total = top_logits[:, 0] - top_probs[:, 0].log()
         out.update(
-            target_prob=(target_logits - log_total).exp()[:, 0].cpu(),
-            target_rank=((logits > target_logits).sum(-1) + 1).float().cpu(),
-            entropy=(log_total[:, 0] - (probs * logits).sum(-1)).cpu(),
+            target_prob=probs.gather(1, targets)[:, 0].cpu(),
+            target_rank=((logits > logits.gather(1, targets)).sum(-1) + 1).float().cpu(),
+            entropy=(log_total - (probs * logits).sum(-1)).cpu(),
         )
     return out
 
