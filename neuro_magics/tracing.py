@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import NeuroMagicsError
-from .patching import encode_one, metric_values, token_pieces, top_tokens
+from .patching import answer_token_ids, encode_one, metric_values, token_pieces, top_tokens
 from .results import Result, run_metadata
 from .runner import Capture, Edit, prepare, run
 from .subject import Subject
@@ -54,8 +54,6 @@ def trace(
     """Normalised restoration effect on p(answer) per step x position for the residual stream,
     attention windows and MLP windows. ``answer`` defaults to the model's clean top token."""
     from tqdm.auto import tqdm
-
-    from .patching import answer_token_ids
 
     if samples < 1 or window < 1 or noise <= 0:
         raise NeuroMagicsError("samples and window must be at least 1 and noise positive.")
