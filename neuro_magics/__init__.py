@@ -45,6 +45,7 @@ _LAZY = {
     "save_materialized": "surgery",
     "mergekit_yaml": "surgery",
     "compare": "diffing",
+    "generate": "generation",
     "brainscan": "brainscan",
     "patch": "patching",
     "ablate": "interventions",

@@ -2,6 +2,7 @@
 
 from ._arrays import WidgetDataError
 from .attention import AttentionWidget
+from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 
-__all__ = ["AttentionWidget", "HeatmapWidget", "WidgetDataError"]
+__all__ = ["AttentionWidget", "DiffWidget", "HeatmapWidget", "WidgetDataError"]
