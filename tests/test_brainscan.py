@@ -124,7 +124,6 @@ def test_proxies_match_hf_hidden_states(tiny):
     result = nm.brainscan(tiny, items=items, layers="0:1", progress=False)
     n = tiny.n_layers
     tokenizer = tiny.tokenizer
-    inputs, masks = [], []
     cosines = []
     with torch.no_grad():
         for item in items:
