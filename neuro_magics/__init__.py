@@ -48,8 +48,11 @@ _LAZY = {
     "generate": "generation",
     "brainscan": "brainscan",
     "patch": "patching",
+    "trace": "tracing",
     "ablate": "interventions",
     "steer": "interventions",
+    "active_interventions": "interventions",
+    "reset_interventions": "interventions",
 }
 
 
