@@ -108,10 +108,12 @@ class LayerProgram:
         return f"LayerProgram({self}; {kind}, of {self.n_layers} layers)"
 
 
-def parse_ranges(spec: str, n_layers: int) -> list[int]:
-    """Expand a range spec (see module docstring) into block indices."""
+def parse_ranges(spec: str, n_layers: int, *, unit: str = "block", owner: str = "this model") -> list[int]:
+    """Expand a range spec (see module docstring) into indices below ``n_layers``, in order.
+
+    ``unit`` and ``owner`` word the messages (e.g. "position", "the current program")."""
     if not spec or not spec.strip():
-        raise ProgramError("Empty layer spec: give ranges like 0-5,3-29 (inclusive) or 0:6 (half-open).")
+        raise ProgramError(f"No {unit}s given: write ranges like 0-5,3-29 (inclusive) or 0:6 (half-open).")
     steps: list[int] = []
     for part in spec.split(","):
         match = _RANGE.match(part)
@@ -129,9 +131,13 @@ def parse_ranges(spec: str, n_layers: int) -> list[int]:
             hi = int(last)
         if hi <= lo:
             raise ProgramError(f"Range {part.strip()!r} is empty or backwards; ranges go low to high.")
+        if hi > n_layers and sep is None:
+            raise ProgramError(
+                f"{unit.capitalize()} {lo} is out of range: {owner} has {unit}s 0-{n_layers - 1}."
+            )
         if hi > n_layers:
             raise ProgramError(
-                f"Range {part.strip()!r} reaches block {hi - 1}, but this model has blocks 0-{n_layers - 1}."
+                f"Range {part.strip()!r} reaches {unit} {hi - 1}, but {owner} has {unit}s 0-{n_layers - 1}."
             )
         steps.extend(range(lo, hi))
     return steps

@@ -28,11 +28,10 @@ from torch import nn
 
 from .diffing import DiffResult, compare
 from .errors import NeuroMagicsError, ProgramError
-from .programs import MAX_PROGRAM_FACTOR, LayerProgram
+from .programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
 from .subject import Subject
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
-_POSITIONS = re.compile(r"^\s*(\d+)\s*(?:([-:])\s*(\d+))?\s*$")
 
 
 # -- planning: pure functions on programs ---------------------------------------------------
@@ -59,23 +58,7 @@ def _check_span(start: int, end: int, length: int) -> None:
 
 def parse_positions(spec: str, length: int) -> list[int]:
     """Positions like ``"3,5,20:24"`` (``a-b`` inclusive, ``a:b`` half-open) within ``length``, sorted, unique."""
-    if not spec or not spec.strip():
-        raise ProgramError("No positions given: list them like 3,5,20:24 (a:b half-open, a-b inclusive).")
-    positions: set[int] = set()
-    for part in spec.split(","):
-        match = _POSITIONS.match(part)
-        if not match:
-            raise ProgramError(f"Cannot read {part.strip()!r} in {spec!r}: use a, a-b (inclusive) or a:b (half-open).")
-        lo = int(match[1])
-        hi = lo + 1 if match[2] is None else int(match[3]) + (match[2] == "-")
-        if hi <= lo:
-            raise ProgramError(f"Range {part.strip()!r} is empty or backwards; ranges go low to high.")
-        if hi > length:
-            raise ProgramError(
-                f"Position {hi - 1} is out of range: the current program has positions 0-{length - 1}."
-            )
-        positions.update(range(lo, hi))
-    return sorted(positions)
+    return sorted(set(parse_ranges(spec, length, unit="position", owner="the current program")))
 
 
 def duplicated(program: LayerProgram, start: int, end: int, times: int = 1) -> LayerProgram:

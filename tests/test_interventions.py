@@ -222,7 +222,7 @@ def test_a_failure_half_way_through_installing_removes_what_was_registered(clean
         (lambda s, p: nm.ablate(s, heads="1.9"), r"Head 1.9 is out of range: layers have heads 0-3"),
         (lambda s, p: nm.ablate(s, heads="9.1"), "layer 9 is out of range"),
         (lambda s, p: nm.ablate(s, heads="1-2"), "Cannot read '1-2' as a head"),
-        (lambda s, p: nm.ablate(s, layers="7"), "reaches block 7"),
+        (lambda s, p: nm.ablate(s, layers="7"), "Block 7 is out of range"),
         (lambda s, p: nm.ablate(s, neurons="1:999"), "Neuron 1:999 is out of range"),
         (lambda s, p: nm.ablate(s), "Say what to ablate"),
         (lambda s, p: nm.ablate(s, layers="1", mode="half"), "Unknown ablation mode"),
