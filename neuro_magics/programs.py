@@ -113,7 +113,7 @@ def parse_ranges(spec: str, n_layers: int, *, unit: str = "block", owner: str = 
 
     ``unit`` and ``owner`` word the messages (e.g. "position", "the current program")."""
     if not spec or not spec.strip():
-        raise ProgramError(f"No {unit}s given: write ranges like 0-5,3-29 (inclusive) or 0:6 (half-open).")
+        raise ProgramError(f"Empty {unit} list: write ranges like 0-5,3-29 (inclusive) or 0:6 (half-open).")
     steps: list[int] = []
     for part in spec.split(","):
         match = _RANGE.match(part)

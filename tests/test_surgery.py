@@ -115,7 +115,7 @@ def test_greedy_generate_is_kv_cache_correct_under_a_composed_program(tiny):
         (lambda s: surgery.drop_layers(s, "0:6", diff=False), "every block"),
         (lambda s: surgery.drop_layers(s, "7", diff=False), "out of range"),
         (lambda s: surgery.drop_layers(s, "1,,2", diff=False), "Cannot read"),
-        (lambda s: surgery.drop_layers(s, "", diff=False), "No positions"),
+        (lambda s: surgery.drop_layers(s, "", diff=False), "Empty position list"),
         (lambda s: surgery.set_program(s, "", diff=False), "Empty"),
         (lambda s: surgery.set_program(s, "0-3,x", diff=False), "Cannot read"),
         (lambda s: surgery.set_program(s, "0-9", diff=False), "blocks 0-3"),
