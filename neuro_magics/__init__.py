@@ -46,7 +46,7 @@ _LAZY = {
     "mergekit_yaml": "surgery",
     "compare": "diffing",
     "generate": "generation",
-    "brainscan": "brainscan",
+    "brainscan": "brain_scan",
     "patch": "patching",
     "trace": "tracing",
     "ablate": "interventions",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..brainscan import BrainScanResult, brainscan
+from ..brain_scan import BrainScanResult, brainscan
 from ..errors import NeuroMagicsError
 from .session import Session, one_line_errors
 

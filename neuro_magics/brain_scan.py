@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import types
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -522,15 +520,3 @@ class BrainScanResult(Result):
     def _rebuild(cls, arrays, fields, metadata) -> BrainScanResult:
         return cls(arrays["scores"], arrays["item_scores"], arrays["baseline_items"], arrays["block_influence"],
                    arrays["angular_distance"], metadata, interrupted=fields.get("interrupted", False))
-
-
-class _CallableModule(types.ModuleType):
-    """Once this module is imported, Python binds ``neuro_magics.brainscan`` to the module
-    itself (not to the lazily exported function of the same name), so calling it runs
-    the scan: ``nm.brainscan(subject, ...)`` works either way."""
-
-    def __call__(self, *args, **kwargs) -> BrainScanResult:
-        return brainscan(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
