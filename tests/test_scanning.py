@@ -293,6 +293,8 @@ def test_default_model_lens_and_attention(default_subject):
     implementation = model.config._attn_implementation
     encoded = default_subject.encode("The capital of France is")
     before = model(**encoded, use_cache=False).logits
+    # The session's shared model may carry HF's own lazily installed output-capture hooks.
+    hooks_before = _hook_counts(model)
     result = nm.scan(default_subject, "The capital of France is", target=" Paris", attention=True)
     assert result.tokens == ["The", " capital", " of", " France", " is"]
     probs = before[0, -1].softmax(-1)
@@ -305,4 +307,4 @@ def test_default_model_lens_and_attention(default_subject):
     np.testing.assert_allclose(result.attention.sum(-1), 1, atol=1e-5)
     assert model.config._attn_implementation == implementation
     assert torch.equal(model(**encoded, use_cache=False).logits, before)
-    assert sum(_hook_counts(model)) == 0
+    assert _hook_counts(model) == hooks_before
