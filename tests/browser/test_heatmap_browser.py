@@ -106,8 +106,21 @@ def test_dark_theme_uses_light_text(open_widget, theme):
     colour = view.page.evaluate("getComputedStyle(document.querySelector('.nm-root')).color")
     red, green, blue = (int(part) for part in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3])
     assert 0.2126 * red + 0.7152 * green + 0.0722 * blue > 180, colour
-    axis = view.canvas_stats(".nm-row-axis")
-    assert axis["brightest"] > 180, axis  # row labels are drawn in the light foreground
+    # Row labels end up in the light foreground. A widget rendered before it is attached to the
+    # page draws once more when it gets its size (ResizeObserver), so wait for that frame.
+    try:
+        view.page.wait_for_function(
+            """() => {
+                const c = document.querySelector('.nm-row-axis');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                for (let i = 0; i < d.length; i += 4)
+                    if (d[i + 3] && 0.2126 * d[i] + 0.7152 * d[i + 1] + 0.0722 * d[i + 2] > 180) return true;
+                return false;
+            }""",
+            timeout=5_000,
+        )
+    except Exception:
+        pytest.fail(f"row labels never drawn in a light colour: {view.canvas_stats('.nm-row-axis')}")
     view.screenshot()
 
 
