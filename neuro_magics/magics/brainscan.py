@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..brain_scan import BrainScanResult, brainscan
 from ..errors import NeuroMagicsError
-from .session import Session, one_line_errors
+from .session import SessionMagics, one_line_errors
 
 
 @magics_class
-class BrainScanMagics(Magics):
-    def __init__(self, shell, session: Session):
-        super().__init__(shell)
-        self.session = session
-
+class BrainScanMagics(SessionMagics):
     @magic_arguments()
     @argument("--probe", default="math",
               help="math, facts, text, or a .jsonl file of {\"prompt\", \"answer\", \"scorer\"} lines. "

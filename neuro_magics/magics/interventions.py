@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .. import interventions
 from ..patching import DIRECTIONS, METRICS, SITES, patch
-from .session import Session, one_line_errors
+from .session import SessionMagics, one_line_errors
 
 
 def _text(value: str | None) -> str | None:
@@ -19,11 +19,7 @@ def _text(value: str | None) -> str | None:
 
 
 @magics_class
-class InterventionMagics(Magics):
-    def __init__(self, shell, session: Session):
-        super().__init__(shell)
-        self.session = session
-
+class InterventionMagics(SessionMagics):
     @magic_arguments()
     @argument("--clean", help="The prompt whose behaviour is restored (the corrupt run's donor when denoising).")
     @argument("--corrupt", help="The same-length prompt that changes the answer.")

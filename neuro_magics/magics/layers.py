@@ -11,14 +11,14 @@ import re
 from pathlib import Path
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
 
 from .. import surgery
 from ..generation import GenerationResult, generate
 from ..programs import LayerProgram
 from ..subject import Subject
-from .session import Session, one_line_errors
+from .session import SessionMagics, one_line_errors
 
 
 def _diff_arguments(magic):
@@ -51,11 +51,7 @@ def _export_arguments(magic):
 
 
 @magics_class
-class LayerMagics(Magics):
-    def __init__(self, shell, session: Session):
-        super().__init__(shell)
-        self.session = session
-
+class LayerMagics(SessionMagics):
     # -- surgery ------------------------------------------------------------------------
 
     @magic_arguments()

@@ -7,20 +7,16 @@ import time
 
 import torch
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..loading import DEFAULT_MODEL, load_model
 from ..subject import Subject
-from .session import Session, one_line_errors
+from .session import SessionMagics, one_line_errors
 
 
 @magics_class
-class ModelMagics(Magics):
-    def __init__(self, shell, session: Session):
-        super().__init__(shell)
-        self.session = session
-
+class ModelMagics(SessionMagics):
     @magic_arguments()
     @argument("name", nargs="?", default=None,
               help=f"HF hub id or local folder; omit for the built-in {DEFAULT_MODEL}.")

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, magics_class
+from IPython.core.magic import cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
-from .session import Session, one_line_errors
+from .session import SessionMagics, one_line_errors
 
 
 @magics_class
-class ScanMagics(Magics):
-    def __init__(self, shell, session: Session):
-        super().__init__(shell)
-        self.session = session
-
+class ScanMagics(SessionMagics):
     @magic_arguments()
     @argument("--sites", default=",".join(DEFAULT_SITES),
               help=f"What to capture, comma-separated: {', '.join(SITE_GROUPS)} (default: %(default)s).")

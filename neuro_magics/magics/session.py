@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from IPython.core.error import UsageError
+from IPython.core.magic import Magics
 
 from ..errors import NeuroMagicsError, NoModelError
 from ..subject import Subject
@@ -23,6 +24,14 @@ class Session:
                 "SmolLM2-135M-Instruct)."
             )
         return self.subject
+
+
+class SessionMagics(Magics):
+    """Base of our magics classes: each acts on the shell's shared Session."""
+
+    def __init__(self, shell, session: Session):
+        super().__init__(shell)
+        self.session = session
 
 
 def one_line_errors(magic):
