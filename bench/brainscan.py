@@ -23,8 +23,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
-from neuro_magics.probe_sets import answer_logprobs, load_probe, teacher_forced_batch  # noqa: E402
-from neuro_magics.runner import position_ids_for  # noqa: E402
+from neuro_magics.analyses.probe_sets import answer_logprobs, load_probe, teacher_forced_batch  # noqa: E402
+from neuro_magics.core.runner import position_ids_for  # noqa: E402
 
 
 @torch.no_grad()

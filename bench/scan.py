@@ -21,7 +21,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
-from neuro_magics.runner import SITES  # noqa: E402
+from neuro_magics.core.runner import SITES  # noqa: E402
 
 PARAGRAPH = (
     "The history of the city begins with a small settlement on the river, where traders met to exchange "

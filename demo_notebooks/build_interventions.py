@@ -62,7 +62,7 @@ cells = [
     ),
     new_code_cell(
         "import neuro_magics as nm\n"
-        "from neuro_magics.patching import answer_token_ids, metric_values\n\n"
+        "from neuro_magics.analyses.patching import answer_token_ids, metric_values\n\n"
         "m = %model\n"
         'answers = answer_token_ids(m, [" Mary", " John"])\n\n'
         "def clean_logit_diff():\n"

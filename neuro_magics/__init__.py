@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import NeuroMagicsError
-from .loading import DEFAULT_MODEL, load_model
-from .programs import LayerProgram
-from .results import Result, load_result
-from .runner import Capture, Edit, RunInputs, RunOutput, prepare, run, unembed
-from .subject import Subject
+from .core.errors import NeuroMagicsError
+from .core.loading import DEFAULT_MODEL, load_model
+from .core.programs import LayerProgram
+from .core.results import Result, load_result
+from .core.runner import Capture, Edit, RunInputs, RunOutput, prepare, run, unembed
+from .core.subject import Subject
 
 __version__ = "0.1.0"
 
@@ -38,28 +38,36 @@ __all__ = [
 #: Public functions of the analysis modules, imported on first use so that
 #: ``import neuro_magics`` stays fast: name -> module.
 _LAZY = {
-    "scan": "scanning",
-    "duplicate_layers": "surgery",
-    "drop_layers": "surgery",
-    "set_program": "surgery",
-    "save_materialized": "surgery",
-    "mergekit_yaml": "surgery",
-    "compare": "diffing",
-    "generate": "generation",
-    "brainscan": "brain_scan",
-    "patch": "patching",
-    "trace": "tracing",
-    "ablate": "interventions",
-    "steer": "interventions",
-    "active_interventions": "interventions",
-    "reset_interventions": "interventions",
+    "scan": "analyses.scanning",
+    "duplicate_layers": "analyses.surgery",
+    "drop_layers": "analyses.surgery",
+    "set_program": "analyses.surgery",
+    "save_materialized": "analyses.surgery",
+    "mergekit_yaml": "analyses.surgery",
+    "compare": "analyses.diffing",
+    "generate": "analyses.generation",
+    "brainscan": "analyses.brain_scan",
+    "patch": "analyses.patching",
+    "trace": "analyses.tracing",
+    "ablate": "analyses.interventions",
+    "steer": "analyses.interventions",
+    "active_interventions": "analyses.interventions",
+    "reset_interventions": "analyses.interventions",
 }
+
+
+__all__ += sorted(_LAZY)
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'neuro_magics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """``nm.<TAB>`` lists the whole API, the lazily imported functions included."""
+    return sorted({*globals(), *__all__})
 
 
 def load_ipython_extension(ipython) -> None:

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.brain_scan import BrainScanResult
-from neuro_magics.probe_sets import credit, load_probe, number_credit
+from neuro_magics.analyses.brain_scan import BrainScanResult
+from neuro_magics.analyses.probe_sets import credit, load_probe, number_credit
 
 FACTS = Path(nm.__file__).parent / "probes" / "brainscan_facts.jsonl"
 

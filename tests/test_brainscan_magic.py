@@ -9,7 +9,7 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.brain_scan import BrainScanResult
+from neuro_magics.analyses.brain_scan import BrainScanResult
 from tiny_models import tiny_model, tiny_tokenizer
 
 ITEMS = '{"prompt": "ab", "answer": "cd"}\n\n{"prompt": "The cat sat on the", "answer": "mat", "scorer": "match"}\n'
@@ -114,6 +114,6 @@ def test_needs_a_model_and_documents_its_options(shell):
 
 def test_nm_brainscan_stays_the_function_after_the_extension_loads(shell):
     """The engine module has another name than the function, so importing it cannot shadow nm.brainscan."""
-    import neuro_magics.brain_scan
+    import neuro_magics.analyses.brain_scan
 
-    assert nm.brainscan is neuro_magics.brain_scan.brainscan
+    assert nm.brainscan is neuro_magics.analyses.brain_scan.brainscan

@@ -28,7 +28,7 @@ def test_greedy_generation_makes_sense(default_subject):
 def test_runner_matches_hf_on_the_real_model(default_subject):
     encoded = default_subject.encode(PROMPTS)
     model = default_subject.model
-    reference = model(**encoded, position_ids=nm.runner.position_ids_for(encoded["attention_mask"]),
+    reference = model(**encoded, position_ids=nm.core.runner.position_ids_for(encoded["attention_mask"]),
                       use_cache=False, output_hidden_states=True)
     out = nm.run(default_subject, nm.prepare(default_subject, encoded["input_ids"], encoded["attention_mask"]),
                  capture=nm.Capture(sites=("resid_post",)), logits_at="all")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics import diffing
-from neuro_magics.diffing import DiffResult, first_divergence
+from neuro_magics.analyses import diffing
+from neuro_magics.analyses.diffing import DiffResult, first_divergence
 from neuro_magics.widgets.diff import DiffWidget
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -28,7 +28,7 @@ def _subject(family: str = "llama") -> nm.Subject:
 def _reference_logits(subject, prompts):
     encoded = subject.encode(prompts)
     with torch.no_grad():
-        return subject.model(**encoded, position_ids=nm.runner.position_ids_for(encoded["attention_mask"]),
+        return subject.model(**encoded, position_ids=nm.core.runner.position_ids_for(encoded["attention_mask"]),
                              use_cache=False).logits
 
 
@@ -44,7 +44,7 @@ def test_numbers_match_hf_forwards_on_both_sides(family):
     text = subject.tokenizer(diffing.perplexity_text(), return_tensors="pt")["input_ids"][:, :128]
     for side, context in ((result.before, contextlib.nullcontext()), (result.after, subject.program_applied(RYS))):
         with context, torch.no_grad():
-            logits = subject.model(sequence, attention_mask=mask, position_ids=nm.runner.position_ids_for(mask),
+            logits = subject.model(sequence, attention_mask=mask, position_ids=nm.core.runner.position_ids_for(mask),
                                    use_cache=False).logits
             log_probs = logits[:, n_prompt - 1:-1].log_softmax(-1)
             expected = log_probs.gather(-1, continuation[..., None])[..., 0]
@@ -58,7 +58,7 @@ def test_numbers_match_hf_forwards_on_both_sides(family):
             greedy_mask = encoded["attention_mask"]
             for _ in range(5):
                 step = subject.model(greedy, attention_mask=greedy_mask, use_cache=False,
-                                     position_ids=nm.runner.position_ids_for(greedy_mask)).logits[:, -1]
+                                     position_ids=nm.core.runner.position_ids_for(greedy_mask)).logits[:, -1]
                 greedy = torch.cat([greedy, step.argmax(-1, keepdim=True)], dim=1)
                 greedy_mask = torch.cat([greedy_mask, torch.ones_like(greedy_mask[:, :1])], dim=1)
             assert np.array_equal(side.tokens, greedy[:, n_prompt:].numpy())

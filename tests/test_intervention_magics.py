@@ -8,10 +8,10 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.diffing import DiffResult
-from neuro_magics.interventions import active_interventions
-from neuro_magics.patching import PatchResult
-from neuro_magics.tracing import TraceResult
+from neuro_magics.analyses.diffing import DiffResult
+from neuro_magics.analyses.interventions import active_interventions
+from neuro_magics.analyses.patching import PatchResult
+from neuro_magics.analyses.tracing import TraceResult
 
 PATCH = '--clean "ab cdefgh" --corrupt "ab cdXfgh" --answers "e" "X"'
 
@@ -23,7 +23,7 @@ def loaded(shell):
     subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
     shell.neuro_magics_session.subject = subject
     yield shell, subject
-    nm.interventions.reset_interventions(subject)
+    nm.analyses.interventions.reset_interventions(subject)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.interventions import (
+from neuro_magics.analyses.interventions import (
     CONTRAST_PREFIX,
     REFERENCE_TEXT,
     Intervention,
@@ -18,7 +18,7 @@ from neuro_magics.interventions import (
     contrast_vector,
     reset_interventions,
 )
-from neuro_magics.patching import n_heads, output_projection
+from neuro_magics.analyses.patching import n_heads, output_projection
 
 TEXT = "the cat sat on"
 

@@ -9,8 +9,8 @@ from IPython.core.error import UsageError
 from transformers import AutoModelForCausalLM
 
 import neuro_magics as nm
-from neuro_magics.diffing import DiffResult
-from neuro_magics.generation import GenerationResult
+from neuro_magics.analyses.diffing import DiffResult
+from neuro_magics.analyses.generation import GenerationResult
 from tiny_models import tiny_model, tiny_tokenizer
 
 TOKENS = torch.tensor([[5, 17, 33, 8, 61, 9, 40]])

@@ -7,7 +7,7 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.loading import resolve_device, resolve_dtype
+from neuro_magics.core.loading import resolve_device, resolve_dtype
 from tiny_models import tiny_model, tiny_tokenizer
 
 
@@ -140,7 +140,7 @@ def test_unload_model_and_unload_ext(shell, tiny_folder):
 
 
 def test_missing_default_model_package_says_how_to_install(monkeypatch, tmp_path):
-    import neuro_magics.loading as loading
+    import neuro_magics.core.loading as loading
 
     monkeypatch.setenv(loading.CACHE_ENV, str(tmp_path))
     monkeypatch.setattr(loading.importlib.util, "find_spec", lambda name: None)

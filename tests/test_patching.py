@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.patching import (
+from neuro_magics.analyses.patching import (
     SITES,
     PatchResult,
     _attribution,
@@ -22,7 +22,7 @@ from neuro_magics.patching import (
     metric_values,
     projection_pre_hooks,
 )
-from neuro_magics.tracing import TraceResult, trace
+from neuro_magics.analyses.tracing import TraceResult, trace
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
 from patch import naive_sweep  # noqa: E402
@@ -99,7 +99,7 @@ def test_a_patch_at_p_leaves_earlier_positions_bit_identical(tiny, site):
 @pytest.mark.parametrize("site", SITES)
 def test_clean_into_clean_changes_nothing(tiny, site):
     clean, _ = _sides(tiny, site)
-    n_cols = nm.patching.n_heads(tiny) if site == "heads" else len(CLEAN)
+    n_cols = nm.analyses.patching.n_heads(tiny) if site == "heads" else len(CLEAN)
     for step in range(tiny.n_layers):
         patched = _patched_logits(tiny, clean, clean, site, step, list(range(n_cols)))
         untouched = _unpatched_logits(tiny, clean, step, n_cols, site=site)
@@ -128,7 +128,7 @@ def test_head_patching_equals_a_hooked_hf_forward(tiny):
     during an ordinary HF forward of the corrupt prompt."""
     result = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, site="heads", metric="logprob", progress=False)
     answer_ids = answer_token_ids(tiny, ANSWERS)
-    n = nm.patching.n_heads(tiny)
+    n = nm.analyses.patching.n_heads(tiny)
     donors: list[torch.Tensor] = []
     with projection_pre_hooks(tiny, range(tiny.n_layers), lambda step, block, x: donors.append(x.clone())):
         tiny.model(tiny.encode(CLEAN)["input_ids"], use_cache=False)
@@ -179,7 +179,7 @@ def test_attribution_matches_finite_differences(tiny, site):
     answer_ids = answer_token_ids(tiny, ANSWERS)
     clean, corrupt = _sides(tiny, site)
     estimate = _attribution(tiny, corrupt, clean, site, answer_ids, "logprob")
-    n = nm.patching.n_heads(tiny)
+    n = nm.analyses.patching.n_heads(tiny)
 
     def nudged_metric(step, col, scale):
         difference = clean.states[site][step] - corrupt.states[site][step]

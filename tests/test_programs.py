@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import neuro_magics as nm
-from neuro_magics.programs import parse_ranges
+from neuro_magics.core.programs import parse_ranges
 
 PROGRAMS = [
     (0, 1, 2, 1, 2, 3),  # RYS duplication of block 1..2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import neuro_magics as nm
-from neuro_magics.results import Result, run_metadata
+from neuro_magics.core.results import Result, run_metadata
 
 
 class _Example(Result):

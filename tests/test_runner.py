@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.runner import SITES
+from neuro_magics.core.runner import SITES
 
 
 def _hook_counts(model) -> list[int]:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.attention_patterns import head_scores
-from neuro_magics.scanning import ScanBatch, ScanResult
+from neuro_magics.analyses.attention_patterns import head_scores
+from neuro_magics.analyses.scanning import ScanBatch, ScanResult
 from tiny_models import FAMILIES, tiny_model, tiny_tokenizer
 
 PROMPT = "abc abc xyz"
@@ -127,7 +127,7 @@ def test_an_interrupt_during_the_lens_leaves_the_model_alone(monkeypatch, token_
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("neuro_magics.scanning._lens_chunk", interrupted)
+    monkeypatch.setattr("neuro_magics.analyses.scanning._lens_chunk", interrupted)
     with pytest.raises(KeyboardInterrupt):
         nm.scan(subject, PROMPT, lens=True, attention=True)
     assert sum(_hook_counts(subject.model)) == 0

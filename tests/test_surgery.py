@@ -9,8 +9,8 @@ import yaml
 from transformers import AutoModelForCausalLM
 
 import neuro_magics as nm
-from neuro_magics import surgery
-from neuro_magics.generation import generate
+from neuro_magics.analyses import surgery
+from neuro_magics.analyses.generation import generate
 
 
 def _logits(subject, token_ids):

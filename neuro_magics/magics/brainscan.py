@@ -5,8 +5,8 @@ from __future__ import annotations
 from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..brain_scan import BrainScanResult, brainscan
-from ..errors import NeuroMagicsError
+from ..analyses.brain_scan import BrainScanResult, brainscan
+from ..core.errors import NeuroMagicsError
 from .session import SessionMagics, one_line_errors
 
 

@@ -6,8 +6,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .. import interventions
-from ..patching import DIRECTIONS, METRICS, SITES, patch
+from ..analyses import interventions
+from ..analyses.patching import DIRECTIONS, METRICS, SITES, patch
 from .session import SessionMagics, one_line_errors
 
 
@@ -42,7 +42,7 @@ class InterventionMagics(SessionMagics):
         subject = self.session.require_subject()
         answers = [_text(a) for a in args.answers]
         if args.method == "trace":
-            from ..tracing import trace
+            from ..analyses.tracing import trace
 
             if args.corrupt is not None:
                 raise UsageError("--method trace noises --subject inside --clean; drop --corrupt.")
@@ -59,7 +59,7 @@ class InterventionMagics(SessionMagics):
     @argument("--heads", default=None, help="Heads as LAYER.HEAD, comma-separated: 9.6,9.9.")
     @argument("--layers", default=None, help="Whole layers (attention + MLP contributions): 3 or 3-5.")
     @argument("--neurons", default=None, help="MLP neurons as LAYER:NEURON, comma-separated: 5:123,5:77.")
-    @argument("--mode", default="zero", help="zero, or mean (over every token of nm.interventions.REFERENCE_TEXT).")
+    @argument("--mode", default="zero", help="zero, or mean (over every token of nm.analyses.interventions.REFERENCE_TEXT).")
     @argument("--reset", action="store_true", help="Remove every active ablation.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
@@ -116,7 +116,7 @@ class InterventionMagics(SessionMagics):
     def _apply(self, subject, intervention, args):
         result = None
         if not args.no_diff:
-            from ..diffing import compare
+            from ..analyses.diffing import compare
 
             prompts = [_text(p) for p in args.prompt] if args.prompt else None
             result = compare(subject, lambda: intervention.applied(subject), prompts,

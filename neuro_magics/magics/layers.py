@@ -1,7 +1,7 @@
 """%duplicate_layers, %drop_layers, %reset_layers, %generate: layer surgery and generation.
 
 Thin shells over ``nm.duplicate_layers`` / ``nm.drop_layers`` / ``nm.set_program`` /
-``nm.save_materialized`` / ``nm.mergekit_yaml`` and ``neuro_magics.generation.generate``.
+``nm.save_materialized`` / ``nm.mergekit_yaml`` and ``neuro_magics.analyses.generation.generate``.
 Everything is validated before the model changes, so a bad line leaves it exactly as it was.
 """
 
@@ -14,10 +14,10 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
 
-from .. import surgery
-from ..generation import GenerationResult, generate
-from ..programs import LayerProgram
-from ..subject import Subject
+from ..analyses import surgery
+from ..analyses.generation import GenerationResult, generate
+from ..core.programs import LayerProgram
+from ..core.subject import Subject
 from .session import SessionMagics, one_line_errors
 
 

@@ -10,8 +10,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..loading import DEFAULT_MODEL, load_model
-from ..subject import Subject
+from ..core.loading import DEFAULT_MODEL, load_model
+from ..core.subject import Subject
 from .session import SessionMagics, one_line_errors
 
 

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
+from ..analyses.scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
 from .session import SessionMagics, one_line_errors
 
 

@@ -7,8 +7,8 @@ import functools
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 
-from ..errors import NeuroMagicsError, NoModelError
-from ..subject import Subject
+from ..core.errors import NeuroMagicsError, NoModelError
+from ..core.subject import Subject
 
 
 class Session:

@@ -95,7 +95,7 @@ class DiffWidget(anywidget.AnyWidget):
 
     @classmethod
     def from_result(cls, result) -> DiffWidget:
-        """The widget of a :class:`neuro_magics.diffing.DiffResult`."""
+        """The widget of a :class:`neuro_magics.analyses.diffing.DiffResult`."""
         b, a = result.before, result.after
         return cls(
             result.prompts,

@@ -26,7 +26,7 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
     import torch
     import transformers
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "model": subject.name,
@@ -128,8 +128,8 @@ def _import_result_modules() -> None:
     import importlib
     import pkgutil
 
-    import neuro_magics
+    from .. import analyses
 
-    for module in pkgutil.iter_modules(neuro_magics.__path__):
+    for module in pkgutil.iter_modules(analyses.__path__):
         if not module.ispkg and not module.name.startswith("_"):
-            importlib.import_module(f"neuro_magics.{module.name}")
+            importlib.import_module(f"{analyses.__name__}.{module.name}")

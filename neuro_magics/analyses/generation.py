@@ -10,8 +10,8 @@ import contextlib
 
 import torch
 
-from .errors import NeuroMagicsError
-from .subject import Subject
+from ..core.errors import NeuroMagicsError
+from ..core.subject import Subject
 
 
 class GenerationResult(str):

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError
 from .patching import answer_token_ids, encode_one, metric_values, token_pieces, top_tokens
-from .results import Result, run_metadata
-from .runner import Capture, Edit, prepare, run
-from .subject import Subject
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, Edit, prepare, run
+from ..core.subject import Subject
 
 TRACE_SITES = ("resid_pre", "attn_out", "mlp_out")
 
@@ -189,7 +189,7 @@ class TraceResult(Result):
         return f"causal trace of p({self.answer!r}): restoring clean states into the noised-subject run"
 
     def widget(self):
-        from .widgets.patching import PatchingWidget
+        from ..widgets.patching import PatchingWidget
 
         labels = {"resid_pre": "residual stream", "attn_out": "attention (window)", "mlp_out": "MLP (window)"}
         return PatchingWidget(

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import NeuroMagicsError
-from .subject import Subject
+from ..core.errors import NeuroMagicsError
+from ..core.subject import Subject
 
 #: Families whose adapter ``attention`` path names something other than the module that
 #: returns ``(attn_output, attn_weights)``: Gemma2's contribution is its post-attention norm.

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import NeuroMagicsError
-from .results import Result, run_metadata
-from .runner import Capture, Edit, RunInputs, prepare, run
-from .subject import Subject
+from ..core.errors import NeuroMagicsError
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, Edit, RunInputs, prepare, run
+from ..core.subject import Subject
 
 SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
 METRICS = ("logit_diff", "logprob", "prob")
@@ -458,7 +458,7 @@ class PatchResult(Result):
         return f"{self.direction} patching of {self.site} ({method}), {self.metric} on {' vs '.join(map(repr, self.answers))}"
 
     def widget(self):
-        from .widgets.patching import PatchingWidget
+        from ..widgets.patching import PatchingWidget
 
         planes, metrics = [], []
         if self.effect is not None:

@@ -9,7 +9,7 @@ Range syntax (as everywhere in neuro_magics): ``a-b`` inclusive, ``a:b`` half-op
 one position. RYS duplication ``I:J`` (half-open) runs positions ``0..J-1``, then
 ``I..J-1`` again ``times`` more times, then ``I..end``.
 
-Every change returns a before/after :class:`~neuro_magics.diffing.DiffResult` unless
+Every change returns a before/after :class:`~neuro_magics.analyses.diffing.DiffResult` unless
 ``diff=False`` (then the new program). ``save_materialized`` writes a physically copied HF
 model of a program; ``mergekit_yaml`` the equivalent mergekit passthrough config.
 """
@@ -27,9 +27,9 @@ from pathlib import Path
 from torch import nn
 
 from .diffing import DiffResult, compare
-from .errors import NeuroMagicsError, ProgramError
-from .programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
-from .subject import Subject
+from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
+from ..core.subject import Subject
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
 

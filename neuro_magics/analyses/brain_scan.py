@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from .errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError
 from .probe_sets import (
     Probe,
     StopAtAnswerEnd,
@@ -36,10 +36,10 @@ from .probe_sets import (
     prompt_batch,
     teacher_forced_batch,
 )
-from .programs import LayerProgram, parse_ranges
-from .results import Result, run_metadata
-from .runner import Capture, RunInputs, prepare, run, unembed
-from .subject import Subject
+from ..core.programs import LayerProgram, parse_ranges
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, RunInputs, prepare, run, unembed
+from ..core.subject import Subject
 
 SCORE_MODES = ("logprob", "generate")
 
@@ -451,7 +451,7 @@ class BrainScanResult(Result):
     # -- display ---------------------------------------------------------------------
 
     def widget(self):
-        from .widgets.brainscan import BrainScanWidget
+        from ..widgets.brainscan import BrainScanWidget
 
         live = self._subject() is not None
         probe, score = self.metadata.get("probe", "?"), self.metadata.get("score", "?")

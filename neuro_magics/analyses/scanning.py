@@ -21,11 +21,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .attention_patterns import eager_attention, head_scores, n_heads, recording_attention
-from .errors import NeuroMagicsError, ProgramError
-from .programs import parse_ranges
-from .results import Result, run_metadata
-from .runner import Capture, prepare, run, unembed
-from .subject import Subject
+from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.programs import parse_ranges
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, prepare, run, unembed
+from ..core.subject import Subject
 
 #: What ``--sites`` accepts, and the runner sites each one captures.
 SITE_GROUPS = {
@@ -223,7 +223,7 @@ class ScanResult(Result):
 
     def heatmap_widget(self):
         """The layer x token heatmap; clicking a cell sets ``self.selected``."""
-        from .widgets import HeatmapWidget
+        from ..widgets import HeatmapWidget
 
         specs = {m[0]: m for m in (*LENS_METRICS, *STREAM_METRICS)}
         metrics = []
@@ -255,7 +255,7 @@ class ScanResult(Result):
 
     def attention_widget(self):
         """The attention explorer (layers x heads); clicking a head sets ``self.selected_head``."""
-        from .widgets import AttentionWidget
+        from ..widgets import AttentionWidget
 
         if self.attention is None:
             raise NeuroMagicsError("This scan has no attention patterns: scan again with --attention.")

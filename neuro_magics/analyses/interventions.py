@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError
 from .patching import n_heads, output_projection
-from .runner import position_ids_for
-from .subject import Subject
+from ..core.runner import position_ids_for
+from ..core.subject import Subject
 
 ABLATION_MODES = ("zero", "mean")
 
@@ -161,7 +161,7 @@ def ablate(
     ``"3-5"``: the block's attention and MLP contributions) and/or MLP neurons
     (``"5:123"``: layer:neuron), replacing them with zero or with their mean over every
     token of ``reference_text`` (default: ``REFERENCE_TEXT``)."""
-    from .programs import parse_ranges
+    from ..core.programs import parse_ranges
 
     if mode not in ABLATION_MODES:
         raise NeuroMagicsError(f"Unknown ablation mode {mode!r}: use zero or mean.")

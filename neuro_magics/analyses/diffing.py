@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import NeuroMagicsError
-from .results import Result, run_metadata
-from .runner import position_ids_for
-from .subject import Subject
+from ..core.errors import NeuroMagicsError
+from ..core.results import Result, run_metadata
+from ..core.runner import position_ids_for
+from ..core.subject import Subject
 
-_PROBES = Path(__file__).parent / "probes" / "diff_prompts.json"
+_PROBES = Path(__file__).parent.parent / "probes" / "diff_prompts.json"
 _SIDES = ("before", "after")
 
 
@@ -124,7 +124,7 @@ class DiffResult(Result):
         return cls(list(fields["prompts"]), sides["before"], sides["after"], metadata)
 
     def widget(self):
-        from .widgets.diff import DiffWidget
+        from ..widgets.diff import DiffWidget
 
         return DiffWidget.from_result(self)
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria
 
-from .errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError
 
-_DATA = Path(__file__).parent / "probes"
+_DATA = Path(__file__).parent.parent / "probes"
 
 #: Built-in probe name -> (data file, scorer of its items).
 BUILTIN_PROBES = {
