@@ -51,8 +51,8 @@ _LAZY = {
     "trace": "analyses.tracing",
     "ablate": "analyses.interventions",
     "steer": "analyses.interventions",
-    "active_interventions": "analyses.interventions",
-    "reset_interventions": "analyses.interventions",
+    "active_interventions": "core.interventions",
+    "reset_interventions": "core.interventions",
 }
 
 

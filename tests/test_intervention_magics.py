@@ -9,7 +9,7 @@ from IPython.core.error import UsageError
 
 import neuro_magics as nm
 from neuro_magics.analyses.diffing import DiffResult
-from neuro_magics.analyses.interventions import active_interventions
+from neuro_magics.core.interventions import active_interventions
 from neuro_magics.analyses.patching import PatchResult
 from neuro_magics.analyses.tracing import TraceResult
 
@@ -23,7 +23,7 @@ def loaded(shell):
     subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
     shell.neuro_magics_session.subject = subject
     yield shell, subject
-    nm.analyses.interventions.reset_interventions(subject)
+    nm.reset_interventions(subject)
 
 
 @torch.no_grad()

@@ -9,16 +9,9 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.interventions import (
-    CONTRAST_PREFIX,
-    REFERENCE_TEXT,
-    Intervention,
-    _Hook,
-    active_interventions,
-    contrast_vector,
-    reset_interventions,
-)
-from neuro_magics.analyses.patching import n_heads, output_projection
+from neuro_magics.analyses.interventions import CONTRAST_PREFIX, REFERENCE_TEXT, contrast_vector
+from neuro_magics.analyses.patching import output_projection
+from neuro_magics.core.interventions import Hook, Intervention, active_interventions, reset_interventions
 
 TEXT = "the cat sat on"
 
@@ -137,7 +130,7 @@ def test_zero_ablating_every_head_of_a_layer_removes_its_attention(clean_slate, 
     ids = tiny.encode(TEXT)["input_ids"]
     inputs = nm.prepare(tiny, ids)
     expected = nm.run(tiny, inputs, edits=[nm.Edit(step=1, site="attn_out", op="zero")], logits_at="all").logits
-    nm.ablate(tiny, heads=",".join(f"1.{h}" for h in range(n_heads(tiny))))
+    nm.ablate(tiny, heads=",".join(f"1.{h}" for h in range(tiny.n_heads)))
     torch.testing.assert_close(tiny.model(ids, use_cache=False).logits, expected, rtol=0, atol=1e-5)
 
 
@@ -152,7 +145,7 @@ def test_ablating_one_head_zeroes_only_that_heads_slice(clean_slate):
         _logits(tiny)
     finally:
         handle.remove()
-    n = n_heads(tiny)
+    n = tiny.n_heads
     before, after = (x.view(*x.shape[:-1], n, -1) for x in seen)
     assert torch.all(after[..., 1, :] == 0) and not torch.all(before[..., 1, :] == 0)
     others = [h for h in range(n) if h != 1]
@@ -209,10 +202,10 @@ def test_a_temporary_intervention_goes_away_after_an_exception(clean_slate):
 def test_a_failure_half_way_through_installing_removes_what_was_registered(clean_slate):
     tiny = clean_slate
     hooks = _hook_counts(tiny.model)
-    good = _Hook(tiny.blocks[0], "forward", lambda *args: None)
-    broken = _Hook(object(), "forward", lambda *args: None)  # not a module: registering fails
+    good = Hook(tiny.blocks[0], "forward", lambda *args: None)
+    broken = Hook(object(), "forward", lambda *args: None)  # not a module: registering fails
     with pytest.raises(AttributeError):
-        Intervention("ablate", "broken", [good, broken]).install(tiny)
+        Intervention("ablate", "broken", {}, [good, broken]).install(tiny)
     assert _hook_counts(tiny.model) == hooks and active_interventions(tiny) == []
 
 

@@ -1,31 +1,28 @@
-"""Persistent ablation and steering: hooks on the ORIGINAL blocks' modules, kept in a registry.
+"""Ablation and steering: the builders of the two intervention kinds.
 
-A layer program's extra occurrences of a block share its modules' hook dicts, so an
-intervention on block ``b`` acts at every occurrence of ``b``, in HF's forward, in
-``generate`` and in the runner alike: interventions compose with layer programs. Layer
-numbers here are original block indices.
-
-An ``Intervention`` is a value: build it with ``install=False``, print it, try it
-temporarily with ``with intervention.applied(subject):``, then ``install`` it. Installed
-ones stay until ``reset_interventions`` (``%ablate --reset`` / ``%steer --reset``).
+Both build a :class:`~neuro_magics.core.interventions.Intervention` (hooks on the ORIGINAL
+blocks' modules, so they act at every occurrence of a block under any layer program; layer
+numbers here are original block indices) and install it on the subject unless
+``install=False``. Whatever they compute from the model (mean activations, contrast
+vectors) goes into the intervention's spec as numbers, and the hooks are built from that
+spec alone: a replayed intervention is the same one, bit for bit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..core.errors import NeuroMagicsError
-from .patching import n_heads, output_projection
+from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.runner import position_ids_for
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
+from .patching import output_projection
 
 ABLATION_MODES = ("zero", "mean")
 
@@ -37,84 +34,6 @@ REFERENCE_TEXT = (
     "is quiet, and there are tables by the windows where students work in the afternoon. On Saturdays a "
     "volunteer reads stories to children, and in winter the library lends board games as well as books."
 )
-
-
-@dataclass(frozen=True)
-class _Hook:
-    """One hook to register: ``kind`` is "pre" (input), "pre_kwargs" (input, hidden maybe by
-    keyword) or "forward" (output)."""
-
-    module: nn.Module
-    kind: str
-    function: Callable
-
-
-@dataclass
-class Intervention:
-    """A named set of hooks (ablation or steering) that can be installed and removed exactly."""
-
-    kind: str  # "ablate" or "steer"
-    description: str
-    hooks: list[_Hook] = field(repr=False)
-    vector: torch.Tensor | None = field(default=None, repr=False)  # the steering vector, if any
-
-    def install(self, subject: Subject) -> Intervention:
-        """Keep it active until reset (registered with the subject)."""
-        handles = _register(self.hooks)
-        _ACTIVE.setdefault(subject, []).append((self, handles))
-        return self
-
-    @contextlib.contextmanager
-    def applied(self, subject: Subject) -> Iterator[Intervention]:
-        """Active only inside the block; removed also after an exception or interrupt."""
-        handles = _register(self.hooks)
-        try:
-            yield self
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    def __repr__(self) -> str:
-        return f"{self.kind}: {self.description}"
-
-
-_ACTIVE: weakref.WeakKeyDictionary[Subject, list[tuple[Intervention, list]]] = weakref.WeakKeyDictionary()
-
-
-def _register(hooks: Sequence[_Hook]) -> list:
-    """Register all hooks or none: a failure half-way removes the ones already registered."""
-    handles = []
-    try:
-        for hook in hooks:
-            if hook.kind == "forward":
-                handles.append(hook.module.register_forward_hook(hook.function))
-            else:
-                handles.append(hook.module.register_forward_pre_hook(hook.function, with_kwargs=hook.kind == "pre_kwargs"))
-    except BaseException:
-        for handle in handles:
-            handle.remove()
-        raise
-    return handles
-
-
-def active_interventions(subject: Subject, kind: str | None = None) -> list[Intervention]:
-    """The installed interventions, oldest first (``kind``: "ablate", "steer" or all)."""
-    return [i for i, _ in _ACTIVE.get(subject, []) if kind is None or i.kind == kind]
-
-
-def reset_interventions(subject: Subject, kind: str | None = None) -> int:
-    """Remove installed interventions (of ``kind``, or all); returns how many were removed."""
-    kept, removed = [], 0
-    for intervention, handles in _ACTIVE.get(subject, []):
-        if kind is None or intervention.kind == kind:
-            for handle in handles:
-                handle.remove()
-            removed += 1
-        else:
-            kept.append((intervention, handles))
-    if subject in _ACTIVE:
-        _ACTIVE[subject] = kept
-    return removed
 
 
 # -- parsing --------------------------------------------------------------------------------------
@@ -147,6 +66,7 @@ def _by_layer(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
 # -- ablation -------------------------------------------------------------------------------------
 
 
+@with_lock
 def ablate(
     subject: Subject,
     *,
@@ -160,7 +80,8 @@ def ablate(
     """Knock out attention heads (``"9.6,9.9"``: layer.head), whole layers (``"3"`` or
     ``"3-5"``: the block's attention and MLP contributions) and/or MLP neurons
     (``"5:123"``: layer:neuron), replacing them with zero or with their mean over every
-    token of ``reference_text`` (default: ``REFERENCE_TEXT``)."""
+    token of ``reference_text`` (default: ``REFERENCE_TEXT``, run through the model as it is
+    now). With ``install=False`` the intervention is returned without being installed."""
     from ..core.programs import parse_ranges
 
     if mode not in ABLATION_MODES:
@@ -175,7 +96,7 @@ def ablate(
         layer_list = parse_ranges(layers, subject.n_layers)
     else:
         layer_list = [int(layer) for layer in layers]
-    heads_per_layer = n_heads(subject)
+    heads_per_layer = subject.n_heads
     for layer, head in head_pairs:
         _check_layer(subject, layer, f"head {layer}.{head}")
         if not 0 <= head < heads_per_layer:
@@ -194,24 +115,22 @@ def ablate(
 
     head_modules = {layer: output_projection(subject, layer) for layer in _by_layer(head_pairs)}
     neuron_modules = {layer: adapter.submodule(subject.blocks[layer], adapter.neurons) for layer in _by_layer(neuron_pairs)}
-    contribution_modules = [adapter.submodule(subject.blocks[layer], path)
-                            for layer in layer_list for path in (adapter.attention, adapter.mlp)]
-    means: dict[nn.Module, torch.Tensor] = {}
+    contribution_modules = {(part, layer): adapter.submodule(subject.blocks[layer], path)
+                            for layer in layer_list for part, path in (("attention", adapter.attention), ("mlp", adapter.mlp))}
+    means = None
     if mode == "mean":
-        means = _mean_activations(
+        averages = _mean_activations(
             subject, reference_text, inputs_of=[*head_modules.values(), *neuron_modules.values()],
-            outputs_of=contribution_modules,
+            outputs_of=list(contribution_modules.values()),
         )
-
-    hooks = []
-    for layer, head_list in _by_layer(head_pairs).items():
-        module = head_modules[layer]
-        hooks.append(_Hook(module, "pre", _replace_input_heads(head_list, heads_per_layer, means.get(module))))
-    for layer, neuron_list in _by_layer(neuron_pairs).items():
-        module = neuron_modules[layer]
-        hooks.append(_Hook(module, "pre", _replace_input_columns(neuron_list, means.get(module))))
-    for module in contribution_modules:
-        hooks.append(_Hook(module, "forward", _replace_output(means.get(module))))
+        n = subject.n_heads
+        means = {
+            **{f"heads:{layer}": averages[head_modules[layer]].view(n, -1)[heads_here].tolist()
+               for layer, heads_here in _by_layer(head_pairs).items()},
+            **{f"neurons:{layer}": averages[neuron_modules[layer]][columns].tolist()
+               for layer, columns in _by_layer(neuron_pairs).items()},
+            **{f"{part}:{layer}": averages[module].tolist() for (part, layer), module in contribution_modules.items()},
+        }
 
     parts = []
     if head_pairs:
@@ -223,8 +142,35 @@ def ablate(
     description = f"{mode}-ablate {'; '.join(parts)}"
     if mode == "mean":
         description += " (mean over the reference text)"
-    intervention = Intervention("ablate", description, hooks)
+    arguments = {
+        "heads": [list(pair) for pair in head_pairs], "layers": layer_list,
+        "neurons": [list(pair) for pair in neuron_pairs], "mode": mode,
+        "reference_text": reference_text if mode == "mean" else None, "means": means,
+    }
+    intervention = _ablation(subject, arguments, description)
     return intervention.install(subject) if install else intervention
+
+
+@rebuilder("ablate")
+def _ablation(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
+    """The ablation hooks, from the spec's arguments alone (means as recorded numbers)."""
+    adapter, means = subject.adapter, arguments["means"]
+
+    def mean(key: str) -> torch.Tensor | None:
+        return None if means is None else torch.tensor(means[key], dtype=subject.dtype, device=subject.device)
+
+    hooks = []
+    for layer, heads in _by_layer(arguments["heads"]).items():
+        hooks.append(Hook(output_projection(subject, layer), "pre",
+                          _replace_input_heads(heads, subject.n_heads, mean(f"heads:{layer}"))))
+    for layer, columns in _by_layer(arguments["neurons"]).items():
+        module = adapter.submodule(subject.blocks[layer], adapter.neurons)
+        hooks.append(Hook(module, "pre", _replace_input_columns(columns, mean(f"neurons:{layer}"))))
+    for layer in arguments["layers"]:
+        for part, path in (("attention", adapter.attention), ("mlp", adapter.mlp)):
+            module = adapter.submodule(subject.blocks[layer], path)
+            hooks.append(Hook(module, "forward", _replace_output(mean(f"{part}:{layer}"))))
+    return Intervention("ablate", description, arguments, hooks)
 
 
 def _neuron_count(subject: Subject, layer: int) -> int:
@@ -253,8 +199,7 @@ def _mean_activations(subject: Subject, text: str, inputs_of: Sequence[nn.Module
             handles.append(module.register_forward_hook(
                 lambda m, args, out: add(m, out[0] if isinstance(out, tuple) else out)))
         ids = subject.tokenizer(text, return_tensors="pt")["input_ids"].to(subject.device)
-        limit = getattr(subject.model.config, "max_position_embeddings", None) or getattr(subject.model.config, "n_positions", None)
-        subject.model(ids[:, :limit], use_cache=False)  # a long reference is cut to the context
+        subject.model(ids[:, :subject.context_length], use_cache=False)  # a long reference is cut to the context
     finally:
         for handle in handles:
             handle.remove()
@@ -268,7 +213,7 @@ def _replace_input_heads(heads: list[int], n: int, mean: torch.Tensor | None):
         if mean is None:
             split[..., heads, :] = 0
         else:
-            split[..., heads, :] = mean.view(n, -1)[heads].to(tensor.dtype)
+            split[..., heads, :] = mean.to(tensor.dtype)
         return (split.view_as(tensor), *args[1:])
 
     return hook
@@ -277,7 +222,7 @@ def _replace_input_heads(heads: list[int], n: int, mean: torch.Tensor | None):
 def _replace_input_columns(columns: list[int], mean: torch.Tensor | None):
     def hook(module, args):
         tensor = args[0].clone()
-        tensor[..., columns] = 0 if mean is None else mean[columns].to(tensor.dtype)
+        tensor[..., columns] = 0 if mean is None else mean.to(tensor.dtype)
         return (tensor, *args[1:])
 
     return hook
@@ -316,6 +261,7 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     return pairs
 
 
+@with_lock
 def steer(
     subject: Subject,
     *,
@@ -351,7 +297,8 @@ def steer(
             pairs = read_pairs(pairs)
         elif not pairs:
             raise NeuroMagicsError("No contrast pairs given.")
-        vector = contrast_vector(subject, layer, list(pairs))
+        pairs = [(str(p), str(n)) for p, n in pairs]
+        vector = contrast_vector(subject, layer, pairs)
         what = f"pos/neg {pairs[0][0]!r}/{pairs[0][1]!r}" if len(pairs) == 1 else f"mean difference of {len(pairs)} pairs"
     else:
         vector = torch.as_tensor(vector)
@@ -361,8 +308,18 @@ def steer(
     vector = vector.to(device=subject.device, dtype=subject.dtype)
     where = "right before the unembedding" if layer == subject.n_layers else f"into block {layer}"
     description = f"add {coef:g} x ({what}) {where} (|v| = {vector.norm():.3g})"
-    intervention = Intervention("steer", description, [_steering_hook(subject, layer, coef * vector)], vector=vector)
+    arguments = {"layer": int(layer), "coef": float(coef), "vector": vector.tolist(),
+                 "pairs": None if pairs is None else [list(pair) for pair in pairs]}
+    intervention = _steering(subject, arguments, description)
     return intervention.install(subject) if install else intervention
+
+
+@rebuilder("steer")
+def _steering(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
+    """The steering hook, from the spec's arguments alone (the vector as recorded numbers)."""
+    vector = torch.tensor(arguments["vector"], dtype=subject.dtype, device=subject.device)
+    hook = _steering_hook(subject, arguments["layer"], arguments["coef"] * vector)
+    return Intervention("steer", description, arguments, [hook], vector=vector)
 
 
 def _steering_site(subject: Subject, layer: int) -> nn.Module:
@@ -371,13 +328,13 @@ def _steering_site(subject: Subject, layer: int) -> nn.Module:
     return subject.blocks[layer]
 
 
-def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> _Hook:
+def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> Hook:
     def hook(module, args, kwargs):
         if args:
             return (args[0] + shift.to(args[0].dtype), *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + shift.to(kwargs["hidden_states"].dtype)}
 
-    return _Hook(_steering_site(subject, layer), "pre_kwargs", hook)
+    return Hook(_steering_site(subject, layer), "pre_kwargs", hook)
 
 
 #: Contrast texts are read after this, so that even a one-token text is not at position 0:
@@ -386,6 +343,7 @@ def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> _Hook:
 CONTRAST_PREFIX = "\n"
 
 
+@with_lock
 @torch.no_grad()
 def contrast_vector(subject: Subject, layer: int, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
     """Mean over pairs of (positive - negative) stream entering ``layer`` at the last token,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import json
 import platform
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,7 +23,8 @@ _REGISTRY: dict[str, type[Result]] = {}
 
 
 def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dict[str, Any]:
-    """Facts that make a result reproducible and comparable."""
+    """Facts that make a result reproducible and comparable: among them the subject's whole
+    state, its layer program and every active intervention (the specs ``replay`` rebuilds)."""
     import torch
     import transformers
 
@@ -33,6 +35,7 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
         "architecture": type(subject.model).__name__,
         "n_layers": subject.n_layers,
         "program": list(subject.program.steps),
+        "interventions": [intervention.spec for intervention in subject.interventions],
         "prompts": list(prompts or []),
         "dtype": str(subject.dtype).removeprefix("torch."),
         "device": str(subject.device),
@@ -97,11 +100,69 @@ class Result:
             raise NeuroMagicsError(f"{path} holds a {result.kind} result, not a {cls.kind} result.")
         return result
 
+    def replay_plan(self) -> ReplayPlan:
+        """What ``replay`` would re-apply (prints as a list), without applying anything."""
+        return ReplayPlan.from_metadata(self.metadata)
+
+    def replay(self, subject) -> ReplayPlan:
+        """Put ``subject`` in the state this result was made in: its layer program and exactly
+        its interventions (others are removed), rebuilt from the recorded specs. For a diff,
+        that is the "before" side. Refuses, changing nothing, for another model."""
+        return self.replay_plan().apply(subject)
+
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = self.widget()._repr_mimebundle_(include=include, exclude=exclude)
         if isinstance(bundle, tuple):
             bundle = bundle[0]
         return {**bundle, "text/plain": repr(self)}
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """The model state a result's metadata records: its model, layer program and interventions."""
+
+    model: str
+    n_layers: int
+    program: tuple[int, ...]
+    interventions: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> ReplayPlan:
+        missing = [key for key in ("model", "n_layers", "program", "interventions") if key not in metadata]
+        if missing:
+            raise NeuroMagicsError(
+                f"This result does not record its {' and '.join(missing)} (saved by an older neuro_magics): "
+                "it cannot be replayed exactly.")
+        return cls(metadata["model"], int(metadata["n_layers"]), tuple(metadata["program"]),
+                   tuple(metadata["interventions"]))
+
+    def lines(self) -> list[str]:
+        """One line per thing re-applied: the program, then each intervention in order."""
+        from .programs import LayerProgram
+
+        program = LayerProgram(self.program, self.n_layers)
+        lines = [f"layer program: {'identity' if program.is_identity else program} ({len(program)} steps)"]
+        lines += [f"{k}. {spec['kind']}: {spec['description']}" for k, spec in enumerate(self.interventions, 1)]
+        if not self.interventions:
+            lines.append("no interventions")
+        return lines
+
+    def apply(self, subject) -> ReplayPlan:
+        """Make ``subject``'s state exactly this one (all or nothing)."""
+        from .interventions import rebuild
+        from .programs import LayerProgram
+
+        if subject.name != self.model or subject.n_layers != self.n_layers:
+            raise NeuroMagicsError(
+                f"This result was made with {self.model} ({self.n_layers} layers), not {subject.name} "
+                f"({subject.n_layers} layers): load that model to replay it.")
+        with subject.lock:
+            interventions = [rebuild(subject, spec) for spec in self.interventions]
+            subject.set_state(LayerProgram(self.program, self.n_layers), interventions)
+        return self
+
+    def __repr__(self) -> str:
+        return "\n".join([f"Replay on {self.model} ({self.n_layers} layers):", *(f"  {line}" for line in self.lines())])
 
 
 def load_result(path: str | Path) -> Result:

@@ -1,25 +1,46 @@
-"""The subject: a loaded model, its tokenizer, and the layer program it currently runs.
+"""The subject: a loaded model, its tokenizer, and its whole state: the layer program it
+currently runs and every active intervention, in order.
 
-Everything else in neuro_magics takes a Subject. It owns the only mutation we make to
-the HF model (the block list and the config entries that must follow it) and can
-always restore the original exactly.
+Everything else in neuro_magics takes a Subject. It owns every mutation we make to the HF
+model (the block list and the config entries that must follow it; hooks of interventions)
+and can always restore the original exactly. One re-entrant lock serialises everything
+that runs or changes the model: with ipykernel 7 a widget's comm messages are handled on
+a subshell thread, beside the running cell.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from .adapters import ArchitectureAdapter, adapter_for_model
 from .errors import NeuroMagicsError
+from .interventions import Intervention, register
 from .programs import LayerProgram, block_list_for
 
 _MISSING = object()
+
+_Function = TypeVar("_Function", bound=Callable)
+
+
+def with_lock(function: _Function) -> _Function:
+    """Run ``function(subject, ...)`` (or a Subject method) holding ``subject.lock``, so that
+    no other thread runs or changes the model meanwhile."""
+
+    @functools.wraps(function)
+    def locked(subject, *args, **kwargs):
+        with subject.lock:
+            return function(subject, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,7 @@ class ModelSummary:
     dtype: str
     memory_bytes: int
     program: LayerProgram
+    interventions: tuple[str, ...]
 
     def rows(self) -> list[tuple[str, str]]:
         heads = "?" if self.n_heads is None else str(self.n_heads)
@@ -57,14 +79,19 @@ class ModelSummary:
             ("dtype", self.dtype),
             ("memory", f"{self.memory_bytes / 2**20:.1f} MiB"),
             ("layer program", program),
+            *[("interventions" if k == 0 else "", f"{k + 1}. {line}") for k, line in enumerate(self.interventions)],
+            *([] if self.interventions else [("interventions", "none")]),
         ]
 
 
 class Subject:
     """A causal LM under study.
 
-    ``model`` is the unmodified HF model, ``tokenizer`` its tokenizer, ``program`` the
-    layer program every forward (HF's own, ``generate``, and our runner) currently runs.
+    ``model`` is the unmodified HF model, ``tokenizer`` its tokenizer (never changed by us),
+    ``program`` the layer program every forward (HF's own, ``generate``, and our runner)
+    currently runs, ``interventions`` the active ablations, steering vectors, ... in the
+    order they were installed, and ``lock`` the re-entrant lock every engine entry point
+    that runs or changes the model holds.
     """
 
     def __init__(self, model: nn.Module, tokenizer=None, name: str | None = None):
@@ -78,6 +105,8 @@ class Subject:
             key: getattr(model.config, key, _MISSING) for key in ("num_hidden_layers", "layer_types")
         }
         self._program = LayerProgram.identity(self.n_layers)
+        self._interventions: list[tuple[Intervention, list]] = []  # with their hook handles
+        self.lock = threading.RLock()
 
     # -- layer programs -------------------------------------------------------------
 
@@ -85,6 +114,7 @@ class Subject:
     def program(self) -> LayerProgram:
         return self._program
 
+    @with_lock
     def set_program(self, program: LayerProgram | Sequence[int]) -> LayerProgram:
         """Run ``program`` from now on (zero-copy). Returns the previous program."""
         if not isinstance(program, LayerProgram):
@@ -97,19 +127,22 @@ class Subject:
         self._install(program)
         return previous
 
+    @with_lock
     def reset(self) -> None:
-        """Restore the original blocks and config exactly."""
+        """Restore the original blocks and config exactly (interventions stay: see
+        ``remove_interventions``)."""
         self._install(LayerProgram.identity(self.n_layers))
 
     @contextlib.contextmanager
     def program_applied(self, program: LayerProgram | Sequence[int]) -> Iterator[LayerProgram]:
         """Run a block of code under ``program``; the previous program comes back after,
-        also on an exception or interrupt."""
-        previous = self.set_program(program)
-        try:
-            yield self._program
-        finally:
-            self._install(previous)
+        also on an exception or interrupt. Holds the lock throughout."""
+        with self.lock:
+            previous = self.set_program(program)
+            try:
+                yield self._program
+            finally:
+                self._install(previous)
 
     def _install(self, program: LayerProgram) -> None:
         config = self.model.config
@@ -131,6 +164,56 @@ class Subject:
             self.adapter.set_block_list(self.model, blocks)
         self._program = program
 
+    # -- interventions --------------------------------------------------------------
+
+    @property
+    def interventions(self) -> tuple[Intervention, ...]:
+        """The active interventions, oldest first."""
+        return tuple(intervention for intervention, _ in self._interventions)
+
+    @with_lock
+    def add_intervention(self, intervention: Intervention) -> None:
+        """Register ``intervention``'s hooks (all or none) and keep it active until removed."""
+        if any(intervention is active for active in self.interventions):
+            raise NeuroMagicsError(f"{intervention!r} is already active; reset it before installing it again.")
+        self._interventions.append((intervention, register(intervention.hooks)))
+
+    @with_lock
+    def remove_intervention(self, intervention: Intervention) -> None:
+        """Remove one active intervention exactly (the others keep their order)."""
+        for k, (active, handles) in enumerate(self._interventions):
+            if active is intervention:
+                for handle in handles:
+                    handle.remove()
+                del self._interventions[k]
+                return
+        raise NeuroMagicsError(f"{intervention!r} is not active on {self.name}.")
+
+    @with_lock
+    def remove_interventions(self, kind: str | None = None) -> int:
+        """Remove the active interventions of ``kind`` (all when None); returns how many."""
+        doomed = [i for i in self.interventions if kind is None or i.kind == kind]
+        for intervention in doomed:
+            self.remove_intervention(intervention)
+        return len(doomed)
+
+    @with_lock
+    def set_state(self, program: LayerProgram, interventions: Sequence[Intervention]) -> None:
+        """Run ``program`` with exactly ``interventions`` active, in that order (what replaying a
+        result does). All or nothing: a failure puts the previous state back."""
+        previous_program, previous_interventions = self._program, self.interventions
+        try:
+            self.remove_interventions()
+            self.set_program(program)
+            for intervention in interventions:
+                self.add_intervention(intervention)
+        except BaseException:
+            self.remove_interventions()
+            self._install(previous_program)
+            for intervention in previous_interventions:
+                self.add_intervention(intervention)
+            raise
+
     # -- facts ----------------------------------------------------------------------
 
     @property
@@ -149,9 +232,57 @@ class Subject:
     def vocab_size(self) -> int:
         return self.adapter.unembedding_module(self.model).weight.shape[0]
 
+    @property
+    def n_heads(self) -> int:
+        """Query heads per attention layer."""
+        if self._n_heads is None:
+            raise NeuroMagicsError(f"{type(self.model).__name__} does not say how many attention heads it has.")
+        return self._n_heads
+
+    @property
+    def _n_heads(self) -> int | None:
+        heads = _first_attr(self.model.config, "num_attention_heads", "n_head")
+        return None if heads is None else int(heads)
+
+    @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per attention layer (fewer than ``n_heads`` with grouped-query attention)."""
+        return int(_first_attr(self.model.config, "num_key_value_heads") or self.n_heads)
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one head (the config's ``head_dim`` where it has one: Gemma's is not d_model / heads)."""
+        return int(_first_attr(self.model.config, "head_dim") or self.d_model // self.n_heads)
+
+    @property
+    def context_length(self) -> int | None:
+        """The longest sequence the model's positions cover (None if the config does not say)."""
+        limit = _first_attr(self.model.config, "max_position_embeddings", "n_positions", "n_ctx")
+        return None if limit is None else int(limit)
+
+    @property
+    def eos_token_ids(self) -> list[int]:
+        """Tokens that end a generation: the generation config's, else the tokenizer's."""
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        if eos is None and self.tokenizer is not None:
+            eos = self.tokenizer.eos_token_id
+        return [] if eos is None else [int(eos)] if isinstance(eos, int) else [int(e) for e in eos]
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id batches are padded with: the tokenizer's pad token, else its end-of-sequence
+        token, else the generation config's, else 0 (padding is masked out, so any id works)."""
+        candidates = [getattr(self.tokenizer, "pad_token_id", None), getattr(self.tokenizer, "eos_token_id", None),
+                      getattr(getattr(self.model, "generation_config", None), "pad_token_id", None),
+                      *self.eos_token_ids]
+        return next((int(c) for c in candidates if isinstance(c, int)), 0)
+
+    def token_pieces(self, ids: Sequence[int]) -> list[str]:
+        """Each token id as the text it stands for."""
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
     def summary(self) -> ModelSummary:
-        config = self.model.config
-        n_heads = _first_attr(config, "num_attention_heads", "n_head")
+        n_heads = self._n_heads
         parameters = {id(p): p for p in self.model.parameters()}
         buffers = {id(b): b for b in self.model.buffers()}
         memory = sum(t.numel() * t.element_size() for t in [*parameters.values(), *buffers.values()])
@@ -161,7 +292,7 @@ class Subject:
             family=self.adapter.family,
             n_layers=self.n_layers,
             n_heads=n_heads,
-            n_kv_heads=_first_attr(config, "num_key_value_heads") or n_heads,
+            n_kv_heads=None if n_heads is None else self.n_kv_heads,
             d_model=self.d_model,
             vocab_size=self.vocab_size,
             n_parameters=sum(p.numel() for p in parameters.values()),
@@ -169,30 +300,35 @@ class Subject:
             dtype=str(self.dtype).removeprefix("torch."),
             memory_bytes=memory,
             program=self._program,
+            interventions=tuple(repr(i) for i in self.interventions),
         )
 
     # -- text -----------------------------------------------------------------------
 
     def encode(self, prompts: str | Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenize one prompt or a batch (left-padded) onto the model's device."""
+        """Tokenize one prompt or a batch, left-padded with ``pad_token_id``, onto the model's
+        device. The padding is done here, so the user's tokenizer (pad token, padding side)
+        is never changed."""
         if self.tokenizer is None:
             raise NeuroMagicsError("This subject has no tokenizer; pass token ids instead of text.")
         batch = [prompts] if isinstance(prompts, str) else list(prompts)
         if not batch or any(not p for p in batch):
             raise NeuroMagicsError("Empty prompt: give some text to run the model on.")
-        tokenizer = self.tokenizer
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        tokenizer.padding_side = "left"
-        encoded = tokenizer(batch, return_tensors="pt", padding=True)
-        limit = _context_length(self.model.config)
-        if limit is not None and encoded["input_ids"].shape[1] > limit:
+        rows = self.tokenizer(batch, padding=False)
+        width = max(len(ids) for ids in rows["input_ids"])
+        limit = self.context_length
+        if limit is not None and width > limit:
             raise NeuroMagicsError(
-                f"The prompt is {encoded['input_ids'].shape[1]} tokens; this model's context is "
-                f"{limit} tokens. Shorten it."
+                f"The prompt is {width} tokens; this model's context is {limit} tokens. Shorten it."
             )
-        return {key: value.to(self.device) for key, value in encoded.items()}
+        padding = {"input_ids": self.pad_token_id}  # every other field (attention mask, ...) pads with 0
+        return {
+            key: torch.tensor([[padding.get(key, 0)] * (width - len(row)) + list(row) for row in values],
+                              device=self.device)
+            for key, values in rows.items()
+        }
 
+    @with_lock
     @torch.no_grad()
     def generate(self, prompt: str, max_new_tokens: int = 20, **generate_kwargs) -> str:
         """Greedy continuation of ``prompt`` under the current program (KV cache on)."""
@@ -201,7 +337,7 @@ class Subject:
         output = self.model.generate(
             **encoded,
             max_new_tokens=max_new_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=self.pad_token_id,
             **generate_kwargs,
         )
         return self.tokenizer.decode(output[0, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -228,7 +364,3 @@ def _first_attr(config, *names: str):
         if value is not None:
             return value
     return None
-
-
-def _context_length(config) -> int | None:
-    return _first_attr(config, "max_position_embeddings", "n_positions")

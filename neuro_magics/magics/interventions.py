@@ -7,6 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from ..analyses import interventions
+from ..core.interventions import active_interventions, reset_interventions
 from ..analyses.patching import DIRECTIONS, METRICS, SITES, patch
 from .session import SessionMagics, one_line_errors
 
@@ -129,12 +130,12 @@ class InterventionMagics(SessionMagics):
     def _reset(subject, kind, args, other_options):
         if any(getattr(args, name) is not None for name in other_options):
             raise UsageError(f"--reset takes no other options; run %{kind} --reset, then %{kind} again.")
-        removed = interventions.reset_interventions(subject, kind)
+        removed = reset_interventions(subject, kind)
         print(f"Removed {removed} {'ablation' if kind == 'ablate' else 'steering'} intervention(s).")
 
     @staticmethod
     def _list(subject, kind):
-        active = interventions.active_interventions(subject, kind)
+        active = active_interventions(subject, kind)
         if not active:
             print(f"No active {'ablations' if kind == 'ablate' else 'steering'}.")
         for number, intervention in enumerate(active, 1):
