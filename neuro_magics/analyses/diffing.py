@@ -25,7 +25,7 @@ import torch
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import position_ids_for
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 
 _PROBES = Path(__file__).parent.parent / "probes" / "diff_prompts.json"
 _SIDES = ("before", "after")
@@ -198,6 +198,7 @@ def first_divergence(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.where(differs.any(axis=1), differs.argmax(axis=1), -1)
 
 
+@with_lock
 def compare(
     subject: Subject,
     change: Callable[[], AbstractContextManager],
@@ -226,7 +227,7 @@ def compare(
     if not 1 <= top_k <= subject.vocab_size:
         raise NeuroMagicsError(f"top_k must be between 1 and the vocabulary size {subject.vocab_size} (got {top_k}).")
     encoded = subject.encode(prompts)
-    context = _context_length(subject)
+    context = subject.context_length
     if context is not None and encoded["input_ids"].shape[1] + max_new_tokens > context:
         raise NeuroMagicsError(
             f"Prompts of {encoded['input_ids'].shape[1]} tokens plus {max_new_tokens} new tokens exceed this "
@@ -246,6 +247,7 @@ def compare(
         with change():
             after_tokens = _greedy(subject, encoded, max_new_tokens)
             after = _measure(subject, label_after, encoded, after_tokens, scored, text_ids, top_k)
+            metadata["interventions_after"] = [intervention.spec for intervention in subject.interventions]
         bar.update()
     metadata["program_after"] = after.program
     return DiffResult(prompts, before, after, metadata)
@@ -259,33 +261,21 @@ def _greedy(subject: Subject, encoded: dict[str, torch.Tensor], max_new_tokens: 
     """Batched greedy continuation [prompts, max_new_tokens]; -1 after the first end-of-sequence."""
     output = subject.model.generate(
         **encoded, max_new_tokens=max_new_tokens, do_sample=False,
-        pad_token_id=subject.tokenizer.pad_token_id, use_cache=True,
+        pad_token_id=subject.pad_token_id, use_cache=True,
     )
     generated = output[:, encoded["input_ids"].shape[1]:]
     tokens = torch.full((generated.shape[0], max_new_tokens), -1, dtype=torch.long, device=generated.device)
     tokens[:, : generated.shape[1]] = generated
-    eos = torch.tensor(_eos_ids(subject), dtype=torch.long, device=tokens.device)
+    eos = torch.tensor(subject.eos_token_ids, dtype=torch.long, device=tokens.device)
     is_eos = torch.isin(tokens, eos)
     after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # keeps the end token itself
     return tokens.masked_fill(after_eos, -1)
-
-
-def _context_length(subject: Subject) -> int | None:
-    config = subject.model.config
-    return getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
 
 
 def _perplexity_ids(subject: Subject, context: int | None) -> torch.Tensor:
     """The built-in text's tokens, cut to the model's context (tiny test models have short ones)."""
     ids = subject.tokenizer(perplexity_text(), return_tensors="pt")["input_ids"]
     return ids[:, :context].to(subject.device)
-
-
-def _eos_ids(subject: Subject) -> list[int]:
-    eos = subject.model.generation_config.eos_token_id
-    if eos is None:
-        eos = subject.tokenizer.eos_token_id
-    return [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
 
 
 @dataclass
@@ -346,21 +336,17 @@ def _measure(
     return DiffSide(
         label=label,
         tokens=tokens.cpu().numpy().astype(np.int32),
-        pieces=[_pieces(tokenizer, row) for row in kept],
+        pieces=[subject.token_pieces(row) for row in kept],
         texts=tokenizer.batch_decode(kept, skip_special_tokens=True),
         topk_ids=top.indices.cpu().numpy().astype(np.int32),
         topk_probs=top.values.cpu().numpy().astype(np.float32),
-        topk_pieces=[_pieces(tokenizer, row) for row in top.indices.cpu().tolist()],
+        topk_pieces=[subject.token_pieces(row) for row in top.indices.cpu().tolist()],
         logprobs=logprobs.cpu().numpy().astype(np.float32),
         perplexity=float(math.exp(loss.item())),
         depth=len(subject.program),
         n_parameters=sum(p.numel() for p in subject.model.parameters()),
         program=str(subject.program),
     )
-
-
-def _pieces(tokenizer, ids: list[int]) -> list[str]:
-    return [tokenizer.decode([i]) for i in ids]
 
 
 def _shorten(text: str, width: int = 40) -> str:

@@ -11,27 +11,31 @@ import contextlib
 import torch
 
 from ..core.errors import NeuroMagicsError
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 
 
 class GenerationResult(str):
     """The generated continuation (a ``str``), plus how it was made.
 
     ``.text`` is the continuation, ``.prompt`` what the model saw (after the chat template,
-    if one was used), ``.program`` the layer program it ran, ``.n_new_tokens`` how many
-    tokens were generated and ``.stopped`` whether it ended on an end-of-sequence token.
+    if one was used), ``.program`` the layer program it ran, ``.interventions`` the active
+    interventions, ``.n_new_tokens`` how many tokens were generated and ``.stopped`` whether
+    it ended on an end-of-sequence token.
     """
 
     prompt: str
     program: str
+    interventions: tuple[str, ...]
     n_new_tokens: int
     stopped: bool
     settings: dict
 
-    def __new__(cls, text: str, *, prompt: str, program: str, n_new_tokens: int, stopped: bool, settings: dict):
+    def __new__(cls, text: str, *, prompt: str, program: str, interventions: tuple[str, ...], n_new_tokens: int,
+                stopped: bool, settings: dict):
         result = super().__new__(cls, text)
         result.prompt = prompt
         result.program = program
+        result.interventions = interventions
         result.n_new_tokens = n_new_tokens
         result.stopped = stopped
         result.settings = settings
@@ -46,6 +50,7 @@ class GenerationResult(str):
         printer.text(str(self))
 
 
+@with_lock
 def generate(
     subject: Subject,
     prompt: str,
@@ -83,15 +88,12 @@ def generate(
     else:
         encoded = subject.encode(prompt)
     n_prompt = encoded["input_ids"].shape[1]
-    context = getattr(subject.model.config, "max_position_embeddings", None) or getattr(
-        subject.model.config, "n_positions", None)
+    context = subject.context_length
     if context is not None and n_prompt + max_new_tokens > context:
         raise NeuroMagicsError(
             f"The prompt ({n_prompt} tokens) plus {max_new_tokens} new tokens exceed the {context}-token context: "
             "shorten the prompt or lower --max-new-tokens."
         )
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     options = {"do_sample": sample}
     if sample:
         options["temperature"] = 1.0 if temperature is None else float(temperature)
@@ -102,17 +104,16 @@ def generate(
         if seed is not None:
             torch.manual_seed(seed)
         output = subject.model.generate(
-            **encoded, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True, **options
+            **encoded, max_new_tokens=max_new_tokens, pad_token_id=subject.pad_token_id, use_cache=True, **options
         )
     new_tokens = output[0, n_prompt:]
-    eos = subject.model.generation_config.eos_token_id
-    eos_ids = set() if eos is None else {eos} if isinstance(eos, int) else set(eos)
     return GenerationResult(
         tokenizer.decode(new_tokens, skip_special_tokens=True),
         prompt=text,
         program=str(subject.program),
+        interventions=tuple(repr(i) for i in subject.interventions),
         n_new_tokens=int(new_tokens.shape[0]),
-        stopped=bool(new_tokens.numel()) and int(new_tokens[-1]) in eos_ids,
+        stopped=bool(new_tokens.numel()) and int(new_tokens[-1]) in subject.eos_token_ids,
         settings={"max_new_tokens": max_new_tokens, "sample": sample, "temperature": options.get("temperature"),
                   "seed": seed, "chat": chat},
     )
