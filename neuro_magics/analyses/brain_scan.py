@@ -39,7 +39,7 @@ from .probe_sets import (
 from ..core.programs import LayerProgram, parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run, unembed
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 
 SCORE_MODES = ("logprob", "generate")
 
@@ -76,6 +76,7 @@ def parse_layer_range(spec: str | Sequence[int], n_layers: int) -> tuple[int, in
     return low, high
 
 
+@with_lock
 def brainscan(
     subject: Subject,
     probe: str = "math",

@@ -29,7 +29,7 @@ from torch import nn
 from .diffing import DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
 
@@ -104,6 +104,7 @@ def as_program(subject: Subject, program: LayerProgram | Sequence[int] | str) ->
 # -- applying: every change can show its diff ------------------------------------------------
 
 
+@with_lock
 def set_program(
     subject: Subject,
     program: LayerProgram | Sequence[int] | str,
@@ -128,6 +129,7 @@ def set_program(
     return result
 
 
+@with_lock
 def duplicate_layers(
     subject: Subject,
     start: int,
@@ -147,6 +149,7 @@ def duplicate_layers(
                        max_new_tokens=max_new_tokens)
 
 
+@with_lock
 def drop_layers(
     subject: Subject,
     positions: str | Sequence[int],
@@ -169,6 +172,7 @@ def _label(program: LayerProgram) -> str:
 # -- exporting ------------------------------------------------------------------------------------
 
 
+@with_lock
 def save_materialized(
     subject: Subject,
     path: str | Path,
@@ -182,8 +186,10 @@ def save_materialized(
     then gives the same logits as the subject under that program.
 
     Written to a temporary folder and renamed, so an interrupted save leaves nothing half
-    written; the subject is not changed.
+    written; the subject is not changed. Refuses while interventions are active: the
+    saved model would silently leave them out.
     """
+    check_exportable(subject)
     program = subject.program if program is None else as_program(subject, program)
     target = Path(path).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
@@ -206,6 +212,15 @@ def save_materialized(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def check_exportable(subject: Subject) -> None:
+    """A saved model holds only weights and a layer program: refuse while interventions are active."""
+    if subject.interventions:
+        active = "; ".join(repr(i) for i in subject.interventions)
+        raise NeuroMagicsError(
+            f"The saved model would leave out the active interventions ({active}): "
+            "remove them first (nm.reset_interventions(subject), %ablate --reset, %steer --reset).")
 
 
 def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:

@@ -20,7 +20,7 @@ from torch import nn
 
 from .errors import NeuroMagicsError
 from .programs import LayerProgram
-from .subject import Subject
+from .subject import Subject, with_lock
 
 #: Residual-stream sites: the stream entering / leaving a step, the attention and MLP
 #: contributions added to it, and the MLP neuron activations (input of its down-projection).
@@ -133,6 +133,7 @@ def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+@with_lock
 @torch.no_grad()
 def prepare(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> RunInputs:
     """Record, for a batch, what HF's forward hands every original block."""
@@ -161,6 +162,7 @@ def prepare(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Ten
     )
 
 
+@with_lock
 def run(
     subject: Subject,
     inputs: RunInputs,

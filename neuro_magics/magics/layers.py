@@ -134,6 +134,8 @@ class LayerMagics(SessionMagics):
         if args.max_new_tokens < 1:
             raise UsageError(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens}).")
         self._check_export_targets(args)
+        if getattr(args, "save", None):
+            surgery.check_exportable(subject)  # before the program changes
         result = surgery.set_program(subject, new, diff=not args.no_diff, prompts=prompts,
                                      max_new_tokens=args.max_new_tokens)
         print(_describe(subject.program))
