@@ -1,0 +1,327 @@
+"""The Subject holds the whole state: layer program and interventions, recorded in every
+result and replayed exactly; the user's tokenizer is never changed; model facts live on the
+Subject; one lock serialises everything that runs or changes the model."""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from IPython.core.error import UsageError
+
+import neuro_magics as nm
+from neuro_magics.core.results import ReplayPlan
+from tiny_models import CONFIGS, FAMILIES, tiny_model, tiny_tokenizer
+
+TEXT = "the cat sat on"
+
+
+def _hook_counts(model) -> list[int]:
+    return [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()]
+
+
+def _fresh(family: str = "llama") -> nm.Subject:
+    """The same tiny model (same seed, same weights) as a new Subject."""
+    return nm.Subject(tiny_model(family), tiny_tokenizer())
+
+
+@torch.no_grad()
+def _runner_logits(subject) -> torch.Tensor:
+    ids = subject.encode(TEXT)["input_ids"]
+    return nm.run(subject, nm.prepare(subject, ids), logits_at="all").logits
+
+
+def _shape_state(subject) -> None:
+    """A mean ablation built on the identity program, then a duplicated program, then a
+    steering vector computed under both: replay must not recompute any of them."""
+    nm.ablate(subject, heads="1.2", neurons="2:5,2:9", layers="3", mode="mean")
+    subject.set_program([0, 1, 2, 1, 2, 3])
+    nm.steer(subject, pos="up", neg="down", layer=2, coef=6)
+
+
+# -- results say everything that shaped them -----------------------------------------------------
+
+
+def test_a_scan_after_ablate_differs_and_its_metadata_says_why():
+    subject = _fresh()
+    plain = nm.scan(subject, TEXT, progress=False)
+    plain_logits = _runner_logits(subject)
+    nm.ablate(subject, layers="2")
+    ablated = nm.scan(subject, TEXT, progress=False)
+    assert not np.array_equal(ablated.to_numpy(), plain.to_numpy())
+    assert not torch.equal(_runner_logits(subject), plain_logits)
+    assert plain.metadata["interventions"] == []
+    assert ablated.metadata["interventions"] == [
+        {"kind": "ablate", "description": "zero-ablate layers 2",
+         "arguments": {"heads": [], "layers": [2], "neurons": [], "mode": "zero", "reference_text": None,
+                       "means": None}}]
+
+
+def test_replay_on_a_fresh_subject_reproduces_the_numbers_bit_identically(tmp_path):
+    original = _fresh()
+    _shape_state(original)
+    result = nm.scan(original, TEXT, progress=False)
+    logits = _runner_logits(original)
+    loaded = nm.load_result(result.save(tmp_path / "scan"))
+
+    fresh = _fresh()
+    reference = _runner_logits(fresh)
+    plan = loaded.replay(fresh)
+    assert isinstance(plan, ReplayPlan)
+    assert fresh.program == original.program
+    assert [i.spec for i in fresh.interventions] == [i.spec for i in original.interventions]
+    assert torch.equal(_runner_logits(fresh), logits)
+    np.testing.assert_array_equal(nm.scan(fresh, TEXT, progress=False).to_numpy(), result.to_numpy())
+    torch.testing.assert_close(fresh.interventions[1].vector, original.interventions[1].vector, rtol=0, atol=0)
+
+    nm.reset_interventions(fresh)
+    fresh.reset()
+    assert torch.equal(_runner_logits(fresh), reference)
+
+
+def test_replay_replaces_whatever_state_the_subject_had():
+    recorded = nm.scan(_fresh(), TEXT, progress=False)  # plain model, identity program
+    subject = _fresh()
+    reference = _runner_logits(subject)
+    hooks = _hook_counts(subject.model)
+    _shape_state(subject)
+    recorded.replay(subject)
+    assert subject.program.is_identity and subject.interventions == ()
+    assert _hook_counts(subject.model) == hooks and torch.equal(_runner_logits(subject), reference)
+
+
+def test_the_replay_plan_says_what_it_would_apply_without_applying():
+    original = _fresh()
+    _shape_state(original)
+    plan = nm.scan(original, TEXT, progress=False).replay_plan()
+    fresh = _fresh()
+    assert plan.lines() == [
+        "layer program: 0-2,1-3 (6 steps)",
+        "1. ablate: mean-ablate heads 1.2; layers 3; neurons 2:5,2:9 (mean over the reference text)",
+        f"2. steer: {original.interventions[1].description}",
+    ]
+    assert repr(plan).startswith("Replay on LlamaForCausalLM (4 layers):\n  layer program: ")
+    assert fresh.program.is_identity and fresh.interventions == ()
+
+
+def test_replay_refuses_another_model_in_one_line_and_changes_nothing():
+    original = _fresh()
+    _shape_state(original)
+    result = nm.scan(original, TEXT, progress=False)
+    other = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="another-model")
+    smaller = copy.deepcopy(CONFIGS["llama"]())
+    smaller.num_hidden_layers = 2
+    from transformers import AutoModelForCausalLM
+
+    shallow = nm.Subject(AutoModelForCausalLM.from_config(smaller), tiny_tokenizer(), name=original.name)
+    for subject, message in ((other, "not another-model"), (shallow, r"\(2 layers\)")):
+        hooks = _hook_counts(subject.model)
+        with pytest.raises(nm.NeuroMagicsError, match=message) as error:
+            result.replay(subject)
+        assert "\n" not in str(error.value)
+        assert subject.program.is_identity and subject.interventions == () and _hook_counts(subject.model) == hooks
+
+
+def test_a_failing_replay_puts_the_previous_state_back():
+    original = _fresh()
+    _shape_state(original)
+    result = nm.scan(original, TEXT, progress=False)
+    result.metadata["interventions"].append({"kind": "no-such-kind", "description": "?", "arguments": {}})
+    subject = _fresh()
+    nm.ablate(subject, heads="0.1")
+    before, hooks = _runner_logits(subject), _hook_counts(subject.model)
+    with pytest.raises(nm.NeuroMagicsError, match="no-such-kind"):
+        result.replay(subject)
+    assert [i.description for i in subject.interventions] == ["zero-ablate heads 0.1"]
+    assert subject.program.is_identity and _hook_counts(subject.model) == hooks
+    assert torch.equal(_runner_logits(subject), before)
+
+
+def test_a_result_without_recorded_interventions_cannot_be_replayed():
+    result = nm.scan(_fresh(), TEXT, progress=False)
+    del result.metadata["interventions"]
+    with pytest.raises(nm.NeuroMagicsError, match="does not record its interventions"):
+        result.replay_plan()
+
+
+def test_reset_leaves_no_hook_behind():
+    subject = _fresh()
+    hooks = _hook_counts(subject.model)
+    _shape_state(subject)
+    assert _hook_counts(subject.model) != hooks
+    assert nm.reset_interventions(subject) == 2
+    subject.reset()
+    assert _hook_counts(subject.model) == hooks and subject.interventions == ()
+
+
+def test_a_diff_records_the_interventions_of_its_after_side():
+    subject = _fresh()
+    steering = nm.steer(subject, pos="up", neg="down", layer=1, coef=5, install=False)
+    diff = nm.compare(subject, lambda: steering.applied(subject), ["the cat"], max_new_tokens=2)
+    assert diff.metadata["interventions"] == [] and subject.interventions == ()
+    assert diff.metadata["interventions_after"] == [steering.spec]
+
+
+def test_the_subject_shows_its_program_and_interventions(shell):
+    subject = _fresh()
+    shell.neuro_magics_session.subject = subject
+    assert "interventions  none" in repr(shell.run_line_magic("model", ""))
+    subject.set_program([0, 1, 1, 2, 3])
+    nm.ablate(subject, heads="1.2")
+    nm.steer(subject, vector=torch.ones(subject.d_model), layer=2, coef=0.5)
+    text = repr(shell.run_line_magic("model", ""))
+    assert "layer program  0-1,1-3 (5 steps)" in text
+    assert "interventions  1. ablate: zero-ablate heads 1.2" in text
+    assert "2. steer: add 0.5 x (a given vector) into block 2" in text
+    html = subject._repr_html_()
+    assert "1. ablate: zero-ablate heads 1.2" in html and "2. steer: add 0.5" in html
+
+
+# -- the user's tokenizer is never changed ----------------------------------------------------------
+
+
+def test_the_users_tokenizer_is_never_changed():
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = None
+    tokenizer.padding_side = "right"
+    subject = nm.Subject(tiny_model("llama"), tokenizer)
+    encoded = subject.encode(["ab", "abcd"])
+    subject.generate("the cat", max_new_tokens=2)
+    nm.generate(subject, "the cat", max_new_tokens=2)
+    nm.compare(subject, lambda: subject.program_applied([0, 1, 1, 2, 3]), ["a", "abc"], max_new_tokens=2)
+    assert tokenizer.pad_token is None and tokenizer.padding_side == "right"
+    # The batch equals HF's own left padding with the end-of-sequence token as pad (on a copy).
+    reference = copy.deepcopy(tokenizer)
+    reference.pad_token, reference.padding_side = reference.eos_token, "left"
+    expected = reference(["ab", "abcd"], padding=True, return_tensors="pt")
+    assert encoded.keys() == expected.keys()
+    for key in expected:
+        assert torch.equal(encoded[key], expected[key])
+
+
+# -- model facts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_model_facts_come_from_the_config_and_tokenizer(family):
+    subject = _fresh(family)
+    config = CONFIGS[family]()
+    heads = config.num_attention_heads
+    assert subject.n_heads == heads == 4
+    assert subject.n_kv_heads == (getattr(config, "num_key_value_heads", None) or heads)
+    assert subject.head_dim == 8 and subject.context_length == 128
+    assert subject.token_pieces([3 + ord("a") - 32, 3 + ord(" ") - 32]) == ["a", " "]
+    assert subject.pad_token_id == 2  # the tiny tokenizer's "</s>"
+    # The config's end token where it names one (gpt2: 50256), else the tokenizer's "</s>" (2).
+    assert subject.eos_token_ids == [2 if config.eos_token_id is None else config.eos_token_id]
+
+
+def test_pad_and_eos_fall_back_in_order():
+    tokenizer = tiny_tokenizer()
+    tokenizer.pad_token = None
+    subject = nm.Subject(tiny_model("llama"), tokenizer)
+    subject.model.generation_config.eos_token_id = [7, 9]
+    assert subject.eos_token_ids == [7, 9]
+    assert subject.pad_token_id == tokenizer.eos_token_id == 2
+    subject.model.generation_config.eos_token_id = None
+    assert subject.eos_token_ids == [2]
+
+
+# -- one lock -----------------------------------------------------------------------------------------
+
+
+def _race(subject, action, calls: int = 8) -> list[set[int]]:
+    """Generate in a loop on this thread while ``action`` runs in a loop on another; return
+    the depths each of this thread's generate calls ran at (one set per call)."""
+    main = threading.get_ident()
+    seen: list[set[int]] = []
+
+    def record(module, args, kwargs):
+        if threading.get_ident() == main:
+            seen[-1].add(subject.model.config.num_hidden_layers)
+            seen[-1].add(len(subject.adapter.block_list(subject.model)))
+
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def act():
+        try:
+            while not done.is_set():
+                action()
+                time.sleep(0.003)
+        except BaseException as error:  # noqa: BLE001 (reported to the main thread)
+            failures.append(error)
+
+    handle = subject.blocks[0].register_forward_pre_hook(record, with_kwargs=True)
+    worker = threading.Thread(target=act)
+    worker.start()
+    try:
+        for _ in range(calls):
+            seen.append(set())
+            subject.generate("the cat sat", max_new_tokens=6)
+            time.sleep(0.002)  # let the action in between calls
+    finally:
+        done.set()
+        worker.join()
+        handle.remove()
+    assert not failures, failures
+    return seen
+
+
+def test_a_program_change_from_another_thread_never_lands_inside_a_generate_call():
+    subject = _fresh()
+    deep = nm.LayerProgram((0, 1, 2, 1, 2, 3, 3), 4)
+
+    def toggle():
+        subject.set_program(deep if subject.program.is_identity else nm.LayerProgram.identity(4))
+
+    seen = _race(subject, toggle)
+    assert all(len(depths) == 1 for depths in seen), seen
+    assert {depth for depths in seen for depth in depths} == {4, 7}  # the action did run between calls
+    subject.reset()
+
+
+def test_duplicate_layers_from_another_thread_is_serialised_too():
+    subject = _fresh()
+
+    def toggle():
+        if subject.program.is_identity:
+            nm.duplicate_layers(subject, 1, 3, diff=False)
+        else:
+            nm.set_program(subject, "0-3", diff=False)
+
+    seen = _race(subject, toggle)
+    assert all(len(depths) == 1 for depths in seen), seen
+    assert {depth for depths in seen for depth in depths} == {4, 6}
+    subject.reset()
+
+
+def test_the_lock_is_re_entrant_for_nested_engine_calls():
+    subject = _fresh()
+    with subject.program_applied([0, 1, 1, 2, 3]):
+        with nm.ablate(subject, layers="1", install=False).applied(subject):
+            nm.generate(subject, "the cat", max_new_tokens=2)
+            nm.compare(subject, lambda: subject.program_applied([0, 1, 2, 3]), ["a"], max_new_tokens=1)
+    assert subject.program.is_identity and subject.interventions == ()
+
+
+# -- a saved model cannot silently drop interventions -----------------------------------------------
+
+
+def test_saving_a_materialized_model_refuses_while_interventions_are_active(tmp_path, shell):
+    subject = _fresh()
+    shell.neuro_magics_session.subject = subject
+    nm.steer(subject, vector=torch.ones(subject.d_model), layer=1, coef=2)
+    with pytest.raises(nm.NeuroMagicsError, match=r"leave out the active interventions \(steer: add 2 x") as error:
+        nm.save_materialized(subject, tmp_path / "model")
+    assert "\n" not in str(error.value) and "reset_interventions" in str(error.value)
+    assert not (tmp_path / "model").exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(UsageError, match="leave out the active interventions"):
+        shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'model'}")
+    assert subject.program.is_identity and not (tmp_path / "model").exists()
+    nm.reset_interventions(subject)
+    assert nm.save_materialized(subject, tmp_path / "model").is_dir()
