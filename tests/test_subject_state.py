@@ -220,6 +220,17 @@ def test_model_facts_come_from_the_config_and_tokenizer(family):
     assert subject.eos_token_ids == [2 if config.eos_token_id is None else config.eos_token_id]
 
 
+def test_head_dim_is_the_configs_where_it_is_not_d_model_over_heads():
+    from transformers import AutoModelForCausalLM, Qwen3Config
+
+    config = Qwen3Config(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=64)
+    subject = nm.Subject(AutoModelForCausalLM.from_config(config), tiny_tokenizer())
+    projection = subject.blocks[0].self_attn.o_proj
+    assert subject.head_dim == 16 == projection.in_features // subject.n_heads
+    assert subject.context_length == 64
+
+
 def test_pad_and_eos_fall_back_in_order():
     tokenizer = tiny_tokenizer()
     tokenizer.pad_token = None
