@@ -11,7 +11,7 @@ import torch
 import neuro_magics as nm
 from neuro_magics.analyses.interventions import CONTRAST_PREFIX, REFERENCE_TEXT, contrast_vector
 from neuro_magics.analyses.patching import output_projection
-from neuro_magics.core.interventions import Hook, Intervention, active_interventions, reset_interventions
+from neuro_magics.core.interventions import Hook, Intervention, active_interventions, register, reset_interventions
 
 TEXT = "the cat sat on"
 
@@ -205,6 +205,9 @@ def test_a_failure_half_way_through_installing_removes_what_was_registered(clean
     good = Hook(tiny.blocks[0], "forward", lambda *args: None)
     broken = Hook(object(), "forward", lambda *args: None)  # not a module: registering fails
     with pytest.raises(AttributeError):
+        register([good, broken])
+    assert _hook_counts(tiny.model) == hooks
+    with pytest.raises(nm.NeuroMagicsError, match="built for another model"):
         Intervention("ablate", "broken", {}, [good, broken]).install(tiny)
     assert _hook_counts(tiny.model) == hooks and active_interventions(tiny) == []
 

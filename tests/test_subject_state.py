@@ -4,6 +4,7 @@ Subject; one lock serialises everything that runs or changes the model."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -336,3 +337,44 @@ def test_saving_a_materialized_model_refuses_while_interventions_are_active(tmp_
     assert subject.program.is_identity and not (tmp_path / "model").exists()
     nm.reset_interventions(subject)
     assert nm.save_materialized(subject, tmp_path / "model").is_dir()
+
+
+# -- the default model -------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@torch.no_grad()
+def test_default_model_state_round_trips_through_a_saved_result(default_subject, tmp_path):
+    subject = default_subject
+    ids = subject.encode("The capital of France is")["input_ids"]
+
+    def logits():
+        return subject.model(ids, use_cache=False).logits
+
+    reference = logits()
+    try:
+        nm.ablate(subject, heads="9.6,9.8", mode="mean")
+        subject.set_program(nm.LayerProgram.duplicate(subject.n_layers, 10, 16))
+        nm.steer(subject, pos="Love", neg="Hate", layer=6, coef=4)
+        shaped = logits()
+        assert not torch.equal(shaped, reference)
+        result = nm.load_result(nm.compare(subject, lambda: contextlib.nullcontext(), ["Hi"], max_new_tokens=1)
+                                .save(tmp_path / "diff"))
+        nm.reset_interventions(subject)
+        subject.reset()
+        assert torch.equal(logits(), reference)
+        result.replay(subject)
+        assert torch.equal(logits(), shaped)
+    finally:
+        nm.reset_interventions(subject)
+        subject.reset()
+    assert torch.equal(logits(), reference)
+
+
+def test_an_intervention_built_for_another_model_is_refused():
+    subject, other = _fresh(), _fresh()
+    ablation = nm.ablate(other, layers="1", install=False)
+    hooks = _hook_counts(other.model)
+    with pytest.raises(nm.NeuroMagicsError, match="was built for another model"):
+        ablation.install(subject)
+    assert subject.interventions == () and _hook_counts(other.model) == hooks

@@ -176,6 +176,9 @@ class Subject:
         """Register ``intervention``'s hooks (all or none) and keep it active until removed."""
         if any(intervention is active for active in self.interventions):
             raise NeuroMagicsError(f"{intervention!r} is already active; reset it before installing it again.")
+        own = {id(module) for module in (*self.model.modules(), *self.blocks.modules())}
+        if any(id(hook.module) not in own for hook in intervention.hooks):
+            raise NeuroMagicsError(f"{intervention!r} was built for another model; build it again for {self.name}.")
         self._interventions.append((intervention, register(intervention.hooks)))
 
     @with_lock

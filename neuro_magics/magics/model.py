@@ -57,7 +57,8 @@ class ModelMagics(SessionMagics):
     @line_magic
     @one_line_errors
     def model(self, line: str) -> Subject:
-        """Show the loaded model; ``m = %model`` gives it to Python (m.model, m.tokenizer, m.program)."""
+        """Show the loaded model, its layer program and every active intervention; ``m = %model``
+        gives it to Python (m.model, m.tokenizer, m.program, m.interventions)."""
         if line.strip():
             raise UsageError("%model takes no arguments; use %load_model NAME to load another model.")
         return self.session.require_subject()
