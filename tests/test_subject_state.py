@@ -264,7 +264,7 @@ def _race(subject, action, calls: int = 8) -> list[set[int]]:
         try:
             while not done.is_set():
                 action()
-                time.sleep(0.003)
+                time.sleep(0.001)
         except BaseException as error:  # noqa: BLE001 (reported to the main thread)
             failures.append(error)
 
@@ -275,7 +275,7 @@ def _race(subject, action, calls: int = 8) -> list[set[int]]:
         for _ in range(calls):
             seen.append(set())
             subject.generate("the cat sat", max_new_tokens=6)
-            time.sleep(0.002)  # let the action in between calls
+            time.sleep(0.01)  # the action, waiting on the lock, gets in between calls
     finally:
         done.set()
         worker.join()

@@ -36,9 +36,10 @@ def with_lock(function: _Function) -> _Function:
     no other thread runs or changes the model meanwhile."""
 
     @functools.wraps(function)
-    def locked(subject, *args, **kwargs):
+    def locked(*args, **kwargs):
+        subject = args[0] if args else kwargs["subject"]
         with subject.lock:
-            return function(subject, *args, **kwargs)
+            return function(*args, **kwargs)
 
     return locked  # type: ignore[return-value]
 
