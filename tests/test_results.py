@@ -44,3 +44,57 @@ def test_loading_a_missing_or_foreign_file_is_one_line(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(nm.NeuroMagicsError, match="not a saved"):
         nm.load_result(tmp_path / "junk.npz")
+
+
+VIEW_MODULES = ("IPython", "ipywidgets", "plotly", "anywidget")
+
+_ENGINE_ONLY = """
+import importlib, json, pkgutil, sys
+sys.path.insert(0, {tests!r})
+import neuro_magics as nm
+from neuro_magics import analyses
+for module in pkgutil.iter_modules(analyses.__path__):
+    importlib.import_module(f"neuro_magics.analyses.{{module.name}}")
+from tiny_models import tiny_model, tiny_tokenizer
+subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+scan = nm.scan(subject, "hello there", lens=True, progress=False)
+scan.to_pandas()
+loaded = nm.load_result(scan.save({path!r}))
+views = {views!r}
+engine = [name for name in views if name in sys.modules]
+loaded.widget(), loaded.figure()
+print(json.dumps({{"engine": engine, "after_view": [name for name in views if name in sys.modules]}}))
+"""
+
+
+def test_the_engine_never_imports_the_views(tmp_path):
+    """Importing the package and every analysis and running, saving and loading a scan loads none of
+    IPython, ipywidgets, plotly, anywidget; asking for the view then loads them (the check can see them)."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = _ENGINE_ONLY.format(tests=str(Path(__file__).parent), path=str(tmp_path / "scan"), views=VIEW_MODULES)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert modules["engine"] == []
+    assert {"ipywidgets", "plotly", "anywidget"} <= set(modules["after_view"])
+
+
+def test_every_result_kind_has_a_widget_and_a_figure():
+    from neuro_magics.core.results import _REGISTRY, _import_result_modules
+    from neuro_magics.widgets import figures, views
+
+    _import_result_modules()
+    kinds = {kind for kind in _REGISTRY if kind != _Example.kind}
+    assert kinds == set(views._WIDGETS) == set(figures._FIGURES)
+
+
+def test_a_result_without_a_view_says_so():
+    result = _Example(np.zeros(2), [], {})
+    with pytest.raises(nm.NeuroMagicsError, match="No widget for 'example-for-tests'"):
+        result.widget()
+    with pytest.raises(nm.NeuroMagicsError, match="No figure for 'example-for-tests'"):
+        result.figure()

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import os
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -293,6 +294,7 @@ def _npz_path(path: str | Path) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
+@dataclass(repr=False, eq=False)
 class BrainScanResult(Result):
     """Scores of every duplication config; ``delta`` is the (L+1) x (L+1) map.
 
@@ -303,24 +305,19 @@ class BrainScanResult(Result):
 
     kind = "brainscan"
 
-    def __init__(
-        self,
-        scores: np.ndarray,
-        item_scores: np.ndarray,
-        baseline_items: np.ndarray,
-        block_influence: np.ndarray,
-        angular_distance: np.ndarray,
-        metadata: dict[str, Any],
-        interrupted: bool = False,
-    ):
-        self.scores = np.asarray(scores, dtype=np.float64)
-        self.item_scores = np.asarray(item_scores, dtype=np.float64)
-        self.baseline_items = np.asarray(baseline_items, dtype=np.float64)
-        self.block_influence = np.asarray(block_influence, dtype=np.float64)
-        self.angular_distance = np.asarray(angular_distance, dtype=np.float64)
-        self.metadata = metadata
-        self.interrupted = interrupted
-        self._subject: Callable[[], Subject | None] = lambda: None
+    scores: np.ndarray  # [L+1, L+1]
+    item_scores: np.ndarray  # [L+1, L+1, items]
+    baseline_items: np.ndarray  # [items]: the untouched model
+    block_influence: np.ndarray  # [L]
+    angular_distance: np.ndarray  # [L+1, L+1]
+    metadata: dict[str, Any]
+    interrupted: bool = False
+    #: The scanned model, held weakly: set by ``brainscan``, empty after loading from a file.
+    _subject: weakref.ReferenceType[Subject] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        for name in ("scores", "item_scores", "baseline_items", "block_influence", "angular_distance"):
+            setattr(self, name, np.asarray(getattr(self, name), dtype=np.float64))
 
     @classmethod
     def empty(cls, n_layers: int, n_items: int, metadata: dict[str, Any]) -> BrainScanResult:
@@ -360,6 +357,11 @@ class BrainScanResult(Result):
         return final
 
     # -- reading ---------------------------------------------------------------------
+
+    @property
+    def subject(self) -> Subject | None:
+        """The model this scan was made on, while it is loaded (None after loading from a file)."""
+        return None if self._subject is None else self._subject()
 
     @property
     def n_layers(self) -> int:
@@ -435,7 +437,7 @@ class BrainScanResult(Result):
         diff (``nm.compare``). Uses the scanned model unless ``subject`` is given."""
         if not 0 <= i < j <= self.n_layers:
             raise NeuroMagicsError(f"Config ({i}, {j}) is not a duplication: need 0 <= i < j <= {self.n_layers}.")
-        subject = subject or self._subject()
+        subject = subject or self.subject
         if subject is None:
             raise NeuroMagicsError("This scan is not attached to a loaded model: pass subject= (the model it was made on).")
         if subject.n_layers != self.n_layers:
@@ -448,50 +450,6 @@ class BrainScanResult(Result):
                        label_before=before, label_after=f"duplicate {i}:{j}")
         subject.set_program(program)
         return diff
-
-    # -- display ---------------------------------------------------------------------
-
-    def widget(self):
-        from ..widgets.brainscan import BrainScanWidget
-
-        live = self._subject() is not None
-        probe, score = self.metadata.get("probe", "?"), self.metadata.get("score", "?")
-        return BrainScanWidget(
-            delta=self.delta, scores=self.scores, baseline=self.baseline,
-            block_influence=self.block_influence, angular_distance=self.angular_distance,
-            best=[(cell.i, cell.j) for cell in self.best(1)],
-            title=f"{self.metadata.get('model', '')} · probe {probe} ({len(self.baseline_items)} items, {score})"
-                  f" · Δ score per duplicated block i:j",
-            on_select=self._apply_and_report if live else None,
-        )
-
-    def _apply_and_report(self, i: int, j: int):
-        diff = self.apply(i, j)
-        print(f"Applied duplicate {i}:{j} ({len(self.program(i, j))} steps) to the model; "
-              f"%reset_layers or m.reset() restores it.")
-        return diff
-
-    def figure(self):
-        """A plotly figure: the delta map, Block Influence per layer, and angular distance."""
-        import plotly.graph_objects as go
-        from plotly.subplots import make_subplots
-
-        figure = make_subplots(rows=1, cols=3, column_widths=[0.42, 0.16, 0.42], horizontal_spacing=0.08,
-                               subplot_titles=("Δ score (duplicate i:j)", "Block Influence", "angular distance d(i, j)"))
-        span = np.nanmax(np.abs(self.delta)) if np.isfinite(self.delta).any() else 1.0
-        figure.add_trace(go.Heatmap(z=self.delta, colorscale="RdBu", zmid=0, zmin=-span, zmax=span,
-                                    colorbar={"x": 0.40, "len": 0.9}, hovertemplate="i=%{y} j=%{x}<br>Δ %{z:+.4f}<extra></extra>"),
-                         row=1, col=1)
-        figure.add_trace(go.Bar(x=self.block_influence, y=np.arange(self.n_layers), orientation="h", showlegend=False),
-                         row=1, col=2)
-        upper = np.where(np.triu(np.ones_like(self.angular_distance, dtype=bool)), self.angular_distance, np.nan)
-        figure.add_trace(go.Heatmap(z=upper, colorscale="Viridis", colorbar={"x": 1.0, "len": 0.9},
-                                    hovertemplate="i=%{y} j=%{x}<br>d %{z:.4f}<extra></extra>"), row=1, col=3)
-        for col, (x_title, y_title) in enumerate((("end j", "start i"), ("BI", "layer"), ("layer j", "layer i")), start=1):
-            figure.update_xaxes(title_text=x_title, row=1, col=col)
-            figure.update_yaxes(title_text=y_title, autorange="reversed", row=1, col=col)
-        figure.update_layout(title=f"Brain scan of {self.metadata.get('model', '')}", height=480, width=1200)
-        return figure
 
     def __repr__(self) -> str:
         probe, score = self.metadata.get("probe", "?"), self.metadata.get("score", "?")

@@ -80,16 +80,16 @@ class DiffSide:
         }
 
 
+@dataclass(repr=False, eq=False)
 class DiffResult(Result):
     """A before/after diff of a change on the same prompts; its repr is the diff widget."""
 
     kind = "diff"
 
-    def __init__(self, prompts: list[str], before: DiffSide, after: DiffSide, metadata: dict[str, Any]):
-        self.prompts = prompts
-        self.before = before
-        self.after = after
-        self.metadata = metadata
+    prompts: list[str]
+    before: DiffSide
+    after: DiffSide
+    metadata: dict[str, Any]
 
     # -- derived numbers ------------------------------------------------------------
 
@@ -122,11 +122,6 @@ class DiffResult(Result):
             for name in _SIDES
         }
         return cls(list(fields["prompts"]), sides["before"], sides["after"], metadata)
-
-    def widget(self):
-        from ..widgets.diff import DiffWidget
-
-        return DiffWidget.from_result(self)
 
     def to_numpy(self) -> np.ndarray:
         """The per-token log-prob change of the original continuation, [prompts, tokens]."""
@@ -163,25 +158,6 @@ class DiffResult(Result):
             }
             for side in (self.before, self.after)
         }
-
-    def figure(self):
-        """Heatmap of the log-prob change of each original continuation token (plotly)."""
-        import plotly.graph_objects as go
-
-        change = self.logprob_change
-        hover = [list(row) + [""] * (change.shape[1] - len(row)) for row in self.before.pieces]
-        figure = go.Figure(go.Heatmap(
-            z=change, text=hover, colorscale="RdBu", zmid=0,
-            y=[_shorten(p) for p in self.prompts], x=list(range(change.shape[1])),
-            hovertemplate="%{y}<br>token %{x}: %{text}<br>Δ log p %{z:.3f}<extra></extra>",
-            colorbar={"title": "Δ log p"},
-        ))
-        figure.update_layout(
-            title=(f"{self.after.label} vs {self.before.label}: perplexity {self.before.perplexity:.2f} → "
-                   f"{self.after.perplexity:.2f}, depth {self.before.depth} → {self.after.depth}"),
-            xaxis_title=f"token of the {self.before.label} continuation", yaxis_autorange="reversed",
-        )
-        return figure
 
     def __repr__(self) -> str:
         b, a = self.before, self.after
@@ -347,8 +323,3 @@ def _measure(
         n_parameters=sum(p.numel() for p in subject.model.parameters()),
         program=str(subject.program),
     )
-
-
-def _shorten(text: str, width: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"

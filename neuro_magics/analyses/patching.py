@@ -362,29 +362,46 @@ def _attribution(subject, base: _Side, source: _Side, site, answer_ids, metric) 
 # -- the result --------------------------------------------------------------------------------
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class PatchResult(Result):
-    """Normalised patching effects per program step x position (or x head for ``heads``)."""
+    """Normalised patching effects per program step x position (or x head for ``heads``).
+
+    ``effect`` / ``patched_metric`` come from the exact sweep, ``attribution`` from the
+    gradient estimate (either may be absent); each cell's patched top-k tokens are
+    ``topk_ids`` (ids, -1 pads) with ``topk_probs``; ``vocab`` spells ``vocab_ids``.
+    """
 
     kind = "patch"
 
-    def __init__(
-        self, *, site: str, metric: str, direction: str, method: str, answers: list[str], answer_ids: list[int],
-        clean_tokens: list[str], corrupt_tokens: list[str], steps: list[int], n_cols: int,
-        clean_metric: float, corrupt_metric: float, effect: np.ndarray | None, patched_metric: np.ndarray | None,
-        attribution: np.ndarray | None, topk_ids: np.ndarray | None, topk_probs: np.ndarray | None,
-        clean_topk: tuple[np.ndarray, np.ndarray], corrupt_topk: tuple[np.ndarray, np.ndarray],
-        vocab_ids: np.ndarray, vocab: list[str], metadata: dict[str, Any],
-    ):
-        self.site, self.metric, self.direction, self.method = site, metric, direction, method
-        self.answers, self.answer_ids = list(answers), [int(i) for i in answer_ids]
-        self.clean_tokens, self.corrupt_tokens = list(clean_tokens), list(corrupt_tokens)
-        self.steps, self.n_cols = [int(s) for s in steps], int(n_cols)
-        self.clean_metric, self.corrupt_metric = float(clean_metric), float(corrupt_metric)
-        self.effect, self.patched_metric, self.attribution = effect, patched_metric, attribution
-        self.topk_ids, self.topk_probs = topk_ids, topk_probs
-        self.clean_topk, self.corrupt_topk = clean_topk, corrupt_topk
-        self.vocab_ids, self.vocab = np.asarray(vocab_ids, dtype=np.int64), list(vocab)
-        self.metadata = metadata
+    site: str
+    metric: str
+    direction: str
+    method: str
+    answers: list[str]
+    answer_ids: list[int]
+    clean_tokens: list[str]
+    corrupt_tokens: list[str]
+    steps: list[int]  # the block each program step ran
+    n_cols: int
+    clean_metric: float
+    corrupt_metric: float
+    effect: np.ndarray | None  # [steps, cols]
+    patched_metric: np.ndarray | None  # [steps, cols]
+    attribution: np.ndarray | None  # [steps, cols]
+    topk_ids: np.ndarray | None  # [steps, cols, k]
+    topk_probs: np.ndarray | None  # [steps, cols, k]
+    clean_topk: tuple[np.ndarray, np.ndarray]  # (ids, probs) of the next token after the clean prompt
+    corrupt_topk: tuple[np.ndarray, np.ndarray]
+    vocab_ids: np.ndarray  # sorted ids of every token above
+    vocab: list[str]
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.answers, self.answer_ids = list(self.answers), [int(i) for i in self.answer_ids]
+        self.clean_tokens, self.corrupt_tokens = list(self.clean_tokens), list(self.corrupt_tokens)
+        self.steps, self.n_cols = [int(s) for s in self.steps], int(self.n_cols)
+        self.clean_metric, self.corrupt_metric = float(self.clean_metric), float(self.corrupt_metric)
+        self.vocab_ids, self.vocab = np.asarray(self.vocab_ids, dtype=np.int64), list(self.vocab)
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -437,53 +454,10 @@ class PatchResult(Result):
                 rows.append(row)
         return pd.DataFrame(rows)
 
-    def figure(self):
-        import plotly.graph_objects as go
-
-        values = self.to_numpy()
-        limit = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
-        figure = go.Figure(go.Heatmap(
-            z=values, x=[f"{i}: {t}" for i, t in enumerate(self.col_labels)], y=self.row_labels,
-            colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit, colorbar={"title": "effect"},
-        ))
-        figure.update_layout(
-            title=self.title, xaxis_title=self.columns, yaxis_title="layer (program step)",
-            yaxis={"autorange": "reversed"},
-        )
-        return figure
-
     @property
     def title(self) -> str:
         method = "attribution" if self.effect is None else "exact"
         return f"{self.direction} patching of {self.site} ({method}), {self.metric} on {' vs '.join(map(repr, self.answers))}"
-
-    def widget(self):
-        from ..widgets.patching import PatchingWidget
-
-        planes, metrics = [], []
-        if self.effect is not None:
-            planes += [self.effect, self.patched_metric]
-            metrics += [
-                {"name": "effect", "label": "normalised effect (exact)", "scale": "diverging", "fmt": ".3f"},
-                {"name": "metric", "label": f"patched {self.metric}", "scale": "diverging",
-                 "center": self.corrupt_metric, "fmt": ".4g"},
-            ]
-        if self.attribution is not None:
-            planes.append(self.attribution)
-            metrics.append({"name": "attribution", "label": "normalised effect (attribution)",
-                            "scale": "diverging", "fmt": ".3f"})
-        compact = None if self.topk_ids is None else np.where(
-            self.topk_ids >= 0, np.searchsorted(self.vocab_ids, self.topk_ids), -1).astype(np.int32)
-        return PatchingWidget(
-            values=np.stack(planes), metrics=metrics, row_labels=self.row_labels, col_labels=self.col_labels,
-            col_title=self.columns, title=self.title, vocab=self.vocab, topk_ids=compact, topk_probs=self.topk_probs,
-            reference_topk={
-                "clean": ([self.token(i) for i in self.clean_topk[0]], self.clean_topk[1].tolist()),
-                "corrupt": ([self.token(i) for i in self.corrupt_topk[0]], self.corrupt_topk[1].tolist()),
-            },
-            reference_metrics={"clean": self.clean_metric, "corrupt": self.corrupt_metric},
-            metric_name=self.metric,
-        )
 
     def __repr__(self) -> str:
         values = self.to_numpy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -55,6 +56,7 @@ LENS_CHUNK_ELEMENTS = 2**24
 MAX_ATTENTION_BYTES = 32 * 2**20
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class ScanResult(Result):
     """A scan of one prompt: per program step (rows) and token (columns).
 
@@ -62,51 +64,45 @@ class ScanResult(Result):
     ``blocks`` the original block each of them ran. ``to_numpy(name)`` gives a metric
     ``[steps, tokens]``, a site ``[steps, tokens, features]`` or ``"attention"``
     ``[steps, heads, query, key]``; ``to_pandas()`` one row per (step, token).
-    ``selected`` follows the cell clicked in the widget.
+    ``selected`` follows the cell clicked in the widget, ``selected_head`` the head.
     """
 
     kind: ClassVar[str] = "scan"
 
-    def __init__(
-        self,
-        *,
-        prompt: str,
-        tokens: list[str],
-        token_ids: np.ndarray,
-        steps: list[int],
-        blocks: list[int],
-        metric_names: list[str],
-        metrics: np.ndarray,
-        captures: dict[str, np.ndarray],
-        metadata: dict[str, Any],
-        target: str | None = None,
-        target_ids: np.ndarray | None = None,
-        top_ids: np.ndarray | None = None,
-        top_probs: np.ndarray | None = None,
-        vocab: dict[int, str] | None = None,
-        attention: np.ndarray | None = None,
-        scores: dict[str, np.ndarray] | None = None,
-        n_kv_heads: int | None = None,
-    ):
-        self.prompt = prompt
-        self.tokens = list(tokens)
-        self.token_ids = np.asarray(token_ids, dtype=np.int64)
-        self.steps = [int(s) for s in steps]
-        self.blocks = [int(b) for b in blocks]
-        self.metric_names = list(metric_names)
-        self.metrics = np.asarray(metrics, dtype=np.float32)
-        self.captures = {site: np.asarray(a, dtype=np.float32) for site, a in captures.items()}
-        self.metadata = metadata
-        self.target = target
-        self.target_ids = None if target_ids is None else np.asarray(target_ids, dtype=np.int64)
-        self.top_ids = None if top_ids is None else np.asarray(top_ids, dtype=np.int64)
-        self.top_probs = None if top_probs is None else np.asarray(top_probs, dtype=np.float32)
-        self.vocab = dict(vocab or {})
-        self.attention = None if attention is None else np.asarray(attention, dtype=np.float32)
-        self.scores = {name: np.asarray(v, dtype=np.float32) for name, v in (scores or {}).items()}
-        self.n_kv_heads = n_kv_heads
-        self.selected: dict[str, Any] | None = None
-        self.selected_head: dict[str, int] | None = None
+    prompt: str
+    tokens: list[str]
+    token_ids: np.ndarray  # [tokens] int64
+    steps: list[int]
+    blocks: list[int]
+    metric_names: list[str]
+    metrics: np.ndarray  # [metrics, steps, tokens] float32
+    captures: dict[str, np.ndarray]  # site -> [steps, tokens, features] float32
+    metadata: dict[str, Any]
+    target: str | None = None
+    target_ids: np.ndarray | None = None  # [tokens] int64: the lens's target at each position
+    top_ids: np.ndarray | None = None  # [steps, tokens, k] int64: the lens's top-k
+    top_probs: np.ndarray | None = None  # [steps, tokens, k] float32
+    vocab: dict[int, str] = field(default_factory=dict)  # token id -> string, for the ids above
+    attention: np.ndarray | None = None  # [steps, heads, query, key] float32
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # head score -> [steps, heads]
+    n_kv_heads: int | None = None
+    selected: dict[str, Any] | None = field(default=None, init=False)
+    selected_head: dict[str, int] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = list(self.tokens)
+        self.token_ids = np.asarray(self.token_ids, dtype=np.int64)
+        self.steps = [int(s) for s in self.steps]
+        self.blocks = [int(b) for b in self.blocks]
+        self.metric_names = list(self.metric_names)
+        self.metrics = np.asarray(self.metrics, dtype=np.float32)
+        self.captures = {site: np.asarray(a, dtype=np.float32) for site, a in self.captures.items()}
+        self.target_ids = None if self.target_ids is None else np.asarray(self.target_ids, dtype=np.int64)
+        self.top_ids = None if self.top_ids is None else np.asarray(self.top_ids, dtype=np.int64)
+        self.top_probs = None if self.top_probs is None else np.asarray(self.top_probs, dtype=np.float32)
+        self.vocab = dict(self.vocab or {})
+        self.attention = None if self.attention is None else np.asarray(self.attention, dtype=np.float32)
+        self.scores = {name: np.asarray(v, dtype=np.float32) for name, v in (self.scores or {}).items()}
 
     # -- data -------------------------------------------------------------------------
 
@@ -192,103 +188,6 @@ class ScanResult(Result):
             frame["target_token"] = [self.vocab[int(i)] for i in np.tile(self.target_ids, n_steps)]
         return frame
 
-    def figure(self, metric: str | None = None):
-        """A plotly heatmap of one metric (default: the first), steps x tokens."""
-        import plotly.graph_objects as go
-
-        name = metric or self.metric_names[0]
-        values = self.metric(name)
-        label = dict((m[0], m[1]) for m in (*LENS_METRICS, *STREAM_METRICS)).get(name, name)
-        # Positions on the axis (token strings repeat); the strings become tick labels.
-        figure = go.Figure(
-            go.Heatmap(
-                z=values,
-                x=list(range(len(self.tokens))),
-                y=list(range(len(self.steps))),
-                colorscale="RdBu_r" if name == "cos_final" else "Viridis",
-                colorbar={"title": {"text": label}},
-                hovertemplate="step %{y} · token %{x}: %{z}<extra></extra>",
-            )
-        )
-        figure.update_layout(
-            title=f"{label}: {self.metadata.get('model', '')}",
-            xaxis={"title": "token", "tickmode": "array", "tickvals": list(range(len(self.tokens))),
-                   "ticktext": [_visible(t) for t in self.tokens]},
-            yaxis={"title": "step", "tickmode": "array", "tickvals": list(range(len(self.steps))),
-                   "ticktext": self.row_labels},
-        )
-        return figure
-
-    # -- widget -----------------------------------------------------------------------
-
-    def heatmap_widget(self):
-        """The layer x token heatmap; clicking a cell sets ``self.selected``."""
-        from ..widgets import HeatmapWidget
-
-        specs = {m[0]: m for m in (*LENS_METRICS, *STREAM_METRICS)}
-        metrics = []
-        for name in self.metric_names:
-            _, label, scale, fmt, vmin, vmax = specs[name]
-            if name == "target_prob" and self.target:
-                label = f"lens p({self.target!r})"
-            metrics.append({"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax})
-        lens = {}
-        if self.has_lens:
-            used = sorted(self.vocab)
-            lens = dict(
-                detail_token_ids=np.searchsorted(used, self.top_ids).astype(np.int32),
-                detail_probs=self.top_probs.astype(np.float16),
-                detail_vocab=[self.vocab[i] for i in used],
-            )
-        widget = HeatmapWidget(
-            self.metrics,
-            metrics,
-            self.row_labels,
-            self.tokens,
-            row_title="step",
-            col_title="token",
-            title=f"scan: {self.metadata.get('model', '')}",
-            **lens,
-        )
-        widget.observe(self._on_select, names="selected")
-        return widget
-
-    def attention_widget(self):
-        """The attention explorer (layers x heads); clicking a head sets ``self.selected_head``."""
-        from ..widgets import AttentionWidget
-
-        if self.attention is None:
-            raise NeuroMagicsError("This scan has no attention patterns: scan again with --attention.")
-        widget = AttentionWidget(
-            self.attention.astype(np.float16),
-            self.tokens,
-            self.row_labels,
-            self.scores,
-            n_kv_heads=self.n_kv_heads,
-            title=f"attention: {self.metadata.get('model', '')}",
-        )
-        widget.observe(self._on_select_head, names="selected")
-        return widget
-
-    def widget(self):
-        heatmap = self.heatmap_widget()
-        if self.attention is None:
-            return heatmap
-        from ipywidgets import VBox
-
-        return VBox([heatmap, self.attention_widget()])
-
-    def _on_select(self, change) -> None:
-        if not change["new"]:
-            self.selected = None
-            return
-        row, position = change["new"]
-        self.selected = {"step": self.steps[row], "block": self.blocks[row], "position": position,
-                         "token": self.tokens[position]}
-
-    def _on_select_head(self, change) -> None:
-        self.selected_head = {"step": self.steps[change["new"][0]], "head": change["new"][1]} if change["new"] else None
-
     def __repr__(self) -> str:
         parts = [f"{len(self.steps)} steps x {len(self.tokens)} tokens"]
         if self.has_lens:
@@ -350,6 +249,7 @@ class ScanResult(Result):
         )
 
 
+@dataclass(repr=False, eq=False)
 class ScanBatch(Result):
     """Scans of several prompts made in one batched run (``%%scan --each-line``).
 
@@ -359,9 +259,11 @@ class ScanBatch(Result):
 
     kind: ClassVar[str] = "scan_batch"
 
-    def __init__(self, scans: Sequence[ScanResult], metadata: dict[str, Any]):
-        self.scans = list(scans)
-        self.metadata = metadata
+    scans: list[ScanResult]
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.scans = list(self.scans)
 
     def __len__(self) -> int:
         return len(self.scans)
@@ -389,24 +291,6 @@ class ScanBatch(Result):
         import pandas as pd
 
         return pd.concat([scan.to_pandas().assign(prompt=i) for i, scan in enumerate(self.scans)], ignore_index=True)
-
-    def figure(self, metric: str | None = None):
-        """One heatmap per prompt, stacked vertically."""
-        from plotly.subplots import make_subplots
-
-        figure = make_subplots(rows=len(self.scans), cols=1, subplot_titles=[_short(s.prompt) for s in self.scans])
-        for row, scan in enumerate(self.scans, start=1):
-            single = scan.figure(metric)
-            figure.add_trace(single.data[0].update(showscale=row == 1), row=row, col=1)
-            figure.update_xaxes(single.layout.xaxis, row=row, col=1)
-            figure.update_yaxes(single.layout.yaxis, row=row, col=1)
-        figure.update_layout(height=max(400, 300 * len(self.scans)), title=self.scans[0].figure(metric).layout.title)
-        return figure
-
-    def widget(self):
-        from ipywidgets import VBox
-
-        return VBox([scan.widget() for scan in self.scans])
 
     def __repr__(self) -> str:
         return f"<ScanBatch of {len(self.scans)} prompts: " + "; ".join(repr(s) for s in self.scans) + ">"
@@ -660,10 +544,6 @@ def _token_axes(name: str | None, ndim: int) -> set[int]:
     if name == "attention":
         return {2, 3}
     return {ndim - 1} if name is None or ndim == 2 else {1}
-
-
-def _visible(token: str) -> str:
-    return token.replace(" ", "␣").replace("\n", "↵") or "∅"
 
 
 def _short(text: str, limit: int = 40) -> str:

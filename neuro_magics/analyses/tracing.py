@@ -10,6 +10,7 @@ the first step it changes, and a step's cells run as rows of one batched forward
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -129,20 +130,33 @@ def _restored_logits(subject, inputs, clean_states, corrupt_pre, site, step, col
     return run(subject, inputs, start=start, resid=resid, edits=edits, logits_at="last").logits[:, -1]
 
 
+@dataclass(kw_only=True, repr=False, eq=False)
 class TraceResult(Result):
-    """Causal-tracing effects ``[site, step, position]`` for resid_pre, attention and MLP windows."""
+    """Causal-tracing effects ``[site, step, position]`` for resid_pre, attention and MLP windows.
+
+    ``probs[site, step, position]`` is p(answer) with that clean state restored into the
+    noised run; ``effect`` normalises it between the noised and the clean probability.
+    """
 
     kind = "trace"
 
-    def __init__(self, *, tokens: list[str], subject_positions: list[int], answer: str, steps: list[int],
-                 clean_prob: float, corrupt_prob: float, probs: np.ndarray,
-                 clean_topk: tuple[list[str], list[float]], corrupt_topk: tuple[list[str], list[float]],
-                 metadata: dict[str, Any]):
-        self.tokens, self.subject_positions, self.answer = list(tokens), [int(p) for p in subject_positions], answer
-        self.steps, self.clean_prob, self.corrupt_prob = [int(s) for s in steps], float(clean_prob), float(corrupt_prob)
-        self.probs = probs
-        self.clean_topk, self.corrupt_topk = (list(clean_topk[0]), list(clean_topk[1])), (list(corrupt_topk[0]), list(corrupt_topk[1]))
-        self.metadata = metadata
+    tokens: list[str]
+    subject_positions: list[int]
+    answer: str
+    steps: list[int]  # the block each program step ran
+    clean_prob: float
+    corrupt_prob: float
+    probs: np.ndarray  # [TRACE_SITES, steps, positions]
+    clean_topk: tuple[list[str], list[float]]  # (tokens, probs) of the next token, clean run
+    corrupt_topk: tuple[list[str], list[float]]  # and averaged over the noised runs
+    metadata: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.tokens, self.subject_positions = list(self.tokens), [int(p) for p in self.subject_positions]
+        self.steps = [int(s) for s in self.steps]
+        self.clean_prob, self.corrupt_prob = float(self.clean_prob), float(self.corrupt_prob)
+        self.clean_topk = (list(self.clean_topk[0]), list(self.clean_topk[1]))
+        self.corrupt_topk = (list(self.corrupt_topk[0]), list(self.corrupt_topk[1]))
 
     @property
     def effect(self) -> np.ndarray:
@@ -171,34 +185,9 @@ class TraceResult(Result):
             for s, site in enumerate(TRACE_SITES) for k, block in enumerate(self.steps) for p, token in enumerate(self.tokens)
         ])
 
-    def figure(self):
-        from plotly.subplots import make_subplots
-        import plotly.graph_objects as go
-
-        figure = make_subplots(rows=1, cols=3, subplot_titles=["residual stream", "attention (window)", "MLP (window)"],
-                               shared_yaxes=True)
-        labels = [f"{i}: {t}" for i, t in enumerate(self.col_labels)]
-        for s in range(3):
-            figure.add_trace(go.Heatmap(z=self.effect[s], x=labels, y=self.row_labels, colorscale="RdBu", zmid=0,
-                                        coloraxis="coloraxis"), row=1, col=s + 1)
-        figure.update_layout(title=self.title, coloraxis={"colorscale": "RdBu", "cmid": 0}, yaxis={"autorange": "reversed"})
-        return figure
-
     @property
     def title(self) -> str:
         return f"causal trace of p({self.answer!r}): restoring clean states into the noised-subject run"
-
-    def widget(self):
-        from ..widgets.patching import PatchingWidget
-
-        labels = {"resid_pre": "residual stream", "attn_out": "attention (window)", "mlp_out": "MLP (window)"}
-        return PatchingWidget(
-            values=self.effect,
-            metrics=[{"name": site, "label": labels[site], "scale": "diverging", "fmt": ".3f"} for site in TRACE_SITES],
-            row_labels=self.row_labels, col_labels=self.col_labels, col_title="position", title=self.title,
-            reference_topk={"clean": self.clean_topk, "corrupt": self.corrupt_topk},
-            reference_metrics={"clean": self.clean_prob, "corrupt": self.corrupt_prob}, metric_name="prob",
-        )
 
     def __repr__(self) -> str:
         effect = self.effect

@@ -2,8 +2,9 @@
 
 A result keeps its arrays as numpy, knows the metadata of the run that made it
 (model, program, prompts, dtype, library versions), saves to one ``.npz`` file that
-``load_result`` reads back, and shows itself as its widget in a notebook. The engine
-never imports widgets at module level: they are built only when displayed.
+``load_result`` reads back, and shows itself as its widget in a notebook. Results are
+plain data: their widgets and figures are drawn by ``neuro_magics.widgets``, imported
+only when a view is asked for, so the engine never loads IPython, ipywidgets or plotly.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
 
 
 class Result:
-    """Base of all results. Subclasses set ``kind`` and implement the four hooks below."""
+    """Base of all results. Subclasses set ``kind`` and implement the three hooks below;
+    the widgets layer draws each ``kind`` (``neuro_magics.widgets.views``)."""
 
     kind: ClassVar[str] = ""
     metadata: dict[str, Any]
@@ -73,10 +75,6 @@ class Result:
 
     @classmethod
     def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> Result:
-        raise NotImplementedError
-
-    def widget(self):
-        """The interactive view (an anywidget)."""
         raise NotImplementedError
 
     # -- shared behaviour --------------------------------------------------------------
@@ -109,6 +107,20 @@ class Result:
         its interventions (others are removed), rebuilt from the recorded specs. For a diff,
         that is the "before" side. Refuses, changing nothing, for another model."""
         return self.replay_plan().apply(subject)
+
+    # -- views (drawn by the widgets layer, imported only now) ---------------------------
+
+    def widget(self):
+        """The interactive view (an anywidget, or a box of them)."""
+        from ..widgets.views import widget_for
+
+        return widget_for(self)
+
+    def figure(self, *args: Any, **kwargs: Any):
+        """A plotly figure for papers; arguments depend on the kind (a scan takes the metric)."""
+        from ..widgets.figures import figure_for
+
+        return figure_for(self, *args, **kwargs)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = self.widget()._repr_mimebundle_(include=include, exclude=exclude)

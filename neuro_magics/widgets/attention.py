@@ -5,14 +5,14 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping, Sequence
 
-import anywidget
 import numpy as np
 import traitlets
 
 from ._arrays import NDArray, WidgetDataError
+from ._strict import StrictAnyWidget
 
 
-class AttentionWidget(anywidget.AnyWidget):
+class AttentionWidget(StrictAnyWidget):
     """Small multiples of ``patterns[layer, head, query, key]``, coloured / ranked by a head score.
 
     ``selected`` is ``[layer, head]`` of the clicked head (``[]`` when none) and syncs back to

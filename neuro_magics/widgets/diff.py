@@ -5,16 +5,16 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping, Sequence
 
-import anywidget
 import numpy as np
 import traitlets
 
 from ._arrays import NDArray, WidgetDataError
+from ._strict import StrictAnyWidget
 
 STAT_KEYS = ("label", "perplexity", "depth", "parameters", "program")
 
 
-class DiffWidget(anywidget.AnyWidget):
+class DiffWidget(StrictAnyWidget):
     """Greedy continuations of each prompt before and after a change.
 
     Tokens of the original (before) continuation are coloured by how much the change moved
@@ -91,25 +91,6 @@ class DiffWidget(anywidget.AnyWidget):
             stats=stats,
             selected=selected,
             **kwargs,
-        )
-
-    @classmethod
-    def from_result(cls, result) -> DiffWidget:
-        """The widget of a :class:`neuro_magics.analyses.diffing.DiffResult`."""
-        b, a = result.before, result.after
-        return cls(
-            result.prompts,
-            (b.pieces, a.pieces),
-            result.divergence.tolist(),
-            (b.logprobs, a.logprobs),
-            (b.topk_pieces, a.topk_pieces),
-            (b.topk_probs, a.topk_probs),
-            tuple(
-                {"label": s.label, "perplexity": s.perplexity, "depth": s.depth,
-                 "parameters": s.n_parameters, "program": s.program}
-                for s in (b, a)
-            ),
-            title=f"{a.label} vs {b.label} · {result.metadata.get('model', '')}",
         )
 
     @traitlets.validate("selected")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Mapping, Sequence
 
-import anywidget
 import numpy as np
 import traitlets
 
 from ._arrays import NDArray, WidgetDataError
+from ._strict import StrictAnyWidget
 
 SCALES = ("sequential", "diverging")
 METRIC_KEYS = {"name", "label", "scale", "center", "fmt", "vmin", "vmax"}
@@ -54,7 +54,7 @@ def _compact_vocab(token_ids: np.ndarray, vocab: Sequence[str]) -> tuple[np.ndar
     return compact, [str(vocab[i]) for i in used]
 
 
-class HeatmapWidget(anywidget.AnyWidget):
+class HeatmapWidget(StrictAnyWidget):
     """Heatmap of ``values[metric, row, col]`` with a metric selector, exact-value tooltips and click-to-select.
 
     ``selected`` is ``[row, col]`` of the clicked cell (``[]`` when none) and syncs back to Python,

@@ -1,0 +1,28 @@
+"""The colour scales every view uses, for the browser widgets and the plotly figures alike.
+
+The same stops as ``widgets_js/src/colors.js`` (a test keeps the two equal), so a figure
+for a paper paints a value the colour the widget painted it: on the diverging scale
+negative is blue, positive red, the centre near white.
+"""
+
+from __future__ import annotations
+
+#: Stops from the low end to the high end, interpolated linearly in RGB.
+STOPS: dict[str, tuple[str, ...]] = {
+    # viridis
+    "sequential": ("#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b",
+                   "#fde725"),
+    # ColorBrewer RdBu reversed: negative blue, positive red
+    "diverging": ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"),
+}
+
+
+def plotly_colorscale(kind: str) -> list[tuple[float, str]]:
+    """The scale as plotly's ``[(position, colour), ...]``, positions evenly spaced on 0..1."""
+    stops = STOPS[kind]
+    return [(k / (len(stops) - 1), colour) for k, colour in enumerate(stops)]
+
+
+def rgb(hex_colour: str) -> tuple[int, int, int]:
+    value = int(hex_colour.lstrip("#"), 16)
+    return (value >> 16) & 255, (value >> 8) & 255, value & 255
