@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..core.errors import NeuroMagicsError
-from .patching import n_heads, output_projection
+from .patching import n_heads
 from ..core.runner import position_ids_for
 from ..core.subject import Subject
 
@@ -192,7 +192,7 @@ def ablate(
     if mode == "mean" and not (reference_text and reference_text.strip()):
         raise NeuroMagicsError("Mean ablation needs a reference text to average over.")
 
-    head_modules = {layer: output_projection(subject, layer) for layer in _by_layer(head_pairs)}
+    head_modules = {layer: adapter.output_projection(subject.blocks[layer]) for layer in _by_layer(head_pairs)}
     neuron_modules = {layer: adapter.submodule(subject.blocks[layer], adapter.neurons) for layer in _by_layer(neuron_pairs)}
     contribution_modules = [adapter.submodule(subject.blocks[layer], path)
                             for layer in layer_list for path in (adapter.attention, adapter.mlp)]
