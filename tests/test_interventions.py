@@ -10,7 +10,6 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.interventions import CONTRAST_PREFIX, REFERENCE_TEXT, contrast_vector
-from neuro_magics.analyses.patching import output_projection
 from neuro_magics.core.interventions import Hook, Intervention, active_interventions, register, reset_interventions
 
 TEXT = "the cat sat on"
@@ -124,7 +123,7 @@ def test_zero_ablating_a_layer_equals_zeroing_its_contributions_under_a_program(
 @torch.no_grad()
 def test_zero_ablating_every_head_of_a_layer_removes_its_attention(clean_slate, family):
     tiny = clean_slate
-    projection = output_projection(tiny, 1)
+    projection = tiny.adapter.output_projection(tiny.blocks[1])
     if getattr(projection, "bias", None) is not None:
         pytest.skip("with an output-projection bias, zero heads still leave the bias")
     ids = tiny.encode(TEXT)["input_ids"]
@@ -138,7 +137,7 @@ def test_zero_ablating_every_head_of_a_layer_removes_its_attention(clean_slate, 
 def test_ablating_one_head_zeroes_only_that_heads_slice(clean_slate):
     tiny = clean_slate
     seen = []  # a forward hook sees the input after every pre-hook, ours included
-    handle = output_projection(tiny, 2).register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    handle = tiny.adapter.output_projection(tiny.blocks[2]).register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
     try:
         _logits(tiny)
         nm.ablate(tiny, heads="2.1")

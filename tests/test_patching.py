@@ -3,7 +3,6 @@ the default model, plus causal tracing, the result object and its widget."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 
@@ -15,12 +14,12 @@ import neuro_magics as nm
 from neuro_magics.analyses.patching import (
     SITES,
     PatchResult,
+    _Side,
     _attribution,
     _patched_logits,
     _record,
     answer_token_ids,
     metric_values,
-    projection_pre_hooks,
 )
 from neuro_magics.analyses.tracing import TraceResult, trace
 
@@ -86,6 +85,36 @@ def test_patching_the_last_block_output_at_the_last_position_gives_1(tiny):
     assert noise.effect[-1, -1] == pytest.approx(0.0, abs=1e-5)
 
 
+@pytest.mark.parametrize("metric", ["logprob", "prob"])
+@torch.no_grad()
+def test_logprob_and_prob_metrics_equal_torch_softmax_of_the_hf_logits(tiny, metric):
+    """Clean, corrupt and patched cells against torch.log_softmax / softmax of the full logits of
+    an ordinary HF forward (a pre-hook on block l swaps the clean state in at position p)."""
+    result = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, metric=metric, progress=False)
+    answer = answer_token_ids(tiny, ANSWERS)[0]
+    normalise = torch.log_softmax if metric == "logprob" else torch.softmax
+    clean_ids, corrupt_ids = tiny.encode(CLEAN)["input_ids"], tiny.encode(CORRUPT)["input_ids"]
+    clean_out = tiny.model(clean_ids, output_hidden_states=True)
+
+    def reference(logits):
+        return normalise(logits[0, -1].double(), dim=-1)[answer].item()
+
+    assert result.clean_metric == pytest.approx(reference(clean_out.logits), rel=1e-5, abs=1e-7)
+    assert result.corrupt_metric == pytest.approx(reference(tiny.model(corrupt_ids).logits), rel=1e-5, abs=1e-7)
+    for layer, position in [(0, DIFFERING), (1, DIFFERING + 1), (tiny.n_layers - 1, len(CLEAN) - 1)]:
+        def swap(module, args, kwargs, layer=layer, position=position):
+            hidden = (args[0] if args else kwargs["hidden_states"]).clone()
+            hidden[:, position] = clean_out.hidden_states[layer][:, position]
+            return ((hidden, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": hidden})
+
+        handle = tiny.blocks[layer].register_forward_pre_hook(swap, with_kwargs=True)
+        try:
+            expected = reference(tiny.model(corrupt_ids).logits)
+        finally:
+            handle.remove()
+        assert result.patched_metric[layer, position] == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
 @pytest.mark.parametrize("site", ["resid_pre", "resid_post", "attn_out", "mlp_out"])
 def test_a_patch_at_p_leaves_earlier_positions_bit_identical(tiny, site):
     clean, corrupt = _sides(tiny, site)
@@ -122,29 +151,117 @@ def test_resid_pre_sweep_equals_one_hooked_hf_forward_per_cell(tiny):
     np.testing.assert_allclose(result.effect, naive_sweep(tiny, CLEAN, CORRUPT, ANSWERS), atol=1e-4)
 
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+def _causal_attention(q, k, v, scale):
+    """softmax(q k^T * scale + causal mask) v per head: q, k, v are [heads, T, head_dim]."""
+    scores = q @ k.transpose(-1, -2) * scale
+    n = scores.shape[-1]
+    scores = scores.masked_fill(torch.ones(n, n, dtype=torch.bool).triu(1), float("-inf"))
+    return scores.softmax(-1) @ v  # [heads, T, head_dim]
+
+
+def _hand_llama(model, ids, swap=None):
+    """A tiny Llama written out from its weights: rotary attention split into heads, the
+    per-head outputs ``z [T, heads, head_dim]`` concatenated into o_proj. ``swap(layer, z)``
+    may return a replacement z. Returns (last-position logits, every layer's z)."""
+    config = model.config
+    n_heads, n_kv = config.num_attention_heads, config.num_key_value_heads
+    head_dim = config.hidden_size // n_heads
+
+    def rms(x, weight):
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + config.rms_norm_eps))
+
+    x = model.model.embed_tokens.weight[ids[0]]
+    n = x.shape[0]
+    inverse = 1.0 / (config.rope_parameters["rope_theta"] ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    angles = torch.arange(n).float()[:, None] * inverse[None]
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
+    zs = []
+    for layer, block in enumerate(model.model.layers):
+        attention = block.self_attn
+        h = rms(x, block.input_layernorm.weight)
+        q = (h @ attention.q_proj.weight.T).view(n, n_heads, head_dim).transpose(0, 1)
+        k = (h @ attention.k_proj.weight.T).view(n, n_kv, head_dim).transpose(0, 1)
+        v = (h @ attention.v_proj.weight.T).view(n, n_kv, head_dim).transpose(0, 1)
+        q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+        k, v = k.repeat_interleave(n_heads // n_kv, 0), v.repeat_interleave(n_heads // n_kv, 0)
+        z = _causal_attention(q, k, v, head_dim**-0.5).transpose(0, 1)  # [T, heads, head_dim]
+        if swap is not None:
+            z = swap(layer, z)
+        zs.append(z)
+        x = x + z.reshape(n, -1) @ attention.o_proj.weight.T
+        h = rms(x, block.post_attention_layernorm.weight)
+        mlp = block.mlp
+        x = x + (torch.nn.functional.silu(h @ mlp.gate_proj.weight.T) * (h @ mlp.up_proj.weight.T)) @ mlp.down_proj.weight.T
+    x = rms(x, model.model.norm.weight)
+    return x[-1:] @ model.lm_head.weight.T, zs
+
+
+def _hand_gpt2(model, ids, swap=None):
+    """A tiny GPT-2 written out from its weights (Conv1D stores [in, out])."""
+    config = model.config
+    n_heads = config.n_head
+    head_dim = config.n_embd // n_heads
+    body = model.transformer
+
+    def norm(x, ln):
+        return torch.nn.functional.layer_norm(x, x.shape[-1:], ln.weight, ln.bias, config.layer_norm_epsilon)
+
+    n = ids.shape[1]
+    x = body.wte.weight[ids[0]] + body.wpe.weight[:n]
+    zs = []
+    for layer, block in enumerate(body.h):
+        attention = block.attn
+        qkv = norm(x, block.ln_1) @ attention.c_attn.weight + attention.c_attn.bias
+        q, k, v = (part.view(n, n_heads, head_dim).transpose(0, 1) for part in qkv.split(config.n_embd, -1))
+        z = _causal_attention(q, k, v, head_dim**-0.5).transpose(0, 1)
+        if swap is not None:
+            z = swap(layer, z)
+        zs.append(z)
+        x = x + z.reshape(n, -1) @ attention.c_proj.weight + attention.c_proj.bias
+        mlp = block.mlp
+        hidden = torch.nn.functional.gelu(norm(x, block.ln_2) @ mlp.c_fc.weight + mlp.c_fc.bias, approximate="tanh")
+        x = x + hidden @ mlp.c_proj.weight + mlp.c_proj.bias
+    x = norm(x, body.ln_f)
+    return x[-1:] @ model.lm_head.weight.T, zs
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
 @torch.no_grad()
-def test_head_patching_equals_a_hooked_hf_forward(tiny):
-    """Head h of layer l: the clean run's slice of the output projection's input, swapped in
-    during an ordinary HF forward of the corrupt prompt."""
+def test_head_patching_equals_a_hand_written_forward_that_splits_heads(tiny, family):
+    """Head h of layer l: the clean run's output of that head (computed by hand from the
+    weights, no hooks of ours) swapped into the corrupt run before the output projection."""
+    hand = {"llama": _hand_llama, "gpt2": _hand_gpt2}[family]
     result = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, site="heads", metric="logprob", progress=False)
     answer_ids = answer_token_ids(tiny, ANSWERS)
-    n = nm.analyses.patching.n_heads(tiny)
-    donors: list[torch.Tensor] = []
-    with projection_pre_hooks(tiny, range(tiny.n_layers), lambda step, block, x: donors.append(x.clone())):
-        tiny.model(tiny.encode(CLEAN)["input_ids"], use_cache=False)
-    corrupt_ids = tiny.encode(CORRUPT)["input_ids"]
-    for layer, head in [(0, 0), (1, n - 1), (tiny.n_layers - 1, 1)]:
-        def swap(step, block, x, layer=layer, head=head):
-            if step != layer:
-                return None
-            x = x.clone().view(*x.shape[:-1], n, -1)
-            x[..., head, :] = donors[layer].view(*x.shape)[..., head, :]
-            return x.view(*x.shape[:-2], -1)
+    clean_ids, corrupt_ids = tiny.encode(CLEAN)["input_ids"], tiny.encode(CORRUPT)["input_ids"]
+    logits, donors = hand(tiny.model, clean_ids)
+    torch.testing.assert_close(logits, tiny.model(clean_ids).logits[:, -1], rtol=0, atol=1e-5)
+    for layer in range(tiny.n_layers):
+        for head in range(tiny.model.config.num_attention_heads):
+            def swap(at, z, layer=layer, head=head):
+                if at != layer:
+                    return z
+                z = z.clone()
+                z[:, head] = donors[layer][:, head]
+                return z
 
-        with projection_pre_hooks(tiny, range(tiny.n_layers), swap):
-            logits = tiny.model(corrupt_ids, use_cache=False).logits[:, -1]
-        expected = metric_values(logits, answer_ids, "logprob").item()
-        assert result.patched_metric[layer, head] == pytest.approx(expected, abs=1e-5)
+            logits, _ = hand(tiny.model, corrupt_ids, swap)
+            expected = torch.log_softmax(logits[0].double(), -1)[answer_ids[0]].item()
+            assert result.patched_metric[layer, head] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("site", SITES[:4])
+def test_patches_before_the_first_differing_token_are_exactly_zero(tiny, site):
+    denoise = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, site=site, progress=False)
+    noise = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, site=site, direction="noise", progress=False)
+    assert np.all(denoise.effect[:, :DIFFERING] == 0) and np.all(noise.effect[:, :DIFFERING] == 1)
+    assert np.all(denoise.patched_metric[:, :DIFFERING] == denoise.corrupt_metric)
+    assert denoise.effect[0, DIFFERING] != 0
 
 
 def test_patching_runs_on_the_current_layer_program(tiny):
@@ -164,11 +281,28 @@ def test_patching_runs_on_the_current_layer_program(tiny):
 
 
 @pytest.mark.parametrize("site", SITES)
-def test_attribution_is_zero_when_clean_equals_corrupt(tiny, site):
+def test_attribution_is_zero_when_clean_equals_corrupt_and_the_gradient_is_real(tiny, site):
+    """Zero for a source equal to the base; for a source = base + a small random perturbation
+    of every cell, each step's estimates sum to that perturbation's effect on the metric
+    (central finite difference), so a gradient replaced by noise fails here too."""
+    tiny.model.double()
+    answer_ids = answer_token_ids(tiny, ANSWERS)
     clean, _ = _sides(tiny, site)
-    estimate = _attribution(tiny, clean, clean, site, answer_token_ids(tiny, ANSWERS), "logit_diff")
-    assert np.all(estimate == 0)
+    assert np.all(_attribution(tiny, clean, clean, site, answer_ids, "logit_diff") == 0)
     assert all(p.grad is None for p in tiny.model.parameters())
+    generator = torch.Generator().manual_seed(3)
+    noise = 3e-4 * torch.randn(clean.states[site].shape, generator=generator, dtype=torch.float64)
+    nudged = _Side(clean.inputs, {**clean.states, site: clean.states[site] + noise}, clean.logits)
+    estimate = _attribution(tiny, clean, nudged, site, answer_ids, "logit_diff")
+
+    def metric_with(step, delta):
+        edit = nm.Edit(step=step, site=site, op="add", value=delta)
+        with torch.no_grad():
+            return metric_values(nm.run(tiny, clean.inputs, edits=[edit]).logits[:, -1], answer_ids, "logit_diff").item()
+
+    for step in (0, tiny.n_layers - 1):
+        central = (metric_with(step, noise[step]) - metric_with(step, -noise[step])) / 2
+        assert estimate[step].sum() == pytest.approx(central, rel=1e-2, abs=1e-9)
 
 
 @pytest.mark.parametrize("site", SITES)
@@ -179,23 +313,14 @@ def test_attribution_matches_finite_differences(tiny, site):
     answer_ids = answer_token_ids(tiny, ANSWERS)
     clean, corrupt = _sides(tiny, site)
     estimate = _attribution(tiny, corrupt, clean, site, answer_ids, "logprob")
-    n = nm.analyses.patching.n_heads(tiny)
 
     def nudged_metric(step, col, scale):
         difference = clean.states[site][step] - corrupt.states[site][step]
-        hooks, edits = contextlib.nullcontext(), []
         if site == "heads":
-            def nudge(call, block, x):
-                if call != step:
-                    return None
-                split = x.clone().view(*x.shape[:-1], n, -1)
-                split[..., col, :] += scale * difference.view(*split.shape)[..., col, :]
-                return split.view_as(x)
-
-            hooks = projection_pre_hooks(tiny, tiny.program.steps, nudge)
+            edits = [nm.Edit(step=step, site=site, op="add", value=scale * difference[:, :, [col]], heads=[col])]
         else:
             edits = [nm.Edit(step=step, site=site, op="add", value=scale * difference[:, col], positions=[col])]
-        with hooks, torch.no_grad():
+        with torch.no_grad():
             return metric_values(nm.run(tiny, corrupt.inputs, edits=edits).logits[:, -1], answer_ids, "logprob").item()
 
     eps = 1e-2
@@ -210,7 +335,8 @@ def test_both_methods_side_by_side_with_their_correlation(tiny):
     assert result.attribution.shape == result.effect.shape
     # At step 0 only one position differs, so attribution is exactly zero elsewhere.
     assert np.all(np.delete(result.attribution[0], DIFFERING) == 0)
-    assert -1 <= result.correlation <= 1 and "r=" in repr(result)
+    pearson = np.corrcoef(result.effect.ravel(), result.attribution.ravel())[0, 1]
+    assert result.correlation == pytest.approx(pearson, abs=1e-12) and f"r={pearson:.3f}" in repr(result)
     alone = nm.patch(tiny, CLEAN, CORRUPT, ANSWERS, method="attribution", progress=False)
     assert alone.effect is None and alone.topk_ids is None
     np.testing.assert_allclose(alone.to_numpy(), result.attribution, atol=1e-6)
@@ -227,7 +353,7 @@ def test_an_interrupt_keeps_finished_steps_and_leaves_the_model_untouched(tiny):
 
     def interrupt_late(*_):
         calls["n"] += 1
-        if calls["n"] > 2 * tiny.n_layers + 3:  # after the two recording runs and a few steps
+        if calls["n"] > 4:  # after the two recording runs and step 0 (cells 5-7, then 8: two batches)
             raise KeyboardInterrupt
 
     handle = tiny.blocks[-1].register_forward_hook(interrupt_late)
@@ -255,16 +381,27 @@ def test_an_interrupt_keeps_finished_steps_and_leaves_the_model_untouched(tiny):
         (dict(corrupt=None), "corrupt prompt is missing"),
         (dict(corrupt="ab cdXfghi"), "9 tokens and the corrupt one 10"),
         (dict(answers=["e", "e"]), "normalised effect is undefined"),
+        (dict(corrupt=CLEAN), "the same tokens, so every patch changes nothing and the normalised effect is undefined"),
+        (dict(top_k=0), "top_k must be between 1 and 128"),
+        (dict(top_k=129), "top_k must be between 1 and 128"),
+        (dict(batch_size=0), "batch_size must be at least 1"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_model_unchanged(tiny, kwargs, message):
     ids = tiny.encode(CLEAN)["input_ids"]
     reference = tiny.model(ids, use_cache=False).logits
     arguments = dict(clean=CLEAN, corrupt=CORRUPT, answers=list(ANSWERS)) | kwargs
-    with pytest.raises(nm.NeuroMagicsError, match=message) as error:
-        nm.patch(tiny, arguments.pop("clean"), arguments.pop("corrupt"), arguments.pop("answers"), progress=False,
-                 **arguments)
+    blocks_run = []
+    handle = tiny.blocks[0].register_forward_hook(lambda *_: blocks_run.append(1))
+    try:
+        with pytest.raises(nm.NeuroMagicsError, match=message) as error:
+            nm.patch(tiny, arguments.pop("clean"), arguments.pop("corrupt"), arguments.pop("answers"), progress=False,
+                     **arguments)
+    finally:
+        handle.remove()
     assert "\n" not in str(error.value)
+    if "normalised effect is undefined" not in message or "same tokens" in message:
+        assert not blocks_run  # refused before any forward
     assert tiny.program.is_identity and torch.equal(tiny.model(ids, use_cache=False).logits, reference)
 
 
@@ -330,6 +467,23 @@ def test_causal_tracing_restoring_the_only_noised_embedding_gives_1(tiny, tmp_pa
     np.testing.assert_array_equal(loaded.to_numpy(), effect)
     assert len(result.to_pandas()) == effect.size and len(result.figure().data) == 3
     assert result.widget().heatmap.values.shape == effect.shape
+
+
+@pytest.mark.parametrize("family", ["llama"])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [(dict(top_k=0), "top_k must be between 1 and 128"), (dict(top_k=100000), "top_k must be between 1 and 128"),
+     (dict(batch_size=0), "batch_size must be at least 1"), (dict(answer="ab"), "is 2 tokens")],
+)
+def test_bad_trace_options_are_refused_before_any_work(tiny, kwargs, message):
+    blocks_run = []
+    handle = tiny.blocks[0].register_forward_hook(lambda *_: blocks_run.append(1))
+    try:
+        with pytest.raises(nm.NeuroMagicsError, match=message):
+            trace(tiny, "The Q is in", "Q", progress=False, **kwargs)
+    finally:
+        handle.remove()
+    assert not blocks_run
 
 
 def test_causal_tracing_needs_a_subject_in_the_prompt(tiny):

@@ -2,8 +2,7 @@
 
 Only eager attention forms the weights (SDPA and flash never materialise them), so
 ``eager_attention`` switches the model's implementation for one call and restores it;
-``recording_attention`` hooks the attention modules of the original blocks and keeps
-the weights of the steps asked for. ``head_scores`` turns patterns into the per-head
+the runner's ``attn_weights`` site captures them per step. ``head_scores`` turns patterns into the per-head
 numbers people look for first (entropy, previous-token, duplicate-token, induction,
 attention to the first token).
 """
@@ -11,26 +10,14 @@ attention to the first token).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..core.errors import NeuroMagicsError
 from ..core.subject import Subject
 
-#: Families whose adapter ``attention`` path names something other than the module that
-#: returns ``(attn_output, attn_weights)``: Gemma2's contribution is its post-attention norm.
-_ATTENTION_MODULE = {"gemma2": "self_attn"}
-
 HEAD_SCORES = ("entropy", "previous_token", "duplicate_token", "induction", "first_token")
-
-
-def attention_module(subject: Subject, block: nn.Module) -> nn.Module:
-    """The module of ``block`` whose output is ``(attn_output, attn_weights)``."""
-    adapter = subject.adapter
-    return adapter.submodule(block, _ATTENTION_MODULE.get(adapter.family, adapter.attention))
 
 
 def n_heads(subject: Subject) -> tuple[int, int]:
@@ -54,46 +41,6 @@ def eager_attention(subject: Subject) -> Iterator[None]:
         yield
     finally:
         config._attn_implementation = previous
-
-
-@contextlib.contextmanager
-def recording_attention(subject: Subject, n_steps: int, keep_steps: Collection[int]) -> Iterator[dict[int, torch.Tensor]]:
-    """Collect ``{step: weights [batch, heads, query, key]}`` (float32, CPU) while a program
-    of ``n_steps`` steps runs once.
-
-    Hooks sit on the ORIGINAL blocks' attention modules, which every occurrence of a block
-    shares, so the k-th attention call of the run is program step k. The hooks are removed
-    on the way out, also after an exception or interrupt.
-    """
-    patterns: dict[int, torch.Tensor] = {}
-    calls = {"count": 0}
-    wanted = set(keep_steps)
-
-    def hook(module, args, output):
-        step = calls["count"]
-        calls["count"] += 1
-        if step not in wanted:
-            return
-        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
-        if weights is None:
-            raise NeuroMagicsError(
-                f"{type(module).__name__} returned no attention weights; it needs eager attention."
-            )
-        patterns[step] = weights.detach().to(device="cpu", dtype=torch.float32)
-
-    modules = {id(m): m for m in (attention_module(subject, block) for block in subject.blocks)}
-    handles = []
-    try:
-        for module in modules.values():
-            handles.append(module.register_forward_hook(hook))
-        yield patterns
-    finally:
-        for handle in handles:
-            handle.remove()
-    if calls["count"] != n_steps:
-        raise NeuroMagicsError(
-            f"Expected {n_steps} attention calls, saw {calls['count']}: patterns cannot be matched to steps."
-        )
 
 
 def head_scores(patterns: np.ndarray, token_ids: np.ndarray) -> dict[str, np.ndarray]:

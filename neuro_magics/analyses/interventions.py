@@ -22,7 +22,6 @@ from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
-from .patching import output_projection
 
 ABLATION_MODES = ("zero", "mean")
 
@@ -113,7 +112,7 @@ def ablate(
     if mode == "mean" and not (reference_text and reference_text.strip()):
         raise NeuroMagicsError("Mean ablation needs a reference text to average over.")
 
-    head_modules = {layer: output_projection(subject, layer) for layer in _by_layer(head_pairs)}
+    head_modules = {layer: adapter.output_projection(subject.blocks[layer]) for layer in _by_layer(head_pairs)}
     neuron_modules = {layer: adapter.submodule(subject.blocks[layer], adapter.neurons) for layer in _by_layer(neuron_pairs)}
     contribution_modules = {(part, layer): adapter.submodule(subject.blocks[layer], path)
                             for layer in layer_list for part, path in (("attention", adapter.attention), ("mlp", adapter.mlp))}
@@ -161,7 +160,7 @@ def _ablation(subject: Subject, arguments: dict[str, Any], description: str) -> 
 
     hooks = []
     for layer, heads in _by_layer(arguments["heads"]).items():
-        hooks.append(Hook(output_projection(subject, layer), "pre",
+        hooks.append(Hook(subject.adapter.output_projection(subject.blocks[layer]), "pre",
                           _replace_input_heads(heads, subject.n_heads, mean(f"heads:{layer}"))))
     for layer, columns in _by_layer(arguments["neurons"]).items():
         module = adapter.submodule(subject.blocks[layer], adapter.neurons)

@@ -14,39 +14,23 @@ into the clean run (there 1.0 means the patch did nothing).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, RunInputs, prepare, run
 from ..core.subject import Subject
+from ..core.sweep import sweep
 
 SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
 METRICS = ("logit_diff", "logprob", "prob")
 DIRECTIONS = ("denoise", "noise")
 METHODS = ("exact", "attribution", "both")
-
-#: Per family, the attention output projection on a block: its *input* is the per-head
-#: attention output (heads concatenated), so splitting it gives each head's contribution.
-OUTPUT_PROJECTIONS = {
-    "llama": "self_attn.o_proj",
-    "mistral": "self_attn.o_proj",
-    "qwen2": "self_attn.o_proj",
-    "qwen3": "self_attn.o_proj",
-    "gemma": "self_attn.o_proj",
-    "gemma2": "self_attn.o_proj",
-    "phi3": "self_attn.o_proj",
-    "gpt2": "attn.c_proj",
-    "gpt_neox": "attention.dense",
-}
-
 
 # -- shared helpers (also used by tracing and interventions) -------------------------------
 
@@ -57,36 +41,6 @@ def n_heads(subject: Subject) -> int:
     if not heads:
         raise NeuroMagicsError(f"{type(subject.model).__name__} does not say how many attention heads it has.")
     return int(heads)
-
-
-def output_projection(subject: Subject, block_index: int) -> nn.Module:
-    """The attention output projection of an ORIGINAL block (its hooks fire for every occurrence)."""
-    return subject.adapter.submodule(subject.blocks[block_index], OUTPUT_PROJECTIONS[subject.adapter.family])
-
-
-@contextlib.contextmanager
-def projection_pre_hooks(subject: Subject, block_indices: Sequence[int], hook: Callable) -> Iterator[None]:
-    """``hook(step_of_call, block_index, tensor) -> tensor | None`` on the output projections'
-    input. Steps count calls in program order from the first call; hooks go on the way out."""
-    handles = []
-    calls = {"n": 0}
-
-    def make(block_index: int):
-        def pre_hook(module, args):
-            step = calls["n"]
-            calls["n"] += 1
-            new = hook(step, block_index, args[0])
-            return None if new is None else (new, *args[1:])
-
-        return pre_hook
-
-    try:
-        for block_index in sorted(set(block_indices)):
-            handles.append(output_projection(subject, block_index).register_forward_pre_hook(make(block_index)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def token_pieces(subject: Subject, ids: Sequence[int]) -> list[str]:
@@ -157,15 +111,9 @@ class _Side:
 @torch.no_grad()
 def _record(subject: Subject, input_ids: torch.Tensor, site: str) -> _Side:
     inputs = prepare(subject, input_ids)
-    sites = ("resid_pre",) if site in ("resid_pre", "heads") else ("resid_pre", site)
-    heads: list[torch.Tensor] = []
-    hook = (lambda step, block, tensor: heads.append(tensor.detach())) if site == "heads" else None
-    with projection_pre_hooks(subject, subject.program.steps, hook) if hook else contextlib.nullcontext():
-        out = run(subject, inputs, capture=Capture(sites=sites, device=subject.device), logits_at="last")
-    states = dict(out.captures)
-    if site == "heads":
-        states["heads"] = torch.stack(heads)
-    return _Side(inputs, states, out.logits[:, -1])
+    sites = ("resid_pre",) if site == "resid_pre" else ("resid_pre", site)
+    out = run(subject, inputs, capture=Capture(sites=sites, device=subject.device), logits_at="last")
+    return _Side(inputs, dict(out.captures), out.logits[:, -1])
 
 
 def patch(
@@ -213,6 +161,11 @@ def patch(
         raise NeuroMagicsError(
             f"The clean prompt is {clean_ids.shape[1]} tokens and the corrupt one {corrupt_ids.shape[1]}: patching "
             "pairs positions, so make them the same length (swap in words of equal token length)."
+        )
+    if torch.equal(clean_ids, corrupt_ids):
+        raise NeuroMagicsError(
+            "The clean and corrupt prompts are the same tokens, so every patch changes nothing and the normalised "
+            "effect is undefined (0/0): change the corrupt prompt where you want to test."
         )
 
     sides = {"clean": _record(subject, clean_ids, site), "corrupt": _record(subject, corrupt_ids, site)}
@@ -269,29 +222,40 @@ def patch(
 
 def _exact_sweep(subject, base: _Side, source: _Side, site, answer_ids, metric, n_cols, top_k, batch_size, progress):
     """Every (step, column) cell; each step's cells are rows of batched runs from that step."""
-    from tqdm.auto import tqdm
-
     n_steps = len(subject.program)
     patched = np.full((n_steps, n_cols), np.nan, dtype=np.float32)
     topk_ids = np.full((n_steps, n_cols, top_k), -1, dtype=np.int32)
     topk_probs = np.zeros((n_steps, n_cols, top_k), dtype=np.float32)
-    interrupted = False
-    bar = tqdm(total=n_steps * n_cols, desc=f"patch {site}", unit="cell", disable=not progress)
-    try:
-        for step in range(n_steps):
-            for first in range(0, n_cols, batch_size):
-                cols = list(range(first, min(first + batch_size, n_cols)))
-                logits = _patched_logits(subject, base, source, site, step, cols)
-                patched[step, cols] = metric_values(logits, answer_ids, metric).cpu().numpy()
-                ids, probs = top_tokens(logits, top_k)
-                topk_ids[step, cols], topk_probs[step, cols] = ids.cpu().numpy(), probs.cpu().numpy()
-                bar.update(len(cols))
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"Interrupted: kept the {int(np.isfinite(patched).sum())} finished cells; the rest are NaN.")
-    finally:
-        bar.close()
+    batches = [(step, list(range(first, min(first + batch_size, n_cols))))
+               for step in range(n_steps) for first in range(0, n_cols, batch_size)]
+
+    base_metric = metric_values(base.logits, answer_ids, metric).cpu().numpy()
+    base_ids, base_probs = (t.cpu().numpy() for t in top_tokens(base.logits, top_k))
+
+    def work(batch: tuple[int, list[int]]) -> int:
+        step, cols = batch
+        # A patch whose value is bit-identical to the base run's changes nothing: that cell IS the
+        # base run, so it gets the base run's numbers exactly (effect exactly 0, or 1 for noise).
+        changed = [c for c in cols if not _same_cell(base, source, site, step, c)]
+        unchanged = [c for c in cols if c not in changed]
+        patched[step, unchanged], topk_ids[step, unchanged], topk_probs[step, unchanged] = base_metric, base_ids, base_probs
+        if changed:
+            logits = _patched_logits(subject, base, source, site, step, changed)
+            patched[step, changed] = metric_values(logits, answer_ids, metric).cpu().numpy()
+            ids, probs = top_tokens(logits, top_k)
+            topk_ids[step, changed], topk_probs[step, changed] = ids.cpu().numpy(), probs.cpu().numpy()
+        return len(cols)
+
+    interrupted = sweep(batches, work, total=n_steps * n_cols, desc=f"patch {site}", progress=progress)
     return patched, topk_ids, topk_probs, interrupted
+
+
+def _same_cell(base: _Side, source: _Side, site: str, step: int, col: int) -> bool:
+    """Whether column ``col`` (a position, or a head at every position) of ``site`` at ``step``
+    is bit-identical in both runs."""
+    if site == "heads":
+        return torch.equal(base.states[site][step][0, :, col], source.states[site][step][0, :, col])
+    return torch.equal(base.states[site][step][0, col], source.states[site][step][0, col])
 
 
 @torch.no_grad()
@@ -305,31 +269,19 @@ def _patched_logits(
     stream = "resid_post" if site == "resid_post" else "resid_pre"
     resid = base.states[stream][step].expand(rows, -1, -1).clone()
     edits: list[Edit] = []
-    hooks: contextlib.AbstractContextManager = contextlib.nullcontext()
     start = step + 1 if site == "resid_post" else step  # a block's output is the next step's input
+    index = torch.arange(rows, device=resid.device)
+    columns = torch.as_tensor(cols, device=resid.device)
     if site in ("resid_pre", "resid_post"):
-        index = torch.arange(rows, device=resid.device)
-        positions = torch.as_tensor(cols, device=resid.device)
-        resid[index, positions] = source.states[site][step][0, positions]
+        resid[index, columns] = source.states[site][step][0, columns]
     elif site in ("attn_out", "mlp_out"):
-        donor = source.states[site][step][0]
-        edits = [Edit(step=step, site=site, op="replace", value=donor[p], positions=[p], rows=[r])
-                 for r, p in enumerate(cols)]
+        donor = source.states[site][step][0]  # [T, F]
+        edits = [Edit(step=step, site=site, op="replace", value=donor[columns], rows=index, positions=columns)]
     else:
-        donor = source.states["heads"][step][0]  # [T, heads * head_dim]
-        heads = torch.as_tensor(cols, device=resid.device)
-
-        def swap_heads(call: int, block: int, tensor: torch.Tensor) -> torch.Tensor | None:
-            if call != 0:  # only the occurrence at ``step`` (the first call of this run)
-                return None
-            n = n_heads(subject)
-            split = tensor.clone().view(rows, tensor.shape[1], n, -1)
-            split[torch.arange(rows), :, heads] = donor.view(donor.shape[0], n, -1)[:, heads].transpose(0, 1)
-            return split.view_as(tensor)
-
-        hooks = projection_pre_hooks(subject, [subject.program[step]], swap_heads)
-    with hooks:
-        out = run(subject, base.inputs, start=start, resid=resid, edits=edits, logits_at=logits_at)
+        donor = source.states["heads"][step][0]  # [T, heads, head_dim]
+        edits = [Edit(step=step, site="heads", op="replace", value=donor[:, columns].transpose(0, 1), rows=index,
+                      heads=columns)]
+    out = run(subject, base.inputs, start=start, resid=resid, edits=edits, logits_at=logits_at)
     return out.logits[:, -1] if logits_at == "last" else out.logits
 
 
@@ -339,21 +291,14 @@ def _attribution(subject, base: _Side, source: _Side, site, answer_ids, metric) 
     n_steps = len(subject.program)
     shape = base.states[site].shape[1:]
     deltas = [torch.zeros(shape, device=subject.device, dtype=subject.dtype, requires_grad=True) for _ in range(n_steps)]
-    edits = [] if site == "heads" else [Edit(step=k, site=site, op="add", value=deltas[k]) for k in range(n_steps)]
-
-    def add_delta(call: int, block: int, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor + deltas[call]
-
-    hooks = projection_pre_hooks(subject, subject.program.steps, add_delta) if site == "heads" else contextlib.nullcontext()
-    with hooks:
-        out = run(subject, base.inputs, edits=edits, logits_at="last", grad=True)
-        value = metric_values(out.logits[:, -1], answer_ids, metric).sum()
-        grads = torch.autograd.grad(value, deltas)
-    difference = _wide(source.states[site] - base.states[site])  # [steps, 1, T, F]
+    edits = [Edit(step=k, site=site, op="add", value=deltas[k]) for k in range(n_steps)]
+    out = run(subject, base.inputs, edits=edits, logits_at="last", grad=True)
+    value = metric_values(out.logits[:, -1], answer_ids, metric).sum()
+    grads = torch.autograd.grad(value, deltas)
+    difference = _wide(source.states[site] - base.states[site])  # [steps, 1, T, F] ([steps, 1, T, heads, head_dim])
     products = _wide(torch.stack(grads)) * difference
     if site == "heads":
-        n = n_heads(subject)
-        per_cell = products.view(n_steps, products.shape[2], n, -1).sum(dim=(1, 3))
+        per_cell = products[:, 0].sum(dim=(1, 3))
     else:
         per_cell = products.sum(-1)[:, 0]
     return per_cell.detach().cpu().numpy()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attention_patterns import eager_attention, head_scores, n_heads, recording_attention
+from .attention_patterns import eager_attention, head_scores, n_heads
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
@@ -355,12 +355,12 @@ def scan(
         _check_attention_size(subject, len(steps), input_ids.shape)
 
     runner_sites = tuple(dict.fromkeys(s for name in ("resid", *site_names) for s in SITE_GROUPS[name]))
+    if attention:
+        runner_sites += ("attn_weights",)
     with eager_attention(subject) if attention else contextlib.nullcontext():
         inputs = prepare(subject, input_ids, attention_mask)
-        with (recording_attention(subject, len(program), steps) if attention
-              else contextlib.nullcontext({})) as patterns:
-            out = run(subject, inputs, capture=Capture(sites=runner_sites, steps=steps, device="cpu",
-                                                       dtype=torch.float32), logits_at=None)
+        out = run(subject, inputs, capture=Capture(sites=runner_sites, steps=steps, device="cpu",
+                                                   dtype=torch.float32), logits_at=None)
     final = out.resid.detach().to("cpu", torch.float32)
     captures = out.captures  # site -> [steps, batch, tokens, features]
     lengths = attention_mask.sum(-1).tolist()
@@ -385,7 +385,7 @@ def scan(
                                top_probs=per_prompt["top_probs"])
         attention_fields: dict[str, Any] = {}
         if attention:
-            weights = torch.stack([patterns[s][b, :, real, real] for s in steps]).numpy()
+            weights = captures["attn_weights"][:, b, :, real, real].numpy()
             attention_fields = dict(attention=weights, scores=head_scores(weights, ids), n_kv_heads=kv_heads)
         scans.append(
             ScanResult(

@@ -21,6 +21,7 @@ from .patching import answer_token_ids, encode_one, metric_values, token_pieces,
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject
+from ..core.sweep import sweep
 
 TRACE_SITES = ("resid_pre", "attn_out", "mlp_out")
 
@@ -56,13 +57,18 @@ def trace(
     attention windows and MLP windows. ``answer`` defaults to the model's clean top token."""
     from tqdm.auto import tqdm
 
-    if samples < 1 or window < 1 or noise <= 0:
+    if samples < 1 or window < 1 or not noise > 0:
         raise NeuroMagicsError("samples and window must be at least 1 and noise positive.")
+    if not 1 <= top_k <= subject.vocab_size:
+        raise NeuroMagicsError(f"top_k must be between 1 and {subject.vocab_size} (got {top_k}).")
+    if batch_size < 1:
+        raise NeuroMagicsError(f"batch_size must be at least 1 (got {batch_size}).")
     ids = encode_one(subject, prompt, "clean")
     positions = subject_positions(subject, prompt, subject_text)
+    given_answer = answer_token_ids(subject, [answer]) if answer is not None else None
     inputs = prepare(subject, ids)
     clean = run(subject, inputs, capture=Capture(sites=TRACE_SITES, device=subject.device), logits_at="last")
-    answer_ids = answer_token_ids(subject, [answer]) if answer is not None else [int(clean.logits[0, -1].argmax())]
+    answer_ids = given_answer or [int(clean.logits[0, -1].argmax())]
     generator = torch.Generator(device="cpu").manual_seed(seed)
     embeddings = inputs.embeddings.expand(samples, -1, -1).clone()
     scale = noise * float(embeddings[0, positions].float().std())
@@ -78,23 +84,17 @@ def trace(
     n_steps, n_tokens = len(subject.program), ids.shape[1]
     probs = np.full((len(TRACE_SITES), n_steps, n_tokens), np.nan, dtype=np.float32)
     cells_per_run = max(1, batch_size // samples)
-    interrupted = False
-    bar = tqdm(total=probs.size, desc="causal trace", unit="cell", disable=not progress)
-    try:
-        for s, site in enumerate(TRACE_SITES):
-            for step in range(n_steps):
-                for first in range(0, n_tokens, cells_per_run):
-                    cols = list(range(first, min(first + cells_per_run, n_tokens)))
-                    logits = _restored_logits(subject, inputs, clean.captures, corrupt.captures["resid_pre"],
-                                              site, step, cols, window)
-                    values = metric_values(logits, answer_ids, "prob").view(len(cols), samples).mean(1)
-                    probs[s, step, cols] = values.cpu().numpy()
-                    bar.update(len(cols))
-    except KeyboardInterrupt:
-        interrupted = True
-        print(f"Interrupted: kept the {int(np.isfinite(probs).sum())} finished cells; the rest are NaN.")
-    finally:
-        bar.close()
+    batches = [(s, step, list(range(first, min(first + cells_per_run, n_tokens))))
+               for s in range(len(TRACE_SITES)) for step in range(n_steps) for first in range(0, n_tokens, cells_per_run)]
+
+    def work(batch: tuple[int, int, list[int]]) -> int:
+        s, step, cols = batch
+        logits = _restored_logits(subject, inputs, clean.captures, corrupt.captures["resid_pre"],
+                                  TRACE_SITES[s], step, cols, window)
+        probs[s, step, cols] = metric_values(logits, answer_ids, "prob").view(len(cols), samples).mean(1).cpu().numpy()
+        return len(cols)
+
+    interrupted = sweep(batches, work, total=probs.size, desc="causal trace", progress=progress)
 
     ids_k, probs_k = top_tokens(clean.logits[:, -1], top_k)
     corrupt_k = top_tokens(corrupt.logits[:, -1].float().softmax(-1).mean(0, keepdim=True).log(), top_k)
@@ -118,15 +118,15 @@ def _restored_logits(subject, inputs, clean_states, corrupt_pre, site, step, col
         start = max(0, step - window // 2)
         steps = list(range(start, min(len(subject.program), step - (-window // 2))))
     resid = corrupt_pre[start].repeat(len(cols), 1, 1)
-    edits = []
-    for c, position in enumerate(cols):
-        rows = list(range(c * samples, (c + 1) * samples))
-        for k in steps:
-            value = clean_states[site][k][0, position]
-            if site == "resid_pre":
-                resid[rows, position] = value
-            else:
-                edits.append(Edit(step=k, site=site, op="replace", value=value, positions=[position], rows=rows))
+    # Row c * samples + s restores position cols[c]: one edit per step carries every cell.
+    rows = torch.arange(len(cols) * samples, device=resid.device)
+    positions = torch.as_tensor(cols, device=resid.device).repeat_interleave(samples)
+    if site == "resid_pre":
+        resid[rows, positions] = clean_states[site][step][0, positions]
+        edits = []
+    else:
+        edits = [Edit(step=k, site=site, op="replace", value=clean_states[site][k][0, positions], rows=rows,
+                      positions=positions) for k in steps]
     return run(subject, inputs, start=start, resid=resid, edits=edits, logits_at="last").logits[:, -1]
 
 

@@ -1,10 +1,10 @@
 """Where each architecture family keeps its parts.
 
 Every supported causal LM is an embedding, a list of decoder blocks on the residual
-stream, a final norm and an unembedding. An adapter only *names* those parts (and the
-sub-modules whose outputs are the attention and MLP contributions to the residual
-stream); the engine then drives the unmodified Hugging Face modules, so numbers match
-HF's own forward by construction.
+stream, a final norm and an unembedding. An adapter only *names* those parts, and inside
+a block the modules behind every runner site (attention and MLP contributions, MLP
+neurons, attention weights, per-head outputs); the engine then drives the unmodified
+Hugging Face modules, so numbers match HF's own forward by construction.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class ArchitectureAdapter:
     attention: str  # on a block: module whose output[0] is the attention contribution
     mlp: str  # on a block: module whose output is the MLP contribution
     neurons: str  # on a block: module whose *input* is the MLP neuron activations
+    attn_weights: str  # on a block: attention module returning (output, weights [batch, heads, q, k])
+    heads: str  # on a block: the attention output projection, whose *input* is the heads' outputs, concatenated
 
     def body_module(self, model: nn.Module) -> nn.Module:
         return getattr(model, self.body)
@@ -53,6 +55,14 @@ class ArchitectureAdapter:
             logits = torch.tanh(logits / softcap) * softcap
         return logits
 
+    def attention_module(self, block: nn.Module) -> nn.Module:
+        """The module of ``block`` that returns ``(attn_output, attn_weights)``."""
+        return self.submodule(block, self.attn_weights)
+
+    def output_projection(self, block: nn.Module) -> nn.Module:
+        """The attention output projection of ``block``: splitting its input gives each head's output."""
+        return self.submodule(block, self.heads)
+
     def submodule(self, block: nn.Module, path: str) -> nn.Module:
         module = block
         for part in path.split("."):
@@ -68,6 +78,8 @@ _LLAMA_LIKE = dict(
     attention="self_attn",
     mlp="mlp",
     neurons="mlp.down_proj",
+    attn_weights="self_attn",
+    heads="self_attn.o_proj",
 )
 
 ADAPTERS: dict[str, ArchitectureAdapter] = {
@@ -92,6 +104,8 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         attention="attn",
         mlp="mlp",
         neurons="mlp.c_proj",
+        attn_weights="attn",
+        heads="attn.c_proj",
     ),
     "gpt_neox": ArchitectureAdapter(
         family="gpt_neox",
@@ -102,6 +116,8 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         attention="attention",
         mlp="mlp",
         neurons="mlp.dense_4h_to_h",
+        attn_weights="attention",
+        heads="attention.dense",
     ),
 }
 

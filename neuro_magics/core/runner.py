@@ -22,10 +22,13 @@ from .errors import NeuroMagicsError
 from .programs import LayerProgram
 from .subject import Subject, with_lock
 
-#: Residual-stream sites: the stream entering / leaving a step, the attention and MLP
-#: contributions added to it, and the MLP neuron activations (input of its down-projection).
-SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")
-_STREAM_SITES = ("resid_pre", "resid_post")
+#: Sites a run can capture or edit, each named by the adapter record of every family: the
+#: stream entering / leaving a step, the attention and MLP contributions added to it, the MLP
+#: neuron activations (input of its down-projection), the per-head attention outputs (input
+#: of the attention output projection, seen as ``[batch, tokens, heads, head_dim]``) and the
+#: attention weights ``[batch, heads, query, key]`` (capture only; they exist under eager
+#: attention alone).
+SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons", "heads", "attn_weights")
 
 
 @dataclass
@@ -49,22 +52,31 @@ class RunInputs:
 
 @dataclass(frozen=True)
 class Edit:
-    """Change the residual stream (or a contribution to it) at one step.
+    """Change one site (the stream or a contribution to it) at one step, in one index operation.
 
-    ``value`` broadcasts against ``[rows, positions, features]``; ``positions`` and
-    ``rows`` of ``None`` mean all.
+    The edited cells are ``tensor[rows, positions]`` (``tensor[rows, positions, heads]`` at
+    the ``heads`` site); ``None`` means all. Given indices pair up element-wise and
+    broadcast as torch advanced indexing does, so one Edit carries a whole batch of cells:
+    ``rows=[0, 1, 2], positions=[4, 7, 9]`` edits three cells, ``rows=[0, 1], positions=[4]``
+    two. ``value`` broadcasts against the indexed cells, e.g. ``[cells, features]`` for one
+    value per cell, or ``[cells, tokens, head_dim]`` for whole heads of several rows.
     """
 
     step: int
     site: str = "resid_pre"
     op: Literal["replace", "add", "zero"] = "replace"
     value: torch.Tensor | None = None
-    positions: Sequence[int] | None = None
-    rows: Sequence[int] | None = None
+    positions: Sequence[int] | torch.Tensor | None = None
+    rows: Sequence[int] | torch.Tensor | None = None
+    heads: Sequence[int] | torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.site not in SITES:
             raise NeuroMagicsError(f"Unknown site {self.site!r}: use one of {', '.join(SITES)}.")
+        if self.site == "attn_weights":
+            raise NeuroMagicsError("attn_weights can be captured, not edited: edit heads or attn_out instead.")
+        if self.heads is not None and self.site != "heads":
+            raise NeuroMagicsError(f"heads= selects heads at the heads site, not at {self.site}.")
         if self.op not in ("replace", "add", "zero"):
             raise NeuroMagicsError(f"Unknown edit {self.op!r}: use replace, add or zero.")
         if self.op != "zero" and self.value is None:
@@ -72,13 +84,9 @@ class Edit:
 
     def apply(self, tensor: torch.Tensor) -> torch.Tensor:
         """A new tensor with the edit applied (the input is left untouched)."""
+        parts = (self.rows, self.positions, self.heads) if self.site == "heads" else (self.rows, self.positions)
+        index = tuple(slice(None) if p is None else torch.as_tensor(p, device=tensor.device) for p in parts)
         edited = tensor.clone()
-        rows = slice(None) if self.rows is None else torch.as_tensor(self.rows, device=tensor.device)
-        positions = slice(None) if self.positions is None else torch.as_tensor(self.positions, device=tensor.device)
-        if isinstance(rows, torch.Tensor) and isinstance(positions, torch.Tensor):
-            index = (rows[:, None], positions[None, :])
-        else:
-            index = (rows, positions)
         if self.op == "zero":
             edited[index] = 0
         else:
@@ -93,7 +101,7 @@ class Capture:
 
     sites: tuple[str, ...] = ("resid_post",)
     steps: Sequence[int] | None = None  # program positions; None = every step run
-    positions: Sequence[int] | None = None  # token positions; None = all
+    positions: Sequence[int] | None = None  # token (query) positions; None = all
     device: torch.device | str | None = "cpu"
     dtype: torch.dtype | None = None
 
@@ -107,7 +115,7 @@ class Capture:
 class RunOutput:
     resid: torch.Tensor  # residual stream after the last step run
     logits: torch.Tensor | None  # [batch, scored positions, vocab]
-    captures: dict[str, torch.Tensor] = field(default_factory=dict)  # site -> [steps, batch, pos, feat]
+    captures: dict[str, torch.Tensor] = field(default_factory=dict)  # site -> [steps, batch, pos, ...]
     captured_steps: tuple[int, ...] = ()
 
 
@@ -178,7 +186,9 @@ def run(
 ) -> RunOutput:
     """Run program steps ``start..stop-1`` on ``resid`` (default: the embeddings).
 
-    ``logits_at`` picks the positions to unembed (only when the run reaches the end of
+    The loop's step counter is the one iteration tracker: every site hook sits on a module
+    of an original block (shared by all its occurrences in the program) and reads the step
+    being run from it, so nothing counts calls. ``logits_at`` picks the positions to unembed (only when the run reaches the end of
     the program): ``"last"``, ``"all"``, ``None``, a 1-D tensor of positions, or a
     ``[batch, k]`` tensor of positions per row. Unembedding every position costs more
     than several blocks, so score only what you need.
@@ -207,7 +217,8 @@ def run(
         if capture is None or site not in stored or current["step"] not in capture_steps:
             return
         if capture.positions is not None:
-            tensor = tensor[:, list(capture.positions)]
+            positions = list(capture.positions)
+            tensor = tensor[:, :, positions] if site == "attn_weights" else tensor[:, positions]
         stored[site].append(tensor.detach().to(device=capture.device, dtype=capture.dtype or tensor.dtype))
 
     def edited(site: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -216,7 +227,7 @@ def run(
         return tensor
 
     hooked_sites = {e.site for e in edits} | set(stored)
-    with torch.set_grad_enabled(grad), _contribution_hooks(
+    with torch.set_grad_enabled(grad), _site_hooks(
         subject, {steps[k] for k in range(start, stop)}, hooked_sites, keep, edited
     ):
         hidden = resid
@@ -258,10 +269,11 @@ def unembed(
 
 
 @contextlib.contextmanager
-def _contribution_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edited) -> Iterator[None]:
-    """Hooks on the attention / MLP / neuron modules of the blocks a run calls. They are
+def _site_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edited) -> Iterator[None]:
+    """Hooks on the modules behind the sites a run touches, in the blocks it calls. They are
     removed on the way out, also after an exception or interrupt."""
     adapter = subject.adapter
+    n_heads = subject.model.config.num_attention_heads
     handles = []
     try:
         for block_index in sorted(blocks):
@@ -275,6 +287,11 @@ def _contribution_hooks(subject: Subject, blocks: set[int], sites: set[str], kee
             if "neurons" in sites:
                 handles.append(adapter.submodule(block, adapter.neurons).register_forward_pre_hook(
                     _input_hook("neurons", keep, edited)))
+            if "heads" in sites:
+                handles.append(adapter.output_projection(block).register_forward_pre_hook(
+                    _heads_hook(n_heads, keep, edited)))
+            if "attn_weights" in sites:
+                handles.append(adapter.attention_module(block).register_forward_hook(_weights_hook(keep)))
         yield
     finally:
         for handle in handles:
@@ -300,5 +317,30 @@ def _input_hook(site: str, keep, edited):
         new = edited(site, tensor)
         keep(site, new)
         return None if new is tensor else (new, *args[1:])
+
+    return hook
+
+
+def _heads_hook(n_heads: int, keep, edited):
+    """The output projection's input, split per head: ``[batch, tokens, heads, head_dim]``."""
+
+    def hook(module, args):
+        joined = args[0]
+        split = joined.view(*joined.shape[:-1], n_heads, -1)
+        new = edited("heads", split)
+        keep("heads", new)
+        return None if new is split else (new.reshape(joined.shape), *args[1:])
+
+    return hook
+
+
+def _weights_hook(keep):
+    def hook(module, args, output):
+        weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+        if weights is None:
+            raise NeuroMagicsError(
+                f"{type(module).__name__} returned no attention weights: capture attn_weights under eager attention."
+            )
+        keep("attn_weights", weights)
 
     return hook
