@@ -128,7 +128,7 @@ def test_a_patch_at_p_leaves_earlier_positions_bit_identical(tiny, site):
 @pytest.mark.parametrize("site", SITES)
 def test_clean_into_clean_changes_nothing(tiny, site):
     clean, _ = _sides(tiny, site)
-    n_cols = nm.analyses.patching.n_heads(tiny) if site == "heads" else len(CLEAN)
+    n_cols = tiny.n_heads if site == "heads" else len(CLEAN)
     for step in range(tiny.n_layers):
         patched = _patched_logits(tiny, clean, clean, site, step, list(range(n_cols)))
         untouched = _unpatched_logits(tiny, clean, step, n_cols, site=site)

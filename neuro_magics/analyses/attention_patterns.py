@@ -20,13 +20,6 @@ from ..core.subject import Subject
 HEAD_SCORES = ("entropy", "previous_token", "duplicate_token", "induction", "first_token")
 
 
-def n_heads(subject: Subject) -> tuple[int, int]:
-    """(query heads, key/value heads) of the subject's attention."""
-    config = subject.model.config
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head")
-    return heads, getattr(config, "num_key_value_heads", None) or heads
-
-
 @contextlib.contextmanager
 def eager_attention(subject: Subject) -> Iterator[None]:
     """Run HF's eager attention inside the block (masks included: build inputs inside it),

@@ -35,19 +35,6 @@ METHODS = ("exact", "attribution", "both")
 # -- shared helpers (also used by tracing and interventions) -------------------------------
 
 
-def n_heads(subject: Subject) -> int:
-    config = subject.model.config
-    heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", None)
-    if not heads:
-        raise NeuroMagicsError(f"{type(subject.model).__name__} does not say how many attention heads it has.")
-    return int(heads)
-
-
-def token_pieces(subject: Subject, ids: Sequence[int]) -> list[str]:
-    """Each token id as the text it stands for."""
-    return [subject.tokenizer.decode([int(i)]) for i in ids]
-
-
 def answer_token_ids(subject: Subject, answers: Sequence[str]) -> list[int]:
     """Token ids of single-token answers; a multi-token answer is one line that shows its split."""
     ids = []
@@ -56,7 +43,7 @@ def answer_token_ids(subject: Subject, answers: Sequence[str]) -> list[int]:
             raise NeuroMagicsError("An answer is empty: give the next token you expect, e.g. ' Mary' (mind the space).")
         pieces = subject.tokenizer(answer, add_special_tokens=False)["input_ids"]
         if len(pieces) != 1:
-            split = " + ".join(repr(p) for p in token_pieces(subject, pieces))
+            split = " + ".join(repr(p) for p in subject.token_pieces(pieces))
             raise NeuroMagicsError(
                 f"The answer {answer!r} is {len(pieces)} tokens ({split}); answers must be single tokens: "
                 "use its first token, or a word that is one token (often with a leading space)."
@@ -183,7 +170,7 @@ def patch(
     def normalise(values: np.ndarray) -> np.ndarray:
         return ((values - corrupt_metric) / scale).astype(np.float32)
 
-    n_cols = n_heads(subject) if site == "heads" else clean_ids.shape[1]
+    n_cols = subject.n_heads if site == "heads" else clean_ids.shape[1]
     patched = topk_ids = topk_probs = attribution = None
     interrupted = False
     if method in ("exact", "both"):
@@ -206,8 +193,8 @@ def patch(
     )
     return PatchResult(
         site=site, metric=metric, direction=direction, method=method, answers=answers, answer_ids=answer_ids,
-        clean_tokens=token_pieces(subject, clean_ids[0].tolist()),
-        corrupt_tokens=token_pieces(subject, corrupt_ids[0].tolist()),
+        clean_tokens=subject.token_pieces(clean_ids[0].tolist()),
+        corrupt_tokens=subject.token_pieces(corrupt_ids[0].tolist()),
         steps=list(subject.program.steps), n_cols=n_cols,
         clean_metric=clean_metric, corrupt_metric=corrupt_metric,
         effect=None if patched is None else normalise(patched),
@@ -215,7 +202,7 @@ def patch(
         topk_ids=topk_ids, topk_probs=topk_probs,
         clean_topk=(clean_topk[0][0].cpu().numpy().astype(np.int32), clean_topk[1][0].cpu().numpy().astype(np.float32)),
         corrupt_topk=(corrupt_topk[0][0].cpu().numpy().astype(np.int32), corrupt_topk[1][0].cpu().numpy().astype(np.float32)),
-        vocab_ids=vocab_ids.astype(np.int64), vocab=token_pieces(subject, vocab_ids.tolist()),
+        vocab_ids=vocab_ids.astype(np.int64), vocab=subject.token_pieces(vocab_ids.tolist()),
         metadata=metadata,
     )
 

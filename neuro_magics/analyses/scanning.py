@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .attention_patterns import eager_attention, head_scores, n_heads
+from .attention_patterns import eager_attention, head_scores
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
@@ -367,7 +367,7 @@ def scan(
     n_padded = input_ids.shape[1]
 
     lens_out = _lens(subject, captures["resid_post"], final, lengths, top_k, target_id, progress) if lens else None
-    kv_heads = n_heads(subject)[1]
+    kv_heads = subject.n_kv_heads
     metadata = run_metadata(subject, prompts, sites=list(site_names), layers=layers, lens=lens, top_k=top_k,
                             target=target, attention=attention)
     scans = []
@@ -526,7 +526,7 @@ def _target_token(subject: Subject, target: str) -> int:
 
 
 def _check_attention_size(subject: Subject, n_steps: int, shape: torch.Size) -> None:
-    heads = n_heads(subject)[0]
+    heads = subject.n_heads
     size = n_steps * heads * shape[1] ** 2 * 2 * shape[0]
     if size > MAX_ATTENTION_BYTES:
         raise NeuroMagicsError(

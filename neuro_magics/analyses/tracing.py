@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..core.errors import NeuroMagicsError
-from .patching import answer_token_ids, encode_one, metric_values, token_pieces, top_tokens
+from .patching import answer_token_ids, encode_one, metric_values, top_tokens
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject
@@ -55,8 +55,6 @@ def trace(
 ) -> TraceResult:
     """Normalised restoration effect on p(answer) per step x position for the residual stream,
     attention windows and MLP windows. ``answer`` defaults to the model's clean top token."""
-    from tqdm.auto import tqdm
-
     if samples < 1 or window < 1 or not noise > 0:
         raise NeuroMagicsError("samples and window must be at least 1 and noise positive.")
     if not 1 <= top_k <= subject.vocab_size:
@@ -99,10 +97,10 @@ def trace(
     ids_k, probs_k = top_tokens(clean.logits[:, -1], top_k)
     corrupt_k = top_tokens(corrupt.logits[:, -1].float().softmax(-1).mean(0, keepdim=True).log(), top_k)
     return TraceResult(
-        tokens=token_pieces(subject, ids[0].tolist()), subject_positions=positions, answer=token_pieces(subject, answer_ids)[0],
+        tokens=subject.token_pieces(ids[0].tolist()), subject_positions=positions, answer=subject.token_pieces(answer_ids)[0],
         steps=list(subject.program.steps), clean_prob=clean_prob, corrupt_prob=corrupt_prob, probs=probs,
-        clean_topk=(token_pieces(subject, ids_k[0].tolist()), probs_k[0].tolist()),
-        corrupt_topk=(token_pieces(subject, corrupt_k[0][0].tolist()), corrupt_k[1][0].tolist()),
+        clean_topk=(subject.token_pieces(ids_k[0].tolist()), probs_k[0].tolist()),
+        corrupt_topk=(subject.token_pieces(corrupt_k[0][0].tolist()), corrupt_k[1][0].tolist()),
         metadata=run_metadata(subject, [prompt], subject_text=subject_text, noise=noise, noise_std=scale / noise,
                               samples=samples, window=window, seed=seed, interrupted=interrupted),
     )
