@@ -119,23 +119,37 @@ def test_partial_credit_for_numbers():
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt_neox"])
-def test_proxies_match_hf_hidden_states(tiny):
+def test_proxies_match_hand_computed_layer_inputs(tiny):
+    """Block Influence (ShortGPT: 1 - cos(x_l, x_{l+1})) and the angular distance (Gromov
+    et al.: arccos(cos(x_i, x_j)) / pi), averaged over every real token of every item, from
+    layer inputs taken from HF itself: ``output_hidden_states`` for the inputs of blocks
+    0..L-1 (HF's last entry is final-normed) and a plain forward hook for the last block's
+    output. Items of different lengths, so padding must be left out."""
     items = [{"prompt": "abc def", "answer": "ghi"}, {"prompt": "x", "answer": "yz"}]
     result = nm.brainscan(tiny, items=items, layers="0:1", progress=False)
     n = tiny.n_layers
     tokenizer = tiny.tokenizer
-    cosines = []
-    with torch.no_grad():
-        for item in items:
-            ids = tokenizer(item["prompt"])["input_ids"] + tokenizer(" " + item["answer"], add_special_tokens=False)["input_ids"]
-            hidden = tiny.model(torch.tensor([ids[:-1]]), output_hidden_states=True, use_cache=False).hidden_states
-            cosines.append(torch.stack([torch.cosine_similarity(hidden[l][0], hidden[l + 1][0], dim=-1) for l in range(n - 1)]))
-    # HF's last hidden state is final-normed: compare the layers before it.
-    expected = 1 - torch.cat(cosines, dim=1).mean(1).numpy()
-    np.testing.assert_allclose(result.block_influence[: n - 1], expected, atol=1e-5)
-    d = result.angular_distance
-    assert d.shape == (n + 1, n + 1) and np.allclose(d, d.T) and np.all(np.diag(d) == 0)
-    assert np.all((d >= 0) & (d <= 1))
+    per_item = []
+    last_outputs = []
+    handle = tiny.blocks[-1].register_forward_hook(
+        lambda module, args, output: last_outputs.append(output[0] if isinstance(output, tuple) else output))
+    try:
+        with torch.no_grad():
+            for item in items:
+                ids = tokenizer(item["prompt"])["input_ids"] + tokenizer(" " + item["answer"], add_special_tokens=False)["input_ids"]
+                hidden = tiny.model(torch.tensor([ids[:-1]]), output_hidden_states=True, use_cache=False).hidden_states
+                per_item.append(torch.stack([*hidden[:n], last_outputs[-1]])[:, 0])  # [L+1, tokens, d]
+    finally:
+        handle.remove()
+    x = torch.cat(per_item, dim=1).double()  # [L+1, all real tokens, d]
+    cosine = torch.stack([torch.stack([torch.cosine_similarity(x[a], x[b], dim=-1) for b in range(n + 1)])
+                          for a in range(n + 1)])  # [L+1, L+1, tokens]
+    expected_distance = (torch.arccos(cosine.clamp(-1, 1)) / math.pi).mean(-1).numpy()
+    np.fill_diagonal(expected_distance, 0.0)
+    expected_influence = 1 - np.array([float(cosine[l, l + 1].mean()) for l in range(n)])
+    np.testing.assert_allclose(result.block_influence, expected_influence, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(result.angular_distance, expected_distance, atol=1e-5, rtol=0)
+    assert np.all(np.diag(result.angular_distance) == 0)
 
 
 class InterruptAfter:

@@ -3,6 +3,9 @@ bad input is one line that leaves the model exactly as it was."""
 
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -48,14 +51,41 @@ def test_line_form_with_builtin_probe_limit_and_text_passages(loaded):
     assert text.metadata["items"] == [["", "one short passage", "text"], ["", "and another one", "text"]]
 
 
+def greedy_first_line(subject, prompt: str, program, max_new_tokens: int) -> str:
+    """The model's greedy answer under ``program`` by a plain HF generate of one unpadded
+    prompt: its continuation up to the first line break, stripped."""
+    ids = subject.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with subject.program_applied(program), torch.no_grad():
+        output = subject.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False,
+                                        pad_token_id=subject.tokenizer.eos_token_id)
+    text = subject.tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
+    return text.strip().split("\n", 1)[0].strip()
+
+
 def test_generate_score_and_jsonl_file(loaded, tmp_path):
-    shell, _ = loaded
+    """Items built from the model's own greedy answers under config (3, 4), so their credit
+    is known by hand: a number item whose answer is twice the positive integer the model
+    writes gets RYS partial credit 1 - |p - 2p| / 2p = 0.5; a match item whose answer is
+    the model's first word gets 1."""
+    shell, subject = loaded
+    program = nm.LayerProgram.duplicate(subject.n_layers, 3, 4)
+    number, word = None, None  # (prompt, what the model writes)
+    for prompt in (f"{k}*{k}=" for k in range(100)):
+        line = greedy_first_line(subject, prompt, program, 3)
+        if number is None and (match := re.match(r"[1-9]\d*", line)):
+            number = (prompt, int(match.group()))
+        if word is None and line and re.fullmatch(r"[A-Za-z]+", line.split()[0]):
+            word = (prompt, line.split()[0])
+        if number and word:
+            break
+    (number_prompt, written), (word_prompt, first_word) = number, word
     probe = tmp_path / "mine.jsonl"
-    probe.write_text('{"prompt": "12+3=", "answer": "15"}\n{"prompt": "sky:", "answer": "blue"}\n')
+    probe.write_text(json.dumps({"prompt": number_prompt, "answer": str(2 * written)}) + "\n"
+                     + json.dumps({"prompt": word_prompt, "answer": first_word, "scorer": "match"}) + "\n")
     result = shell.run_line_magic("brainscan", f"--probe {probe} --score generate --max-new-tokens 3 --layers 3:4")
     assert result.metadata["probe"] == "mine.jsonl" and result.metadata["max_new_tokens"] == 3
     assert [item[2] for item in result.metadata["items"]] == ["number", "match"]
-    assert np.all((result.item_scores[3, 4] >= 0) & (result.item_scores[3, 4] <= 1))
+    np.testing.assert_allclose(result.item_scores[3, 4], [0.5, 1.0], atol=1e-12)
 
 
 def test_save_then_resume_does_no_more_work(loaded, tmp_path):

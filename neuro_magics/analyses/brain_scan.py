@@ -185,28 +185,63 @@ def _identity_states(subject: Subject, inputs: RunInputs) -> torch.Tensor:
     return torch.cat([out.captures["resid_pre"], out.resid[None]])
 
 
+class _LengthGroup(NamedTuple):
+    """Probe items of one length: their indices, their unpadded batch, what HF hands
+    each block for it, and the identity run's layer inputs ``[L+1, items, tokens, d]``."""
+
+    items: torch.Tensor
+    batch: TeacherForcedBatch
+    inputs: RunInputs
+    states: torch.Tensor
+
+    @property
+    def n_tokens(self) -> int:
+        return self.batch.n_items * self.batch.n_tokens
+
+
 @torch.no_grad()
 def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batch_tokens, bar, checkpoint) -> None:
+    """Suffix runs per start i, per group of equal-length items (no padding: stacked
+    copies of a padded batch would multiply its pad tokens), on chunks of ends j. A
+    cell is recorded once every group has scored it."""
     n_layers, n_items = subject.n_layers, batch.n_items
-    inputs = prepare(subject, batch.input_ids, batch.attention_mask)
-    states = _identity_states(subject, inputs)
-    result._set_proxies(*proxy_metrics(states, batch.attention_mask))
-    result._set_baseline(_logprob_scores(subject, states[-1], batch, 1).numpy())
-    configs_per_run = max(1, batch_tokens // (n_items * batch.n_tokens))
+    groups = []
+    for items, part in batch.by_length():
+        inputs = prepare(subject, part.input_ids, part.attention_mask)
+        groups.append(_LengthGroup(items, part, inputs, _identity_states(subject, inputs)))
+    tokens = torch.cat([group.states.flatten(1, 2) for group in groups], dim=1)  # [L+1, real tokens, d]
+    result._set_proxies(*proxy_metrics(tokens[:, None], torch.ones(1, tokens.shape[1], dtype=torch.long)))
+    baseline = torch.empty(n_items, dtype=torch.float64)
+    for group in groups:
+        baseline[group.items.cpu()] = _logprob_scores(subject, group.states[-1], group.batch, 1)
+    result._set_baseline(baseline.numpy())
     for i, ends in _by_start(todo):
         suffix = list(range(i, n_layers))
-        for chunk in _even_chunks(ends, configs_per_run):
+        runs = sorted(
+            ((chunk[-1], g, chunk) for g, group in enumerate(groups)
+             for chunk in _even_chunks(ends, max(1, batch_tokens // group.n_tokens))),
+            key=lambda run_: run_[:2],
+        )
+        scores = {j: torch.empty(n_items, dtype=torch.float64) for j in ends}
+        missing = {j: len(groups) for j in ends}
+        for _, g, chunk in runs:
+            group = groups[g]
             starts = [
-                states[j] if times == 1
-                else run(subject, inputs, program=list(range(i, j)) * (times - 1), resid=states[j], logits_at=None).resid
+                group.states[j] if times == 1
+                else run(subject, group.inputs, program=list(range(i, j)) * (times - 1), resid=group.states[j],
+                         logits_at=None).resid
                 for j in chunk
             ]
-            stacked = prepare(subject, batch.input_ids.repeat(len(chunk), 1), batch.attention_mask.repeat(len(chunk), 1))
+            stacked = prepare(subject, group.batch.input_ids.repeat(len(chunk), 1),
+                              group.batch.attention_mask.repeat(len(chunk), 1))
             out = run(subject, stacked, program=suffix, resid=torch.cat(starts), logits_at=None)
-            scores = _logprob_scores(subject, out.resid, batch, len(chunk)).view(len(chunk), n_items)
-            for j, row in zip(chunk, scores):
-                result._record(i, j, row.numpy())
-            bar.update(sum(_cost(i, j, n_layers, times) for j in chunk))
+            rows = _logprob_scores(subject, out.resid, group.batch, len(chunk)).view(len(chunk), -1)
+            for j, row in zip(chunk, rows):
+                scores[j][group.items.cpu()] = row
+                missing[j] -= 1
+                if missing[j] == 0:
+                    result._record(i, j, scores.pop(j).numpy())
+                    bar.update(_cost(i, j, n_layers, times))
             bar.set_postfix_str(f"{result.n_finished}/{result.n_configs} configs", refresh=False)
         checkpoint()
 

@@ -211,6 +211,20 @@ class TeacherForcedBatch:
     def n_tokens(self) -> int:
         return self.input_ids.shape[1]
 
+    def by_length(self) -> list[tuple[torch.Tensor, TeacherForcedBatch]]:
+        """The items grouped by length, each group without padding, with their indices:
+        a sweep that stacks many copies of a batch then spends nothing on pad tokens."""
+        lengths = self.attention_mask.sum(-1)
+        groups = []
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero()[:, 0]
+            offset = self.n_tokens - int(length)
+            groups.append((rows, TeacherForcedBatch(
+                self.input_ids[rows, offset:], self.attention_mask[rows, offset:],
+                (self.positions[rows] - offset).clamp(min=0), self.targets[rows], self.valid[rows],
+            )))
+        return groups
+
 
 def teacher_forced_batch(subject, probe: Probe) -> TeacherForcedBatch:
     """Tokenize every item as prompt tokens + answer tokens (the answer's last token is
