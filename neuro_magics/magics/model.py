@@ -12,7 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..core.loading import DEFAULT_MODEL, check_load_options, load_model
 from ..core.subject import Subject
-from .session import SessionMagics, magic_line, one_line_errors, parse_arguments
+from .session import SessionMagics, one_line_errors, parse_arguments, split_line
 
 
 @magics_class
@@ -61,7 +61,7 @@ class ModelMagics(SessionMagics):
     @one_line_errors
     def model(self, line: str) -> Subject:
         """Show the loaded model; ``m = %model`` gives it to Python (m.model, m.tokenizer, m.program)."""
-        if magic_line(line):
+        if split_line(line):
             raise UsageError("%model takes no arguments; use %load_model NAME to load another model.")
         return self.session.require_subject()
 

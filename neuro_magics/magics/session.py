@@ -45,9 +45,10 @@ def magic_line(line: str) -> str:
 
 def split_line(line: str) -> list[str]:
     """Shell-like words: quotes group and are removed (``--save "/dir/my model"`` is one
-    path), as a POSIX shell reads them. IPython's own splitter keeps the quotes."""
+    path), as a POSIX shell reads them; an unquoted ``#`` starts a comment (IPython hands a
+    line magic its comment). IPython's own splitter keeps the quotes."""
     try:
-        return shlex.split(magic_line(line))
+        return shlex.split(magic_line(line), comments=True)
     except ValueError as error:
         raise UsageError(f"Cannot read the line ({error}): close every quote, or quote text that holds one "
                          "with the other kind (\"it's\").") from None
