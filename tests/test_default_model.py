@@ -71,14 +71,19 @@ def test_prompt_longer_than_the_context_is_one_line(default_subject):
     assert "\n" not in str(info.value)
 
 
-def test_magics_on_the_default_model(shell, default_subject, monkeypatch):
-    import neuro_magics.magics.model as model_magics
-
-    # Reuse the session's loaded copy: the load path itself is covered by test_default_model_loads_from_cache.
-    monkeypatch.setattr(model_magics, "load_model", lambda *a, **k: default_subject)
-    assert shell.run_line_magic("load_model", "") is default_subject
+def test_magics_on_the_default_model(shell, default_subject, capsys):
+    """%load_model really loads the default model (from the converted cache: seconds)."""
+    subject = shell.run_line_magic("load_model", "--device cpu --dtype float32")
+    assert subject is shell.neuro_magics_session.subject and subject is not default_subject
+    assert subject.name == nm.DEFAULT_MODEL and "Loaded SmolLM2-135M-Instruct" in capsys.readouterr().out
+    assert subject.summary().n_layers == 30 and subject.dtype == torch.float32
+    for loaded, reference in zip(subject.model.parameters(), default_subject.model.parameters(), strict=True):
+        assert torch.equal(loaded, reference)
+    assert subject.generate("The capital of France is", max_new_tokens=4).startswith(" Paris")
+    assert shell.run_line_magic("load_model", "") is subject
+    assert "already loaded" in capsys.readouterr().out
     shown = shell.run_line_magic("model", "")
-    assert "SmolLM2-135M-Instruct" in repr(shown) and "identity" in repr(shown)
+    assert shown is subject and "SmolLM2-135M-Instruct" in repr(shown) and "identity" in repr(shown)
 
 
 def test_default_model_loads_from_cache(default_subject):

@@ -125,10 +125,10 @@ def test_bad_input_is_one_line_and_leaves_the_model_exactly_as_it_was(shell, loa
 def test_exports_are_checked_before_the_model_changes(shell, loaded, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
-    with pytest.raises(UsageError, match="not an empty folder"):
+    with pytest.raises(UsageError, match="already exists and is not empty"):
         shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'taken'}")
-    with pytest.raises(UsageError, match="create it first"):
-        shell.run_line_magic("drop_layers", f"1 --no-diff --mergekit {tmp_path / 'no' / 'x.yaml'}")
+    with pytest.raises(UsageError, match="lies under the file"):
+        shell.run_line_magic("drop_layers", f"1 --no-diff --mergekit {tmp_path / 'taken' / 'x' / 'y.yaml'}")
     assert loaded.program.is_identity
 
 

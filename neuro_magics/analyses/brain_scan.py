@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,7 +28,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
+from ..core.paths import check_file_target, user_path
 from .probe_sets import (
     Probe,
     StopAtAnswerEnd,
@@ -38,7 +40,7 @@ from .probe_sets import (
     teacher_forced_batch,
 )
 from ..core.programs import LayerProgram, parse_ranges
-from ..core.results import Result, run_metadata
+from ..core.results import Result, load_result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run, unembed
 from ..core.subject import Subject, with_lock
 
@@ -90,6 +92,7 @@ def brainscan(
     max_new_tokens: int = 64,
     save: str | Path | None = None,
     resume: str | Path | None = None,
+    overwrite: bool = False,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     progress: bool = True,
 ) -> BrainScanResult:
@@ -101,7 +104,9 @@ def brainscan(
     or ``generate`` (greedy decoding under each program, graded by the item's scorer).
     ``layers`` restricts the sweep to ``I0 <= i < j <= J0``; ``times`` is how many extra
     passes the block gets. ``save`` writes the result after every finished start row i
-    (atomically); ``resume`` continues a saved scan (and keeps saving to it).
+    (atomically); ``resume`` continues a saved scan (and keeps saving to it). An existing
+    ``save`` file is replaced only with ``overwrite=True``. The paths are checked before the
+    sweep; if a write fails later, the sweep goes on in memory and a warning says so.
 
     Ctrl-C stops the sweep, leaves the model as it was, and returns the finished cells.
     """
@@ -134,11 +139,18 @@ def brainscan(
     else:
         result = BrainScanResult.empty(n_layers, len(probe_set.items), metadata)
     result._subject = weakref.ref(subject)
-    save_path = save if save is not None else resume
+    save_path = _checkpoint_path(save, resume, metadata, overwrite)
 
     def checkpoint() -> None:
-        if save_path is not None:
+        nonlocal save_path
+        if save_path is None:
+            return
+        try:
             result.save_atomic(save_path)
+        except NeuroMagicsError as error:
+            save_path = None
+            warnings.warn(NeuroMagicsWarning(
+                f"{error} The scan goes on and its result is kept in memory only: save it with result.save(PATH)."))
 
     todo = [(i, j) for i in range(low, high) for j in range(i + 1, high + 1) if not result.finished[i, j]]
     from tqdm.auto import tqdm
@@ -312,20 +324,57 @@ def proxy_metrics(states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[n
 
 def _resumed(path: str | Path, metadata: dict[str, Any]) -> BrainScanResult:
     saved = BrainScanResult.load(_npz_path(path))
-    for key in _RESUME_KEYS:
-        if saved.metadata.get(key) != metadata.get(key):
-            what = "probe items" if key == "items" else f"{key} {saved.metadata.get(key)!r} (now {metadata.get(key)!r})"
-            raise NeuroMagicsError(
-                f"{path} was a scan with different {what}: resume with the same model, probe and score, "
-                f"or start a new scan."
-            )
+    difference = _sweep_difference(saved, metadata)
+    if difference:
+        raise NeuroMagicsError(
+            f"{path} was a scan with different {difference}: resume with the same model, probe and score, "
+            f"or start a new scan."
+        )
     saved.metadata.update({key: metadata[key] for key in ("layers", "created", "versions", "device", "dtype")})
     saved.interrupted = False
     return saved
 
 
-def _npz_path(path: str | Path) -> Path:
-    path = Path(path)
+def _sweep_difference(saved: Result, metadata: dict[str, Any]) -> str | None:
+    """What makes ``saved`` another sweep than the one ``metadata`` describes (None: the same)."""
+    if not isinstance(saved, BrainScanResult):
+        return f"kind ({saved.kind} result)"
+    for key in _RESUME_KEYS:
+        if saved.metadata.get(key) != metadata.get(key):
+            return "probe items" if key == "items" else f"{key} {saved.metadata.get(key)!r} (now {metadata.get(key)!r})"
+    size, n_items = metadata["n_layers"] + 1, len(metadata["items"])
+    if saved.scores.shape != (size, size) or saved.item_scores.shape != (size, size, n_items):
+        return f"array shapes ({saved.scores.shape} scores)"
+    return None
+
+
+def _checkpoint_path(save: str | Path | None, resume: str | Path | None, metadata: dict[str, Any],
+                     overwrite: bool) -> Path | None:
+    """Where the sweep's checkpoints go, checked before any work: ``save``, else ``resume``.
+    An existing file is replaced only when it is the scan being resumed or with ``overwrite``."""
+    if save is None and resume is None:
+        return None
+    given = user_path(save if save is not None else resume, "--save" if save is not None else "--resume")
+    if given.is_dir():
+        raise NeuroMagicsError(f"--save {str(given)!r} is a folder: give a file name inside it, e.g. {given / 'scan.npz'}.")
+    target = _npz_path(given)
+    replaces_resumed = resume is not None and target.exists() and target.resolve() == _npz_path(resume).resolve()
+    if target.exists() and not target.is_dir() and not (overwrite or replaces_resumed):
+        try:
+            difference = _sweep_difference(load_result(target), metadata)
+        except NeuroMagicsError:
+            difference = "content (it is not a saved brain scan)"
+        what = f"a scan with different {difference}" if difference else "a checkpoint of this same scan"
+        raise NeuroMagicsError(
+            f"--save {target} already exists and holds {what}: "
+            + ("continue it with --resume instead, " if not difference else "")
+            + "pick a new path, or add --overwrite (overwrite=True) to replace it."
+        )
+    return check_file_target(target, "--save", overwrite=True)
+
+
+def _npz_path(path: str | Path, what: str = "--resume") -> Path:
+    path = user_path(path, what)
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
@@ -385,10 +434,14 @@ class BrainScanResult(Result):
 
     def save_atomic(self, path: str | Path) -> Path:
         """Save next to ``path`` and rename over it, so an interrupt never leaves half a file."""
-        final = _npz_path(path)
+        final = _npz_path(path, "save")
         temporary = final.with_name(f".{final.name}.partial.npz")
-        self.save(temporary)
-        os.replace(temporary, final)
+        self.save(temporary, overwrite=True)
+        try:
+            os.replace(temporary, final)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise NeuroMagicsError(f"Could not write {str(final)!r}: {error.strerror or error}.") from None
         return final
 
     # -- reading ---------------------------------------------------------------------

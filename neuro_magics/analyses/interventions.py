@@ -11,6 +11,9 @@ spec alone: a replayed intervention is the same one, bit for bit.
 from __future__ import annotations
 
 import json
+import math
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
@@ -38,13 +41,17 @@ REFERENCE_TEXT = (
 # -- parsing --------------------------------------------------------------------------------------
 
 
+#: Plain ASCII digits: str.isdigit() also accepts "²" or "①", which int() rejects.
+_DIGITS = re.compile(r"[0-9]+")
+
+
 def _pairs_spec(spec: str | Sequence[tuple[int, int]], separator: str, what: str, example: str) -> list[tuple[int, int]]:
     if not isinstance(spec, str):
         return [(int(a), int(b)) for a, b in spec]
     pairs = []
     for part in spec.split(","):
         pieces = part.strip().split(separator)
-        if len(pieces) != 2 or not all(p.strip().isdigit() for p in pieces):
+        if len(pieces) != 2 or not all(_DIGITS.fullmatch(p.strip()) for p in pieces):
             raise NeuroMagicsError(f"Cannot read {part.strip()!r} as {what}: write LAYER{separator}INDEX, e.g. {example}.")
         pairs.append((int(pieces[0]), int(pieces[1])))
     return pairs
@@ -246,7 +253,11 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise NeuroMagicsError(f"No file {str(path)!r}: give a JSONL file of {{\"positive\": ..., \"negative\": ...}} lines.")
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON lines.") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -280,6 +291,8 @@ def steer(
     JSONL file or a list; see ``contrast_vector``). ``layer == n_layers`` adds to the final-normed stream right
     before the unembedding, where the shift in logits is exactly ``coef * W_U v``.
     """
+    if not math.isfinite(coef):
+        raise NeuroMagicsError(f"--coef must be a finite number (got {coef}).")
     if not 0 <= layer <= subject.n_layers:
         raise NeuroMagicsError(
             f"--layer {layer} is out of range: use 0-{subject.n_layers - 1} (a block's input) or "
@@ -305,7 +318,17 @@ def steer(
             raise NeuroMagicsError(f"A steering vector must have shape ({subject.d_model},), got {tuple(vector.shape)}.")
         what = "a given vector"
     vector = vector.to(device=subject.device, dtype=subject.dtype)
+    shift = coef * vector
+    if not torch.isfinite(shift).all():
+        raise NeuroMagicsError(f"--coef {coef:g} x |v| = {vector.norm():.3g} does not fit in {subject.dtype}: "
+                               "use a smaller coefficient.")
     where = "right before the unembedding" if layer == subject.n_layers else f"into block {layer}"
+    typical = _typical_norm(subject, layer) if subject.tokenizer is not None else math.inf
+    if float(shift.double().norm()) > DWARFING_RATIO * typical:
+        warnings.warn(NeuroMagicsWarning(
+            f"The shift |{coef:g} x v| = {float(shift.double().norm()):.3g} is over {DWARFING_RATIO}x the typical "
+            f"stream norm {where} ({typical:.3g}): the model will mostly see the vector; a smaller --coef keeps "
+            "the text's own signal."))
     description = f"add {coef:g} x ({what}) {where} (|v| = {vector.norm():.3g})"
     arguments = {"layer": int(layer), "coef": float(coef), "vector": vector.tolist(),
                  "pairs": None if pairs is None else [list(pair) for pair in pairs]}
@@ -319,6 +342,29 @@ def _steering(subject: Subject, arguments: dict[str, Any], description: str) -> 
     vector = torch.tensor(arguments["vector"], dtype=subject.dtype, device=subject.device)
     hook = _steering_hook(subject, arguments["layer"], arguments["coef"] * vector)
     return Intervention("steer", description, arguments, [hook], vector=vector)
+
+
+#: A steering shift this many times the stream's typical norm drowns the text: warn.
+DWARFING_RATIO = 10
+
+
+@torch.no_grad()
+def _typical_norm(subject: Subject, layer: int) -> float:
+    """Median norm of the stream at the steering site over the reference text, leaving out
+    the first token (an attention sink with an outsized norm in many models)."""
+    norms: list[torch.Tensor] = []
+
+    def grab(module, args, kwargs):
+        if not norms:
+            norms.append((args[0] if args else kwargs["hidden_states"])[0, 1:].float().norm(dim=-1))
+
+    ids = subject.tokenizer(REFERENCE_TEXT, return_tensors="pt")["input_ids"][:, :128].to(subject.device)
+    handle = _steering_site(subject, layer).register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        subject.model(ids, use_cache=False)
+    finally:
+        handle.remove()
+    return float(norms[0].median())
 
 
 def _steering_site(subject: Subject, layer: int) -> nn.Module:

@@ -103,7 +103,11 @@ def load_probe(
         if not path.is_file():
             raise NeuroMagicsError(f"No probe file {str(path)!r}: check the path.")
         name = path.name
-        parsed = parse_items(path.read_text(encoding="utf-8"), path.name, default_scorer=None)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON lines.") from None
+        parsed = parse_items(text, path.name, default_scorer=None)
     if not parsed:
         raise NeuroMagicsError(f"The probe {name!r} has no items: give at least one.")
     return Probe(name, tuple(parsed[:limit]))

@@ -54,6 +54,8 @@ STREAM_METRICS = (
 LENS_CHUNK_ELEMENTS = 2**24
 #: Largest attention payload (float16 patterns for the widget) a scan will collect.
 MAX_ATTENTION_BYTES = 32 * 2**20
+#: Share of the free RAM a scan may plan to use (the rest is headroom for everything else).
+MEMORY_FRACTION = 0.8
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
@@ -353,10 +355,11 @@ def scan(
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     if attention:
         _check_attention_size(subject, len(steps), input_ids.shape)
-
     runner_sites = tuple(dict.fromkeys(s for name in ("resid", *site_names) for s in SITE_GROUPS[name]))
+    _check_memory(subject, steps, runner_sites, input_ids.shape)  # attention is checked above
     if attention:
         runner_sites += ("attn_weights",)
+
     with eager_attention(subject) if attention else contextlib.nullcontext():
         inputs = prepare(subject, input_ids, attention_mask)
         out = run(subject, inputs, capture=Capture(sites=runner_sites, steps=steps, device="cpu",
@@ -534,6 +537,36 @@ def _check_attention_size(subject: Subject, n_steps: int, shape: torch.Size) -> 
             f"{size / 2**20:.0f} MiB (limit {MAX_ATTENTION_BYTES // 2**20} MiB): keep fewer steps with "
             "--layers or scan a shorter prompt."
         )
+
+
+def _check_memory(subject: Subject, steps: Sequence[int], sites: Sequence[str], shape: torch.Size) -> None:
+    """Refuse up front a scan whose captures will not fit: they are float32 on the CPU and
+    exist twice while they are stacked; the forward also holds about two ``heads x tokens^2``
+    attention score tensors per prompt."""
+    batch, tokens = shape
+    widths = {site: subject.d_model for site in sites}
+    if "neurons" in widths:
+        neurons = subject.adapter.submodule(subject.blocks[0], subject.adapter.neurons)
+        widths["neurons"] = neurons.in_features if isinstance(neurons, torch.nn.Linear) else neurons.weight.shape[0]
+    captures = 2 * 4 * len(steps) * batch * tokens * sum(widths.values())
+    scores = 2 * 4 * subject.n_heads * batch * tokens**2
+    need = captures + scores
+    available = available_memory()
+    if need > MEMORY_FRACTION * available:
+        gib = 2**30
+        raise NeuroMagicsError(
+            f"This scan needs about {need / gib:.1f} GiB ({captures / gib:.1f} GiB of captures for {len(steps)} steps x "
+            f"{batch * tokens} tokens x {'+'.join(widths)}, {scores / gib:.1f} GiB of attention scores) but "
+            f"{available / gib:.1f} GiB is free: capture fewer sites (--sites resid), fewer steps (--layers 10:20), "
+            "or scan a shorter prompt."
+        )
+
+
+def available_memory() -> int:
+    """Bytes of RAM free for new allocations now."""
+    import psutil  # a dependency of accelerate, which loading needs
+
+    return int(psutil.virtual_memory().available)
 
 
 def _token_strings(subject: Subject, ids: np.ndarray) -> list[str]:

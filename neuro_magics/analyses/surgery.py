@@ -28,6 +28,7 @@ from torch import nn
 
 from .diffing import DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
 from ..core.subject import Subject, with_lock
 
@@ -191,11 +192,12 @@ def save_materialized(
     """
     check_exportable(subject)
     program = subject.program if program is None else as_program(subject, program)
-    target = Path(path).expanduser()
-    if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-        raise NeuroMagicsError(f"{str(target)!r} already exists and is not empty: pick a new folder (or overwrite=True).")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".materializing-", dir=target.parent))
+    target = check_folder_target(path, "--save", overwrite=overwrite)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".materializing-", dir=target.parent))
+    except OSError as error:
+        raise NeuroMagicsError(f"--save {str(target)!r}: {error.strerror or error}.") from None
     try:
         clone = _materialize(subject, program)
         clone.save_pretrained(staging)
@@ -209,6 +211,8 @@ def save_materialized(
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+    except OSError as error:
+        raise NeuroMagicsError(f"--save {str(target)!r}: could not write the model ({error.strerror or error}).") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
@@ -257,11 +261,14 @@ def mergekit_yaml(
     *,
     model: str | None = None,
     path: str | Path | None = None,
+    overwrite: bool = False,
 ) -> str:
     """The mergekit passthrough config that builds ``program`` (default: the current one):
     one slice per contiguous run, ``layer_range`` half-open as mergekit reads it. ``model``
-    defaults to where the subject was loaded from. Written to ``path`` when given."""
+    defaults to where the subject was loaded from. Written to ``path`` when given (an
+    existing file only with ``overwrite=True``)."""
     program = subject.program if program is None else as_program(subject, program)
+    target = None if path is None else check_file_target(path, "--mergekit", overwrite=overwrite)
     source = model or getattr(subject.model.config, "_name_or_path", None) or subject.name
     lines = [f"# neuro_magics layer program {program} ({len(program)} steps of {program.n_layers} layers)", "slices:"]
     for first, last in contiguous_runs(program.steps):
@@ -272,8 +279,12 @@ def mergekit_yaml(
         ]
     lines += ["merge_method: passthrough", f"dtype: {str(subject.dtype).removeprefix('torch.')}", ""]
     text = "\n".join(lines)
-    if path is not None:
-        Path(path).expanduser().write_text(text)
+    if target is not None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        except OSError as error:
+            raise NeuroMagicsError(f"--mergekit {str(target)!r}: {error.strerror or error}.") from None
     return text
 
 

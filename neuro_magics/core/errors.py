@@ -31,3 +31,8 @@ class ProgramError(NeuroMagicsError):
 
 class NoModelError(NeuroMagicsError):
     """An operation needs a loaded model and none is loaded."""
+
+
+class NeuroMagicsWarning(UserWarning):
+    """Something the user should know that does not stop the work (one line; the magics
+    print it as such)."""

@@ -75,6 +75,16 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def check_load_options(device: str = "auto", dtype: str = "auto",
+                       device_map: str | None = None) -> tuple[torch.device | None, torch.dtype]:
+    """The device (``None`` when accelerate places the model) and dtype a load would use;
+    raises on an unknown or unavailable one before anything is read."""
+    if device_map not in (None, "auto"):
+        raise ModelLoadError(f"--device-map {device_map!r}: only 'auto' is supported.")
+    target = resolve_device(device) if device_map is None else None
+    return target, resolve_dtype(dtype, target or resolve_device("auto"))
+
+
 def load_model(
     name_or_path: str | None = None,
     *,
@@ -88,10 +98,9 @@ def load_model(
     Remote code runs only with ``trust_remote_code=True``. ``device_map="auto"`` hands
     placement to accelerate for models larger than one GPU.
     """
-    if device_map not in (None, "auto"):
-        raise ModelLoadError(f"--device-map {device_map!r}: only 'auto' is supported.")
-    target = resolve_device(device) if device_map is None else None
-    torch_dtype = resolve_dtype(dtype, target or resolve_device("auto"))
+    if name_or_path is not None and not str(name_or_path).strip():
+        raise ModelLoadError("The model name is empty: give a hub id or folder, or None for the built-in model.")
+    target, torch_dtype = check_load_options(device, dtype, device_map)
     if name_or_path is None or (name_or_path == DEFAULT_MODEL and not Path(name_or_path).exists()):
         source, display_name = default_model_path(), DEFAULT_MODEL
     else:
@@ -111,6 +120,7 @@ def load_model(
 
 
 def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: bool, **kwargs):
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -126,13 +136,19 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
             trust_remote_code=trust_remote_code,
             **{k: v for k, v in kwargs.items() if v is not None},
         )
-    except (OSError, ValueError) as error:
-        raise ModelLoadError(f"Could not load {source!r}: {str(error).splitlines()[0]}") from None
+    except (OSError, ValueError, SafetensorError) as error:
+        raise ModelLoadError(f"Could not load {source!r}: {_first_line(error)}") from None
     return model, tokenizer
 
 
+def _first_line(error: Exception) -> str:
+    """A corrupt weights file says so in the library's own words, e.g. "Error while
+    deserializing header: invalid header length"."""
+    return str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def _explain_missing(source: str, error: Exception) -> str:
-    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    first_line = _first_line(error)
     if "trust_remote_code" in str(error):
         return f"{source!r} needs its own code to run; pass --trust-remote-code if you trust it."
     if Path(source).exists() or source.startswith(("/", ".", "~")) or source.count("/") > 1:

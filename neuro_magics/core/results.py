@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import platform
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import NeuroMagicsError
+from .paths import check_file_target, user_path
 
 _REGISTRY: dict[str, type[Result]] = {}
 
@@ -79,16 +82,21 @@ class Result:
 
     # -- shared behaviour --------------------------------------------------------------
 
-    def save(self, path: str | Path) -> Path:
-        """Write the result to one ``.npz`` file (arrays + JSON fields + metadata)."""
-        path = Path(path)
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the result to one ``.npz`` file (arrays + JSON fields + metadata); an
+        existing file is replaced only with ``overwrite=True``."""
+        path = user_path(path, "save")
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_file_target(path, "save", overwrite=overwrite)
         header = json.dumps({"kind": self.kind, "fields": self._fields(), "metadata": self.metadata})
         arrays = {f"array_{name}": value for name, value in self._arrays().items()}
-        with open(path, "wb") as handle:
-            np.savez_compressed(handle, __header__=np.array(header), **arrays)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as handle:
+                np.savez_compressed(handle, __header__=np.array(header), **arrays)
+        except OSError as error:
+            raise NeuroMagicsError(f"Could not write {str(path)!r}: {error.strerror or error}.") from None
         return path
 
     @classmethod
@@ -178,22 +186,46 @@ class ReplayPlan:
 
 
 def load_result(path: str | Path) -> Result:
-    """Read back any saved result."""
-    path = Path(path)
-    if not path.exists():
+    """Read back any saved result; anything else is refused in one line."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise NeuroMagicsError(f"not a neuro_magics result: {path!r} is not a path; give the file a result was saved to.")
+    path = Path(path).expanduser()
+    if not path.is_file():
         raise NeuroMagicsError(f"No file {str(path)!r}: give the path a result was saved to.")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise _NotAResult("it is a plain .npy array, not a saved result (.npz)")
+        with data:
+            if "__header__" not in data.files:
+                raise _NotAResult("the .npz has no neuro_magics header")
             header = json.loads(str(data["__header__"]))
             arrays = {key[len("array_"):]: data[key] for key in data.files if key.startswith("array_")}
-    except (OSError, ValueError, KeyError) as error:
-        raise NeuroMagicsError(f"{path} is not a saved neuro_magics result ({error}).") from None
+    except _NotAResult as error:
+        raise NeuroMagicsError(f"not a neuro_magics result: {path}: {error}.") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        detail = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
+        if path.stat().st_size == 0:
+            detail = "the file is empty"
+        raise NeuroMagicsError(f"not a neuro_magics result: {path} is not a saved result ({detail}).") from None
+    if not isinstance(header, dict) or not isinstance(header.get("fields"), dict) or not isinstance(
+            header.get("metadata"), dict):
+        raise NeuroMagicsError(f"not a neuro_magics result: {path}: its header is not a JSON object with "
+                               "kind, fields and metadata.")
     kind = header.get("kind")
     if kind not in _REGISTRY:
         _import_result_modules()
     if kind not in _REGISTRY:
         raise NeuroMagicsError(f"{path} holds an unknown result kind {kind!r}; upgrade neuro_magics.")
-    return _REGISTRY[kind]._rebuild(arrays, header["fields"], header["metadata"])
+    try:
+        return _REGISTRY[kind]._rebuild(arrays, header["fields"], header["metadata"])
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise NeuroMagicsError(f"not a neuro_magics result: {path}: its {kind} data is incomplete "
+                               f"({type(error).__name__}: {error}).") from None
+
+
+class _NotAResult(Exception):
+    """Why a readable file is still not a saved result."""
 
 
 def _import_result_modules() -> None:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from IPython.core.magic import line_cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.brain_scan import BrainScanResult, brainscan
 from ..core.errors import NeuroMagicsError
-from .session import SessionMagics, one_line_errors
+from .session import SessionMagics, one_line_errors, parse_arguments
 
 
 @magics_class
@@ -27,6 +27,7 @@ class BrainScanMagics(SessionMagics):
     @argument("--save", default=None, metavar="PATH", help="Write the result to PATH (.npz) as rows finish.")
     @argument("--resume", default=None, metavar="PATH",
               help="Continue the scan saved at PATH (same model, probe and score); keeps saving there.")
+    @argument("--overwrite", action="store_true", help="Let --save replace an existing file.")
     @line_cell_magic
     @one_line_errors
     def brainscan(self, line: str, cell: str | None = None) -> BrainScanResult:
@@ -34,14 +35,14 @@ class BrainScanMagics(SessionMagics):
         probe set, and show score minus baseline as a clickable (L+1) x (L+1) heatmap.
         Click a cell to apply that program and see the before/after diff. Ctrl-C keeps the
         finished cells; Python: nm.brainscan(subject, probe=..., score=...)."""
-        args = parse_argstring(self.brainscan, line)
+        args = parse_arguments(self.brainscan, line)
         if args.output is not None and not args.output.isidentifier():
             raise NeuroMagicsError(f"-o needs a Python variable name, not {args.output!r}.")
         subject = self.session.require_subject()
         result = brainscan(
-            subject, probe=args.probe.strip("'\""), score=args.score, items=cell, limit=args.limit,
+            subject, probe=args.probe, score=args.score, items=cell, limit=args.limit,
             layers=args.layers, times=args.times, max_new_tokens=args.max_new_tokens,
-            save=args.save, resume=args.resume,
+            save=args.save, resume=args.resume, overwrite=args.overwrite,
         )
         if args.output is not None:
             self.shell.user_ns[args.output] = result

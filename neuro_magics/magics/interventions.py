@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import interventions
 from ..core.interventions import active_interventions, reset_interventions
-from ..analyses.patching import DIRECTIONS, METRICS, SITES, patch
-from .session import SessionMagics, one_line_errors
-
-
-def _text(value: str | None) -> str | None:
-    """Arguments arrive with their shell quotes on some IPython paths: strip one pair."""
-    if value is not None and len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
+from ..analyses.patching import DIRECTIONS, METHODS, METRICS, SITES, patch
+from .session import SessionMagics, one_line_errors, parse_arguments
 
 
 @magics_class
@@ -29,7 +22,7 @@ class InterventionMagics(SessionMagics):
     @argument("--site", default="resid_pre", help=f"What to patch: {', '.join(SITES)} (heads: layer x head).")
     @argument("--metric", default="logit_diff", help=f"{', '.join(METRICS)}.")
     @argument("--direction", default="denoise", help=f"{', '.join(DIRECTIONS)} (denoise: clean into corrupt).")
-    @argument("--method", default="exact",
+    @argument("--method", default="exact", choices=(*METHODS, "trace"),
               help="exact, attribution (gradient estimate), both (side by side, with their correlation), or trace "
                    "(causal tracing of --subject in --clean).")
     @argument("--subject", default=None, help="For --method trace: the text in --clean whose embeddings are noised.")
@@ -39,20 +32,31 @@ class InterventionMagics(SessionMagics):
     @one_line_errors
     def patch(self, line: str):
         """Activation patching: which layer x position (or head) restores the clean answer."""
-        args = parse_argstring(self.patch, line)
+        args = parse_arguments(self.patch, line)
         subject = self.session.require_subject()
-        answers = [_text(a) for a in args.answers]
+        answers = list(args.answers)
+        _check_positive(args, "top_k", "batch_size")
+        if args.top_k > subject.vocab_size:
+            raise UsageError(f"--top-k {args.top_k} is more than the {subject.vocab_size} tokens of the vocabulary.")
         if args.method == "trace":
             from ..analyses.tracing import trace
 
             if args.corrupt is not None:
                 raise UsageError("--method trace noises --subject inside --clean; drop --corrupt.")
-            return trace(subject, _text(args.clean), _text(args.subject), answer=answers[0] if answers else None,
+            if args.clean is None or args.subject is None:
+                raise UsageError('--method trace needs --subject (the part of --clean to noise) and --clean, e.g. '
+                                 '--clean "The Eiffel Tower is in" --subject "Eiffel Tower".')
+            if (args.site, args.metric, args.direction) != ("resid_pre", "logit_diff", "denoise"):
+                raise UsageError("--site, --metric and --direction are for patching; --method trace restores "
+                                 "every site and measures p(answer): drop them.")
+            if len(answers) > 1:
+                raise UsageError("--method trace follows one answer: give at most one --answers token.")
+            return trace(subject, args.clean, args.subject, answer=answers[0] if answers else None,
                          top_k=args.top_k, batch_size=args.batch_size)
         if args.subject is not None:
             raise UsageError("--subject is for --method trace; for patching give --clean and --corrupt.")
         return patch(
-            subject, _text(args.clean), _text(args.corrupt), answers, site=args.site, metric=args.metric,
+            subject, args.clean, args.corrupt, answers, site=args.site, metric=args.metric,
             direction=args.direction, method=args.method, top_k=args.top_k, batch_size=args.batch_size,
         )
 
@@ -71,7 +75,8 @@ class InterventionMagics(SessionMagics):
     def ablate(self, line: str):
         """Knock out heads, layers or neurons until %ablate --reset; shows the before/after diff.
         With no arguments, lists the active ablations."""
-        args = parse_argstring(self.ablate, line)
+        args = parse_arguments(self.ablate, line)
+        _check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
             return self._reset(subject, "ablate", args, ("heads", "layers", "neurons"))
@@ -98,7 +103,8 @@ class InterventionMagics(SessionMagics):
     def steer(self, line: str):
         """Activation addition until %steer --reset; shows the before/after diff. With no
         arguments, lists the active steering vectors."""
-        args = parse_argstring(self.steer, line)
+        args = parse_arguments(self.steer, line)
+        _check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
             return self._reset(subject, "steer", args, ("pos", "neg", "pairs", "layer", "coef"))
@@ -107,8 +113,8 @@ class InterventionMagics(SessionMagics):
         if args.layer is None or args.coef is None:
             raise UsageError("Steering needs --layer N and --coef X, e.g. %steer --pos Love --neg Hate --layer 6 --coef 5.")
         intervention = interventions.steer(
-            subject, layer=args.layer, coef=args.coef, pos=_text(args.pos), neg=_text(args.neg),
-            pairs=_text(args.pairs), install=False,
+            subject, layer=args.layer, coef=args.coef, pos=args.pos, neg=args.neg,
+            pairs=args.pairs, install=False,
         )
         return self._apply(subject, intervention, args)
 
@@ -119,7 +125,7 @@ class InterventionMagics(SessionMagics):
         if not args.no_diff:
             from ..analyses.diffing import compare
 
-            prompts = [_text(p) for p in args.prompt] if args.prompt else None
+            prompts = list(args.prompt) if args.prompt else None
             result = compare(subject, lambda: intervention.applied(subject), prompts,
                              max_new_tokens=args.max_new_tokens, label_after=intervention.kind)
         intervention.install(subject)
@@ -140,6 +146,12 @@ class InterventionMagics(SessionMagics):
             print(f"No active {'ablations' if kind == 'ablate' else 'steering'}.")
         for number, intervention in enumerate(active, 1):
             print(f"{number}. {intervention.description}")
+
+
+def _check_positive(args, *names: str) -> None:
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
 
 
 MAGICS = (InterventionMagics,)

@@ -8,17 +8,17 @@ Everything is validated before the model changes, so a bad line leaves it exactl
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, argument_group, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 
 from ..analyses import surgery
 from ..analyses.generation import GenerationResult, generate
+from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import LayerProgram
 from ..core.subject import Subject
-from .session import SessionMagics, one_line_errors
+from .session import SessionMagics, magic_line, one_line_errors, parse_arguments
 
 
 def _diff_arguments(magic):
@@ -45,6 +45,8 @@ def _export_arguments(magic):
                       "AutoModelForCausalLM.from_pretrained(DIR))."),
         argument("--mergekit", default=None, metavar="FILE",
                  help="Also write the equivalent mergekit passthrough YAML to FILE."),
+        argument("--overwrite", action="store_true",
+                 help="Let --save replace a non-empty folder and --mergekit an existing file."),
     )):
         magic = decorator(magic)
     return magic
@@ -75,14 +77,14 @@ class LayerMagics(SessionMagics):
         Examples: ``%duplicate_layers 10:16``, ``%duplicate_layers 10:16 --times 2``,
         ``%duplicate_layers --program "0-15,8-29"``, ``%duplicate_layers --show``.
         """
-        args = parse_argstring(self.duplicate_layers, line)
+        args = parse_arguments(self.duplicate_layers, line)
         subject = self.session.require_subject()
         if args.block is not None and args.program is not None:
             raise UsageError("Give either I:J or --program, not both.")
         if args.times is not None and args.block is None:
             raise UsageError("--times goes with a block I:J, e.g. %duplicate_layers 10:16 --times 2.")
         if args.block is None and args.program is None:
-            if not (args.show or args.save or args.mergekit):
+            if not (args.show or args.save is not None or args.mergekit is not None):
                 raise UsageError(
                     "Give a block I:J (e.g. %duplicate_layers 10:16), --program SPEC, or --show."
                 )
@@ -96,7 +98,7 @@ class LayerMagics(SessionMagics):
             start, end = surgery.parse_span(args.block, len(subject.program))
             new = surgery.duplicated(subject.program, start, end, 1 if args.times is None else args.times)
         else:
-            new = surgery.as_program(subject, _unquote(args.program))
+            new = surgery.as_program(subject, args.program)
         return self._apply(subject, new, args)
 
     @magic_arguments()
@@ -107,9 +109,9 @@ class LayerMagics(SessionMagics):
     @one_line_errors
     def drop_layers(self, line: str):
         """Remove blocks from the current program (pruning), zero-copy; returns a before/after diff."""
-        args = parse_argstring(self.drop_layers, line)
+        args = parse_arguments(self.drop_layers, line)
         subject = self.session.require_subject()
-        positions = surgery.parse_positions(_unquote(args.positions), len(subject.program))
+        positions = surgery.parse_positions(args.positions, len(subject.program))
         return self._apply(subject, surgery.dropped(subject.program, positions), args)
 
     @magic_arguments()
@@ -119,13 +121,14 @@ class LayerMagics(SessionMagics):
     @one_line_errors
     def reset_layers(self, line: str):
         """Restore the original layer program (bit-identical to the freshly loaded model)."""
-        args = parse_argstring(self.reset_layers, line)
+        args = parse_arguments(self.reset_layers, line)
         subject = self.session.require_subject()
         if subject.program.is_identity:
             print(f"Already the original program ({_describe(subject.program)}).")
             return None
         args.no_diff = args.no_diff or not args.diff
         args.save = args.mergekit = None
+        args.overwrite = False
         return self._apply(subject, LayerProgram.identity(subject.n_layers), args)
 
     def _apply(self, subject: Subject, new: LayerProgram, args):
@@ -136,14 +139,19 @@ class LayerMagics(SessionMagics):
         self._check_export_targets(args)
         if getattr(args, "save", None):
             surgery.check_exportable(subject)  # before the program changes
+        before = subject.program
         result = surgery.set_program(subject, new, diff=not args.no_diff, prompts=prompts,
                                      max_new_tokens=args.max_new_tokens)
+        try:
+            self._export(subject, subject.program, args)
+        except BaseException:
+            subject.set_program(before)
+            raise
         print(_describe(subject.program))
-        self._export(subject, subject.program, args)
         return None if args.no_diff else result
 
     def _prompts(self, args) -> list[str] | None:
-        prompts = [_unquote(p) for p in args.prompt or []]
+        prompts = list(args.prompt or [])
         if args.prompts is not None:
             if args.prompts not in self.shell.user_ns:
                 raise UsageError(f"--prompts {args.prompts}: no variable of that name; assign a list of prompts to it first.")
@@ -156,21 +164,18 @@ class LayerMagics(SessionMagics):
 
     @staticmethod
     def _check_export_targets(args) -> None:
-        if getattr(args, "save", None):
-            target = Path(args.save).expanduser()
-            if target.exists() and (not target.is_dir() or any(target.iterdir())):
-                raise UsageError(f"--save {args.save}: that path exists and is not an empty folder; pick a new folder.")
-        if getattr(args, "mergekit", None):
-            parent = Path(args.mergekit).expanduser().parent
-            if not parent.is_dir():
-                raise UsageError(f"--mergekit {args.mergekit}: no folder {str(parent)!r}; create it first.")
+        """Both targets are checked before the model changes (a bad one costs nothing)."""
+        if args.save is not None:
+            check_folder_target(args.save, "--save", overwrite=args.overwrite)
+        if args.mergekit is not None:
+            check_file_target(args.mergekit, "--mergekit", overwrite=args.overwrite)
 
     def _export(self, subject: Subject, program: LayerProgram, args) -> None:
-        if getattr(args, "save", None):
-            path = surgery.save_materialized(subject, args.save, program)
+        if args.save is not None:
+            path = surgery.save_materialized(subject, args.save, program, overwrite=args.overwrite)
             print(f"Saved the materialized model ({len(program)} blocks) to {path}.")
-        if getattr(args, "mergekit", None):
-            surgery.mergekit_yaml(subject, program, path=args.mergekit)
+        if args.mergekit is not None:
+            surgery.mergekit_yaml(subject, program, path=args.mergekit, overwrite=args.overwrite)
             print(f"Wrote the mergekit passthrough config to {args.mergekit}.")
 
     # -- generation ------------------------------------------------------------------------
@@ -190,8 +195,10 @@ class LayerMagics(SessionMagics):
         ``%generate The capital of France is`` or ``%%generate --chat`` with the prompt in the
         cell. Options come first; ``--`` ends them (for a prompt that starts with ``--``).
         """
-        options, line_prompt = _split_options(line, takes_value={"--max-new-tokens", "--temperature", "--seed"})
-        args = parse_argstring(self.generate, " ".join(options))
+        options, line_prompt = _split_options(magic_line(line), takes_value={"--max-new-tokens", "--temperature", "--seed"})
+        args = self.generate.parser.parse_args(options)
+        if args.seed is not None and not 0 <= args.seed < 2**64:
+            raise UsageError(f"--seed must be between 0 and 2**64 - 1 (got {args.seed}).")
         if cell is not None and line_prompt:
             raise UsageError("Give the prompt either on the %%generate line or in the cell, not both.")
         prompt = cell.strip("\n") if cell is not None else line_prompt
@@ -225,11 +232,6 @@ def _split_options(line: str, takes_value: set[str]) -> tuple[list[str], str]:
                 options.append(value[1])
                 rest = rest[value.end():]
     return options, rest.strip()
-
-
-def _unquote(text: str) -> str:
-    """IPython hands magic arguments over with their quotes (non-POSIX splitting)."""
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
 
 
 def _describe(program: LayerProgram) -> str:

@@ -8,11 +8,11 @@ import time
 import torch
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..core.loading import DEFAULT_MODEL, load_model
+from ..core.loading import DEFAULT_MODEL, check_load_options, load_model
 from ..core.subject import Subject
-from .session import SessionMagics, one_line_errors
+from .session import SessionMagics, one_line_errors, parse_arguments, split_line
 
 
 @magics_class
@@ -29,8 +29,11 @@ class ModelMagics(SessionMagics):
     @one_line_errors
     def load_model(self, line: str) -> Subject:
         """Load a causal LM to study; the result's repr summarises it."""
-        args = parse_argstring(self.load_model, line)
-        name = args.name.strip("'\"") if args.name else None
+        args = parse_arguments(self.load_model, line)
+        if args.name is not None and not args.name.strip():
+            raise UsageError("The model name is empty: give a hub id or folder, or nothing for the built-in model.")
+        name = args.name
+        check_load_options(args.device, args.dtype, args.device_map)
         current = self.session.subject
         if current is not None and not args.replace:
             wanted = name or DEFAULT_MODEL
@@ -59,14 +62,16 @@ class ModelMagics(SessionMagics):
     def model(self, line: str) -> Subject:
         """Show the loaded model, its layer program and every active intervention; ``m = %model``
         gives it to Python (m.model, m.tokenizer, m.program, m.interventions)."""
-        if line.strip():
+        if split_line(line):
             raise UsageError("%model takes no arguments; use %load_model NAME to load another model.")
         return self.session.require_subject()
 
+    @magic_arguments()
     @line_magic
     @one_line_errors
     def unload_model(self, line: str) -> None:
         """Forget the loaded model and free its memory."""
+        parse_arguments(self.unload_model, line)
         subject = self.session.require_subject()
         self.session.subject = None
         print(f"Unloaded {subject.name}.")

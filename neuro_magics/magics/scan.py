@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from IPython.core.error import UsageError
 from IPython.core.magic import cell_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
-from .session import SessionMagics, one_line_errors
+from .session import SessionMagics, one_line_errors, parse_arguments
 
 
 @magics_class
@@ -36,7 +36,7 @@ class ScanMagics(SessionMagics):
         is expanded by IPython. The result's repr is the layer x token heatmap (plus the
         attention explorer with --attention); in Python: ``nm.scan(subject, prompt, ...)``.
         """
-        args = parse_argstring(self.scan, line)
+        args = parse_arguments(self.scan, line)
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"-o {args.output!r} is not a valid Python name.")
         text = cell[:-1] if cell.endswith("\n") else cell
@@ -52,19 +52,11 @@ class ScanMagics(SessionMagics):
             lens=args.lens or args.top_k is not None,
             attention=args.attention,
             top_k=5 if args.top_k is None else args.top_k,
-            target=None if args.target is None else _unquote(args.target),
+            target=args.target,
         )
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result
-
-
-def _unquote(value: str) -> str:
-    """IPython's argument splitter keeps quotes (``--target " Paris"`` gives '" Paris"'):
-    drop one matching pair so a leading space can be written."""
-    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-        return value[1:-1]
-    return value
 
 
 MAGICS = (ScanMagics,)

@@ -1,13 +1,17 @@
-"""What the magics share within one IPython shell: the loaded model, and error handling."""
+"""What the magics share within one IPython shell: the loaded model, how a magic line is
+read, and error handling."""
 
 from __future__ import annotations
 
+import argparse
 import functools
+import shlex
+import warnings
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 
-from ..core.errors import NeuroMagicsError, NoModelError
+from ..core.errors import NeuroMagicsError, NeuroMagicsWarning, NoModelError
 from ..core.subject import Subject
 
 
@@ -34,14 +38,44 @@ class SessionMagics(Magics):
         self.session = session
 
 
+def magic_line(line: str) -> str:
+    """The line without the trailing ``;`` that IPython reads as "do not show the output"."""
+    return line.rstrip().removesuffix(";").rstrip()
+
+
+def split_line(line: str) -> list[str]:
+    """Shell-like words: quotes group and are removed (``--save "/dir/my model"`` is one
+    path), as a POSIX shell reads them; an unquoted ``#`` starts a comment (IPython hands a
+    line magic its comment). IPython's own splitter keeps the quotes."""
+    try:
+        return shlex.split(magic_line(line), comments=True)
+    except ValueError as error:
+        raise UsageError(f"Cannot read the line ({error}): close every quote, or quote text that holds one "
+                         "with the other kind (\"it's\").") from None
+
+
+def parse_arguments(magic, line: str) -> argparse.Namespace:
+    """Parse a magic line against the magic's ``@argument``s with shell-like quoting."""
+    return magic.parser.parse_args(split_line(line))
+
+
 def one_line_errors(magic):
-    """Turn engine errors into IPython's one-line UsageError (the cell still fails)."""
+    """Turn engine errors into IPython's one-line UsageError (the cell still fails), and
+    show engine warnings as one line each."""
 
     @functools.wraps(magic)
     def wrapper(*args, **kwargs):
-        try:
-            return magic(*args, **kwargs)
-        except NeuroMagicsError as error:
-            raise UsageError(str(error)) from None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", NeuroMagicsWarning)
+            try:
+                return magic(*args, **kwargs)
+            except NeuroMagicsError as error:
+                raise UsageError(str(error)) from None
+            finally:
+                for warning in caught:
+                    if issubclass(warning.category, NeuroMagicsWarning):
+                        print(f"Warning: {warning.message}")
+                    else:
+                        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
     return wrapper
