@@ -32,7 +32,7 @@ def loaded(shell):
 def state(subject):
     with torch.no_grad():
         logits = subject.model(TOKENS, use_cache=False).logits
-    return logits, subject.program, [repr(i) for i in interventions.active_interventions(subject)]
+    return logits, subject.program, [repr(i) for i in subject.interventions]
 
 
 def assert_unchanged(subject, before):

@@ -13,6 +13,7 @@ from IPython.core.error import UsageError
 
 import neuro_magics as nm
 from neuro_magics.analyses.brain_scan import BrainScanResult
+from neuro_magics.analyses.probe_sets import load_probe, teacher_forced_batch
 from tiny_models import tiny_model, tiny_tokenizer
 
 ITEMS = '{"prompt": "ab", "answer": "cd"}\n\n{"prompt": "The cat sat on the", "answer": "mat", "scorer": "match"}\n'
@@ -99,7 +100,8 @@ def test_save_then_resume_does_no_more_work(loaded, tmp_path):
         again = shell.run_line_magic("brainscan", f"--probe facts --limit 2 --layers 2:4 --resume {path}")
     finally:
         handle.remove()
-    assert len(calls) == 1  # only the baseline run that checks the model is the same
+    # only the baseline runs that check the model is the same: one per group of equal-length items
+    assert len(calls) == len(teacher_forced_batch(subject, load_probe("facts", limit=2)).by_length())
     np.testing.assert_array_equal(again.scores, first.scores)
 
 
