@@ -19,8 +19,8 @@ from __future__ import annotations
 import math
 import os
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
