@@ -38,9 +38,11 @@ browser: install
 demo: install
 	$(PY) demo_notebooks/run_demo.py
 
+# A tool the tests use (chromium, playwright, node, the browser JS assets) that is missing
+# fails the run instead of skipping its tests: NEURO_MAGICS_REQUIRE_TOOLS=1.
 test: install js browser
 	cd widgets_js && npm test && npm run check
-	$(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
+	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
 
 lab: install

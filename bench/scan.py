@@ -22,6 +22,7 @@ import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
 from neuro_magics.core.runner import SITES  # noqa: E402
+from neuro_magics.widgets.views import scan_heatmap  # noqa: E402
 
 PARAGRAPH = (
     "The history of the city begins with a small settlement on the river, where traders met to exchange "
@@ -97,7 +98,7 @@ def main() -> None:
     started = time.perf_counter()
     big = nm.scan(subject, big_prompt, lens=True, sites="resid", progress=False)
     seconds = time.perf_counter() - started
-    size = payload_bytes(big.heatmap_widget())
+    size = payload_bytes(scan_heatmap(big))
     print(f"lens scan of {len(big.steps)} layers x {len(big.tokens)} tokens: {seconds:.1f} s; heatmap widget payload "
           f"{size / 2**20:.2f} MiB ({size:,} bytes; aim < 2 MiB: {'ok' if size < 2 * 2**20 else 'OVER'})")
 

@@ -20,8 +20,8 @@ import math
 import os
 import warnings
 import weakref
-from dataclasses import dataclass, field
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 

@@ -1,6 +1,7 @@
 """Real-browser widget tests: embed a widget's saved state in a standalone page, serve it on
 127.0.0.1, drive Debian's chromium through playwright. Everything is offline: the three JS
 files the page needs come from npm once (fetch_assets.sh) and every other request is refused.
+Without chromium, playwright or the assets these tests skip, and fail under ``make test``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from required_tools import missing_tool
 
 HERE = Path(__file__).resolve().parent
 ASSETS = Path(os.environ.get("NEURO_MAGICS_BROWSER_ASSETS", HERE / ".assets"))
@@ -81,7 +83,7 @@ def assets() -> Path:
     if not _assets_present() and shutil.which("npm"):
         subprocess.run(["bash", str(HERE / "fetch_assets.sh")], capture_output=True, text=True, timeout=300)
     if not _assets_present():
-        pytest.skip(f"browser JS assets missing in {ASSETS} and could not be fetched: run tests/browser/fetch_assets.sh")
+        missing_tool(f"browser JS assets missing in {ASSETS} and could not be fetched: run tests/browser/fetch_assets.sh")
     return ASSETS
 
 
@@ -106,9 +108,12 @@ def site(tmp_path_factory, assets):
 
 @pytest.fixture(scope="session")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing_tool("the playwright package is not installed (make browser)")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+        missing_tool(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
