@@ -13,7 +13,6 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.analyses import interventions
 from neuro_magics.analyses.brain_scan import BrainScanResult
 from tiny_models import tiny_model, tiny_tokenizer
 
