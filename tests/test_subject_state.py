@@ -324,7 +324,7 @@ def test_the_lock_is_re_entrant_for_nested_engine_calls():
 # -- a saved model cannot silently drop interventions -----------------------------------------------
 
 
-def test_saving_a_materialized_model_refuses_while_interventions_are_active(tmp_path, shell):
+def test_saving_a_model_or_a_mergekit_config_refuses_while_interventions_are_active(tmp_path, shell):
     subject = _fresh()
     shell.neuro_magics_session.subject = subject
     nm.steer(subject, vector=torch.ones(subject.d_model), layer=1, coef=2)
@@ -335,6 +335,9 @@ def test_saving_a_materialized_model_refuses_while_interventions_are_active(tmp_
     with pytest.raises(UsageError, match="leave out the active interventions"):
         shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'model'}")
     assert subject.program.is_identity and not (tmp_path / "model").exists()
+    with pytest.raises(UsageError, match="leave out the active interventions"):
+        shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --mergekit {tmp_path / 'merge.yaml'}")
+    assert subject.program.is_identity and not (tmp_path / "merge.yaml").exists()
     nm.reset_interventions(subject)
     assert nm.save_materialized(subject, tmp_path / "model").is_dir()
 

@@ -24,7 +24,7 @@ import torch
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, RunInputs, prepare, run
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 from ..core.sweep import sweep
 
 SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
@@ -103,6 +103,7 @@ def _record(subject: Subject, input_ids: torch.Tensor, site: str) -> _Side:
     return _Side(inputs, dict(out.captures), out.logits[:, -1])
 
 
+@with_lock
 def patch(
     subject: Subject,
     clean: str,

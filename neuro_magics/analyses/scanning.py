@@ -26,7 +26,7 @@ from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 
 #: What ``--sites`` accepts, and the runner sites each one captures.
 SITE_GROUPS = {
@@ -316,6 +316,7 @@ class ScanBatch(Result):
 # -- the scan ------------------------------------------------------------------------
 
 
+@with_lock
 def scan(
     subject: Subject,
     prompt: str | Sequence[str],

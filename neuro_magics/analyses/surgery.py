@@ -219,7 +219,8 @@ def save_materialized(
 
 
 def check_exportable(subject: Subject) -> None:
-    """A saved model holds only weights and a layer program: refuse while interventions are active."""
+    """A saved model or a mergekit config holds only weights and a layer program: refuse
+    while interventions are active."""
     if subject.interventions:
         active = "; ".join(repr(i) for i in subject.interventions)
         raise NeuroMagicsError(
@@ -267,6 +268,7 @@ def mergekit_yaml(
     one slice per contiguous run, ``layer_range`` half-open as mergekit reads it. ``model``
     defaults to where the subject was loaded from. Written to ``path`` when given (an
     existing file only with ``overwrite=True``)."""
+    check_exportable(subject)
     program = subject.program if program is None else as_program(subject, program)
     target = None if path is None else check_file_target(path, "--mergekit", overwrite=overwrite)
     source = model or getattr(subject.model.config, "_name_or_path", None) or subject.name

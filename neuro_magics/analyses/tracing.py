@@ -20,7 +20,7 @@ from ..core.errors import NeuroMagicsError
 from .patching import answer_token_ids, encode_one, metric_values, top_tokens
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
-from ..core.subject import Subject
+from ..core.subject import Subject, with_lock
 from ..core.sweep import sweep
 
 TRACE_SITES = ("resid_pre", "attn_out", "mlp_out")
@@ -38,6 +38,7 @@ def subject_positions(subject: Subject, prompt: str, subject_text: str) -> list[
     return [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < end and b > start and b > a]
 
 
+@with_lock
 @torch.no_grad()
 def trace(
     subject: Subject,
