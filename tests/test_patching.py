@@ -292,7 +292,7 @@ def test_attribution_is_zero_when_clean_equals_corrupt_and_the_gradient_is_real(
     assert all(p.grad is None for p in tiny.model.parameters())
     generator = torch.Generator().manual_seed(3)
     noise = 3e-4 * torch.randn(clean.states[site].shape, generator=generator, dtype=torch.float64)
-    nudged = _Side(clean.inputs, {**clean.states, site: clean.states[site] + noise}, clean.logits)
+    nudged = _Side(clean.inputs, {**clean.states, site: clean.states[site] + noise}, clean.logits, clean.keys_values)
     estimate = _attribution(tiny, clean, nudged, site, answer_ids, "logit_diff")
 
     def metric_with(step, delta):

@@ -93,14 +93,16 @@ class _Side:
     inputs: RunInputs
     states: dict[str, torch.Tensor]
     logits: torch.Tensor  # [1, vocab] at the last position
+    keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]]  # per step, what its attention saw
 
 
 @torch.no_grad()
 def _record(subject: Subject, input_ids: torch.Tensor, site: str) -> _Side:
     inputs = prepare(subject, input_ids)
     sites = ("resid_pre",) if site == "resid_pre" else ("resid_pre", site)
-    out = run(subject, inputs, capture=Capture(sites=sites, device=subject.device), logits_at="last")
-    return _Side(inputs, dict(out.captures), out.logits[:, -1])
+    out = run(subject, inputs, capture=Capture(sites=sites, device=subject.device), logits_at="last",
+              record_keys_values=not any(args for args, _ in inputs.block_calls))  # GPT-2 passes them by position
+    return _Side(inputs, dict(out.captures), out.logits[:, -1], out.keys_values)
 
 
 @with_lock
@@ -260,6 +262,14 @@ def _patched_logits(
     start = step + 1 if site == "resid_post" else step  # a block's output is the next step's input
     index = torch.arange(rows, device=resid.device)
     columns = torch.as_tensor(cols, device=resid.device)
+    if site in ("resid_pre", "resid_post") and logits_at == "last" and base.keys_values:
+        # Positions before the first patched one are the base run's: reuse its keys and values there.
+        first = min(cols)
+        resid = resid[:, first:].clone()
+        resid[index, columns - first] = source.states[site][step][0, columns]
+        out = run(subject, base.inputs, start=start, resid=resid, logits_at="last", from_position=first,
+                  keys_values=base.keys_values)
+        return out.logits[:, -1]
     if site in ("resid_pre", "resid_post"):
         resid[index, columns] = source.states[site][step][0, columns]
     elif site in ("attn_out", "mlp_out"):

@@ -31,6 +31,7 @@ class ArchitectureAdapter:
     neurons: str  # on a block: module whose *input* is the MLP neuron activations
     attn_weights: str  # on a block: attention module returning (output, weights [batch, heads, q, k])
     heads: str  # on a block: the attention output projection, whose *input* is the heads' outputs, concatenated
+    cache_argument: str = "past_key_values"  # the block's keyword for a KV cache
 
     def body_module(self, model: nn.Module) -> nn.Module:
         return getattr(model, self.body)
@@ -118,6 +119,7 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         neurons="mlp.dense_4h_to_h",
         attn_weights="attention",
         heads="attention.dense",
+        cache_argument="layer_past",
     ),
 }
 

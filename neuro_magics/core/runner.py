@@ -117,6 +117,7 @@ class RunOutput:
     logits: torch.Tensor | None  # [batch, scored positions, vocab]
     captures: dict[str, torch.Tensor] = field(default_factory=dict)  # site -> [steps, batch, pos, ...]
     captured_steps: tuple[int, ...] = ()
+    keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # step -> (K, V)
 
 
 class _CallRecorder(nn.Module):
@@ -183,6 +184,9 @@ def run(
     capture: Capture | None = None,
     logits_at: Literal["last", "all"] | torch.Tensor | None = "last",
     grad: bool = False,
+    record_keys_values: bool = False,
+    from_position: int = 0,
+    keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> RunOutput:
     """Run program steps ``start..stop-1`` on ``resid`` (default: the embeddings).
 
@@ -192,6 +196,13 @@ def run(
     the program): ``"last"``, ``"all"``, ``None``, a 1-D tensor of positions, or a
     ``[batch, k]`` tensor of positions per row. Unembedding every position costs more
     than several blocks, so score only what you need.
+
+    ``record_keys_values`` keeps each step's attention keys and values (as the attention
+    module hands them to its KV cache). A run whose rows equal such a run before
+    ``from_position`` can compute only the positions from there on: pass ``resid`` for
+    those positions and the recorded ``keys_values``; each attention then sees the recorded
+    keys and values of the earlier positions first (HF's own cache interface), and the
+    recorded block inputs (rotary tables, position ids, mask rows) are cut to match.
     """
     steps = tuple(subject.program if program is None else program)
     stop = len(steps) if stop is None else stop
@@ -231,9 +242,20 @@ def run(
         subject, {steps[k] for k in range(start, stop)}, hooked_sites, keep, edited
     ):
         hidden = resid
+        cache = None
+        if record_keys_values or from_position:
+            if from_position and keys_values is None:
+                raise NeuroMagicsError("Starting at a later position needs the keys and values of the earlier ones.")
+            cache = _StepCache(current, keys_values if from_position else None, from_position)
         for k in range(start, stop):
             current["step"] = k
             args, kwargs = inputs.block_calls[steps[k]]
+            if cache is not None:
+                if args:
+                    raise NeuroMagicsError(
+                        f"{subject.adapter.family} blocks take positional inputs: keys and values cannot be passed in.")
+                kwargs = _cut_block_inputs(kwargs, from_position, inputs.n_tokens, hidden)
+                kwargs[subject.adapter.cache_argument] = cache
             hidden = edited("resid_pre", hidden)
             keep("resid_pre", hidden)
             output = subject.blocks[steps[k]](hidden, *args, **kwargs)
@@ -247,7 +269,51 @@ def run(
             logits = unembed(subject, hidden, logits_at)
 
     captures = {site: torch.stack(tensors) for site, tensors in stored.items() if tensors}
-    return RunOutput(resid=hidden, logits=logits, captures=captures, captured_steps=tuple(captured_steps))
+    return RunOutput(resid=hidden, logits=logits, captures=captures, captured_steps=tuple(captured_steps),
+                     keys_values={} if cache is None or from_position else cache.recorded)
+
+
+class _StepCache:
+    """HF's KV-cache interface, keyed by the runner's step: records each step's keys and
+    values, or prepends a recorded run's keys and values of the positions before ``start``."""
+
+    def __init__(self, current: dict, prefix: dict | None, start: int):
+        self.current, self.prefix, self.start = current, prefix, start
+        self.recorded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args, **kwargs):
+        step = self.current["step"]
+        if self.prefix is None:
+            self.recorded[step] = (keys.detach(), values.detach())
+            return keys, values
+        old_keys, old_values = self.prefix[step]
+        rows = keys.shape[0]
+        keys = torch.cat([old_keys[..., : self.start, :].expand(rows, -1, -1, -1), keys], dim=-2)
+        values = torch.cat([old_values[..., : self.start, :].expand(rows, -1, -1, -1), values], dim=-2)
+        return keys, values
+
+
+def _cut_block_inputs(kwargs: dict, start: int, n_tokens: int, hidden: torch.Tensor) -> dict:
+    """A block's recorded keyword inputs for query positions ``start..`` (keys: all positions)."""
+    kwargs = dict(kwargs)
+    if not start:
+        return kwargs
+    for name, value in kwargs.items():
+        if name == "position_embeddings" and value is not None:
+            kwargs[name] = tuple(t[:, start:] for t in value)
+        elif name == "position_ids" and value is not None:
+            kwargs[name] = value[:, start:]
+        elif name == "cache_position" and value is not None:
+            kwargs[name] = value[start:]
+    mask = kwargs.get("attention_mask")
+    if isinstance(mask, torch.Tensor) and mask.ndim == 4:
+        kwargs["attention_mask"] = mask[:, :, start:, :]
+    elif mask is None:  # SDPA's implicit causal mask would align queries to the first key: spell it out
+        kwargs["attention_mask"] = torch.ones(n_tokens, n_tokens, dtype=torch.bool, device=hidden.device).tril()[
+            None, None, start:]
+    else:
+        raise NeuroMagicsError(f"Cannot start at position {start} with a {type(mask).__name__} attention mask.")
+    return kwargs
 
 
 def unembed(
