@@ -339,7 +339,6 @@ def _site_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edite
     """Hooks on the modules behind the sites a run touches, in the blocks it calls. They are
     removed on the way out, also after an exception or interrupt."""
     adapter = subject.adapter
-    n_heads = subject.model.config.num_attention_heads
     handles = []
     try:
         for block_index in sorted(blocks):
@@ -355,7 +354,7 @@ def _site_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edite
                     _input_hook("neurons", keep, edited)))
             if "heads" in sites:
                 handles.append(adapter.output_projection(block).register_forward_pre_hook(
-                    _heads_hook(n_heads, keep, edited)))
+                    _heads_hook(subject.n_heads, keep, edited)))
             if "attn_weights" in sites:
                 handles.append(adapter.attention_module(block).register_forward_hook(_weights_hook(keep)))
         yield
