@@ -1,7 +1,8 @@
 """Brain-scan speed: the batched residual-stream sweep against per-config loops, same run.
 
     python bench/brainscan.py [--probe math] [--limit N] [--layers I0:J0] [--threads N]
-                              [--naive-every K] [--device cpu|cuda] [--dtype float32|bfloat16]
+                              [--naive-every K] [--strongest-every K] [--device cpu|cuda]
+                              [--dtype float32|bfloat16]
 
 Three ways to score every duplication config (i, j) on the probe, all in this process:
 - ``nm.brainscan``: shared prefixes, suffixes batched across ends j, items grouped by
@@ -11,8 +12,9 @@ Three ways to score every duplication config (i, j) on the probe, all in this pr
   them with logsumexp;
 - the naive loop: the same, but the HF forward computes logits at every position.
 All must agree to 1e-4 (fp32). Times are CPU time (``time.process_time``), fair on a
-shared machine. ``--naive-every K`` times the naive loop on every K-th config only (it is
-the slowest and only a reference); its total is then extrapolated and marked so.
+shared machine. ``--naive-every K`` (``--strongest-every K``) times that loop on every K-th
+config only, a uniform sample of the configs, when the machine is too busy for the whole
+loop; its total is then extrapolated and marked so. The sweep always runs in full.
 
 Also printed: each way's FLOPs per CPU-second as a share of a large fp32 matmul's at the
 same thread count (the practical peak). The last line reads ``speedup vs strongest: N.NNx``.
@@ -136,6 +138,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N probe items")
     parser.add_argument("--layers", default=None, help="only configs I0 <= i < j <= J0 (quick runs)")
     parser.add_argument("--naive-every", type=int, default=1, help="time the naive loop on every K-th config")
+    parser.add_argument("--strongest-every", type=int, default=1, help="time the strongest loop on every K-th config")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on GPU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (torch.set_num_threads)")
@@ -149,7 +152,6 @@ def main() -> None:
     batch = teacher_forced_batch(subject, probe)
     low, high = parse_layer_range(args.layers, subject.n_layers) if args.layers else (0, subject.n_layers)
     configs = [(i, j) for i in range(low, high) for j in range(i + 1, high + 1)]
-    sampled = configs[:: args.naive_every]
     clock = "wall (GPU)" if device.type == "cuda" else "CPU"
     print(f"model: {subject.name}, {subject.n_layers} layers, {device}, {dtype}, {torch.get_num_threads()} threads")
     print(f"probe: {probe.name}, {batch.n_items} items x {batch.n_tokens} tokens "
@@ -160,9 +162,11 @@ def main() -> None:
                  progress=False)  # warm-up: kernels, allocator
     result, batched_s = _timed(device, lambda: nm.brainscan(subject, probe=args.probe, limit=args.limit,
                                                            layers=f"{low}:{high}", progress=False))
-    strongest, strongest_s = _timed(device, lambda: answers_only_loop(subject, batch, configs))
-    naive, naive_s = _timed(device, lambda: naive_loop(subject, batch, sampled))
-    naive_total = naive_s * len(configs) / len(sampled)
+    strongest_configs, naive_configs = configs[:: args.strongest_every], configs[:: args.naive_every]
+    strongest, strongest_s = _timed(device, lambda: answers_only_loop(subject, batch, strongest_configs))
+    naive, naive_s = _timed(device, lambda: naive_loop(subject, batch, naive_configs))
+    strongest_total = strongest_s * len(configs) / len(strongest_configs)
+    naive_total = naive_s * len(configs) / len(naive_configs)
 
     tolerance = 1e-4 if dtype == "float32" else 5e-2
     for label, reference in (("answers-only loop", strongest), ("naive loop", naive)):
@@ -175,9 +179,10 @@ def main() -> None:
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP per {clock} second ({2048 if device.type == 'cpu' else 8192}^2 fp matmul)")
     rows = [
         ("batched sweep (nm.brainscan)", batched_s, sweep_flops(subject, batch, configs), ""),
-        ("answers-only loop (strongest)", strongest_s, loop_flops(subject, batch, configs, all_logits=False), ""),
+        ("answers-only loop (strongest)", strongest_total, loop_flops(subject, batch, configs, all_logits=False),
+         _sample_note(strongest_configs, configs)),
         ("naive full-logits loop", naive_total, loop_flops(subject, batch, configs, all_logits=True),
-         "" if len(sampled) == len(configs) else f"  (extrapolated from {len(sampled)} configs)"),
+         _sample_note(naive_configs, configs)),
     ]
     for label, seconds, flops, note in rows:
         print(f"{label:<31} {seconds:8.1f} s {clock}  {flops / 1e12:6.2f} TFLOP  "
@@ -186,7 +191,11 @@ def main() -> None:
     best = result.best(1)[0]
     print(f"best config: duplicate {best.i}:{best.j} (Δ {best.delta:+.4f} on baseline {result.baseline:.4f})")
     print(f"speedup vs naive: {naive_total / batched_s:.2f}x")
-    print(f"speedup vs strongest: {strongest_s / batched_s:.2f}x")
+    print(f"speedup vs strongest: {strongest_total / batched_s:.2f}x")
+
+
+def _sample_note(sampled: list, configs: list) -> str:
+    return "" if len(sampled) == len(configs) else f"  (extrapolated from {len(sampled)} of {len(configs)} configs)"
 
 
 if __name__ == "__main__":
