@@ -79,3 +79,10 @@ def one_line_errors(magic):
                         warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
 
     return wrapper
+
+
+def check_positive(args, *names: str) -> None:
+    """Refuse, in one line, any of the named integer options below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")

@@ -1,0 +1,37 @@
+"""The package's layout for growth: the engine core in one place, one module per analysis,
+each group of magics in its own module, and the whole public API visible to nm.<TAB>."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import neuro_magics as nm
+from neuro_magics import analyses, core
+from neuro_magics.magics import magic_classes
+
+
+def test_tab_completion_lists_the_lazily_imported_api():
+    listed = dir(nm)
+    for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer",
+                 "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare"):
+        assert name in listed, name
+        assert callable(getattr(nm, name)), name
+
+
+def test_the_core_holds_the_engine_and_analyses_hold_one_module_each():
+    assert {m.name for m in pkgutil.iter_modules(core.__path__)} >= {
+        "adapters", "programs", "subject", "runner", "loading", "results", "errors", "interventions"}
+    for module in pkgutil.iter_modules(analyses.__path__):
+        source = importlib.import_module(f"{analyses.__name__}.{module.name}")
+        assert "ipywidgets" not in vars(source) and "plotly" not in vars(source), module.name
+
+
+def test_each_magic_lives_in_the_module_of_its_group():
+    where = {name: cls.__module__.rsplit(".", 1)[1]
+             for cls in magic_classes() for names in cls.magics.values() for name in names}
+    assert where["patch"] == "patching"
+    assert where["generate"] == "generation"
+    assert where["ablate"] == where["steer"] == "interventions"
+    assert where["duplicate_layers"] == where["drop_layers"] == "layers"
+    assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
