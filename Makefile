@@ -11,7 +11,7 @@ TORCH_VERSION ?= 2.13.0
 PLAYWRIGHT_VERSION := 1.65.2
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install js browser lab clean
+.PHONY: demo test install js browser lab live clean
 
 install: $(VENV)/.installed
 
@@ -42,8 +42,14 @@ demo: install
 # fails the run instead of skipping its tests: NEURO_MAGICS_REQUIRE_TOOLS=1.
 test: install js browser
 	cd widgets_js && npm test && npm run check
-	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
+	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks -m "not live" --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
+
+# A live JupyterLab 4 / Notebook 7 server and kernel driven by chromium (issue 10's front-end test;
+# not yet part of `make test`: its reload check fails on the known dead progress-bar widgets).
+live: install browser
+	$(PIP) install jupyterlab notebook
+	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests/live -m live
 
 lab: install
 	$(PIP) install jupyterlab

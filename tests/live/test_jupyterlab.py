@@ -1,0 +1,90 @@
+"""The promise in a real front end: a notebook runs in JupyterLab 4 and Notebook 7 with a live
+kernel, every widget draws, a click on a brain-scan cell applies that program in the kernel,
+and after a reload no widget shows an error."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+pytestmark = [pytest.mark.live, pytest.mark.integration]
+
+WINDOW_START, WINDOW_END = 12, 16  # a small brain-scan window: fast, and clickable cells
+CLICKED = (12, 14)  # duplicate blocks 12 and 13: 30 blocks become 32 steps
+CELLS = [
+    "%load_ext neuro_magics",
+    "m = %load_model",
+    "%%scan\nThe capital of France is",
+    f"%brainscan --probe math --limit 1 --layers {WINDOW_START}:{WINDOW_END}",
+    'print("STEPS", len(m.program))',
+]
+
+
+def write_notebook(folder, name: str) -> str:
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, folder / name)
+    return name
+
+
+def run_all_cells(page) -> None:
+    page.locator(".lm-MenuBar-item", has_text="Run").first.click()
+    page.locator(".lm-Menu-item", has_text="Run All Cells").filter(has_not_text="Restart").first.click()
+
+
+def cell_output(page, index: int):
+    return page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+
+def canvas_painted(page, cell_index: int) -> list[int]:
+    """Painted pixels of every visible heatmap grid canvas in a cell's output."""
+    return page.evaluate(
+        """(index) => {
+            const cell = document.querySelectorAll('.jp-Notebook .jp-Cell')[index];
+            return [...cell.querySelectorAll('canvas.nm-grid')].filter(c => c.offsetParent !== null).map(canvas => {
+                const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                let painted = 0;
+                for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) painted++;
+                return painted;
+            });
+        }""",
+        cell_index,
+    )
+
+
+@pytest.mark.parametrize("front_end", ["lab", "notebooks"])
+def test_run_click_and_reload(front_end, jupyter_server, page):
+    root, base = jupyter_server
+    name = write_notebook(root, f"live_{front_end}.ipynb")
+    page.goto(f"{base}/{front_end}/tree/{name}" if front_end == "lab" else f"{base}/notebooks/{name}")
+    page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1).wait_for(timeout=60_000)
+    page.wait_for_timeout(2_000)  # the kernel session starts
+    run_all_cells(page)
+    cell_output(page, len(CELLS) - 1).get_by_text("STEPS 30").wait_for(timeout=240_000)
+
+    # every widget drew: the scan heatmap and the brain-scan map
+    for index in (2, 3):
+        painted = canvas_painted(page, index)
+        assert painted and all(p > 1000 for p in painted), (index, painted)
+    assert "Error displaying widget" not in page.content()
+
+    # a click on a brain-scan cell applies that program in the kernel
+    size = 31  # (L + 1) x (L + 1) for the 30-layer default model
+    overlay = page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".nm-overlay").first
+    overlay.scroll_into_view_if_needed()
+    box = overlay.bounding_box()
+    i, j = CLICKED
+    page.mouse.click(box["x"] + (j + 0.5) * box["width"] / size, box["y"] + (i + 0.5) * box["height"] / size)
+    cell_output(page, 3).get_by_text("depth (blocks run)").first.wait_for(timeout=180_000)
+    last = page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1)
+    last.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    cell_output(page, len(CELLS) - 1).get_by_text("STEPS 32").wait_for(timeout=60_000)
+
+    # after a reload every output still renders, and no widget reference is dead
+    page.reload()
+    page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1).wait_for(timeout=60_000)
+    page.wait_for_timeout(5_000)
+    assert "Error displaying widget" not in page.content()
+    assert not page.errors, page.errors
+    assert not page.refused, page.refused
