@@ -259,11 +259,13 @@ def _race(subject, action, calls: int = 8) -> list[set[int]]:
 
     done = threading.Event()
     failures: list[BaseException] = []
+    actions = [0]
 
     def act():
         try:
             while not done.is_set():
                 action()
+                actions[0] += 1
                 time.sleep(0.001)
         except BaseException as error:  # noqa: BLE001 (reported to the main thread)
             failures.append(error)
@@ -274,8 +276,11 @@ def _race(subject, action, calls: int = 8) -> list[set[int]]:
     try:
         for _ in range(calls):
             seen.append(set())
+            before = actions[0]
             subject.generate("the cat sat", max_new_tokens=6)
-            time.sleep(0.01)  # the action, waiting on the lock, gets in between calls
+            deadline = time.monotonic() + 10
+            while actions[0] == before and time.monotonic() < deadline and not failures:
+                time.sleep(0.001)  # the action, waiting on the lock, gets in between calls
     finally:
         done.set()
         worker.join()
