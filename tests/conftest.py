@@ -55,3 +55,14 @@ def shell():
     if session is not None:
         session.subject = None
     ip.run_line_magic("unload_ext", "neuro_magics")
+
+
+@pytest.fixture
+def tiny_in_shell(shell):
+    """A tiny random Llama loaded into the test shell's session; generation never stops early."""
+    import neuro_magics as nm
+
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+    subject.model.generation_config.eos_token_id = None
+    shell.neuro_magics_session.subject = subject
+    return subject

@@ -20,14 +20,6 @@ TOKENS = torch.tensor([[5, 17, 33, 8, 61, 9, 40]])
 ITEMS = '{"prompt": "ab", "answer": "cd"}\n{"prompt": "The cat sat on the", "answer": "mat"}\n'
 
 
-@pytest.fixture
-def loaded(shell):
-    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
-    subject.model.generation_config.eos_token_id = None
-    shell.neuro_magics_session.subject = subject
-    return subject
-
-
 def state(subject):
     with torch.no_grad():
         logits = subject.model(TOKENS, use_cache=False).logits
@@ -86,7 +78,7 @@ def unwritable_folder(tmp_path):
 # -- reading a magic line ----------------------------------------------------------------------
 
 
-def test_quotes_group_a_path_and_are_removed(shell, loaded, tmp_path, monkeypatch):
+def test_quotes_group_a_path_and_are_removed(shell, tiny_in_shell, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     target = tmp_path / "my dir" / "merge.yaml"
     shell.run_line_magic("duplicate_layers", f'1:3 --no-diff --mergekit "{target}"')
@@ -104,36 +96,36 @@ def test_quotes_group_a_path_and_are_removed(shell, loaded, tmp_path, monkeypatc
     ("brainscan", "--layers 2:4 --save ''"),
     ("brainscan", "--layers 2:4 --resume ''"),
 ])
-def test_an_empty_path_is_refused(shell, loaded, tmp_path, monkeypatch, magic, line):
+def test_an_empty_path_is_refused(shell, tiny_in_shell, tmp_path, monkeypatch, magic, line):
     monkeypatch.chdir(tmp_path)
-    one_line(shell, loaded, "path is empty", magic, line, ITEMS if magic == "brainscan" else None)
+    one_line(shell, tiny_in_shell, "path is empty", magic, line, ITEMS if magic == "brainscan" else None)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_unclosed_quote_is_one_line(shell, loaded):
-    one_line(shell, loaded, "close every quote", "duplicate_layers", "1:3 --prompt 'oops")
+def test_an_unclosed_quote_is_one_line(shell, tiny_in_shell):
+    one_line(shell, tiny_in_shell, "close every quote", "duplicate_layers", "1:3 --prompt 'oops")
 
 
-def test_a_trailing_semicolon_is_output_suppression_not_argument(shell, loaded):
-    assert shell.run_line_magic("generate", "--max-new-tokens 3 hi;") == loaded.generate("hi", max_new_tokens=3)
+def test_a_trailing_semicolon_is_output_suppression_not_argument(shell, tiny_in_shell):
+    assert shell.run_line_magic("generate", "--max-new-tokens 3 hi;") == tiny_in_shell.generate("hi", max_new_tokens=3)
     shell.run_line_magic("duplicate_layers", "1:3 --no-diff;")
-    assert loaded.program.steps == (0, 1, 2, 1, 2, 3)
-    assert shell.run_line_magic("model", ";") is loaded
+    assert tiny_in_shell.program.steps == (0, 1, 2, 1, 2, 3)
+    assert shell.run_line_magic("model", ";") is tiny_in_shell
 
 
 @pytest.mark.parametrize("line", ["--dry-run", "now", "--force"])
-def test_unload_model_refuses_any_argument(shell, loaded, line):
-    one_line(shell, loaded, "unrecognized arguments", "unload_model", line)
-    assert shell.neuro_magics_session.subject is loaded
+def test_unload_model_refuses_any_argument(shell, tiny_in_shell, line):
+    one_line(shell, tiny_in_shell, "unrecognized arguments", "unload_model", line)
+    assert shell.neuro_magics_session.subject is tiny_in_shell
     shell.run_line_magic("unload_model", ";")
     assert shell.neuro_magics_session.subject is None
 
 
-def test_load_model_checks_the_device_even_when_a_model_is_loaded(shell, loaded, capsys):
+def test_load_model_checks_the_device_even_when_a_model_is_loaded(shell, tiny_in_shell, capsys):
     for line in ("--device nowhere", "tiny-llama --dtype float8", "--device-map everywhere"):
-        one_line(shell, loaded, "device|dtype", "load_model", line)
+        one_line(shell, tiny_in_shell, "device|dtype", "load_model", line)
     assert "already loaded" not in capsys.readouterr().out
-    assert shell.neuro_magics_session.subject is loaded
+    assert shell.neuro_magics_session.subject is tiny_in_shell
 
 
 def test_load_model_refuses_an_empty_name(shell):
@@ -162,19 +154,19 @@ def test_result_save_refuses_an_existing_file(tmp_path):
         result.save(target / "inside.npz")
 
 
-def test_mergekit_refuses_an_existing_file_unless_overwrite(shell, loaded, tmp_path):
+def test_mergekit_refuses_an_existing_file_unless_overwrite(shell, tiny_in_shell, tmp_path):
     target = tmp_path / "merge.yaml"
     target.write_text("mine")
-    one_line(shell, loaded, "already exists", "duplicate_layers", f"1:3 --no-diff --mergekit {target}")
+    one_line(shell, tiny_in_shell, "already exists", "duplicate_layers", f"1:3 --no-diff --mergekit {target}")
     assert target.read_text() == "mine"
     shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --mergekit {target} --overwrite")
     assert "passthrough" in target.read_text()
     with pytest.raises(nm.NeuroMagicsError, match="already exists"):
-        nm.mergekit_yaml(loaded, path=target)
+        nm.mergekit_yaml(tiny_in_shell, path=target)
 
 
 @pytest.mark.parametrize("where", ["unwritable", "under_a_file"])
-def test_an_export_that_cannot_be_written_is_refused_before_the_change(shell, loaded, tmp_path, where):
+def test_an_export_that_cannot_be_written_is_refused_before_the_change(shell, tiny_in_shell, tmp_path, where):
     if where == "unwritable":
         base = unwritable_folder(tmp_path)
         match = "cannot write"
@@ -182,42 +174,42 @@ def test_an_export_that_cannot_be_written_is_refused_before_the_change(shell, lo
         (tmp_path / "file").write_text("x")
         base = tmp_path / "file"
         match = "under the file"
-    one_line(shell, loaded, match, "duplicate_layers", f"1:3 --no-diff --save {base}/model")
-    one_line(shell, loaded, match, "duplicate_layers", f"1:3 --no-diff --mergekit {base}/m.yaml")
+    one_line(shell, tiny_in_shell, match, "duplicate_layers", f"1:3 --no-diff --save {base}/model")
+    one_line(shell, tiny_in_shell, match, "duplicate_layers", f"1:3 --no-diff --mergekit {base}/m.yaml")
 
 
-def test_an_export_that_fails_while_writing_rolls_the_program_back(shell, loaded, tmp_path, monkeypatch):
+def test_an_export_that_fails_while_writing_rolls_the_program_back(shell, tiny_in_shell, tmp_path, monkeypatch):
     from neuro_magics.analyses import surgery
 
     def fails(*args, **kwargs):
         raise nm.NeuroMagicsError("--save: could not write the model (No space left on device).")
 
     monkeypatch.setattr(surgery, "save_materialized", fails)
-    one_line(shell, loaded, "No space left", "duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'model'}")
-    assert loaded.program.is_identity
+    one_line(shell, tiny_in_shell, "No space left", "duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'model'}")
+    assert tiny_in_shell.program.is_identity
 
 
 def _scan(shell, line, cell=ITEMS):
     return shell.run_cell_magic("brainscan", line, cell)
 
 
-def test_brainscan_save_refuses_another_file_and_keeps_it(shell, loaded, tmp_path):
+def test_brainscan_save_refuses_another_file_and_keeps_it(shell, tiny_in_shell, tmp_path):
     unrelated = tmp_path / "data.npz"
     np.savez(unrelated, x=np.arange(3))
     content = unrelated.read_bytes()
-    one_line(shell, loaded, "not a saved brain scan", "brainscan", f"--layers 2:4 --save {unrelated}", ITEMS)
+    one_line(shell, tiny_in_shell, "not a saved brain scan", "brainscan", f"--layers 2:4 --save {unrelated}", ITEMS)
     assert unrelated.read_bytes() == content
 
     other = tmp_path / "facts.npz"
     shell.run_line_magic("brainscan", f"--probe facts --limit 1 --layers 3:4 --save {other}")
     content = other.read_bytes()
-    one_line(shell, loaded, "different probe", "brainscan", f"--layers 2:4 --save {other}", ITEMS)
+    one_line(shell, tiny_in_shell, "different probe", "brainscan", f"--layers 2:4 --save {other}", ITEMS)
     assert other.read_bytes() == content
 
     same = tmp_path / "same.npz"
     _scan(shell, f"--layers 2:4 --save {same}")
     content = same.read_bytes()
-    one_line(shell, loaded, "same scan: continue it with --resume", "brainscan", f"--layers 2:4 --save {same}", ITEMS)
+    one_line(shell, tiny_in_shell, "same scan: continue it with --resume", "brainscan", f"--layers 2:4 --save {same}", ITEMS)
     assert same.read_bytes() == content
     # resuming updates the same sweep's checkpoint; --overwrite replaces anything
     assert _scan(shell, f"--layers 1:4 --resume {same}").complete
@@ -229,14 +221,14 @@ def test_brainscan_save_refuses_another_file_and_keeps_it(shell, loaded, tmp_pat
 @pytest.mark.parametrize("where, match", [
     ("folder", "is a folder"), ("under_a_file", "under the file"), ("unwritable", "cannot write"),
 ])
-def test_brainscan_save_path_is_checked_before_the_sweep(shell, loaded, tmp_path, where, match):
+def test_brainscan_save_path_is_checked_before_the_sweep(shell, tiny_in_shell, tmp_path, where, match):
     (tmp_path / "file").write_text("x")
     path = {"folder": tmp_path, "under_a_file": tmp_path / "file" / "scan.npz",
             "unwritable": f"{unwritable_folder(tmp_path) if where == 'unwritable' else ''}/scan.npz"}[where]
-    one_line(shell, loaded, match, "brainscan", f"--layers 2:4 --save {path}", ITEMS, runs_nothing=True)
+    one_line(shell, tiny_in_shell, match, "brainscan", f"--layers 2:4 --save {path}", ITEMS, runs_nothing=True)
 
 
-def test_a_checkpoint_that_fails_later_keeps_the_result_in_memory(shell, loaded, tmp_path, monkeypatch, capsys):
+def test_a_checkpoint_that_fails_later_keeps_the_result_in_memory(shell, tiny_in_shell, tmp_path, monkeypatch, capsys):
     writes = []
 
     def save_atomic(self, path):
@@ -257,9 +249,9 @@ def _truncated(path):
 
 
 @pytest.fixture
-def saved_scan(loaded, tmp_path):
+def saved_scan(tiny_in_shell, tmp_path):
     path = tmp_path / "good.npz"
-    nm.brainscan(loaded, items=ITEMS, layers="3:4", progress=False).save(path)
+    nm.brainscan(tiny_in_shell, items=ITEMS, layers="3:4", progress=False).save(path)
     return path
 
 
@@ -306,23 +298,23 @@ def test_load_result_of_none_is_one_line():
 
 
 @pytest.mark.parametrize("name", ["empty", "truncated", "random", "no_header", "no_fields", "no_arrays"])
-def test_brainscan_resume_of_a_bad_file_is_one_line(shell, loaded, tmp_path, saved_scan, name):
+def test_brainscan_resume_of_a_bad_file_is_one_line(shell, tiny_in_shell, tmp_path, saved_scan, name):
     path = _bad_files(tmp_path, saved_scan)[name]
     content = path.read_bytes()
-    one_line(shell, loaded, "not a neuro_magics result", "brainscan", f"--layers 3:4 --resume {path}", ITEMS)
+    one_line(shell, tiny_in_shell, "not a neuro_magics result", "brainscan", f"--layers 3:4 --resume {path}", ITEMS)
     assert path.read_bytes() == content
 
 
 # -- bad values -------------------------------------------------------------------------------
 
 
-def test_files_that_are_not_utf8_are_one_line(shell, loaded, tmp_path):
+def test_files_that_are_not_utf8_are_one_line(shell, tiny_in_shell, tmp_path):
     probe = tmp_path / "probe.jsonl"
     probe.write_bytes('{"prompt": "caf\u00e9", "answer": "x"}\n'.encode("latin-1"))
-    one_line(shell, loaded, "not UTF-8", "brainscan", f"--probe {probe} --layers 3:4")
+    one_line(shell, tiny_in_shell, "not UTF-8", "brainscan", f"--probe {probe} --layers 3:4")
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_bytes('{"positive": "caf\u00e9", "negative": "tea"}\n'.encode("latin-1"))
-    one_line(shell, loaded, "not UTF-8", "steer", f"--pairs {pairs} --layer 1 --coef 2 --no-diff")
+    one_line(shell, tiny_in_shell, "not UTF-8", "steer", f"--pairs {pairs} --layer 1 --coef 2 --no-diff")
 
 
 def test_a_corrupt_weights_file_is_one_line(shell, tmp_path):
@@ -340,13 +332,13 @@ def test_a_corrupt_weights_file_is_one_line(shell, tmp_path):
     ("--seed 18446744073709551616 --sample --max-new-tokens 2 hi", "--seed must be between"),
     ("--seed -1 --sample --max-new-tokens 2 hi", "--seed must be between"),
 ])
-def test_generate_seed_outside_64_bits(shell, loaded, line, match):
-    one_line(shell, loaded, match, "generate", line)
+def test_generate_seed_outside_64_bits(shell, tiny_in_shell, line, match):
+    one_line(shell, tiny_in_shell, match, "generate", line)
 
 
 @pytest.mark.parametrize("line", ["--heads \u00b2.1 --no-diff", "--neurons \u2460:5 --no-diff", "--heads 1.\u00b9 --no-diff"])
-def test_digits_that_int_rejects_are_one_line(shell, loaded, line):
-    one_line(shell, loaded, "Cannot read", "ablate", line)
+def test_digits_that_int_rejects_are_one_line(shell, tiny_in_shell, line):
+    one_line(shell, tiny_in_shell, "Cannot read", "ablate", line)
 
 
 @pytest.mark.parametrize("line, match", [
@@ -359,40 +351,40 @@ def test_digits_that_int_rejects_are_one_line(shell, loaded, line):
     ("--method trace --clean 'a b c'", "needs --subject"),
     ("--method trace --clean 'a b c' --subject b --metric prob", "drop them"),
 ])
-def test_patch_options_are_checked_before_any_work(shell, loaded, line, match):
-    one_line(shell, loaded, match, "patch", line, runs_nothing=True)
+def test_patch_options_are_checked_before_any_work(shell, tiny_in_shell, line, match):
+    one_line(shell, tiny_in_shell, match, "patch", line, runs_nothing=True)
 
 
 @pytest.mark.parametrize("coef", ["--coef nan", "--coef inf", "--coef=-inf", "--coef 1e308"])
-def test_steering_with_a_coefficient_that_breaks_the_logits_is_refused(shell, loaded, coef):
+def test_steering_with_a_coefficient_that_breaks_the_logits_is_refused(shell, tiny_in_shell, coef):
     # a non-finite number is refused before the contrast vector is computed
-    one_line(shell, loaded, "--coef", "steer", f"--pos abc --neg xyz --layer 1 {coef} --no-diff",
+    one_line(shell, tiny_in_shell, "--coef", "steer", f"--pos abc --neg xyz --layer 1 {coef} --no-diff",
              runs_nothing=coef != "--coef 1e308")
 
 
-def test_steering_that_dwarfs_the_stream_is_installed_with_a_warning(shell, loaded, capsys):
+def test_steering_that_dwarfs_the_stream_is_installed_with_a_warning(shell, tiny_in_shell, capsys):
     shell.run_line_magic("steer", "--pos abc --neg xyz --layer 1 --coef 1e6 --no-diff")
     warning = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Warning:")]
     assert len(warning) == 1 and "typical stream norm" in warning[0]
     with torch.no_grad():
-        assert torch.isfinite(loaded.model(TOKENS, use_cache=False).logits).all()
+        assert torch.isfinite(tiny_in_shell.model(TOKENS, use_cache=False).logits).all()
     shell.run_line_magic("steer", "--reset")
     shell.run_line_magic("steer", "--pos abc --neg xyz --layer 1 --coef 2 --no-diff")
     assert "Warning" not in capsys.readouterr().out
 
 
-def test_a_scan_that_will_not_fit_is_refused_up_front(shell, loaded, monkeypatch):
+def test_a_scan_that_will_not_fit_is_refused_up_front(shell, tiny_in_shell, monkeypatch):
     from neuro_magics.analyses import scanning
 
     monkeypatch.setattr(scanning, "available_memory", lambda: 2**16)
-    message = one_line(shell, loaded, "needs about", "scan", "--sites resid,attn,mlp,neurons", "word " * 20,
+    message = one_line(shell, tiny_in_shell, "needs about", "scan", "--sites resid,attn,mlp,neurons", "word " * 20,
                        runs_nothing=True)
     assert "--sites resid" in message and "--layers" in message
     monkeypatch.setattr(scanning, "available_memory", lambda: 2**30)
     assert shell.run_cell_magic("scan", "--sites resid,attn,mlp,neurons", "word " * 20) is not None
 
 
-def test_scan_memory_estimate_covers_what_a_scan_holds(loaded):
+def test_scan_memory_estimate_covers_what_a_scan_holds(tiny_in_shell):
     """The estimate counts every captured float twice (list + stack) plus attention scores:
     it must be at least the captures the result really keeps."""
     from neuro_magics.analyses import scanning
@@ -401,7 +393,7 @@ def test_scan_memory_estimate_covers_what_a_scan_holds(loaded):
     original = scanning.available_memory
     try:
         scanning.available_memory = lambda: seen.append(1) or 2**40
-        result = nm.scan(loaded, "word " * 8, sites="resid,attn,mlp,neurons", progress=False)
+        result = nm.scan(tiny_in_shell, "word " * 8, sites="resid,attn,mlp,neurons", progress=False)
     finally:
         scanning.available_memory = original
     kept = sum(array.nbytes for array in result.captures.values())
@@ -409,6 +401,6 @@ def test_scan_memory_estimate_covers_what_a_scan_holds(loaded):
     with pytest.raises(nm.NeuroMagicsError, match="needs about"):
         scanning.available_memory = lambda: kept  # 0.8 x kept cannot hold 2 x kept
         try:
-            nm.scan(loaded, "word " * 8, sites="resid,attn,mlp,neurons", progress=False)
+            nm.scan(tiny_in_shell, "word " * 8, sites="resid,attn,mlp,neurons", progress=False)
         finally:
             scanning.available_memory = original

@@ -8,21 +8,11 @@ import yaml
 from IPython.core.error import UsageError
 from transformers import AutoModelForCausalLM
 
-import neuro_magics as nm
 from neuro_magics.analyses.diffing import DiffResult
 from neuro_magics.analyses.generation import GenerationResult
-from tiny_models import tiny_model, tiny_tokenizer
 
 TOKENS = torch.tensor([[5, 17, 33, 8, 61, 9, 40]])
 QUICK = "--prompt 'hello there' --max-new-tokens 3"
-
-
-@pytest.fixture
-def loaded(shell):
-    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
-    subject.model.generation_config.eos_token_id = None
-    shell.neuro_magics_session.subject = subject
-    return subject
 
 
 def _logits(subject):
@@ -30,43 +20,43 @@ def _logits(subject):
         return subject.model(TOKENS, use_cache=False).logits
 
 
-def test_duplicate_drop_and_reset_compose(shell, loaded, capsys):
+def test_duplicate_drop_and_reset_compose(shell, tiny_in_shell, capsys):
     result = shell.run_line_magic("duplicate_layers", f"1:3 {QUICK}")
     assert isinstance(result, DiffResult) and result.prompts == ["hello there"]
-    assert loaded.program.steps == (0, 1, 2, 1, 2, 3)
+    assert tiny_in_shell.program.steps == (0, 1, 2, 1, 2, 3)
     assert (result.before.label, result.after.label) == ("original", "program 0-2,1-3")
     assert "positions 3-5 -> blocks 1-3" in capsys.readouterr().out
     # positions of the current program: position 3 is the second run of block 1
     assert shell.run_line_magic("drop_layers", "3 --no-diff") is None
-    assert loaded.program.steps == (0, 1, 2, 2, 3)
+    assert tiny_in_shell.program.steps == (0, 1, 2, 2, 3)
     shell.run_line_magic("duplicate_layers", "3-4 --times 2 --no-diff")  # inclusive spelling of 3:5
-    assert loaded.program.steps == (0, 1, 2, 2, 3, 2, 3, 2, 3)
+    assert tiny_in_shell.program.steps == (0, 1, 2, 2, 3, 2, 3, 2, 3)
     assert shell.run_line_magic("duplicate_layers", "--show") is None
     assert "0-2,2-3,2-3,2-3 (9 steps of 4 layers; positions 0-2 -> blocks 0-2; positions 3-4 -> blocks 2-3" in (
         capsys.readouterr().out)
     shell.run_line_magic("duplicate_layers", "--program '0-1,1:4' --no-diff")
-    assert loaded.program.steps == (0, 1, 1, 2, 3)
+    assert tiny_in_shell.program.steps == (0, 1, 1, 2, 3)
     assert shell.run_line_magic("reset_layers", "") is None
-    assert loaded.program.is_identity
+    assert tiny_in_shell.program.is_identity
     shell.run_line_magic("reset_layers", "")
     assert "Already the original program" in capsys.readouterr().out
 
 
-def test_reset_can_show_its_diff_and_prompts_come_from_a_variable(shell, loaded):
+def test_reset_can_show_its_diff_and_prompts_come_from_a_variable(shell, tiny_in_shell):
     shell.user_ns["my_prompts"] = ["abc", "The cat"]
     shell.run_line_magic("drop_layers", "1,2 --no-diff")
     result = shell.run_line_magic("reset_layers", "--diff --prompts my_prompts --max-new-tokens 2")
     assert result.prompts == ["abc", "The cat"]
     assert (result.before.depth, result.after.depth) == (2, 4)
-    assert loaded.program.is_identity
+    assert tiny_in_shell.program.is_identity
 
 
-def test_save_and_mergekit_export_the_new_program(shell, loaded, tmp_path):
+def test_save_and_mergekit_export_the_new_program(shell, tiny_in_shell, tmp_path):
     folder, recipe = tmp_path / "rys", tmp_path / "rys.yaml"
     shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --save {folder} --mergekit {recipe}")
     saved = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
     with torch.no_grad():
-        torch.testing.assert_close(saved(TOKENS, use_cache=False).logits, _logits(loaded), rtol=0, atol=1e-5)
+        torch.testing.assert_close(saved(TOKENS, use_cache=False).logits, _logits(tiny_in_shell), rtol=0, atol=1e-5)
     ranges = [s["sources"][0]["layer_range"] for s in yaml.safe_load(recipe.read_text())["slices"]]
     assert ranges == [[0, 3], [1, 4]]
     # --show with an export writes the current program without changing it
@@ -111,25 +101,25 @@ BAD_LINES = [
 
 
 @pytest.mark.parametrize("magic, line, message", BAD_LINES)
-def test_bad_input_is_one_line_and_leaves_the_model_exactly_as_it_was(shell, loaded, tmp_path, magic, line, message):
-    loaded.set_program((0, 1, 2, 1, 2, 3))
-    program, logits = loaded.program, _logits(loaded)
+def test_bad_input_is_one_line_and_leaves_the_model_exactly_as_it_was(shell, tiny_in_shell, tmp_path, magic, line, message):
+    tiny_in_shell.set_program((0, 1, 2, 1, 2, 3))
+    program, logits = tiny_in_shell.program, _logits(tiny_in_shell)
     with pytest.raises(UsageError, match=message) as info:
         shell.run_line_magic(magic, line)
     assert "\n" not in str(info.value)
     assert type(info.value) is UsageError  # a subclass would print a traceback
-    assert loaded.program == program
-    assert torch.equal(_logits(loaded), logits)
+    assert tiny_in_shell.program == program
+    assert torch.equal(_logits(tiny_in_shell), logits)
 
 
-def test_exports_are_checked_before_the_model_changes(shell, loaded, tmp_path):
+def test_exports_are_checked_before_the_model_changes(shell, tiny_in_shell, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
     with pytest.raises(UsageError, match="already exists and is not empty"):
         shell.run_line_magic("duplicate_layers", f"1:3 --no-diff --save {tmp_path / 'taken'}")
     with pytest.raises(UsageError, match="lies under the file"):
         shell.run_line_magic("drop_layers", f"1 --no-diff --mergekit {tmp_path / 'taken' / 'x' / 'y.yaml'}")
-    assert loaded.program.is_identity
+    assert tiny_in_shell.program.is_identity
 
 
 def test_no_model_loaded(shell):
@@ -139,30 +129,30 @@ def test_no_model_loaded(shell):
             shell.run_line_magic(magic, line)
 
 
-def test_generate_line_and_cell(shell, loaded):
+def test_generate_line_and_cell(shell, tiny_in_shell):
     text = shell.run_line_magic("generate", "--max-new-tokens 4 Don't  stop")
     assert isinstance(text, GenerationResult) and text.text == str(text)
     assert text.prompt == "Don't  stop" and text.n_new_tokens == 4
-    assert text == loaded.generate("Don't  stop", max_new_tokens=4)
+    assert text == tiny_in_shell.generate("Don't  stop", max_new_tokens=4)
     cell = shell.run_cell_magic("generate", "--max-new-tokens 4", "Don't  stop\n")
     assert cell == text
-    assert shell.run_line_magic("generate", "--max-new-tokens 4 -- --dashes") == loaded.generate("--dashes", max_new_tokens=4)
+    assert shell.run_line_magic("generate", "--max-new-tokens 4 -- --dashes") == tiny_in_shell.generate("--dashes", max_new_tokens=4)
     with pytest.raises(UsageError, match="not both"):
         shell.run_cell_magic("generate", "prompt", "cell")
 
 
-def test_generate_runs_the_current_program_with_a_correct_kv_cache(shell, loaded):
+def test_generate_runs_the_current_program_with_a_correct_kv_cache(shell, tiny_in_shell):
     shell.run_line_magic("duplicate_layers", "1:3 --no-diff")
     text = shell.run_line_magic("generate", "--max-new-tokens 6 hello")
-    sequence = loaded.encode("hello")["input_ids"]
+    sequence = tiny_in_shell.encode("hello")["input_ids"]
     with torch.no_grad():
         for _ in range(6):
-            sequence = torch.cat([sequence, loaded.model(sequence, use_cache=False).logits[:, -1:].argmax(-1)], dim=1)
-    assert text == loaded.tokenizer.decode(sequence[0, -6:], skip_special_tokens=True)
+            sequence = torch.cat([sequence, tiny_in_shell.model(sequence, use_cache=False).logits[:, -1:].argmax(-1)], dim=1)
+    assert text == tiny_in_shell.tokenizer.decode(sequence[0, -6:], skip_special_tokens=True)
     assert text.program == "0-2,1-3"
 
 
-def test_sampling_with_a_seed_is_reproducible_and_leaves_the_global_rng_alone(shell, loaded):
+def test_sampling_with_a_seed_is_reproducible_and_leaves_the_global_rng_alone(shell, tiny_in_shell):
     torch.manual_seed(123)
     expected_next = torch.rand(1)
     torch.manual_seed(123)
@@ -175,14 +165,14 @@ def test_sampling_with_a_seed_is_reproducible_and_leaves_the_global_rng_alone(sh
     assert len({str(first), str(other), str(greedy)}) == 3
 
 
-def test_chat_uses_the_template(shell, loaded):
-    loaded.tokenizer.chat_template = (
+def test_chat_uses_the_template(shell, tiny_in_shell):
+    tiny_in_shell.tokenizer.chat_template = (
         "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% endfor %}"
         "{% if add_generation_prompt %}<bot>{% endif %}"
     )
     text = shell.run_cell_magic("generate", "--chat --max-new-tokens 3", "hi there\n")
     assert text.prompt == "<user>hi there<bot>"
-    assert text == loaded.generate("<user>hi there<bot>", max_new_tokens=3)
+    assert text == tiny_in_shell.generate("<user>hi there<bot>", max_new_tokens=3)
 
 
 def test_help_lists_the_options(shell):
