@@ -15,21 +15,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from required_tools import missing_tool
+from required_tools import chromium, missing_tool
 
 HERE = Path(__file__).resolve().parent
 ASSETS = Path(os.environ.get("NEURO_MAGICS_BROWSER_ASSETS", HERE / ".assets"))
 ARTIFACTS = HERE.parent / "artifacts"
-CHROMIUM = os.environ.get("NEURO_MAGICS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 REQUIRED_ASSETS = (
     "requirejs/require.js",
     "anywidget/dist/index.js",
@@ -108,16 +98,7 @@ def site(tmp_path_factory, assets):
 
 @pytest.fixture(scope="session")
 def browser():
-    try:
-        from playwright import sync_api
-    except ImportError:
-        missing_tool("the playwright package is not installed (make browser)")
-    if not Path(CHROMIUM).exists():
-        missing_tool(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 class WidgetPage:

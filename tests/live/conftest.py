@@ -9,7 +9,6 @@ NEURO_MAGICS_REQUIRE_TOOLS is set (as `make test` does) and skips otherwise.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,26 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from required_tools import chromium, missing_tool
 
-CHROMIUM = os.environ.get("NEURO_MAGICS_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 REPO = Path(__file__).resolve().parents[2]
-
-
-def missing(reason: str):
-    """Fail under `make test` (a missing tool is a failure there), skip elsewhere."""
-    if os.environ.get("NEURO_MAGICS_REQUIRE_TOOLS"):
-        pytest.fail(f"{reason} (NEURO_MAGICS_REQUIRE_TOOLS is set: install it; `make browser lab-deps` does)")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -53,7 +36,7 @@ def jupyter_server(tmp_path_factory):
         import jupyterlab  # noqa: F401
         import notebook  # noqa: F401
     except ImportError:
-        missing("jupyterlab and notebook are not installed in this environment")
+        missing_tool("jupyterlab and notebook are not installed in this environment (make live)")
     root = tmp_path_factory.mktemp("live")
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -89,16 +72,7 @@ def jupyter_server(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing("the playwright package is not installed")
-    if not Path(CHROMIUM).exists() or not shutil.which(CHROMIUM):
-        missing(f"chromium not found at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture
