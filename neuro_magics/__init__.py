@@ -7,6 +7,7 @@ Python function here.
 from __future__ import annotations
 
 import importlib
+import sys
 
 from .core.errors import NeuroMagicsError
 from .core.loading import DEFAULT_MODEL, load_model
@@ -70,9 +71,26 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
+def _draw_progress_in_notebook() -> None:
+    """Inside a Jupyter kernel, draw engine progress bars as HTML (widgets.progress)."""
+    if "ipykernel" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    if getattr(get_ipython(), "kernel", None) is not None:
+        from .core.progress import set_renderer
+        from .widgets.progress import HtmlBar
+
+        set_renderer(HtmlBar)
+
+
+_draw_progress_in_notebook()
+
+
 def load_ipython_extension(ipython) -> None:
     from .magics import load_ipython_extension as load
 
+    _draw_progress_in_notebook()
     load(ipython)
 
 

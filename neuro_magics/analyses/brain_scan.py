@@ -40,6 +40,7 @@ from .probe_sets import (
     teacher_forced_batch,
 )
 from ..core.programs import LayerProgram, parse_ranges
+from ..core.progress import ProgressBar
 from ..core.results import Result, load_result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run, unembed
 from ..core.subject import Subject, with_lock
@@ -153,10 +154,7 @@ def brainscan(
                 f"{error} The scan goes on and its result is kept in memory only: save it with result.save(PATH)."))
 
     todo = [(i, j) for i in range(low, high) for j in range(i + 1, high + 1) if not result.finished[i, j]]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=sum(_cost(i, j, n_layers, times) for i, j in todo), desc="brainscan", unit="block",
-               disable=not progress, dynamic_ncols=True)
+    bar = ProgressBar(sum(_cost(i, j, n_layers, times) for i, j in todo), "brainscan", "block", enabled=progress)
     try:
         if score == "logprob":
             _sweep_logprob(subject, batch, result, todo, times, batch_tokens, bar, checkpoint)
@@ -254,7 +252,7 @@ def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batc
                 if missing[j] == 0:
                     result._record(i, j, scores.pop(j).numpy())
                     bar.update(_cost(i, j, n_layers, times))
-            bar.set_postfix_str(f"{result.n_finished}/{result.n_configs} configs", refresh=False)
+            bar.set_postfix(f"{result.n_finished}/{result.n_configs} configs")
         checkpoint()
 
 
@@ -288,7 +286,7 @@ def _sweep_generate(subject, probe: Probe, prompts, result, todo, times, max_new
             program = LayerProgram.duplicate(n_layers, i, j, times)
             result._record(i, j, _generate_scores(subject, probe, prompts, program, max_new_tokens))
             bar.update(_cost(i, j, n_layers, times))
-            bar.set_postfix_str(f"{result.n_finished}/{result.n_configs} configs", refresh=False)
+            bar.set_postfix(f"{result.n_finished}/{result.n_configs} configs")
         checkpoint()
 
 
@@ -448,8 +446,10 @@ class BrainScanResult(Result):
 
     @property
     def subject(self) -> Subject | None:
-        """The model this scan was made on, while it is loaded (None after loading from a file)."""
-        return None if self._subject is None else self._subject()
+        """The model this scan was made on, while it is loaded (None after it was unloaded, or
+        when the scan was loaded from a file)."""
+        subject = None if self._subject is None else self._subject()
+        return None if subject is None or subject.released else subject
 
     @property
     def n_layers(self) -> int:
@@ -521,22 +521,25 @@ class BrainScanResult(Result):
     # -- acting on the model ---------------------------------------------------------
 
     def apply(self, i: int, j: int, subject: Subject | None = None, prompts: Sequence[str] | None = None):
-        """Apply config (i, j) to the model (it stays applied) and return the before/after
-        diff (``nm.compare``). Uses the scanned model unless ``subject`` is given."""
+        """Apply config (i, j) to the model (it stays applied) and return its diff against the
+        original model (``nm.compare``), whatever program was applied before. Uses the scanned
+        model unless ``subject`` is given."""
         if not 0 <= i < j <= self.n_layers:
             raise NeuroMagicsError(f"Config ({i}, {j}) is not a duplication: need 0 <= i < j <= {self.n_layers}.")
         subject = subject or self.subject
         if subject is None:
-            raise NeuroMagicsError("This scan is not attached to a loaded model: pass subject= (the model it was made on).")
+            raise NeuroMagicsError("The model this scan was made on is not loaded (unloaded, or the scan came from a "
+                                   "file): load it and pass subject=.")
         if subject.n_layers != self.n_layers:
             raise NeuroMagicsError(f"This scan is of a {self.n_layers}-layer model; that model has {subject.n_layers} layers.")
         from .diffing import compare
 
-        program = self.program(i, j)
-        before = "identity" if subject.program.is_identity else str(subject.program)
-        diff = compare(subject, lambda: subject.program_applied(program), prompts,
-                       label_before=before, label_after=f"duplicate {i}:{j}")
-        subject.set_program(program)
+        program, original = self.program(i, j), LayerProgram.identity(self.n_layers)
+        with subject.lock:  # the diff and the program change are one action
+            diff = compare(subject, lambda: subject.program_applied(program), prompts,
+                           label_before="original", label_after=f"duplicate {i}:{j}",
+                           before=lambda: subject.program_applied(original))
+            subject.set_program(program)
         return diff
 
     def __repr__(self) -> str:

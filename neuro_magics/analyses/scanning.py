@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .attention_patterns import eager_attention, head_scores
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
@@ -446,7 +446,7 @@ def _lens(
     chunk = max(1, LENS_CHUNK_ELEMENTS // subject.vocab_size)
     total = sum(-(-length // chunk) + -(-n_steps * length // chunk) for length in lengths)
     results = []
-    with tqdm(total=total, desc="logit lens", unit="chunk", disable=not progress or total <= 4, leave=False) as bar:
+    with ProgressBar(total, "logit lens", "chunk", enabled=progress and total > 4, leave=False) as bar:
 
         def reduce(rows: torch.Tensor, targets: torch.Tensor | None, k: int) -> dict[str, torch.Tensor]:
             parts = []

@@ -26,10 +26,11 @@ from pathlib import Path
 
 from torch import nn
 
-from .diffing import DiffResult, compare
+from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
+from ..core.progress import ProgressBar
 from ..core.subject import Subject, with_lock
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
@@ -112,7 +113,7 @@ def set_program(
     *,
     diff: bool = True,
     prompts: Sequence[str] | None = None,
-    max_new_tokens: int = 24,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
 ) -> DiffResult | LayerProgram:
     """Run ``program`` (original block indices, e.g. ``"0-15,8-29"``) from now on, zero-copy.
 
@@ -139,7 +140,7 @@ def duplicate_layers(
     *,
     diff: bool = True,
     prompts: Sequence[str] | None = None,
-    max_new_tokens: int = 24,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
 ) -> DiffResult | LayerProgram:
     """RYS duplication of the current program's positions ``start..end-1`` (``end`` exclusive):
     run ``0..end-1``, then ``start..end-1`` again ``times`` more times, then ``start..``.
@@ -157,7 +158,7 @@ def drop_layers(
     *,
     diff: bool = True,
     prompts: Sequence[str] | None = None,
-    max_new_tokens: int = 24,
+    max_new_tokens: int = DEFAULT_NEW_TOKENS,
 ) -> DiffResult | LayerProgram:
     """Remove positions of the current program (pruning), e.g. ``"3,5,20:24"`` or ``[3, 5]``."""
     if isinstance(positions, str):
@@ -231,8 +232,6 @@ def check_exportable(subject: Subject) -> None:
 def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:
     """A separate model whose blocks are deep copies in program order. Only the blocks in
     the program are copied (the original block list is swapped out during the copy)."""
-    from tqdm.auto import tqdm
-
     adapter, model = subject.adapter, subject.model
     with subject.program_applied(LayerProgram.identity(subject.n_layers)):
         adapter.set_block_list(model, nn.ModuleList())
@@ -243,12 +242,14 @@ def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:
         layer_types = getattr(model.config, "layer_types", None)  # the original ones, per block
         layer_types = None if layer_types is None else list(layer_types)
     blocks = nn.ModuleList()
-    for position, block_index in enumerate(tqdm(program.steps, desc="materialize", unit="block", leave=False)):
-        block = copy.deepcopy(subject.blocks[block_index])
-        for module in block.modules():
-            if isinstance(getattr(module, "layer_idx", None), int):
-                module.layer_idx = position
-        blocks.append(block)
+    with ProgressBar(len(program), "materialize", "block", leave=False) as bar:
+        for position, block_index in enumerate(program.steps):
+            block = copy.deepcopy(subject.blocks[block_index])
+            for module in block.modules():
+                if isinstance(getattr(module, "layer_idx", None), int):
+                    module.layer_idx = position
+            blocks.append(block)
+            bar.update()
     adapter.set_block_list(clone, blocks)
     clone.config.num_hidden_layers = len(program)
     if layer_types is not None:

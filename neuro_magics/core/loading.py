@@ -7,10 +7,12 @@ saves a converted copy under the user cache and later loads take seconds.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -129,8 +131,9 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
         raise ModelLoadError(_explain_missing(source, error)) from None
     adapter_for_config(config)  # unsupported architectures fail before any weight is read
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
+        with _text_progress_bars():
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(
             source,
             dtype=torch_dtype,
             trust_remote_code=trust_remote_code,
@@ -139,6 +142,30 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
     except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"Could not load {source!r}: {_first_line(error)}") from None
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _text_progress_bars() -> Iterator[None]:
+    """Transformers' own bars ("Loading weights") as text while we load: its notebook bars are
+    widgets that a saved notebook cannot show after a reload. Hub download bars are untouched."""
+    from tqdm.std import tqdm
+    from transformers.utils import logging
+
+    set_hook = getattr(logging, "set_tqdm_hook", None)
+    if set_hook is None:
+        yield
+        return
+
+    def as_text(factory, args, kwargs):
+        if factory is not logging.tqdm_lib.tqdm:  # bars are off: keep them off
+            return factory(*args, **kwargs)
+        return tqdm(*args, **{"leave": False, **kwargs})
+
+    previous = set_hook(as_text)
+    try:
+        yield
+    finally:
+        set_hook(previous)
 
 
 def _first_line(error: Exception) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
+from .progress import ProgressBar
+
 Item = TypeVar("Item")
 
 
@@ -28,10 +30,8 @@ def sweep(
     Returns whether the sweep was interrupted (KeyboardInterrupt); the cells finished before
     the interrupt stay where ``work`` wrote them.
     """
-    from tqdm.auto import tqdm
-
     finished = 0
-    bar = tqdm(total=total, desc=desc, unit=unit, disable=not progress)
+    bar = ProgressBar(total, desc, unit, enabled=progress)
     try:
         for item in items:
             done = work(item)
