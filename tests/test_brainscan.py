@@ -226,9 +226,66 @@ def test_widget_marks_baseline_and_best_and_hover_has_the_config(tiny):
     assert "block_size" in sweep.detail_names and "{block_size:d}" in sweep.tooltip_template
     assert widget.angular.values.shape == (1, 5, 5) and widget.influence.values.shape == (1, 1, 4)
 
-    sweep.selected = [1, 3]  # a click: applies the config and shows the diff
+    sweep.selected = [1, 3]  # arrow keys: a preview only, nothing runs
+    assert tiny.program.is_identity
+    choose(sweep, 1, 3)  # a click (or Enter): applies the config and shows the diff
     assert tiny.program == nm.LayerProgram.duplicate(4, 1, 3)
+    assert "Applied duplicate 1:3" in widget.status.value
     tiny.reset()
+
+
+def choose(heatmap, row: int, col: int) -> None:
+    """What the browser sends on a click or on Enter."""
+    heatmap._message(heatmap, {"event": "choose", "row": row, "col": col}, [])
+
+
+@pytest.mark.parametrize("family", ["llama"])
+def test_every_click_diffs_the_original_model_and_below_the_diagonal_changes_nothing(tiny):
+    result = nm.brainscan(tiny, items=ITEMS, progress=False)
+    widget = result.widget()
+    choose(widget.sweep, 1, 3)
+    choose(widget.sweep, 0, 2)
+    assert tiny.program == nm.LayerProgram.duplicate(4, 0, 2)
+    second = widget.diff
+    assert second.before.program == str(nm.LayerProgram.identity(4)) and second.before.label == "original"
+    assert second.after.program == str(nm.LayerProgram.duplicate(4, 0, 2))
+    choose(widget.sweep, 3, 1)  # below the diagonal: model and diff stay, the status says so
+    assert tiny.program == nm.LayerProgram.duplicate(4, 0, 2) and widget.diff is second
+    assert "the model is unchanged" in widget.status.value
+    tiny.reset()
+
+
+@pytest.mark.parametrize("family", ["llama"])
+def test_a_click_while_the_model_is_busy_says_queued_and_runs_after(tiny):
+    import threading
+    import time
+
+    result = nm.brainscan(tiny, items=ITEMS, progress=False)
+    widget = result.widget()
+    statuses = []
+    widget.status.observe(lambda change: statuses.append(change["new"]), names="value")
+    tiny.lock.acquire()  # a running cell holds the model
+    click = threading.Thread(target=choose, args=(widget.sweep, 1, 3))
+    click.start()
+    time.sleep(0.5)
+    assert tiny.program.is_identity and any("queued" in s for s in statuses)
+    tiny.lock.release()
+    click.join(timeout=60)
+    assert tiny.program == nm.LayerProgram.duplicate(4, 1, 3)
+    assert any("steps ·" in s for s in statuses)  # per-step progress while it diffs
+    tiny.reset()
+
+
+@pytest.mark.parametrize("family", ["llama"])
+def test_a_widget_whose_model_was_unloaded_says_so(tiny):
+    result = nm.brainscan(tiny, items=ITEMS, progress=False)
+    widget = result.widget()
+    tiny.release()
+    assert result.subject is None
+    choose(widget.sweep, 1, 3)
+    assert "not loaded" in widget.status.value
+    with pytest.raises(nm.NeuroMagicsError, match="unloaded"):
+        nm.compare(tiny, lambda: tiny.program_applied([0, 1]))
 
 
 @pytest.mark.parametrize("family", ["llama"])

@@ -142,6 +142,26 @@ def test_bad_input_is_one_line_and_changes_nothing(kwargs, message):
     assert "\n" not in str(info.value) and not entered
 
 
+def test_the_before_side_is_reused_only_while_the_model_is_unchanged():
+    """A second diff from the same state reuses the before side; any change of what the model
+    computes (an in-place weight edit that bypasses autograd's version counter, a program, an
+    intervention) measures it again. Oracle: the before perplexity of a fresh Subject."""
+    subject = _subject()
+    change = lambda: subject.program_applied(RYS)  # noqa: E731
+    first = nm.compare(subject, change, PROMPTS, max_new_tokens=3)
+    second = nm.compare(subject, change, PROMPTS, max_new_tokens=3)
+    assert second.before is first.before
+    with torch.no_grad():
+        subject.model.lm_head.weight.data.mul_(1.5)  # .data: no version bump
+    edited = nm.compare(subject, change, PROMPTS, max_new_tokens=3)
+    fresh = nm.Subject(subject.model, subject.tokenizer)
+    reference = nm.compare(fresh, change, PROMPTS, max_new_tokens=3)
+    assert edited.before.perplexity == reference.before.perplexity != first.before.perplexity
+    subject.set_program([0, 1, 2, 3, 3])
+    assert nm.compare(subject, change, PROMPTS, max_new_tokens=3).before.depth == 5
+    subject.reset()
+
+
 def test_first_divergence():
     before = np.array([[1, 2, 3], [1, 2, 3], [1, 2, -1], [4, 5, 6]])
     after = np.array([[1, 2, 3], [1, 9, 3], [1, 2, 7], [7, 5, 6]])

@@ -35,3 +35,12 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
+
+
+def test_every_magic_has_its_help_under_one_percent_sign(shell):
+    """The README promises ``%magic?`` for every magic: IPython finds ``%name?`` only for
+    line magics, so a magic used as ``%%name`` must be a line-cell magic."""
+    for magic_class in magic_classes():
+        for name in magic_class.magics.get("cell", {}):
+            assert shell.find_line_magic(name) is not None, f"%{name}? finds nothing"
+            assert shell.find_line_magic(name).__doc__, f"%{name} has no docstring"

@@ -39,6 +39,9 @@ def with_lock(function: _Function) -> _Function:
     def locked(*args, **kwargs):
         subject = args[0] if args else kwargs["subject"]
         with subject.lock:
+            if subject.released:
+                raise NeuroMagicsError(
+                    f"{subject.name} was unloaded (%unload_model): load it again with %load_model.")
             return function(*args, **kwargs)
 
     return locked  # type: ignore[return-value]
@@ -108,6 +111,16 @@ class Subject:
         self._program = LayerProgram.identity(self.n_layers)
         self._interventions: list[tuple[Intervention, list]] = []  # with their hook handles
         self.lock = threading.RLock()
+        self.released = False
+
+    def release(self) -> None:
+        """Drop the model and its tokenizer (waiting for any running action), so the memory is
+        freed even where an old output or a widget still refers to this Subject; every later
+        action on it says the model was unloaded."""
+        with self.lock:
+            self.released = True
+            self.model = self.tokenizer = self.blocks = None
+            self._interventions = []
 
     # -- layer programs -------------------------------------------------------------
 
@@ -349,11 +362,15 @@ class Subject:
     # -- display --------------------------------------------------------------------
 
     def __repr__(self) -> str:
+        if self.released:
+            return f"{self.name} (unloaded)"
         rows = self.summary().rows()
         width = max(len(key) for key, _ in rows)
         return "\n".join(f"{key:<{width}}  {value}" for key, value in rows)
 
     def _repr_html_(self) -> str:
+        if self.released:
+            return f"<p>{html.escape(repr(self))}</p>"
         cells = "".join(
             f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
             f"<td style='text-align:left'>{html.escape(v)}</td></tr>"

@@ -7,6 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import interventions
+from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import active_interventions, reset_interventions
 from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
 
@@ -21,7 +22,7 @@ class InterventionMagics(SessionMagics):
     @argument("--reset", action="store_true", help="Remove every active ablation.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=24, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors
@@ -49,7 +50,7 @@ class InterventionMagics(SessionMagics):
     @argument("--reset", action="store_true", help="Remove every active steering vector.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=24, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors

@@ -12,6 +12,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, argument_group, magic_arguments
 
 from ..analyses import surgery
+from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import LayerProgram
 from ..core.subject import Subject
@@ -26,8 +27,8 @@ def _diff_arguments(magic):
                  help="Prompt to diff on (repeat for several; quote text with spaces). Default: built-in varied prompts."),
         argument("--prompts", default=None, metavar="VAR",
                  help="Name of a Python variable holding a prompt or a list of prompts to diff on."),
-        argument("--max-new-tokens", type=int, default=24, metavar="N",
-                 help="Greedy tokens generated per prompt and side (default 24)."),
+        argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, metavar="N",
+                 help=f"Greedy tokens generated per prompt and side (default {DEFAULT_NEW_TOKENS})."),
         argument("--no-diff", action="store_true", help="Apply the change without computing the diff."),
     )):
         magic = decorator(magic)

@@ -52,6 +52,8 @@ class ModelMagics(SessionMagics):
             trust_remote_code=args.trust_remote_code,
         )
         self.session.subject = subject
+        if current is not None:
+            current.release()
         del current
         _free_memory()
         print(f"Loaded {subject.name} in {time.perf_counter() - started:.1f} s.")
@@ -74,6 +76,7 @@ class ModelMagics(SessionMagics):
         parse_arguments(self.unload_model, line)
         subject = self.session.require_subject()
         self.session.subject = None
+        subject.release()  # old outputs and widgets may still hold the Subject, not the model
         print(f"Unloaded {subject.name}.")
         del subject
         _free_memory()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from IPython.core.error import UsageError
-from IPython.core.magic import cell_magic, magics_class
+from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
@@ -27,9 +27,9 @@ class ScanMagics(SessionMagics):
                    "default: the model's own final prediction at each position).")
     @argument("--each-line", action="store_true", help="Scan each non-empty line of the cell as its own prompt, batched.")
     @argument("-o", "--output", default=None, help="Also store the result in this variable.")
-    @cell_magic
+    @line_cell_magic
     @one_line_errors
-    def scan(self, line: str, cell: str) -> ScanResult | ScanBatch:
+    def scan(self, line: str, cell: str | None = None) -> ScanResult | ScanBatch:
         """Scan the prompt in the cell body: what every layer does to every token.
 
         The body is taken literally (one trailing newline dropped); ``{var}`` in the line
@@ -37,6 +37,9 @@ class ScanMagics(SessionMagics):
         attention explorer with --attention); in Python: ``nm.scan(subject, prompt, ...)``.
         """
         args = parse_arguments(self.scan, line)
+        if cell is None:
+            raise UsageError("%%scan takes the prompt from the cell body: write %%scan [options] on the first line "
+                             "and the prompt below it.")
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"-o {args.output!r} is not a valid Python name.")
         text = cell[:-1] if cell.endswith("\n") else cell

@@ -7,6 +7,7 @@ in the browser (``jslink``), so a saved notebook still switches views without a 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,8 +23,9 @@ _VIEWS = ("brain scan", "proxies")
 class BrainScanWidget(ipywidgets.VBox):
     """Δ score per duplication config (i, j): rows are the start i, columns the end j.
 
-    ``on_select(i, j)`` runs when a cell above the diagonal is clicked; what it returns
-    is displayed in ``output`` (the brain scan passes "apply this config and diff it").
+    ``on_select(i, j, report)`` runs when a cell above the diagonal is chosen; ``report(text)``
+    shows its progress in the status line, and what it returns is displayed in ``output``
+    (the brain scan passes "apply this config and diff it against the original").
     """
 
     def __init__(
@@ -36,7 +38,7 @@ class BrainScanWidget(ipywidgets.VBox):
         *,
         best: Sequence[tuple[int, int]] = (),
         title: str = "",
-        on_select: Callable[[int, int], Any] | None = None,
+        on_select: Callable[[int, int, Callable[[str], None]], Any] | None = None,
     ):
         size = delta.shape[0]
         labels = [str(k) for k in range(size)]
@@ -74,25 +76,39 @@ class BrainScanWidget(ipywidgets.VBox):
             [self.sweep, ipywidgets.VBox([self.influence, self.angular])], selected_index=0
         )
         ipywidgets.jslink((self.view, "index"), (self.pages, "selected_index"))
-        self.output = ipywidgets.Output()
+        hint = ("click a cell above the diagonal (or move with the arrow keys and press Enter) to apply that "
+                "config and diff it against the original model" if on_select is not None else
+                "no model is attached to this scan: result.apply(i, j, subject=m) applies a config")
+        self.status = ipywidgets.HTML(_status_html(hint))
+        self.output = ipywidgets.Output(layout=ipywidgets.Layout(min_height="2em"))
         self.on_select = on_select
-        self.sweep.observe(self._selected, names="selected")
-        super().__init__([self.view, self.pages, self.output])
+        self.diff: Any = None  # what the last chosen config's action returned (shown below)
+        self.sweep.on_choose(self._chosen)
+        super().__init__([self.view, self.pages, self.status, self.output])
 
-    def _selected(self, change: dict) -> None:
-        cell = change["new"]
-        if not cell:
+    def report(self, text: str) -> None:
+        """Show what the click is doing (queued, per-token progress, applied) above its diff."""
+        self.status.value = _status_html(text)
+
+    def _chosen(self, i: int, j: int) -> None:
+        if i >= j:  # the model and the diff shown stay as they are
+            self.report(f"({i}, {j}) duplicates nothing: choose a cell above the diagonal (start i < end j); "
+                        "the model is unchanged.")
             return
-        i, j = cell
+        if self.on_select is None:
+            self.report(f"duplicate {i}:{j}: no model is attached to this scan; "
+                        f"result.apply({i}, {j}, subject=m) applies it.")
+            return
+        try:
+            diff = self.on_select(i, j, self.report)
+        except Exception as error:  # a click has no cell to fail: show the problem here
+            self.report(f"{type(error).__name__}: {error}")
+            return
+        self.diff = diff
         with self.output:
             self.output.clear_output(wait=True)
-            if i >= j:
-                print(f"({i}, {j}) duplicates nothing: pick a cell above the diagonal (start i < end j).")
-            elif self.on_select is None:
-                print(f"duplicate {i}:{j}: no model is attached to this scan; "
-                      f"result.apply({i}, {j}, subject=m) applies it.")
-            else:
-                try:
-                    display(self.on_select(i, j))
-                except Exception as error:  # a click has no cell to fail: show the problem here
-                    print(f"{type(error).__name__}: {error}")
+            display(diff)
+
+
+def _status_html(text: str) -> str:
+    return f'<div class="neuro-magics-status" style="font-size:12px;opacity:0.85">{html.escape(text)}</div>'

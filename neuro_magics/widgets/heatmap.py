@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import traitlets
@@ -139,6 +139,19 @@ class HeatmapWidget(StrictAnyWidget):
             tooltip_template=tooltip_template,
             **kwargs,
         )
+
+        self._choose_callbacks: list[Callable[[int, int], None]] = []
+        self.on_msg(self._message)
+
+    def on_choose(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(row, col)`` when a cell is chosen: clicked, or Enter on the cell the
+        arrow keys moved to (arrows alone only preview, so they never start work)."""
+        self._choose_callbacks.append(callback)
+
+    def _message(self, _widget, content: dict, _buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == "choose":
+            for callback in self._choose_callbacks:
+                callback(int(content["row"]), int(content["col"]))
 
     @property
     def grid_shape(self) -> tuple[int, int]:

@@ -14,6 +14,7 @@ import ipywidgets
 import numpy as np
 
 from ..core.errors import NeuroMagicsError
+from ..core.progress import observe
 from .attention import AttentionWidget
 from .brainscan import BrainScanWidget
 from .diff import DiffWidget
@@ -159,13 +160,30 @@ def brainscan_widget(result) -> BrainScanWidget:
     )
 
 
-def _apply_and_report(result) -> Callable[[int, int], Any]:
-    """The click action: apply config (i, j) to the scanned model, say so, and return its diff."""
+def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None]], Any]:
+    """The click action: wait for the model (saying "queued"), apply config (i, j) to it with
+    per-token progress, and return its diff against the original model."""
 
-    def action(i: int, j: int):
-        diff = result.apply(i, j)
-        print(f"Applied duplicate {i}:{j} ({len(result.program(i, j))} steps) to the model; "
-              f"%reset_layers or m.reset() restores it.")
+    def action(i: int, j: int, report: Callable[[str], None]):
+        subject = result.subject
+        if subject is None:
+            raise NeuroMagicsError("The model this scan was made on is not loaded any more: "
+                                   "load it and call result.apply(i, j, subject=m).")
+        if not subject.lock.acquire(blocking=False):
+            report(f"duplicate {i}:{j} queued: waiting for the running cell or action to finish...")
+            subject.lock.acquire()
+        try:
+            report(f"duplicate {i}:{j}: diffing against the original model...")
+
+            def progress(desc: str, done: int, total: int, elapsed: float) -> None:
+                report(f"duplicate {i}:{j}: {desc} {done}/{total} steps · {elapsed:.1f} s")
+
+            with observe(progress):
+                diff = result.apply(i, j)
+        finally:
+            subject.lock.release()
+        report(f"Applied duplicate {i}:{j} ({len(result.program(i, j))} steps) to the model; "
+               "%reset_layers or m.reset() restores the original.")
         return diff
 
     return action

@@ -365,16 +365,29 @@ function render({ model, el }) {
     drawOverlay();
   }
 
+  // A choice is an event for the kernel (it may start work, e.g. apply a brain-scan config);
+  // selection is state. Arrow keys move the selection only: Enter chooses it.
+  function choose(cell) {
+    model.send({ event: "choose", row: cell.row, col: cell.col });
+  }
+
   function onClick(event) {
     const cell = cellAt(event);
     if (!cell) return;
     const selected = selectedCell();
-    setSelected(selected && selected.row === cell.row && selected.col === cell.col ? null : cell);
+    const same = selected && selected.row === cell.row && selected.col === cell.col;
+    setSelected(same ? null : cell);
+    if (!same) choose(cell);
   }
 
   const ARROWS = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
   function onKey(event) {
     if (event.key === "Escape") return setSelected(null);
+    if (event.key === "Enter") {
+      const selected = selectedCell();
+      if (selected) choose(selected);
+      return;
+    }
     const move = ARROWS[event.key];
     if (!move) return;
     event.preventDefault();

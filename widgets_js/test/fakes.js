@@ -6,6 +6,7 @@ export function fakeModel(state) {
     state: { ...state },
     sets: [],
     saves: 0,
+    sent: [],
     get(name) {
       return this.state[name];
     },
@@ -16,6 +17,9 @@ export function fakeModel(state) {
     },
     save_changes() {
       this.saves += 1;
+    },
+    send(content) {
+      this.sent.push(content);
     },
     on(event, callback) {
       if (!listeners.has(event)) listeners.set(event, new Set());

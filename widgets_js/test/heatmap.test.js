@@ -109,9 +109,11 @@ describe("HeatmapWidget view", () => {
     expect(model.saves).toBe(1);
     expect(root.dataset.selected).toBe("2,1");
     expect(root.querySelector(".nm-readout").textContent).toContain("␣the");
+    expect(model.sent).toEqual([{ event: "choose", row: 2, col: 1 }]);
     mouse(overlay, "click", ...cellCenter(overlay, 2, 1));
     expect(model.sets.at(-1)).toEqual(["selected", []]);
     expect(root.dataset.selected).toBe("");
+    expect(model.sent.length).toBe(1); // clearing the selection chooses nothing
   });
 
   it("follows selection set from Python and supports arrow keys", () => {
@@ -120,6 +122,9 @@ describe("HeatmapWidget view", () => {
     expect(root.dataset.selected).toBe("1,3");
     overlay.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowUp" }));
     expect(model.state.selected).toEqual([0, 3]);
+    expect(model.sent).toEqual([]); // arrows only preview
+    overlay.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" }));
+    expect(model.sent).toEqual([{ event: "choose", row: 0, col: 3 }]);
     overlay.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }));
     expect(model.state.selected).toEqual([]);
   });
