@@ -1,6 +1,7 @@
 """The promise in a real front end: a notebook runs in JupyterLab 4 and Notebook 7 with a live
-kernel, every widget draws, a click on a brain-scan cell applies that program in the kernel,
-and after a reload no widget shows an error."""
+kernel, every widget draws, a click on a brain-scan cell applies that program in the kernel, a
+click while a cell runs waits ("queued") until the cell ends, and after a reload no widget shows
+an error."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ pytestmark = [pytest.mark.live, pytest.mark.integration]
 
 WINDOW_START, WINDOW_END = 12, 16  # a small brain-scan window: fast, and clickable cells
 CLICKED = (12, 14)  # duplicate blocks 12 and 13: 30 blocks become 32 steps
+CLICKED_WHILE_BUSY = (12, 15)  # 33 steps
 CELLS = [
     "%load_ext neuro_magics",
     "m = %load_model",
     "%%scan\nThe capital of France is",
     f"%brainscan --probe math --limit 1 --layers {WINDOW_START}:{WINDOW_END}",
+    "import time\nbusy = len(m.program)\ntime.sleep(0 if busy == 30 else 15)\nprint('SAW', busy, len(m.program))",
     'print("STEPS", len(m.program))',
 ]
+BRAINSCAN, BUSY, STEPS = 3, 4, 5
+# Page errors of Notebook 7.6 itself: "schema" on every load of any notebook (seen with a notebook of
+# one print cell); "filebrowser:open-path" only when Notebook 7 opens after JupyterLab used the same
+# server (never when the Notebook 7 test runs alone, widgets and clicks included).
+FRONT_END_NOISE = {
+    "notebooks": ("Command 'filebrowser:open-path' not registered.", "Cannot read properties of undefined (reading 'schema')"),
+}
 
 
 def write_notebook(folder, name: str) -> str:
@@ -52,6 +62,19 @@ def canvas_painted(page, cell_index: int) -> list[int]:
     )
 
 
+def click_brainscan(page, i: int, j: int) -> None:
+    size = 31  # (L + 1) x (L + 1) for the 30-layer default model
+    overlay = page.locator(".jp-Notebook .jp-Cell").nth(BRAINSCAN).locator(".nm-overlay").first
+    overlay.scroll_into_view_if_needed()
+    box = overlay.bounding_box()
+    page.mouse.click(box["x"] + (j + 0.5) * box["width"] / size, box["y"] + (i + 0.5) * box["height"] / size)
+
+
+def run_cell(page, index: int) -> None:
+    page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+
+
 @pytest.mark.parametrize("front_end", ["lab", "notebooks"])
 def test_run_click_and_reload(front_end, jupyter_server, page):
     root, base = jupyter_server
@@ -60,31 +83,36 @@ def test_run_click_and_reload(front_end, jupyter_server, page):
     page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1).wait_for(timeout=60_000)
     page.wait_for_timeout(2_000)  # the kernel session starts
     run_all_cells(page)
-    cell_output(page, len(CELLS) - 1).get_by_text("STEPS 30").wait_for(timeout=240_000)
+    cell_output(page, STEPS).get_by_text("STEPS 30").wait_for(timeout=240_000)
 
     # every widget drew: the scan heatmap and the brain-scan map
-    for index in (2, 3):
+    for index in (2, BRAINSCAN):
         painted = canvas_painted(page, index)
         assert painted and all(p > 1000 for p in painted), (index, painted)
     assert "Error displaying widget" not in page.content()
 
     # a click on a brain-scan cell applies that program in the kernel
-    size = 31  # (L + 1) x (L + 1) for the 30-layer default model
-    overlay = page.locator(".jp-Notebook .jp-Cell").nth(3).locator(".nm-overlay").first
-    overlay.scroll_into_view_if_needed()
-    box = overlay.bounding_box()
-    i, j = CLICKED
-    page.mouse.click(box["x"] + (j + 0.5) * box["width"] / size, box["y"] + (i + 0.5) * box["height"] / size)
-    cell_output(page, 3).get_by_text("depth (blocks run)").first.wait_for(timeout=180_000)
-    last = page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1)
-    last.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Shift+Enter")
-    cell_output(page, len(CELLS) - 1).get_by_text("STEPS 32").wait_for(timeout=60_000)
+    click_brainscan(page, *CLICKED)
+    cell_output(page, BRAINSCAN).get_by_text("depth (blocks run)").first.wait_for(timeout=180_000)
+    cell_output(page, BRAINSCAN).get_by_text("Applied duplicate 12:14").wait_for(timeout=60_000)
+    run_cell(page, STEPS)
+    cell_output(page, STEPS).get_by_text("STEPS 32").wait_for(timeout=60_000)
+
+    # a click while a cell runs waits for the cell: the cell sees one program from start to end
+    run_cell(page, BUSY)
+    page.wait_for_timeout(3_000)
+    click_brainscan(page, *CLICKED_WHILE_BUSY)
+    cell_output(page, BRAINSCAN).get_by_text("queued").wait_for(timeout=10_000)
+    cell_output(page, BUSY).get_by_text("SAW 32 32").wait_for(timeout=60_000)
+    cell_output(page, BRAINSCAN).get_by_text("Applied duplicate 12:15").wait_for(timeout=180_000)
+    run_cell(page, STEPS)
+    cell_output(page, STEPS).get_by_text("STEPS 33").wait_for(timeout=60_000)
 
     # after a reload every output still renders, and no widget reference is dead
     page.reload()
     page.locator(".jp-Notebook .jp-Cell").nth(len(CELLS) - 1).wait_for(timeout=60_000)
     page.wait_for_timeout(5_000)
     assert "Error displaying widget" not in page.content()
-    assert not page.errors, page.errors
+    ours = [error for error in page.errors if error not in FRONT_END_NOISE.get(front_end, ())]
+    assert not ours, page.errors
     assert not page.refused, page.refused
