@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 
 import pytest
@@ -75,4 +76,29 @@ def test_unload_frees_the_model_although_the_output_history_holds_its_subject(ti
     assert "unloaded" in repr(shell.user_ns["m"])
     with pytest.raises(nm.NeuroMagicsError, match="unload"):
         nm.generate(shell.user_ns["m"], "hello")
+    del shell.user_ns["m"]
+
+
+def test_a_cell_holds_the_model_so_a_widget_action_waits_for_its_end(tiny_in_shell, shell):
+    """Between two lines of a running cell another thread (ipykernel 7 handles widget messages on
+    one) cannot take the model; after the cell it can."""
+    shell.user_ns["m"] = tiny_in_shell
+    shell.run_cell(
+        "import threading\n"
+        "seen = []\n"
+        "probe = threading.Thread(target=lambda: seen.append(m.lock.acquire(blocking=False)))\n"
+        "probe.start(); probe.join()\n"
+    )
+    assert shell.user_ns["seen"] == [False]
+    def try_lock() -> None:
+        got = tiny_in_shell.lock.acquire(blocking=False)
+        after.append(got)
+        if got:
+            tiny_in_shell.lock.release()
+
+    after = []
+    probe = threading.Thread(target=try_lock)
+    probe.start()
+    probe.join()
+    assert after == [True]
     del shell.user_ns["m"]
