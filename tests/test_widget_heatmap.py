@@ -22,7 +22,7 @@ def test_state_carries_arrays_as_memoryviews():
     assert state["values"]["dtype"] == "float32" and state["values"]["shape"] == [2, 3, 4]
     assert state["metric"] == "m0" and state["selected"] == []
     assert state["marks"] == [{"row": 1, "col": 2, "label": "best"}]
-    assert widget.metrics[0] == {"name": "m0", "label": "m0", "scale": "sequential", "center": None, "fmt": ".4g", "vmin": None, "vmax": None}
+    assert widget.metrics[0] == {"name": "m0", "label": "m0", "scale": "sequential", "center": None, "fmt": ".4g", "vmin": None, "vmax": None, "clip": None}
 
 
 def test_embedded_state_stores_values_as_base64_buffers_not_lists():
@@ -130,3 +130,25 @@ def test_layer_by_token_scan_payload_is_well_under_two_megabytes():
 
 def test_repr_is_short_and_stable():
     assert repr(scan(title="scan")) == "HeatmapWidget(title='scan', metrics=['m0', 'm1'], rows=3, cols=4)"
+
+
+def test_scan_view_marks_a_planted_sink_and_clips_the_norm():
+    """A planted sink token (norm 25x the rest at every step) is marked at its peak step; other
+    tokens are not; the norm metric is drawn with robust limits."""
+    from neuro_magics.widgets.views import SINK_RATIO, sink_marks
+
+    rng = np.random.default_rng(0)
+    norm = rng.uniform(20, 40, size=(6, 9))
+    norm[:, 0] = 750.0
+    norm[4, 0] = 900.0
+    marks = sink_marks(norm)
+    assert [(m["row"], m["col"]) for m in marks] == [(4, 0)]
+    assert "sink: norm 900" in marks[0]["label"]
+    norm[:, 0] = 29.0 * SINK_RATIO * 0.5  # under the ratio: no mark
+    assert sink_marks(norm) == []
+
+
+def test_clip_is_a_quantile():
+    with pytest.raises(WidgetDataError, match="clip"):
+        HeatmapWidget(np.zeros((2, 2)), [{"name": "a", "clip": 0.3}])
+    assert HeatmapWidget(np.zeros((2, 2)), [{"name": "a", "clip": 0.98}]).metrics[0]["clip"] == 0.98

@@ -12,7 +12,7 @@ from ._arrays import NDArray, WidgetDataError
 from ._strict import StrictAnyWidget
 
 SCALES = ("sequential", "diverging")
-METRIC_KEYS = {"name", "label", "scale", "center", "fmt", "vmin", "vmax"}
+METRIC_KEYS = {"name", "label", "scale", "center", "fmt", "vmin", "vmax", "clip"}
 
 
 def _metric(spec: Mapping | str, position: int) -> dict:
@@ -26,6 +26,9 @@ def _metric(spec: Mapping | str, position: int) -> dict:
     scale = spec.get("scale", "sequential")
     if scale not in SCALES:
         raise WidgetDataError(f"metric {spec['name']!r}: scale must be one of {SCALES}, got {scale!r}")
+    clip = spec.get("clip")
+    if clip is not None and not 0.5 < float(clip) <= 1.0:
+        raise WidgetDataError(f"metric {spec['name']!r}: clip is the quantile the colours stop at, in (0.5, 1]; got {clip!r}")
     center = spec.get("center")
     if scale == "diverging" and center is None:
         center = 0.0
@@ -37,6 +40,7 @@ def _metric(spec: Mapping | str, position: int) -> dict:
         "fmt": str(spec.get("fmt", ".4g")),
         "vmin": None if spec.get("vmin") is None else float(spec["vmin"]),
         "vmax": None if spec.get("vmax") is None else float(spec["vmax"]),
+        "clip": None if clip is None else float(clip),
     }
 
 
@@ -102,7 +106,8 @@ class HeatmapWidget(StrictAnyWidget):
     ):
         """
         values: [n_metrics, n_rows, n_cols] (a 2-D array is one metric); NaN marks undefined cells.
-        metrics: one dict per metric: name, label, scale ("sequential" | "diverging"), center, fmt, vmin, vmax.
+        metrics: one dict per metric: name, label, scale ("sequential" | "diverging"), center, fmt, vmin, vmax,
+            clip (a quantile in (0.5, 1]: colours span the middle values, so a few huge ones do not flatten the rest).
         details: extra per-cell numbers {name: [n_rows, n_cols]} shown in the tooltip and usable in
             ``tooltip_template``, e.g. "config ({row_index}, {col_index}) · block {block_size:d} · Δ {delta:+.3f}".
         detail_token_ids / detail_probs: [n_rows, n_cols, k] top-k tokens per cell (ids into detail_vocab; -1 pads).

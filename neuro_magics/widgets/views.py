@@ -43,7 +43,10 @@ def scan_heatmap(result) -> HeatmapWidget:
         _, label, scale, fmt, vmin, vmax = specs[name]
         if name == "target_prob" and result.target:
             label = f"lens p({result.target!r})"
-        metrics.append({"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax})
+        metric = {"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax}
+        if name in _ROBUST_METRICS:
+            metric["clip"] = _ROBUST_METRICS[name]
+        metrics.append(metric)
     lens = {}
     if result.has_lens:
         used = sorted(result.vocab)
@@ -54,7 +57,9 @@ def scan_heatmap(result) -> HeatmapWidget:
         )
     widget = HeatmapWidget(
         result.metrics, metrics, result.row_labels, result.tokens,
-        row_title="step", col_title="token", title=f"scan: {result.metadata.get('model', '')}", **lens,
+        row_title="step", col_title="token", title=f"scan: {result.metadata.get('model', '')}",
+        marks=sink_marks(result.metrics[result.metric_names.index("norm")]) if "norm" in result.metric_names else (),
+        **lens,
     )
 
     def follow(change: dict) -> None:
@@ -67,6 +72,25 @@ def scan_heatmap(result) -> HeatmapWidget:
 
     widget.observe(follow, names="selected")
     return widget
+
+
+#: Metrics drawn with robust colour limits (a quantile): the first token's residual norm is often
+#: 20-30x every other one (an attention sink) and would paint everything else one colour.
+_ROBUST_METRICS = {"norm": 0.98}
+SINK_RATIO = 5.0
+
+
+def sink_marks(norm: np.ndarray) -> list[dict]:
+    """Mark each token whose residual norm (median over steps) is over SINK_RATIO times the
+    median token's: the attention sinks / massive activations, at the step where it peaks."""
+    per_token = np.nanmedian(norm, axis=0)
+    typical = float(np.nanmedian(per_token))
+    marks = []
+    for position in np.flatnonzero(per_token > SINK_RATIO * typical) if typical > 0 else ():
+        row = int(np.nanargmax(norm[:, position]))
+        marks.append({"row": row, "col": int(position),
+                      "label": f"sink: norm {norm[row, position]:,.0f}, {per_token[position] / typical:.0f}x the median token"})
+    return marks
 
 
 def scan_attention(result) -> AttentionWidget:

@@ -46,16 +46,44 @@ export function valueRange(data, metric) {
     if (v > hi) hi = v;
   }
   if (lo === Infinity) lo = hi = 0;
+  let clipped = false;
+  if (metric.clip != null && metric.scale !== "diverging") {
+    // Robust range: a few huge values (an attention sink's norm) would paint the rest one colour.
+    const [qlo, qhi] = quantiles(data, [1 - metric.clip, metric.clip]);
+    clipped = qlo > lo || qhi < hi;
+    lo = qlo;
+    hi = qhi;
+  }
   if (metric.scale === "diverging") {
     const center = metric.center ?? 0;
-    const half = Math.max(Math.abs(lo - center), Math.abs(hi - center)) || 1;
+    let half = Math.max(Math.abs(lo - center), Math.abs(hi - center)) || 1;
+    if (metric.clip != null) {
+      const distances = Float64Array.from(data, (v) => Math.abs(v - center));
+      const robust = quantiles(distances, [metric.clip])[0];
+      if (robust > 0 && robust < half) {
+        half = robust;
+        clipped = true;
+      }
+    }
     lo = center - half;
     hi = center + half;
   }
   if (metric.vmin != null) lo = metric.vmin;
   if (metric.vmax != null) hi = metric.vmax;
   if (hi === lo) hi = lo + 1;
-  return { lo, hi };
+  return { lo, hi, clipped };
+}
+
+/** Linear-interpolated quantiles of the finite values (NaN skipped). */
+export function quantiles(data, qs) {
+  const finite = Float64Array.from(Array.prototype.filter.call(data, (v) => Number.isFinite(v))).sort();
+  if (!finite.length) return qs.map(() => 0);
+  return qs.map((q) => {
+    const at = q * (finite.length - 1);
+    const below = Math.floor(at);
+    const above = Math.min(finite.length - 1, below + 1);
+    return finite[below] + (finite[above] - finite[below]) * (at - below);
+  });
 }
 
 /** Table index (0..255) of a value within [lo, hi], clamped. */

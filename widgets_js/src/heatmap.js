@@ -53,7 +53,7 @@ function metricPlane(data, index) {
 /** RGBA pixels, one per cell (NaN cells transparent so the hatch shows through). */
 export function cellPixels(plane, metric, nRows, nCols) {
   const table = colorTable(metric.scale);
-  const { lo, hi } = valueRange(plane, metric);
+  const { lo, hi, clipped } = valueRange(plane, metric);
   const pixels = new Uint8ClampedArray(nRows * nCols * 4);
   for (let i = 0; i < plane.length; i++) {
     const value = plane[i];
@@ -64,7 +64,7 @@ export function cellPixels(plane, metric, nRows, nCols) {
     pixels[i * 4 + 2] = table[c + 2];
     pixels[i * 4 + 3] = 255;
   }
-  return { pixels, lo, hi };
+  return { pixels, lo, hi, clipped };
 }
 
 function label(labels, index) {
@@ -173,7 +173,7 @@ function render({ model, el }) {
   function drawGrid(colors) {
     const index = metricIndex(data, model.get("metric"));
     const metric = data.metrics[index];
-    const { pixels, lo, hi } = cellPixels(metricPlane(data, index), metric, data.nRows, data.nCols);
+    const { pixels, lo, hi, clipped } = cellPixels(metricPlane(data, index), metric, data.nRows, data.nCols);
     const cells = document.createElement("canvas");
     cells.width = data.nCols;
     cells.height = data.nRows;
@@ -205,16 +205,18 @@ function render({ model, el }) {
     }
     grid.setAttribute("aria-label", `${data.title || "heatmap"}: ${metric.label || metric.name}, ${data.nRows} x ${data.nCols}`);
     grid.dataset.metric = metric.name;
-    drawLegend(metric, lo, hi);
+    drawLegend(metric, lo, hi, clipped);
   }
 
-  function drawLegend(metric, lo, hi) {
+  function drawLegend(metric, lo, hi, clipped) {
     const bar = h("canvas", { width: "160", height: "10" });
     drawColorbar(bar.getContext("2d"), colorTable(metric.scale), 160, 10);
     const fmt = metric.fmt || "";
-    const ends = [h("span", { text: formatNumber(lo, fmt) }), bar, h("span", { text: formatNumber(hi, fmt) })];
+    const [below, above] = clipped ? ["≤ ", "≥ "] : ["", ""];
+    const ends = [h("span", { text: below + formatNumber(lo, fmt) }), bar, h("span", { text: above + formatNumber(hi, fmt) })];
     if (metric.scale === "diverging") ends.splice(2, 0, h("span", { text: `centre ${formatNumber(metric.center ?? 0, fmt)}` }));
     const items = [h("span", { className: "nm-colorbar" }, [h("span", { text: metric.label || metric.name }), ...ends])];
+    if (clipped) items.push(h("span", { className: "nm-mark-key", text: `colours span the ${Math.round((1 - metric.clip) * 100)}-${Math.round(metric.clip * 100)}th percentiles; hover shows exact values` }));
     if (data.values.data.some(Number.isNaN)) items.push(h("span", { className: "nm-mark-key", text: "hatched: undefined" }));
     for (const mark of data.marks) {
       items.push(h("span", { className: "nm-mark-key" }, [h("i"), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col)})`]));

@@ -35,11 +35,22 @@ describe("fillTemplate", () => {
 describe("colour scales", () => {
   it("centres diverging ranges and skips NaN", () => {
     const data = new Float32Array([NaN, -1, 3, 0.5]);
-    expect(valueRange(data, { scale: "sequential" })).toEqual({ lo: -1, hi: 3 });
-    expect(valueRange(data, { scale: "diverging", center: 1 })).toEqual({ lo: -1, hi: 3 });
-    expect(valueRange(data, { scale: "diverging", center: 0 })).toEqual({ lo: -3, hi: 3 });
-    expect(valueRange(new Float32Array([NaN]), { scale: "sequential" })).toEqual({ lo: 0, hi: 1 });
-    expect(valueRange(data, { scale: "sequential", vmin: 0, vmax: 10 })).toEqual({ lo: 0, hi: 10 });
+    expect(valueRange(data, { scale: "sequential" })).toEqual({ lo: -1, hi: 3, clipped: false });
+    expect(valueRange(data, { scale: "diverging", center: 1 })).toEqual({ lo: -1, hi: 3, clipped: false });
+    expect(valueRange(data, { scale: "diverging", center: 0 })).toEqual({ lo: -3, hi: 3, clipped: false });
+    expect(valueRange(new Float32Array([NaN]), { scale: "sequential" })).toEqual({ lo: 0, hi: 1, clipped: false });
+    expect(valueRange(data, { scale: "sequential", vmin: 0, vmax: 10 })).toEqual({ lo: 0, hi: 10, clipped: false });
+  });
+
+  it("clips to quantiles so one huge value does not flatten the rest", () => {
+    // 0..99 and one sink of 22000: the 2-98th percentiles (numpy's linear rule) are 2 and 98.
+    const data = new Float32Array([...Array.from({ length: 100 }, (_, i) => i), 22000, NaN]);
+    const range = valueRange(data, { scale: "sequential", clip: 0.98 });
+    expect(range.lo).toBeCloseTo(2.0, 5);
+    expect(range.hi).toBeCloseTo(98.0, 5);
+    expect(range.clipped).toBe(true);
+    const spread = valueRange(new Float32Array([-1, 0.5, 1]), { scale: "sequential", clip: 1 });
+    expect(spread).toEqual({ lo: -1, hi: 1, clipped: false });
   });
 
   it("maps the centre of a diverging scale to near white and clamps", () => {
