@@ -124,6 +124,26 @@ def test_dark_theme_uses_light_text(open_widget, theme):
     view.screenshot()
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_diverging_neutral_is_the_page_background_in_the_dark(open_widget, theme):
+    """A map of zeros on a diverging scale: near white in the light theme (the published RdBu
+    centre, as the figures), the page's own background (#111111) in the dark one."""
+    values = np.zeros((1, 4, 6), dtype=np.float32)
+    values[0, 0, 0], values[0, 3, 5] = -1.0, 1.0  # the range, so zero is the centre
+    view = open_widget(HeatmapWidget(values, [{"name": "delta", "scale": "diverging"}]), theme=theme)
+    pixel = view.page.evaluate(
+        """() => {
+            const canvas = document.querySelector('.nm-grid');
+            const ctx = canvas.getContext('2d');
+            const d = ctx.getImageData(Math.floor(canvas.width / 2), Math.floor(canvas.height / 2), 1, 1).data;
+            return [d[0], d[1], d[2]];
+        }"""
+    )
+    expected = (247, 247, 247) if theme == "light" else (17, 17, 17)
+    assert all(abs(a - b) <= 4 for a, b in zip(pixel, expected)), pixel
+    view.screenshot()
+
+
 def test_large_scan_stays_responsive(open_widget):
     rows, cols = 64, 1024
     values = np.sin(np.arange(rows * cols, dtype=np.float32) / 37).reshape(1, rows, cols)

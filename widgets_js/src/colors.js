@@ -14,11 +14,38 @@ function hexToRgb(hex) {
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
 }
 
-/** RGB lookup table (256 x 3 bytes) for a named scale. */
-export function colorTable(kind) {
+/** [r, g, b] of a CSS colour given as #rgb, #rrggbb or rgb()/rgba(); null for anything else. */
+export function parseColor(css) {
+  const text = String(css || "").trim();
+  let match = /^#([0-9a-f]{3})$/i.exec(text);
+  if (match) return [...match[1]].map((digit) => parseInt(digit + digit, 16));
+  match = /^#([0-9a-f]{6})$/i.exec(text);
+  if (match) return hexToRgb(text);
+  match = /^rgba?\(\s*(\d+)[,\s]+(\d+)[,\s]+(\d+)/i.exec(text);
+  return match ? match.slice(1, 4).map(Number) : null;
+}
+
+function isDark([r, g, b]) {
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b < 128;
+}
+
+// On a dark page the diverging scale runs blue -> the page's own background -> red, so values near
+// the centre recede instead of painting large glaring white areas.
+const DARK_DIVERGING_ENDS = [["#92c5de", "#4393c3", "#2b5f8a"], ["#9e3a2e", "#d6604d", "#f4a582"]];
+
+/**
+ * RGB lookup table (256 x 3 bytes) for a named scale. `neutral` (a CSS colour, the theme's
+ * background) becomes the centre of the diverging scale when it is dark.
+ */
+export function colorTable(kind, neutral = null) {
   const key = kind in STOPS ? kind : "sequential";
-  if (cache.has(key)) return cache.get(key);
-  const stops = STOPS[key].map(hexToRgb);
+  const background = key === "diverging" ? parseColor(neutral) : null;
+  const dark = background && isDark(background);
+  const cacheKey = dark ? `${key}:${background.join(",")}` : key;
+  if (cache.has(cacheKey)) return cache.get(cacheKey);
+  const stops = dark
+    ? [...DARK_DIVERGING_ENDS[0].map(hexToRgb), background, ...DARK_DIVERGING_ENDS[1].map(hexToRgb)]
+    : STOPS[key].map(hexToRgb);
   const table = new Uint8ClampedArray(256 * 3);
   for (let i = 0; i < 256; i++) {
     const position = (i / 255) * (stops.length - 1);
@@ -28,7 +55,7 @@ export function colorTable(kind) {
       table[i * 3 + c] = Math.round(stops[left][c] * (1 - t) + stops[left + 1][c] * t);
     }
   }
-  cache.set(key, table);
+  cache.set(cacheKey, table);
   return table;
 }
 

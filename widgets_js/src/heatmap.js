@@ -51,8 +51,8 @@ function metricPlane(data, index) {
 }
 
 /** RGBA pixels, one per cell (NaN cells transparent so the hatch shows through). */
-export function cellPixels(plane, metric, nRows, nCols) {
-  const table = colorTable(metric.scale);
+export function cellPixels(plane, metric, nRows, nCols, neutral = null) {
+  const table = colorTable(metric.scale, neutral);
   const { lo, hi, clipped } = valueRange(plane, metric);
   const pixels = new Uint8ClampedArray(nRows * nCols * 4);
   for (let i = 0; i < plane.length; i++) {
@@ -173,7 +173,7 @@ function render({ model, el }) {
   function drawGrid(colors) {
     const index = metricIndex(data, model.get("metric"));
     const metric = data.metrics[index];
-    const { pixels, lo, hi, clipped } = cellPixels(metricPlane(data, index), metric, data.nRows, data.nCols);
+    const { pixels, lo, hi, clipped } = cellPixels(metricPlane(data, index), metric, data.nRows, data.nCols, colors.bg);
     const cells = document.createElement("canvas");
     cells.width = data.nCols;
     cells.height = data.nRows;
@@ -205,12 +205,12 @@ function render({ model, el }) {
     }
     grid.setAttribute("aria-label", `${data.title || "heatmap"}: ${metric.label || metric.name}, ${data.nRows} x ${data.nCols}`);
     grid.dataset.metric = metric.name;
-    drawLegend(metric, lo, hi, clipped);
+    drawLegend(metric, lo, hi, clipped, colors.bg);
   }
 
-  function drawLegend(metric, lo, hi, clipped) {
+  function drawLegend(metric, lo, hi, clipped, neutral) {
     const bar = h("canvas", { width: "160", height: "10" });
-    drawColorbar(bar.getContext("2d"), colorTable(metric.scale), 160, 10);
+    drawColorbar(bar.getContext("2d"), colorTable(metric.scale, neutral), 160, 10);
     const fmt = metric.fmt || "";
     const [below, above] = clipped ? ["≤ ", "≥ "] : ["", ""];
     const ends = [h("span", { text: below + formatNumber(lo, fmt) }), bar, h("span", { text: above + formatNumber(hi, fmt) })];

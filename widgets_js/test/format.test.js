@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fillTemplate, formatNumber, truncate, visibleToken } from "../src/format.js";
-import { colorIndex, colorTable, valueRange } from "../src/colors.js";
+import { colorIndex, colorTable, parseColor, valueRange } from "../src/colors.js";
 
 describe("formatNumber", () => {
   it("follows the Python format-spec subset", () => {
@@ -59,5 +59,26 @@ describe("colour scales", () => {
     expect(Math.min(table[middle], table[middle + 1], table[middle + 2])).toBeGreaterThan(235);
     expect(colorIndex(-5, 0, 1)).toBe(0);
     expect(colorIndex(5, 0, 1)).toBe(255);
+  });
+
+  it("centres the diverging scale on a dark theme's background, keeping blue low and red high", () => {
+    const table = colorTable("diverging", "rgb(17, 17, 17)");
+    const at = (i) => [table[i * 3], table[i * 3 + 1], table[i * 3 + 2]];
+    // the centre (index 127.5) sits between two table entries: both within a step of the background
+    for (const channel of at(colorIndex(0, -1, 1))) expect(Math.abs(channel - 17)).toBeLessThanOrEqual(3);
+    const [low, high] = [at(0), at(255)];
+    expect(low[2]).toBeGreaterThan(low[0]); // blue end
+    expect(high[0]).toBeGreaterThan(high[2]); // red end
+    // a light background keeps the published near-white centre (the figures use it too)
+    expect(colorTable("diverging", "#ffffff")).toBe(colorTable("diverging"));
+    expect(colorTable("sequential", "#111111")).toBe(colorTable("sequential"));
+  });
+
+  it("parses the colours a theme variable resolves to", () => {
+    expect(parseColor("#1e1e1e")).toEqual([30, 30, 30]);
+    expect(parseColor(" #fff ")).toEqual([255, 255, 255]);
+    expect(parseColor("rgb(12, 34, 56)")).toEqual([12, 34, 56]);
+    expect(parseColor("rgba(1 2 3 / 50%)")).toEqual([1, 2, 3]);
+    expect(parseColor("white")).toBe(null);
   });
 });
