@@ -21,6 +21,22 @@ def explorer(n_layers=30, n_heads=9, n_tokens=64):
     return AttentionWidget(patterns, tokens, [f"L{i}" for i in range(n_layers)], scores, n_kv_heads=3, title="attention")
 
 
+def test_a_click_brings_the_zoom_into_view_in_a_short_window(open_widget):
+    """In a window too short for grid and zoom, the zoom wraps below the grid: a click must scroll
+    it into view, or it looks as if nothing happened."""
+    view = open_widget(explorer(), viewport=(700, 420))
+    page = view.page
+    grid = page.locator(".nm-thumbs-overlay").bounding_box()
+    page.mouse.click(grid["x"] + 60 + 4 * 52 + 22, grid["y"] + 16 + 0 * 68 + 22)
+    page.wait_for_function(
+        """() => {
+            const box = document.querySelector(".nm-zoom").getBoundingClientRect();
+            return box.top >= 0 && box.top < window.innerHeight - 40;
+        }""",
+        timeout=5_000,
+    )
+
+
 def test_thumbnails_click_zoom_hover_and_score(open_widget):
     widget = explorer()
     view = open_widget(widget)

@@ -124,6 +124,19 @@ def test_dark_theme_uses_light_text(open_widget, theme):
     view.screenshot()
 
 
+def test_tooltips_of_the_bottom_row_stay_inside_the_widget(open_widget):
+    """A notebook's output area clips what overflows the widget: a tooltip of the bottom-right
+    cell opens above and left of the pointer, inside the widget's box."""
+    view = open_widget(scan_widget())
+    page = view.page
+    page.mouse.move(*cell_center(page, ROWS - 1, COLS - 1))
+    tooltip = page.locator(".nm-tooltip")
+    tooltip.wait_for(state="visible")
+    inner, outer = tooltip.bounding_box(), view.root().bounding_box()
+    assert inner["y"] >= outer["y"] - 1 and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + 1, (inner, outer)
+    assert inner["x"] >= outer["x"] - 1 and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + 1, (inner, outer)
+
+
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_diverging_neutral_is_the_page_background_in_the_dark(open_widget, theme):
     """A map of zeros on a diverging scale: near white in the light theme (the published RdBu
@@ -131,16 +144,18 @@ def test_diverging_neutral_is_the_page_background_in_the_dark(open_widget, theme
     values = np.zeros((1, 4, 6), dtype=np.float32)
     values[0, 0, 0], values[0, 3, 5] = -1.0, 1.0  # the range, so zero is the centre
     view = open_widget(HeatmapWidget(values, [{"name": "delta", "scale": "diverging"}]), theme=theme)
-    pixel = view.page.evaluate(
-        """() => {
-            const canvas = document.querySelector('.nm-grid');
-            const ctx = canvas.getContext('2d');
-            const d = ctx.getImageData(Math.floor(canvas.width / 2), Math.floor(canvas.height / 2), 1, 1).data;
-            return [d[0], d[1], d[2]];
-        }"""
-    )
     expected = (247, 247, 247) if theme == "light" else (17, 17, 17)
-    assert all(abs(a - b) <= 4 for a, b in zip(pixel, expected)), pixel
+    centre = """() => {
+        const canvas = document.querySelector('.nm-grid');
+        const d = canvas.getContext('2d').getImageData(Math.floor(canvas.width / 2), Math.floor(canvas.height / 2), 1, 1).data;
+        return [d[0], d[1], d[2]];
+    }"""
+    # A widget rendered before it is attached draws once more when it gets its size: wait for that frame.
+    try:
+        view.page.wait_for_function(
+            f"() => ({centre})().every((c, i) => Math.abs(c - {list(expected)}[i]) <= 4)", timeout=5_000)
+    except Exception:
+        pytest.fail(f"centre pixel {view.page.evaluate(centre)}, expected about {expected}")
     view.screenshot()
 
 

@@ -361,6 +361,8 @@ function render({ model, el }) {
     if (!tile) return;
     model.set("selected", [tile.layer, tile.head]);
     model.save_changes();
+    // The zoom wraps below the grid in a narrow window: bring it into view, or the click looks dead.
+    requestAnimationFrame(() => zoomBox.scrollIntoView?.({ block: "nearest", inline: "nearest" }));
   });
   thumbsOverlay.addEventListener("keydown", (event) => {
     const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };

@@ -105,12 +105,16 @@ export function placeTooltip(tooltip, root, clientX, clientY) {
   tooltip.style.display = "block";
   const width = tooltip.offsetWidth;
   const height = tooltip.offsetHeight;
+  // Stay inside the widget as well as the window: a notebook's output area clips what overflows it
+  // (the bottom rows of a map would otherwise show a cut tooltip).
+  const right = Math.min(box.width || Infinity, (globalThis.innerWidth || Infinity) - box.left);
+  const bottom = Math.min(box.height || Infinity, (globalThis.innerHeight || Infinity) - box.top);
   let left = clientX - box.left + 14;
   let top = clientY - box.top + 14;
-  if (clientX + 14 + width > (globalThis.innerWidth || Infinity)) left = clientX - box.left - width - 10;
-  if (clientY + 14 + height > (globalThis.innerHeight || Infinity)) top = clientY - box.top - height - 10;
-  tooltip.style.left = `${Math.max(0, left)}px`;
-  tooltip.style.top = `${Math.max(0, top)}px`;
+  if (left + width > right) left = clientX - box.left - width - 10;
+  if (top + height > bottom) top = clientY - box.top - height - 10;
+  tooltip.style.left = `${Math.max(0, Math.min(left, right - width))}px`;
+  tooltip.style.top = `${Math.max(0, Math.min(top, bottom - height))}px`;
 }
 
 /** Pointer position in the canvas's own CSS pixels (robust to scaling by max-width or zoom). */
