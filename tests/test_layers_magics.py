@@ -39,7 +39,8 @@ def test_duplicate_drop_and_reset_compose(shell, tiny_in_shell, capsys):
     assert shell.run_line_magic("reset_layers", "") is None
     assert tiny_in_shell.program.is_identity
     shell.run_line_magic("reset_layers", "")
-    assert "Already the original program" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "Already the original program" in said and ".)." not in said and "steps))." in said
 
 
 def test_reset_can_show_its_diff_and_prompts_come_from_a_variable(shell, tiny_in_shell):

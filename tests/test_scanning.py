@@ -65,6 +65,7 @@ def test_captures_equal_hf_hidden_states(tiny):
     assert result.to_numpy("neurons").shape[:2] == pre.shape[:2]
     np.testing.assert_allclose(result.metric("norm"), np.linalg.norm(post, axis=-1), rtol=1e-5)
     np.testing.assert_allclose(result.metric("cos_final")[-1], 1.0, atol=1e-5)
+    assert result.metric("cos_final").max() <= 1.0  # no 1.0000001: a cosine is clamped to [-1, 1]
     cos = (pre * post).sum(-1) / np.linalg.norm(pre, axis=-1) / np.linalg.norm(post, axis=-1)
     np.testing.assert_allclose(result.metric("block_influence"), 1 - cos, atol=1e-5)
     np.testing.assert_allclose(result.metric("angular_distance"), np.arccos(np.clip(cos, -1, 1)) / np.pi, atol=1e-4)

@@ -417,12 +417,13 @@ def scan(
 
 def _stream_metrics(pre: torch.Tensor, post: torch.Tensor, final: torch.Tensor) -> tuple[list[str], list[np.ndarray]]:
     """Residual-stream metrics ``[steps, tokens]`` from the stream entering / leaving each step."""
-    cos_io = torch.nn.functional.cosine_similarity(pre, post, dim=-1)
+    # Cosines clamped to [-1, 1]: float rounding gives 1.0000001 for a state and itself.
+    cos_io = torch.nn.functional.cosine_similarity(pre, post, dim=-1).clamp(-1, 1)
     values = {
         "norm": post.norm(dim=-1),
-        "cos_final": torch.nn.functional.cosine_similarity(post, final[None], dim=-1),
+        "cos_final": torch.nn.functional.cosine_similarity(post, final[None], dim=-1).clamp(-1, 1),
         "block_influence": 1 - cos_io,
-        "angular_distance": torch.arccos(cos_io.clamp(-1, 1)) / math.pi,
+        "angular_distance": torch.arccos(cos_io) / math.pi,
     }
     names = [m[0] for m in STREAM_METRICS]
     return names, [values[name].numpy() for name in names]

@@ -87,7 +87,7 @@ class LayerMagics(SessionMagics):
                     "Give a block I:J (e.g. %duplicate_layers 10:16), --program SPEC, or --show."
                 )
             self._check_export_targets(args)
-            print(_describe(subject.program))
+            print(f"{_describe(subject.program)}.")
             self._export(subject, subject.program, args)
             return None
         if args.show:
@@ -145,7 +145,7 @@ class LayerMagics(SessionMagics):
         except BaseException:
             subject.set_program(before)
             raise
-        print(_describe(subject.program))
+        print(f"{_describe(subject.program)}.")
         return None if args.no_diff else result
 
     def _prompts(self, args) -> list[str] | None:
@@ -178,9 +178,10 @@ class LayerMagics(SessionMagics):
 
 
 def _describe(program: LayerProgram) -> str:
-    """The program, and which blocks each run of positions calls (positions are what I:J index)."""
+    """The program, and which blocks each run of positions calls (positions are what I:J index);
+    no final full stop, so it reads inside a sentence too."""
     if program.is_identity:
-        return f"Layer program: identity, blocks 0-{program.n_layers - 1} ({program.n_layers} steps)."
+        return f"Layer program: identity, blocks 0-{program.n_layers - 1} ({program.n_layers} steps)"
     parts, position = [], 0
     for first, last in surgery.contiguous_runs(program.steps):
         count = last - first + 1
@@ -189,7 +190,7 @@ def _describe(program: LayerProgram) -> str:
         parts.append(f"positions {where} -> blocks {what}")
         position += count
     return (f"Layer program: {program} ({len(program)} steps of {program.n_layers} layers; "
-            f"{'; '.join(parts)}).")
+            f"{'; '.join(parts)})")
 
 
 MAGICS = (LayerMagics,)

@@ -65,10 +65,11 @@ export function statRows(stats) {
   if (stats.length !== 2) return [];
   const [b, a] = stats;
   const signed = (value, spec) => (value === 0 ? "=" : formatNumber(value, spec));
+  const signedCount = (value) => (value === 0 ? "=" : `${value > 0 ? "+" : "-"}${Math.abs(value).toLocaleString("en-US")}`);
   return [
     ["perplexity", formatNumber(b.perplexity, ".2f"), formatNumber(a.perplexity, ".2f"), signed(a.perplexity - b.perplexity, "+.2f")],
     ["depth (blocks run)", String(b.depth), String(a.depth), signed(a.depth - b.depth, "+d")],
-    ["parameters", b.parameters.toLocaleString("en-US"), a.parameters.toLocaleString("en-US"), signed(a.parameters - b.parameters, "+d")],
+    ["parameters", b.parameters.toLocaleString("en-US"), a.parameters.toLocaleString("en-US"), signedCount(a.parameters - b.parameters)],
     ["program", b.program, a.program, b.program === a.program ? "=" : "changed"],
   ];
 }

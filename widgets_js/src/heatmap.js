@@ -67,8 +67,10 @@ export function cellPixels(plane, metric, nRows, nCols, neutral = null) {
   return { pixels, lo, hi, clipped };
 }
 
-function label(labels, index) {
-  return index < labels.length ? visibleToken(String(labels[index])) : String(index);
+// Column labels are tokens (spaces and newlines made visible); row labels are names like "30 (block 27)".
+function label(labels, index, tokens = false) {
+  if (index >= labels.length) return String(index);
+  return tokens ? visibleToken(String(labels[index])) : String(labels[index]);
 }
 
 function hatchPattern(ctx, colors) {
@@ -200,7 +202,7 @@ function render({ model, el }) {
       ctx.save();
       ctx.translate(Math.max(6, (col + 0.5) * layout.cellWidth), layout.gridHeight + 4);
       ctx.rotate(-Math.PI / 2);
-      ctx.fillText(truncate(label(data.colLabels, col), MAX_LABEL_CHARS), 0, 0);
+      ctx.fillText(truncate(label(data.colLabels, col, true), MAX_LABEL_CHARS), 0, 0);
       ctx.restore();
     }
     grid.setAttribute("aria-label", `${data.title || "heatmap"}: ${metric.label || metric.name}, ${data.nRows} x ${data.nCols}`);
@@ -219,7 +221,7 @@ function render({ model, el }) {
     if (clipped) items.push(h("span", { className: "nm-mark-key", text: `colours span the ${Math.round((1 - metric.clip) * 100)}-${Math.round(metric.clip * 100)}th percentiles; hover shows exact values` }));
     if (data.values.data.some(Number.isNaN)) items.push(h("span", { className: "nm-mark-key", text: "hatched: undefined" }));
     for (const mark of data.marks) {
-      items.push(h("span", { className: "nm-mark-key" }, [h("i"), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col)})`]));
+      items.push(h("span", { className: "nm-mark-key" }, [h("i"), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col, true)})`]));
     }
     legend.replaceChildren(...items);
   }
@@ -243,7 +245,7 @@ function render({ model, el }) {
     }
     const index = metricIndex(data, model.get("metric"));
     const value = metricPlane(data, index)[selected.row * data.nCols + selected.col];
-    readout.textContent = `selected ${data.rowTitle || "row"} ${label(data.rowLabels, selected.row)}, ${data.colTitle || "col"} ${label(data.colLabels, selected.col)}: ${exactRepr(value)}`;
+    readout.textContent = `selected ${data.rowTitle || "row"} ${label(data.rowLabels, selected.row)}, ${data.colTitle || "col"} ${label(data.colLabels, selected.col, true)}: ${exactRepr(value)}`;
   }
 
   function buildToolbar() {
@@ -303,7 +305,7 @@ function render({ model, el }) {
     const current = metricIndex(data, model.get("metric"));
     const fields = {
       row: label(data.rowLabels, cell.row),
-      col: label(data.colLabels, cell.col),
+      col: label(data.colLabels, cell.col, true),
       row_index: cell.row,
       col_index: cell.col,
       metric: data.metrics[current].label || data.metrics[current].name,

@@ -60,7 +60,7 @@ export default `
   background: var(--nm-panel); color: var(--nm-fg); box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25);
   font-variant-numeric: tabular-nums; white-space: nowrap;
 }
-.nm-tooltip .nm-tip-title { font-weight: 600; margin-bottom: 2px; }
+.nm-tooltip .nm-tip-title { font-weight: 600; margin-bottom: 2px; white-space: normal; overflow-wrap: anywhere; }
 .nm-tooltip table { border-collapse: collapse; }
 .nm-tooltip td { padding: 0 6px 0 0; }
 .nm-tooltip td.nm-num { text-align: right; }

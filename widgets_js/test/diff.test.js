@@ -52,6 +52,11 @@ describe("readDiff and statRows", () => {
     expect(rows[1]).toEqual(["depth (blocks run)", "4", "6", "+2"]);
     expect(rows[2]).toEqual(["parameters", "45,344", "45,344", "="]);
     expect(rows[3]).toEqual(["program", "0-3", "0-2,1-3", "changed"]);
+    const stats = state().stats.map((side) => ({ ...side }));
+    stats[1].parameters = 45344 + 3540096;
+    expect(statRows(stats)[2]).toEqual(["parameters", "45,344", "3,585,440", "+3,540,096"]);
+    stats[1].parameters = 1000;
+    expect(statRows(stats)[2][3]).toBe("-44,344");
   });
 });
 

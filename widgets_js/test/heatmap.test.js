@@ -116,6 +116,14 @@ describe("HeatmapWidget view", () => {
     expect(model.sent.length).toBe(1); // clearing the selection chooses nothing
   });
 
+  it("shows row labels as written and only tokens with visible spaces", () => {
+    const { model, root } = mount({ row_labels: ["30 (block 27)", "L1", "L2"] });
+    model.set("selected", [0, 1]);
+    const text = root.querySelector(".nm-readout").textContent;
+    expect(text).toContain("layer 30 (block 27)");
+    expect(text).toContain("token ␣the");
+  });
+
   it("follows selection set from Python and supports arrow keys", () => {
     const { model, root, overlay } = mount();
     model.set("selected", [1, 3]);
