@@ -9,9 +9,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 TORCH_VERSION ?= 2.13.0
 PLAYWRIGHT_VERSION := 1.65.2
+JUPYTERLAB_VERSION := 4.6.6
+NOTEBOOK_VERSION := 7.6.5
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install js browser lab live clean
+.PHONY: demo test install js browser front-ends lab live clean
 
 install: $(VENV)/.installed
 
@@ -40,19 +42,20 @@ demo: install
 
 # A tool the tests use (chromium, playwright, node, the browser JS assets) that is missing
 # fails the run instead of skipping its tests: NEURO_MAGICS_REQUIRE_TOOLS=1.
-test: install js browser
+# The suite includes tests/live: a real JupyterLab 4 and Notebook 7 server and kernel on
+# 127.0.0.1, driven by chromium (`make live` runs only those).
+test: install js browser front-ends
 	cd widgets_js && npm test && npm run check
-	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks -m "not live" --nbval-lax --nbval-current-env \
+	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
 
-# A live JupyterLab 4 / Notebook 7 server and kernel driven by chromium (issue 10's front-end test;
-# not yet part of `make test`: its reload check fails on the known dead progress-bar widgets).
-live: install browser
-	$(PIP) install jupyterlab notebook
+front-ends: install
+	$(PIP) install jupyterlab==$(JUPYTERLAB_VERSION) notebook==$(NOTEBOOK_VERSION)
+
+live: install browser front-ends
 	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests/live -m live
 
-lab: install
-	$(PIP) install jupyterlab
+lab: install front-ends
 	$(VENV)/bin/jupyter lab demo_notebooks/01_tour.ipynb
 
 clean:
