@@ -329,11 +329,17 @@ def test_a_corrupt_weights_file_is_one_line(shell, tmp_path):
 
 
 @pytest.mark.parametrize("line, match", [
-    ("--seed 18446744073709551616 --sample --max-new-tokens 2 hi", "--seed must be between"),
-    ("--seed -1 --sample --max-new-tokens 2 hi", "--seed must be between"),
+    ("--seed 18446744073709551616 --sample --max-new-tokens 2 hi", "--seed must be a whole number between"),
+    ("--seed -1 --sample --max-new-tokens 2 hi", "--seed must be a whole number between"),
 ])
 def test_generate_seed_outside_64_bits(shell, tiny_in_shell, line, match):
     one_line(shell, tiny_in_shell, match, "generate", line)
+
+
+@pytest.mark.parametrize("seed", [2**64, -1, 1.5, True])
+def test_generate_seed_is_checked_in_python_too(tiny_in_shell, seed):
+    with pytest.raises(nm.NeuroMagicsError, match="--seed must be a whole number"):
+        nm.generate(tiny_in_shell, "hi", max_new_tokens=2, sample=True, seed=seed)
 
 
 @pytest.mark.parametrize("line", ["--heads \u00b2.1 --no-diff", "--neurons \u2460:5 --no-diff", "--heads 1.\u00b9 --no-diff"])

@@ -72,6 +72,8 @@ def generate(
         raise NeuroMagicsError(f"--max-new-tokens must be at least 1 (got {max_new_tokens}).")
     if not sample and (temperature is not None or seed is not None):
         raise NeuroMagicsError("--temperature and --seed only apply when sampling: add --sample.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+        raise NeuroMagicsError(f"--seed must be a whole number between 0 and 2**64 - 1 (got {seed!r}).")
     if temperature is not None and not temperature > 0:
         raise NeuroMagicsError(f"--temperature must be above 0 (got {temperature}); for greedy decoding drop --sample.")
 

@@ -31,8 +31,6 @@ class GenerationMagics(SessionMagics):
         """
         options, line_prompt = _split_options(magic_line(line), takes_value={"--max-new-tokens", "--temperature", "--seed"})
         args = self.generate.parser.parse_args(options)
-        if args.seed is not None and not 0 <= args.seed < 2**64:
-            raise UsageError(f"--seed must be between 0 and 2**64 - 1 (got {args.seed}).")
         if cell is not None and line_prompt:
             raise UsageError("Give the prompt either on the %%generate line or in the cell, not both.")
         prompt = cell.strip("\n") if cell is not None else line_prompt
