@@ -102,3 +102,17 @@ def test_a_cell_holds_the_model_so_a_widget_action_waits_for_its_end(tiny_in_she
     probe.join()
     assert after == [True]
     del shell.user_ns["m"]
+
+
+def test_transformers_bars_are_drawn_as_ours(html_bars, html_output, capsys):
+    """Transformers' "Loading weights" bar inside our loads: HTML in a notebook, never a widget,
+    nothing on stderr (a red box in JupyterLab); outside the block its own bar is back."""
+    from transformers.utils import logging
+
+    with capture_output() as captured, progress.transformers_bars():
+        assert list(logging.tqdm(range(3), desc="Loading weights")) == [0, 1, 2]
+    bundles = [output.data for output in captured.outputs]
+    assert bundles and all(WIDGET_MIME not in bundle for bundle in bundles)
+    assert any("Loading weights" in bundle.get("text/html", "") for bundle in bundles)
+    assert captured.stderr == ""
+    assert type(logging.tqdm(range(1))).__name__ != "_TqdmLike"

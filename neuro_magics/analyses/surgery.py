@@ -30,7 +30,7 @@ from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
-from ..core.progress import ProgressBar
+from ..core.progress import ProgressBar, transformers_bars
 from ..core.subject import Subject, with_lock
 
 _SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
@@ -201,7 +201,8 @@ def save_materialized(
         raise NeuroMagicsError(f"--save {str(target)!r}: {error.strerror or error}.") from None
     try:
         clone = _materialize(subject, program)
-        clone.save_pretrained(staging)
+        with transformers_bars():
+            clone.save_pretrained(staging)
         del clone
         if subject.tokenizer is not None:
             subject.tokenizer.save_pretrained(staging)

@@ -7,18 +7,17 @@ saves a converted copy under the user cache and later loads take seconds.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from .adapters import adapter_for_config
 from .errors import ModelLoadError
+from .progress import transformers_bars
 from .subject import Subject
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
@@ -131,7 +130,7 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
         raise ModelLoadError(_explain_missing(source, error)) from None
     adapter_for_config(config)  # unsupported architectures fail before any weight is read
     try:
-        with _text_progress_bars():
+        with transformers_bars():
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(
             source,
@@ -142,30 +141,6 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
     except (OSError, ValueError, SafetensorError) as error:
         raise ModelLoadError(f"Could not load {source!r}: {_first_line(error)}") from None
     return model, tokenizer
-
-
-@contextlib.contextmanager
-def _text_progress_bars() -> Iterator[None]:
-    """Transformers' own bars ("Loading weights") as text while we load: its notebook bars are
-    widgets that a saved notebook cannot show after a reload. Hub download bars are untouched."""
-    from tqdm.std import tqdm
-    from transformers.utils import logging
-
-    set_hook = getattr(logging, "set_tqdm_hook", None)
-    if set_hook is None:
-        yield
-        return
-
-    def as_text(factory, args, kwargs):
-        if factory is not logging.tqdm_lib.tqdm:  # bars are off: keep them off
-            return factory(*args, **kwargs)
-        return tqdm(*args, **{"leave": False, **kwargs})
-
-    previous = set_hook(as_text)
-    try:
-        yield
-    finally:
-        set_hook(previous)
 
 
 def _first_line(error: Exception) -> str:

@@ -9,6 +9,7 @@ also ``observe`` the bars of the work it starts, to show their progress inside i
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
 from collections.abc import Callable, Iterator
@@ -93,3 +94,64 @@ def _text_bar(total: int, desc: str, unit: str, leave: bool) -> Bar:
     from tqdm.std import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def transformers_bars() -> Iterator[None]:
+    """Transformers' own bars ("Loading weights", "Writing model shards") drawn as ours inside
+    this block: its notebook bars are widgets that a saved notebook cannot show after a reload,
+    and a text bar on stderr is a red box in JupyterLab. Hub download bars are untouched."""
+    from transformers.utils import logging
+
+    set_hook = getattr(logging, "set_tqdm_hook", None)
+    if set_hook is None:
+        yield
+        return
+
+    def as_ours(factory, args, kwargs):
+        if factory is not logging.tqdm_lib.tqdm:  # bars are off: keep them off
+            return factory(*args, **kwargs)
+        return _TqdmLike(*args, **kwargs)
+
+    previous = set_hook(as_ours)
+    try:
+        yield
+    finally:
+        set_hook(previous)
+
+
+class _TqdmLike:
+    """The part of tqdm's interface transformers uses, on a ProgressBar (leave=False)."""
+
+    def __init__(self, iterable=None, desc: str | None = None, total: int | None = None, unit: str = "it",
+                 disable: bool = False, **_ignored):
+        self.iterable = iterable
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.bar = ProgressBar(total or 0, desc or "", unit, enabled=not disable, leave=False)
+
+    def __iter__(self):
+        try:
+            for item in self.iterable:
+                yield item
+                self.bar.update()
+        finally:
+            self.bar.close()
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        self.bar.set_postfix(text)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> _TqdmLike:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None  # refresh, set_description, ...: nothing to draw
