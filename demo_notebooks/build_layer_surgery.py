@@ -92,7 +92,9 @@ cells = [
     new_code_cell(
         "import shutil\n\n"
         "import torch\n"
-        "from transformers import AutoModelForCausalLM\n\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "from transformers.utils import logging\n\n"
+        "logging.disable_progress_bar()  # its notebook bar is a widget: a saved notebook keeps a dead one\n"
         "saved = AutoModelForCausalLM.from_pretrained(export / 'goliath', dtype=torch.float32)\n"
         "encoded = m.encode('The capital of France is')\n"
         "with torch.no_grad():\n"
@@ -131,7 +133,7 @@ cells = [
 notebook = new_notebook(
     cells=cells,
     metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
         "language_info": {"name": "python"},
     },
 )
