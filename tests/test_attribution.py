@@ -352,3 +352,39 @@ def test_default_model_paris(default_subject):
     total = float(result.scores["ig"][0].astype(np.float64).sum())
     assert result.ig_gap[0] == pytest.approx(abs(total - difference), abs=2e-3)
     assert result.sources[int(np.argmax(result.scores["occlusion"][0, :-1]))] == "iffel"  # the last is the query
+
+
+# -- the magic ------------------------------------------------------------------------------------
+
+
+def test_magic_cell_and_line_forms(tiny_in_shell, shell):
+    """%%attribute takes the cell literally as the prompt; %attribute the words after the options."""
+    result = shell.run_cell_magic("attribute", '--target "a" --foil "x" --method ig,occlusion --steps 16 -o res',
+                                  "hello world\n")
+    assert isinstance(result, AttributionResult) and shell.user_ns["res"] is result
+    assert result.methods == ["ig", "occlusion"] and result.prompt == "hello world" and result.foil == "x"
+    direct = attribute(tiny_in_shell, "hello world", target="a", foil="x", method=["ig", "occlusion"], steps=16,
+                       progress=False)
+    np.testing.assert_array_equal(result.scores["occlusion"], direct.scores["occlusion"])
+    line = shell.run_line_magic("attribute", "--generate 2 --method rollout --spans 0:2,2:3 --no-dla hello")
+    assert len(line.targets) == 2 and line.dla_parts is None and line.spans == [(0, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("line, cell, message", [
+    ("--steps 0", "hi", "--steps must be at least 1"),
+    ("--generate -1", "hi", "--generate must be 0 or more"),
+    ("-o 1x", "hi", "not a valid Python name"),
+    ("--method lime", "hi", "Unknown method 'lime'"),
+    ("--target ab", "hi", "is 2 tokens ('a' + 'b')"),
+    ("--target a --foil a", "hi", "same token"),
+    ("--spans 1-3", "hi", "Cannot read '1-3' as a span"),
+    ("", "\n", "No prompt"),
+    ("hello", "world", "either on the %%attribute line or in the cell"),
+])
+def test_magic_bad_input_is_one_line(tiny_in_shell, shell, line, cell, message):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=re.escape(message)) as caught:
+        shell.run_cell_magic("attribute", line, cell)
+    assert type(caught.value) is UsageError and "\n" not in str(caught.value)
+    assert tiny_in_shell.model.config._attn_implementation == "eager" and not tiny_in_shell.interventions
