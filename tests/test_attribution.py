@@ -388,3 +388,29 @@ def test_magic_bad_input_is_one_line(tiny_in_shell, shell, line, cell, message):
         shell.run_cell_magic("attribute", line, cell)
     assert type(caught.value) is UsageError and "\n" not in str(caught.value)
     assert tiny_in_shell.model.config._attn_implementation == "eager" and not tiny_in_shell.interventions
+
+
+# -- views ------------------------------------------------------------------------------------------
+
+
+def test_widget_and_figure_carry_the_result():
+    """The widget gets every method's matrix and the DLA map as they are; a clicked head reaches
+    ``result.selected_head``; the figure blanks later positions and paints the same numbers."""
+    from neuro_magics.widgets import AttributionWidget, WidgetDataError
+
+    subject = llama()
+    result = attribute(subject, PROMPT, generate=2, steps=4, progress=False)
+    widget = result.widget()
+    assert isinstance(widget, AttributionWidget)
+    np.testing.assert_array_equal(widget.scores, np.stack([result.scores[m] for m in result.methods]))
+    np.testing.assert_array_equal(widget.dla_heads, result.dla_parts.heads.astype(np.float32))
+    assert widget.dla_summary["total"] == pytest.approx(result.dla_total)
+    widget.selected_head = [2, 1]
+    assert result.selected_head == {"step": 2, "block": 2, "head": 1}
+    with pytest.raises(WidgetDataError):
+        widget.target_index = 5
+    figure = result.figure("occlusion")
+    matrix = np.asarray(figure.data[0].z, dtype=float)
+    assert np.isnan(matrix[0, result.target_positions[0] + 1:]).all()
+    np.testing.assert_allclose(matrix[1], result.scores["occlusion"][1], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(figure.data[1].z)[:, :-1], result.dla_parts.heads)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -460,7 +460,8 @@ def _per_head(projection: nn.Module, split: torch.Tensor, n_heads: int) -> tuple
 class AttributionResult(Result):
     """Attributions of one prompt: ``scores[method]`` is ``[targets, sources]`` (one row per
     explained token; sources are the prompt's tokens, then all generated but the last), and
-    ``dla`` the direct logit attribution of the first target.
+    ``dla`` the direct logit attribution of the first target. ``selected_head`` follows the
+    head clicked in the widget's DLA map.
 
     ``values`` is the explained metric per target (``metric``: "logprob" or "logit_diff"),
     ``baseline_values`` the same where integrated gradients start (the baseline, with the
@@ -491,6 +492,7 @@ class AttributionResult(Result):
     dla_parts: DLAParts | None
     program_steps: list[int]  # the block each program step ran
     metadata: dict[str, Any]
+    selected_head: dict[str, int] | None = field(default=None, init=False)  # the DLA head clicked in the widget
 
     def __post_init__(self) -> None:
         self.tokens, self.token_ids = list(self.tokens), np.asarray(self.token_ids, dtype=np.int64)
