@@ -88,7 +88,7 @@ export function gridSvg({ title, rows, cols, value, limit, colors, note = "" }) 
   const table = colorTable("diverging");
   const left = 12 + CHAR_WIDTH * Math.min(18, Math.max(4, ...rows.map((r) => r.length)));
   const top = 34 + CHAR_WIDTH * Math.min(14, Math.max(3, ...cols.map((c) => c.length))) * 0.75;
-  const width = left + cols.length * CELL + 16;
+  const width = Math.max(left + cols.length * CELL + 16, 16 + title.length * 7, 16 + note.length * 6.2);
   const height = top + rows.length * CELL + (note ? 26 : 12);
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="monospace" font-size="11">`,
@@ -214,7 +214,7 @@ function render({ model, el }) {
       index: i,
       value: i < values.length ? values[i] : NaN,
       style: i < values.length && !(head() === null && i > target) ? shade(values[i], limit) : null,
-      later: i > target && (generated || i >= data.nPrompt),
+      later: i > target + (generated ? 1 : 0),
       generated: i >= data.nPrompt,
       target: generated && i === target + 1,
     }));

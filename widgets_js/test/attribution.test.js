@@ -80,8 +80,9 @@ describe("render", () => {
     expect(spans.length).toBe(4);
     // one scale for all of a method's rows (|2.0| is the largest), so hovering keeps colours comparable
     expect(spans[1].style.background).toBe(cssColor(colorTable("diverging"), colorIndex(-1, -2, 2)));
-    expect(spans[2].classList.contains("nm-attr-later")).toBe(true);
+    expect(spans[2].classList.contains("nm-attr-later")).toBe(false); // the explained token stays legible
     expect(spans[2].classList.contains("nm-attr-target")).toBe(true);
+    expect(spans[3].classList.contains("nm-attr-later")).toBe(true); // written after it: cannot matter
     expect(spans[2].style.background).toBe("");
   });
 
