@@ -333,6 +333,28 @@ def test_a_failure_mid_run_restores_the_attention_implementation():
     assert np.isfinite(result.scores["rollout"]).all()
 
 
+def test_an_interrupt_keeps_the_finished_targets_and_no_hook(monkeypatch):
+    """Ctrl-C during the second target's gradients: the first row stays, the rest is NaN, the
+    result says so, and no hook is left on any module."""
+    import neuro_magics.analyses.attribution as engine
+
+    subject = llama()
+    real, calls = engine._gradient, []
+
+    def interrupted_second(score, embeddings):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(score, embeddings)
+
+    monkeypatch.setattr(engine, "_gradient", interrupted_second)
+    result = attribute(subject, PROMPT, generate=3, method=["saliency", "occlusion"], progress=False)
+    assert np.isfinite(result.scores["saliency"][0]).all() and np.isnan(result.scores["saliency"][1:]).all()
+    assert np.isfinite(result.scores["occlusion"]).all() and result.metadata["interrupted"] is True
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in subject.model.modules())
+    assert subject.model.config._attn_implementation == "eager"
+
+
 @pytest.mark.integration
 def test_default_model_paris(default_subject):
     """The real model: DLA of logit(' Paris') - logit(' London') sums to HF's difference, the

@@ -116,6 +116,7 @@ def attribute(
     if generate and context is not None and n_prompt + generate > context:
         raise NeuroMagicsError(f"The prompt ({n_prompt} tokens) plus {generate} generated tokens exceed the "
                                f"{context}-token context: lower --generate.")
+    _spans(spans, n_prompt + max(generate - 1, 0))  # checked again below if generation stops early
 
     with eager_attention(subject):  # rollout and per-source DLA need the weights HF's eager attention forms
         generated = _greedy(subject, prompt_ids, generate) if generate else []
@@ -136,8 +137,6 @@ def attribute(
                     raise NeuroMagicsError(
                         f"The model's own next token is the foil {foil!r}: give --target, the token to contrast with it.")
             targets = [_Target(n_prompt - 1, target_id, foil_id)]
-        if not targets:
-            raise NeuroMagicsError("The model ended the text at once (an end-of-sequence token): nothing to explain.")
 
         baseline_embeddings = _baseline(subject, sequence_ids, baseline)
         path_start = baseline_embeddings.clone()
@@ -328,6 +327,7 @@ class DLAParts:
     embed: float
     heads: np.ndarray | None  # [steps, heads]; None where the attention output is not linear in heads
     head_sources: np.ndarray | None  # [steps, heads, sources]: what each head moved from each position
+    # (None also for GPT-2, whose blocks take their KV cache by position, so its values cannot be recorded)
     attn: np.ndarray  # [steps]: each attention layer's whole output (heads + bias)
     attn_bias: np.ndarray  # [steps]
     mlp: np.ndarray  # [steps]
