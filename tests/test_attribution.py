@@ -59,6 +59,27 @@ def test_integrated_gradients_are_complete_on_every_family(tiny):
     assert result.ig_relative_gap[0] < 0.01
 
 
+def test_integrated_gradients_equal_captums():
+    """Oracle: Captum's ``IntegratedGradients`` (Gauss-Legendre) on HF's forward from
+    ``inputs_embeds``, with its convergence delta as the gap. (Fails with the Legendre weights not
+    halved onto [0, 1], or the nodes left on [-1, 1].)"""
+    captum = pytest.importorskip("captum.attr")
+    subject = llama()
+    result = attribute(subject, PROMPT, target="a", foil="x", method="ig", steps=16, baseline="zero",
+                       keep_first=False, dla=False, progress=False)
+    a, x = token(subject, "a"), token(subject, "x")
+
+    def logit_difference(embeds):
+        logits = subject.model(inputs_embeds=embeds).logits[:, -1]
+        return logits[:, a] - logits[:, x]
+
+    embeds = subject.model.model.embed_tokens(ids_of(subject)).detach()
+    attributions, delta = captum.IntegratedGradients(logit_difference).attribute(
+        embeds, baselines=torch.zeros_like(embeds), n_steps=16, method="gausslegendre", return_convergence_delta=True)
+    np.testing.assert_allclose(result.scores["ig"][0], attributions[0].sum(-1).detach().numpy(), rtol=1e-4, atol=1e-6)
+    assert result.ig_gap[0] == pytest.approx(abs(float(delta)), abs=1e-5)
+
+
 def test_integrated_gradients_keep_the_first_token_by_default():
     """Oracle: HF's forward on the pad prompt with the first token put back is where the path
     starts; the first token's IG is exactly 0 and the rest are complete."""

@@ -7,8 +7,10 @@ so every method sees the model exactly as it is:
 
 - saliency: the L2 norm of the gradient at each token (unsigned);
 - input x gradient: ``sum_d x * grad`` per token;
-- integrated gradients (Captum's ``IntegratedGradients``, Gauss-Legendre, all steps in one
-  batch): the path integral from a baseline (pad-token or zero embeddings); its
+- integrated gradients (Gauss-Legendre, as Captum's ``IntegratedGradients``, all steps in one
+  batch; written here because importing ``captum.attr`` loads IPython and matplotlib, which
+  the engine never imports; a test checks it against Captum): the path integral from a
+  baseline (pad-token or zero embeddings); its
   completeness gap ``|sum of attributions - (f(x) - f(baseline))|`` is reported. The first
   token keeps its own embedding on the path by default: most models park an outsized
   "attention sink" state there (the default model's residual norm is ~22,000 at position 0),
@@ -166,7 +168,8 @@ def attribute(
                 if "input_x_grad" in scores:
                     scores["input_x_grad"][k] = (gradient * inputs.embeddings[0].float()).sum(-1).cpu().numpy()
             if "ig" in scores:
-                scores["ig"][k], ig_gap[k] = _integrated_gradients(one, inputs.embeddings, path_start, steps)
+                scores["ig"][k], ig_gap[k] = _integrated_gradients(one, inputs.embeddings, path_start, steps,
+                                                                   float(values[k]) - float(baseline_values[k]))
             return 1
 
         interrupted = False
@@ -275,16 +278,20 @@ def _gradient(score: Callable, embeddings: torch.Tensor) -> torch.Tensor:
     return gradient[0].float()
 
 
-def _integrated_gradients(score: Callable, embeddings: torch.Tensor, baseline: torch.Tensor,
-                          steps: int) -> tuple[np.ndarray, float]:
-    """Captum's integrated gradients (Gauss-Legendre, every step in one batch), summed over
-    the embedding dimension, and the completeness gap |sum - (f(x) - f(baseline))|."""
-    from captum.attr import IntegratedGradients
-
-    attributions, delta = IntegratedGradients(lambda e: score(e)[:, 0]).attribute(
-        embeddings.detach(), baselines=baseline.detach(), n_steps=steps, method="gausslegendre",
-        internal_batch_size=None, return_convergence_delta=True)
-    return attributions[0].float().sum(-1).detach().cpu().numpy(), float(delta.abs().item())
+def _integrated_gradients(score: Callable, embeddings: torch.Tensor, start: torch.Tensor, steps: int,
+                          difference: float) -> tuple[np.ndarray, float]:
+    """Integrated gradients from ``start`` to ``embeddings`` by the Gauss-Legendre rule (Captum's
+    default), every step one row of a single batch, summed over the embedding dimension; and the
+    completeness gap |sum - (f(x) - f(start))| (``difference`` is f(x) - f(start))."""
+    nodes, weights = np.polynomial.legendre.leggauss(steps)
+    alphas = torch.as_tensor((nodes + 1) / 2, dtype=embeddings.dtype, device=embeddings.device)[:, None, None]
+    weights = torch.as_tensor(weights / 2, dtype=torch.float64, device=embeddings.device)[:, None, None]
+    change = (embeddings - start).detach()
+    path = (start.detach() + alphas * change).requires_grad_(True)  # [steps, T, d]
+    with torch.enable_grad():
+        (gradients,) = torch.autograd.grad(score(path)[:, 0].sum(), path)
+    per_token = ((weights * gradients.double()).sum(0) * change[0].double()).sum(-1)
+    return per_token.float().cpu().numpy(), abs(float(per_token.sum()) - difference)
 
 
 @torch.no_grad()
