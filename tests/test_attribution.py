@@ -305,6 +305,21 @@ def test_attribution_respects_the_layer_program_and_interventions():
     assert "other" in set(steered.dla.component)
 
 
+def test_the_attention_patterns_are_hfs():
+    """Oracle: HF's ``output_attentions`` on the same tokens (stored as float16 for the explorer);
+    without DLA and rollout none are kept, and the widget is the attribution view alone."""
+    from neuro_magics.widgets import AttributionWidget
+
+    subject = llama()
+    result = attribute(subject, PROMPT, method="occlusion", progress=False)
+    with torch.no_grad():
+        attentions = subject.model(ids_of(subject), output_attentions=True).attentions
+    np.testing.assert_allclose(result.attention.astype(np.float32), torch.cat(attentions).numpy(), atol=1e-3)
+    assert result.n_kv_heads == 2
+    bare = attribute(subject, PROMPT, method="occlusion", dla=False, progress=False)
+    assert bare.attention is None and isinstance(bare.widget(), AttributionWidget)
+
+
 def test_save_and_load_round_trip(tmp_path):
     subject = llama()
     result = attribute(subject, PROMPT, generate=2, steps=4, progress=False)
@@ -315,6 +330,8 @@ def test_save_and_load_round_trip(tmp_path):
     assert loaded.dla.equals(result.dla)
     assert loaded.targets == result.targets and loaded.tokens == result.tokens
     assert loaded.to_pandas().equals(result.to_pandas())
+    np.testing.assert_array_equal(loaded.attention, result.attention)
+    assert loaded.n_kv_heads == result.n_kv_heads
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -439,12 +456,13 @@ def test_magic_bad_input_is_one_line(tiny_in_shell, shell, line, cell, message):
 def test_widget_and_figure_carry_the_result():
     """The widget gets every method's matrix and the DLA map as they are; a clicked head reaches
     ``result.selected_head``; the figure blanks later positions and paints the same numbers."""
-    from neuro_magics.widgets import AttributionWidget, WidgetDataError
+    from neuro_magics.widgets import AttentionWidget, AttributionWidget, WidgetDataError
 
     subject = llama()
     result = attribute(subject, PROMPT, generate=2, steps=4, progress=False)
-    widget = result.widget()
-    assert isinstance(widget, AttributionWidget)
+    widget, explorer = result.widget().children
+    assert isinstance(widget, AttributionWidget) and isinstance(explorer, AttentionWidget)
+    np.testing.assert_array_equal(explorer.patterns, result.attention)
     np.testing.assert_array_equal(widget.scores, np.stack([result.scores[m] for m in result.methods]))
     np.testing.assert_array_equal(widget.dla_heads, result.dla_parts.heads.astype(np.float32))
     assert widget.dla_summary["total"] == pytest.approx(result.dla_total)

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from .attention_patterns import eager_attention
+from .scanning import MAX_ATTENTION_BYTES
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run
@@ -153,9 +154,9 @@ def attribute(
         if "occlusion" in scores:
             scores["occlusion"][:] = _occlusion(score, inputs.embeddings, baseline_embeddings, source_spans,
                                                values, batch_size)
+        patterns = _attention_patterns(subject, inputs) if "rollout" in scores or dla else None
         if "rollout" in scores:
-            rollout = _rollout(subject, inputs)
-            scores["rollout"][:] = rollout[[t.position for t in targets]]
+            scores["rollout"][:] = _rollout(patterns)[[t.position for t in targets]]
 
         gradient_methods = [m for m in methods if m in GRADIENT_METHODS]
 
@@ -192,6 +193,9 @@ def attribute(
         metric=metric, methods=list(methods), steps=steps, baseline=baseline, spans=source_spans,
         scores=scores, values=values, baseline_values=baseline_values, ig_gap=ig_gap,
         dla_parts=decomposition, program_steps=list(subject.program.steps), metadata=metadata,
+        attention=None if patterns is None or patterns.numel() * 2 > MAX_ATTENTION_BYTES
+        else patterns.cpu().numpy().astype(np.float16),
+        n_kv_heads=subject.n_kv_heads,
     )
 
 
@@ -313,10 +317,15 @@ def _occlusion(score: Callable, embeddings: torch.Tensor, baseline: torch.Tensor
 
 
 @torch.no_grad()
-def _rollout(subject: Subject, inputs: RunInputs) -> np.ndarray:
-    """Attention rollout ``[query, source]``: the product over steps of ``0.5 (mean_h A + I)``."""
+def _attention_patterns(subject: Subject, inputs: RunInputs) -> torch.Tensor:
+    """Every step's attention weights ``[steps, heads, query, key]`` (float64), from HF's eager attention."""
     out = run(subject, inputs, capture=Capture(sites=("attn_weights",), dtype=torch.float64), logits_at=None)
-    weights = out.captures["attn_weights"][:, 0].mean(1)  # [steps, T, T]
+    return out.captures["attn_weights"][:, 0]
+
+
+def _rollout(patterns: torch.Tensor) -> np.ndarray:
+    """Attention rollout ``[query, source]``: the product over steps of ``0.5 (mean_h A + I)``."""
+    weights = patterns.mean(1)  # [steps, T, T]
     identity = torch.eye(weights.shape[-1], dtype=weights.dtype)
     rollout = identity
     for step_weights in weights:
@@ -467,8 +476,9 @@ def _per_head(projection: nn.Module, split: torch.Tensor, n_heads: int) -> tuple
 class AttributionResult(Result):
     """Attributions of one prompt: ``scores[method]`` is ``[targets, sources]`` (one row per
     explained token; sources are the prompt's tokens, then all generated but the last), and
-    ``dla`` the direct logit attribution of the first target. ``selected_head`` follows the
-    head clicked in the widget's DLA map.
+    ``dla`` the direct logit attribution of the first target. ``attention`` holds every step's
+    attention patterns (with DLA or rollout, up to ``MAX_ATTENTION_BYTES``) for the attention
+    explorer; ``selected_head`` follows the head clicked in the widget's DLA map.
 
     ``values`` is the explained metric per target (``metric``: "logprob" or "logit_diff"),
     ``baseline_values`` the same where integrated gradients start (the baseline, with the
@@ -499,6 +509,8 @@ class AttributionResult(Result):
     dla_parts: DLAParts | None
     program_steps: list[int]  # the block each program step ran
     metadata: dict[str, Any]
+    attention: np.ndarray | None = None  # [steps, heads, query, key] float16, for the attention explorer
+    n_kv_heads: int | None = None
     selected_head: dict[str, int] | None = field(default=None, init=False)  # the DLA head clicked in the widget
 
     def __post_init__(self) -> None:
@@ -615,6 +627,8 @@ class AttributionResult(Result):
                       ig_gap=self.ig_gap)
         if self.dla_parts is not None:
             arrays.update(self.dla_parts.arrays())
+        if self.attention is not None:
+            arrays["attention"] = self.attention
         return arrays
 
     def _fields(self) -> dict[str, Any]:
@@ -623,7 +637,7 @@ class AttributionResult(Result):
             "target_positions": self.target_positions, "target_ids": self.target_ids, "targets": self.targets,
             "foil": self.foil, "foil_id": self.foil_id, "metric": self.metric, "methods": self.methods,
             "steps": self.steps, "baseline": self.baseline, "spans": [list(s) for s in self.spans],
-            "program_steps": self.program_steps,
+            "program_steps": self.program_steps, "n_kv_heads": self.n_kv_heads,
         }
 
     @classmethod
@@ -632,4 +646,4 @@ class AttributionResult(Result):
         return cls(**fields, token_ids=arrays["token_ids"],
                    scores={m: arrays[f"scores_{m}"] for m in fields["methods"]}, values=arrays["values"],
                    baseline_values=arrays["baseline_values"], ig_gap=arrays["ig_gap"],
-                   dla_parts=DLAParts.from_arrays(arrays), metadata=metadata)
+                   dla_parts=DLAParts.from_arrays(arrays), attention=arrays.get("attention"), metadata=metadata)

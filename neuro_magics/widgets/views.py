@@ -193,8 +193,9 @@ def diff_widget(result) -> DiffWidget:
 # -- attribution -------------------------------------------------------------------------------
 
 
-def attribution_widget(result) -> AttributionWidget:
-    """Tokens shaded by attribution, the matrix and the DLA map; a clicked head sets ``result.selected_head``."""
+def attribution_widget(result) -> ipywidgets.Widget:
+    """Tokens shaded by attribution, the matrix and the DLA map; a clicked head sets ``result.selected_head``
+    and, linked in the browser (also in a saved notebook), opens its pattern in the attention explorer below."""
     parts = result.dla_parts
     dla = {}
     if parts is not None:
@@ -215,7 +216,13 @@ def attribution_widget(result) -> AttributionWidget:
         result.selected_head = {"step": new[0], "block": result.program_steps[new[0]], "head": new[1]} if new else None
 
     widget.observe(follow, names="selected_head")
-    return widget
+    if result.attention is None:
+        return widget
+    explorer = AttentionWidget(result.attention, result.sources, widget.row_labels or None,
+                               n_kv_heads=result.n_kv_heads, title="attention patterns (click a head in the DLA map)")
+    box = ipywidgets.VBox([widget, explorer])
+    box.head_link = ipywidgets.jslink((widget, "selected_head"), (explorer, "selected"))
+    return box
 
 
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {

@@ -100,3 +100,21 @@ def test_dark_theme_is_legible(open_widget, theme):
     red, green, blue = (int(part) for part in text[text.index("(") + 1: text.index(")")].split(",")[:3])
     assert 0.2126 * red + 0.7152 * green + 0.0722 * blue > 180, text
     view.screenshot()
+
+
+def test_a_dla_head_click_opens_its_pattern_in_the_attention_explorer(open_widget):
+    """A real result's view: the DLA map and the attention explorer are linked in the browser
+    (no kernel needed), so a head click zooms the explorer onto that head."""
+    import neuro_magics as nm
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    box = nm.attribute(subject, "abc abc", method=["occlusion", "rollout"], progress=False).widget()
+    view = open_widget(*box.children)  # dependency_state embeds the jslink between them
+    page = view.page
+    page.locator('[data-view="dla"]').click()
+    page.locator('[data-cell="2,3"]').click()
+    assert view.model_state("selected_head", 0) == [2, 3]
+    page.wait_for_function("window.widgetModels[1].get('selected').join(',') === '2,3'")
+    assert page.locator(".nm-root").nth(1).get_attribute("data-selected") == "2,3"
+    view.screenshot("-explorer")
