@@ -17,7 +17,7 @@ cells = [
         "# Attribution: which inputs and which components made the model say this\n\n"
         "`%attribute` explains one next token of **SmolLM2-135M-Instruct** two ways. *Input attribution* "
         "scores each prompt token: saliency (the gradient's size), input x gradient, integrated gradients "
-        "(Captum; every step in one batch, with its completeness gap), occlusion (the token replaced by the "
+        "(Gauss-Legendre like Captum's; every step in one batch, with its completeness gap), occlusion (the token replaced by the "
         "pad token, all tokens in one batched run) and attention rollout. *Direct logit attribution* splits "
         "the logit difference into what the embedding, every attention head and every MLP wrote into the "
         "residual stream, read through the final norm with its scale frozen: the parts add up exactly."
@@ -56,7 +56,8 @@ cells = [
     new_markdown_cell(
         "Head 23.3, the strongest in both analyses, moves its share from the *second* John: what it copies "
         "from the repeated name raises *Mary* over *John*. In the widget, click a head in the *DLA heads* "
-        "view to paint what it moved from each token."
+        "view: the tokens show what it moved from each of them, and the attention explorer below zooms "
+        "onto its pattern."
     ),
     new_code_cell(
         "moved = ioi.dla_parts.head_sources[23, 3]\n"

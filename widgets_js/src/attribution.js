@@ -347,6 +347,7 @@ function render({ model, el }) {
   }
 
   function draw() {
+    tooltip.style.display = "none"; // the cell it described may be gone
     drawToolbar();
     body.replaceChildren();
     legend.replaceChildren();
