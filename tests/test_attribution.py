@@ -296,6 +296,9 @@ def test_attribution_respects_the_layer_program_and_interventions():
     nm.ablate(subject, heads="1.2")
     ablated = attribute(subject, PROMPT, target="a", foil="x", method="saliency", progress=False)
     assert np.all(ablated.dla_parts.heads[[1, 3], 2] == 0)
+    # its weights x values no longer are what it wrote: no per-source split for it, the others keep theirs
+    assert np.isnan(ablated.dla_parts.head_sources[[1, 3], 2]).all()
+    assert np.isfinite(np.delete(ablated.dla_parts.head_sources, 2, axis=1)).all()
     assert ablated.metadata["interventions"][0]["kind"] == "ablate"
     nm.steer(subject, layer=2, vector=0.05 * torch.randn(32), coef=1.0)
     steered = attribute(subject, PROMPT, target="a", foil="x", method="saliency", progress=False)

@@ -338,12 +338,13 @@ def _rollout(patterns: torch.Tensor) -> np.ndarray:
 
 @dataclass
 class DLAParts:
-    """Direct logit attribution of one target, per program step (NaN where not split)."""
+    """Direct logit attribution of one target, per program step."""
 
     embed: float
     heads: np.ndarray | None  # [steps, heads]; None where the attention output is not linear in heads
-    head_sources: np.ndarray | None  # [steps, heads, sources]: what each head moved from each position
-    # (None also for GPT-2, whose blocks take their KV cache by position, so its values cannot be recorded)
+    head_sources: np.ndarray | None  # [steps, heads, sources]: what each head moved from each position;
+    # NaN for a head whose output an intervention replaced (it no longer is weights x values); None also
+    # for GPT-2, whose blocks take their KV cache by position, so its values cannot be recorded
     attn: np.ndarray  # [steps]: each attention layer's whole output (heads + bias)
     attn_bias: np.ndarray  # [steps]
     mlp: np.ndarray  # [steps]
@@ -454,6 +455,9 @@ def _direct_logit_attribution(subject: Subject, inputs: RunInputs, target: _Targ
                 moved = weights[..., None] * values  # [heads, T, head_dim]
                 per_source, _ = _per_head(projection, moved.transpose(0, 1), subject.n_heads)  # [T, heads, d]
                 head_sources[k] = read(per_source).T
+                written = captures["heads"][k, 0, 0].double()  # [heads, head_dim]
+                replaced = (moved.sum(1).double() - written).norm(dim=-1) > 0.05 * written.norm(dim=-1) + 1e-5
+                head_sources[k, replaced.cpu().numpy()] = np.nan
     return DLAParts(embed=embed, heads=heads, head_sources=head_sources, attn=attn, attn_bias=attn_bias, mlp=mlp,
                     bias=constant, other=float(other), total=total)
 
