@@ -50,6 +50,7 @@ _LAZY = {
     "brainscan": "analyses.brain_scan",
     "patch": "analyses.patching",
     "trace": "analyses.tracing",
+    "attribute": "analyses.attribution",
     "ablate": "analyses.interventions",
     "steer": "analyses.interventions",
     "active_interventions": "core.interventions",

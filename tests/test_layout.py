@@ -13,7 +13,7 @@ from neuro_magics.magics import magic_classes
 
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
-    for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer",
+    for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer", "attribute",
                  "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare"):
         assert name in listed, name
         assert callable(getattr(nm, name)), name
@@ -31,6 +31,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     where = {name: cls.__module__.rsplit(".", 1)[1]
              for cls in magic_classes() for names in cls.magics.values() for name in names}
     assert where["patch"] == "patching"
+    assert where["attribute"] == "attribution"
     assert where["generate"] == "generation"
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"

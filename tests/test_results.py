@@ -59,6 +59,7 @@ from tiny_models import tiny_model, tiny_tokenizer
 subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
 scan = nm.scan(subject, "hello there", lens=True, progress=False)
 scan.to_pandas()
+nm.attribute(subject, "hello there", steps=4, progress=False).dla
 loaded = nm.load_result(scan.save({path!r}))
 views = {views!r}
 engine = [name for name in views if name in sys.modules]
@@ -68,7 +69,7 @@ print(json.dumps({{"engine": engine, "after_view": [name for name in views if na
 
 
 def test_the_engine_never_imports_the_views(tmp_path):
-    """Importing the package and every analysis and running, saving and loading a scan loads none of
+    """Importing the package and every analysis, running an attribution, and running, saving and loading a scan loads none of
     IPython, ipywidgets, plotly, anywidget; asking for the view then loads them (the check can see them)."""
     import json
     import subprocess

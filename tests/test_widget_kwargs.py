@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from neuro_magics.widgets import AttentionWidget, DiffWidget, HeatmapWidget
+from neuro_magics.widgets import AttentionWidget, AttributionWidget, DiffWidget, HeatmapWidget
 from neuro_magics.widgets.brainscan import BrainScanWidget
 from neuro_magics.widgets.patching import PatchingWidget
 
@@ -40,7 +40,12 @@ def brainscan(**kwargs):
     return BrainScanWidget(np.zeros((3, 3)), np.zeros((3, 3)), 0.0, np.zeros(2), np.zeros((3, 3)), **kwargs)
 
 
-BUILDERS = {"heatmap": heatmap, "attention": attention, "diff": diff, "patching": patching, "brainscan": brainscan}
+def attribution(**kwargs):
+    return AttributionWidget(["a", "b"], 2, ["c"], [1], ["ig"], np.zeros((1, 1, 2)), **kwargs)
+
+
+BUILDERS = {"heatmap": heatmap, "attention": attention, "diff": diff, "patching": patching, "brainscan": brainscan,
+            "attribution": attribution}
 
 
 @pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS)
@@ -49,7 +54,7 @@ def test_an_unknown_keyword_is_a_type_error(build):
         build(titel="a typo of title")
 
 
-@pytest.mark.parametrize("build", [heatmap, attention, diff], ids=["heatmap", "attention", "diff"])
+@pytest.mark.parametrize("build", [heatmap, attention, diff, attribution], ids=["heatmap", "attention", "diff", "attribution"])
 def test_real_traits_are_still_accepted_and_nothing_warns(build):
     """ipywidgets' own traits (layout, tabbable) pass through; a valid widget raises no DeprecationWarning."""
     with warnings.catch_warnings():

@@ -2,7 +2,8 @@
 
 from ._arrays import WidgetDataError
 from .attention import AttentionWidget
+from .attribution import AttributionWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 
-__all__ = ["AttentionWidget", "DiffWidget", "HeatmapWidget", "WidgetDataError"]
+__all__ = ["AttentionWidget", "AttributionWidget", "DiffWidget", "HeatmapWidget", "WidgetDataError"]

@@ -159,6 +159,40 @@ def diff_figure(result) -> go.Figure:
     return figure
 
 
+# -- attribution -------------------------------------------------------------------------------
+
+
+def attribution_figure(result, method: str | None = None) -> go.Figure:
+    """Sources x targets of one method (default: the first) beside the DLA layer x head map."""
+    values = result.to_numpy(method).astype(np.float64).copy()
+    for k, position in enumerate(result.target_positions):
+        values[k, position + 1:] = np.nan  # later positions cannot matter: left blank
+    sources = [f"{i}: {_visible(t)}" for i, t in enumerate(result.sources)]
+    targets = [f"{k}: {_visible(t)}" for k, t in enumerate(result.targets)]
+    parts = result.dla_parts
+    columns = 1 if parts is None else 2
+    titles = [f"{method or result.methods[0]}: {result.explained}"]
+    figure = make_subplots(rows=1, cols=columns, column_widths=[0.6, 0.4][:columns], horizontal_spacing=0.12,
+                           subplot_titles=titles + ([f"direct logit attribution (total {parts.total:+.3f})"]
+                                                    if parts else []))
+    figure.add_trace(go.Heatmap(z=values, x=sources, y=targets, colorbar={"x": 0.56 if parts else 1.0, "len": 0.9},
+                                hovertemplate="%{y} ← %{x}: %{z:+.4g}<extra></extra>", **diverging(values)),
+                     row=1, col=1)
+    if parts is not None:
+        grid = parts.heads if parts.heads is not None else parts.attn[:, None]
+        grid = np.concatenate([grid, parts.mlp[:, None]], axis=1)
+        labels = [f"h{h}" for h in range(grid.shape[1] - 1)] if parts.heads is not None else ["attn"]
+        figure.add_trace(go.Heatmap(z=grid, x=labels + ["MLP"], y=list(range(len(grid))), colorbar={"x": 1.0, "len": 0.9},
+                                    hovertemplate="layer %{y} %{x}: %{z:+.4f}<extra></extra>", **diverging(grid)),
+                         row=1, col=2)
+        figure.update_yaxes(title_text="layer (program step)", autorange="reversed", row=1, col=2)
+    figure.update_yaxes(title_text="explained token", autorange="reversed", row=1, col=1)
+    figure.update_xaxes(title_text="source token", row=1, col=1)
+    figure.update_layout(title=f"Attribution · {result.metadata.get('model', '')}", height=460,
+                         width=1200 if parts else 800)
+    return figure
+
+
 def _visible(token: str) -> str:
     return token.replace(" ", "␣").replace("\n", "↵") or "∅"
 
@@ -174,4 +208,5 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "trace": trace_figure,
     "brainscan": brainscan_figure,
     "diff": diff_figure,
+    "attribution": attribution_figure,
 }

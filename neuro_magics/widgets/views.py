@@ -16,6 +16,7 @@ import numpy as np
 from ..core.errors import NeuroMagicsError
 from ..core.progress import observe
 from .attention import AttentionWidget
+from .attribution import AttributionWidget
 from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
@@ -231,6 +232,41 @@ def diff_widget(result) -> DiffWidget:
     )
 
 
+# -- attribution -------------------------------------------------------------------------------
+
+
+def attribution_widget(result) -> ipywidgets.Widget:
+    """Tokens shaded by attribution, the matrix and the DLA map; a clicked head sets ``result.selected_head``
+    and, linked in the browser (also in a saved notebook), opens its pattern in the attention explorer below."""
+    parts = result.dla_parts
+    dla = {}
+    if parts is not None:
+        identity = result.program_steps == list(range(len(result.program_steps)))
+        dla = dict(
+            dla_heads=parts.heads, dla_attn=parts.attn, dla_mlp=parts.mlp, dla_sources=parts.head_sources,
+            dla_summary={"embed": parts.embed, "bias": parts.bias, "other": parts.other, "total": parts.total},
+            row_labels=[str(k) if identity else f"{k}(b{b})" for k, b in enumerate(result.program_steps)],
+        )
+    widget = AttributionWidget(
+        result.tokens, result.n_prompt, result.targets, result.target_positions, result.methods,
+        np.stack([result.scores[m] for m in result.methods]),
+        title=f"attribution: {result.metadata.get('model', '')}", explained=result.explained, **dla,
+    )
+
+    def follow(change: dict) -> None:
+        new = change["new"]
+        result.selected_head = {"step": new[0], "block": result.program_steps[new[0]], "head": new[1]} if new else None
+
+    widget.observe(follow, names="selected_head")
+    if result.attention is None:
+        return widget
+    explorer = AttentionWidget(result.attention, result.sources, widget.row_labels or None,
+                               n_kv_heads=result.n_kv_heads, title="attention patterns (click a head in the DLA map)")
+    box = ipywidgets.VBox([widget, explorer])
+    box.head_link = ipywidgets.jslink((widget, "selected_head"), (explorer, "selected"))
+    return box
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -238,4 +274,5 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "trace": trace_widget,
     "brainscan": brainscan_widget,
     "diff": diff_widget,
+    "attribution": attribution_widget,
 }
