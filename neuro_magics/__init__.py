@@ -51,6 +51,9 @@ _LAZY = {
     "trace": "analyses.tracing",
     "ablate": "analyses.interventions",
     "steer": "analyses.interventions",
+    "project": "analyses.projection",
+    "language_similarity": "analyses.projection",
+    "probe": "analyses.probing",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

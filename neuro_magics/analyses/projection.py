@@ -13,8 +13,9 @@ HDBSCAN (``"auto"``) on each layer's 50-dimensional PCA space.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -205,25 +206,43 @@ def embed(reduced: np.ndarray, method: str, seed: int = 0, init: np.ndarray | No
     subsample. UMAP starts from ``init`` (the previous layer's map) when given, so neighbouring
     layers' maps differ only where the geometry does."""
     if method == "umap":
-        import umap
-
-        model = umap.UMAP(n_components=2, n_epochs=100 if len(reduced) > 5000 else None, random_state=seed, n_jobs=1,
-                          n_neighbors=min(15, len(reduced) - 1), init="spectral" if init is None else init)
-        if len(reduced) <= UMAP_FIT_POINTS:
-            return model.fit_transform(reduced)
-        rng = np.random.default_rng(seed)
-        fitted = rng.choice(len(reduced), UMAP_FIT_POINTS, replace=False)
-        if init is not None:
-            model.init = init[fitted]
-        coords = np.empty((len(reduced), 2))
-        coords[fitted] = model.fit_transform(reduced[fitted])
-        rest = np.setdiff1d(np.arange(len(reduced)), fitted)
-        coords[rest] = model.transform(reduced[rest])
-        return coords
+        with _torch_threads_kept():
+            return _umap(reduced, seed, init)
     from openTSNE import TSNE
 
     return np.asarray(TSNE(n_components=2, perplexity=min(30.0, (len(reduced) - 1) / 3), random_state=seed,
                            n_jobs=1).fit(reduced))
+
+
+def _umap(reduced: np.ndarray, seed: int, init: np.ndarray | None) -> np.ndarray:
+    import umap
+
+    model = umap.UMAP(n_components=2, n_epochs=100 if len(reduced) > 5000 else None, random_state=seed, n_jobs=1,
+                      n_neighbors=min(15, len(reduced) - 1), init="spectral" if init is None else init)
+    if len(reduced) <= UMAP_FIT_POINTS:
+        return model.fit_transform(reduced)
+    rng = np.random.default_rng(seed)
+    fitted = rng.choice(len(reduced), UMAP_FIT_POINTS, replace=False)
+    if init is not None:
+        model.init = init[fitted]
+    coords = np.empty((len(reduced), 2))
+    coords[fitted] = model.fit_transform(reduced[fitted])
+    rest = np.setdiff1d(np.arange(len(reduced)), fitted)
+    coords[rest] = model.transform(reduced[rest])
+    return coords
+
+
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Numba (under UMAP) starts its OpenMP pool and so changes torch's intra-op thread count
+    (1 -> 2 on this machine), after which every model forward ran ~5x slower: put it back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def check_clusters(clusters: int | str | None, n_points: int | None = None) -> int | str | None:
