@@ -122,7 +122,7 @@ def test_a_planted_direction_is_found_and_the_shuffled_control_is_at_chance(kind
     """Oracle: the planted direction. Held-out accuracy is 1 where it is planted and near chance
     where it is not; on shuffled labels (the control) near chance everywhere; the probe's direction
     points along v towards the second class. Seen failing with the control fitted on the true
-    labels, and with the direction's sign flipped."""
+    labels, with the class-mean gap reversed, and with the decision threshold flipped."""
     vectors, labels, v = planted_direction()
     fitted = probe_activations(vectors, labels, kind=kind, folds=5)
     result = ProbeResult(texts=[""] * 200, labels=list(labels), classes=fitted.pop("classes"), steps=[0, 1],
@@ -274,7 +274,7 @@ def test_bad_input_is_one_line_and_changes_nothing(llama, tmp_path, call, match)
 def test_steering_along_a_probe_direction_moves_its_prediction(default_subject):
     """Oracle: the probe's own reading of the steered model. Adding the sentiment probe's layer-10
     direction at block 10 raises the layer-11 probe's "positive" score on neutral texts;
-    subtracting it lowers it. Seen failing with the direction's sign flipped."""
+    subtracting it lowers it. Seen failing with the direction reversed (class-mean gap negated)."""
     m = default_subject
     sentiment = nm.probe(m, task="sentiment", layers="10,11", progress=False)
     assert sentiment.classes == ["negative", "positive"] and sentiment.accuracy.min() > 0.85
