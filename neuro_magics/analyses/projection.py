@@ -31,6 +31,8 @@ from .activations import Activations, check_choice, collect, parse_layers
 METHODS = ("pca", "umap", "tsne")
 UNITS = ("token", "text")
 TEXT_POOLING = ("mean", "last")
+#: What the map's colours can show: the text's label, the cluster, the token's position, the token.
+COLORS = ("label", "cluster", "position", "token")
 #: Above this many points UMAP is fitted on a random subsample of this size, the rest transformed.
 UMAP_FIT_POINTS = 20_000
 #: Dimensions kept by the PCA that UMAP, t-SNE and clustering work on.
@@ -62,7 +64,8 @@ class ProjectionResult(Result):
     ``steps`` the program positions, ``blocks`` the blocks they ran. A point is a token or a
     text (``unit``); ``text_index`` / ``position`` say where it comes from, ``labels`` are
     per text. ``clusters[layer, point]`` (-1: noise) when clustering was asked. ``selected``
-    holds the point indices picked by a box in the widget.
+    holds the point indices picked by a box in the widget; ``color`` is what the map's colours
+    show first (``COLORS``).
     """
 
     kind: ClassVar[str] = "projection"
@@ -80,6 +83,7 @@ class ProjectionResult(Result):
     coords: np.ndarray  # [layers, points, 2] float32
     explained: np.ndarray  # [layers, 2] float32: PCA explained-variance ratio of the two axes
     clusters: np.ndarray | None = None  # [layers, points] int32
+    color: str = "label"
     metadata: dict[str, Any]
     selected: list[int] = field(default_factory=list, init=False)
 
@@ -133,7 +137,8 @@ class ProjectionResult(Result):
 
     def _fields(self) -> dict[str, Any]:
         return {"texts": self.texts, "labels": self.labels, "text_tokens": self.text_tokens, "steps": self.steps,
-                "blocks": self.blocks, "site": self.site, "unit": self.unit, "method": self.method}
+                "blocks": self.blocks, "site": self.site, "unit": self.unit, "method": self.method,
+                "color": self.color}
 
     @classmethod
     def _rebuild(cls, arrays, fields, metadata) -> ProjectionResult:
@@ -314,6 +319,7 @@ def project(
     unit: str = "token",
     pooling: str = "mean",
     clusters: int | str | None = None,
+    color: str | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> ProjectionResult:
@@ -323,7 +329,8 @@ def project(
     is ``"token"`` (one point per token) or ``"text"`` (one per text: its ``pooling``,
     ``"mean"`` or ``"last"`` token). ``method`` is ``"pca"``, ``"umap"`` or ``"tsne"``;
     ``clusters`` a K for k-means or ``"auto"`` for HDBSCAN. ``layers`` counts the steps of
-    the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list).
+    the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list). ``color`` is what the
+    map colours first (default: the cluster when clustering, else the label).
     """
     check_choice("method", method, METHODS)
     check_choice("unit", unit, UNITS)
@@ -339,6 +346,10 @@ def project(
     if len(labels) != len(texts):
         raise NeuroMagicsError(f"{len(labels)} labels for {len(texts)} texts: give one label per text.")
     clusters = check_clusters(clusters)
+    color = color or ("cluster" if clusters is not None else "label")
+    check_choice("color", color, COLORS)
+    if color == "cluster" and clusters is None:
+        raise NeuroMagicsError("Colouring by cluster needs clusters: add --clusters K or --clusters auto.")
     steps = parse_layers(layers, subject)
 
     from tqdm.auto import tqdm
@@ -356,7 +367,7 @@ def project(
     return ProjectionResult(
         texts=texts, labels=labels, text_tokens=activations.text_tokens, text_index=activations.text_index,
         position=activations.position, steps=activations.steps, blocks=activations.blocks, site=site, unit=unit,
-        method=method, coords=coords, explained=explained, clusters=cluster_labels, metadata=metadata,
+        method=method, coords=coords, explained=explained, clusters=cluster_labels, color=color, metadata=metadata,
     )
 
 

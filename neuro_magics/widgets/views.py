@@ -19,6 +19,7 @@ from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 from .patching import PatchingWidget
+from .scatter import ScatterWidget
 
 
 def widget_for(result) -> ipywidgets.Widget:
@@ -189,6 +190,64 @@ def diff_widget(result) -> DiffWidget:
     )
 
 
+# -- geometry: projections, probes ------------------------------------------------------------
+
+
+def projection_widget(result) -> ScatterWidget:
+    """The layer-slider scatter of a projection; a box selection sets ``result.selected``."""
+    colorings = []
+    labels = result.point_labels
+    if any(labels):
+        names, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+        colorings.append({"name": "label", "kind": "category", "values": codes, "categories": list(names)})
+    if result.clusters is not None:
+        colorings.append({"name": "cluster", "kind": "category", "values": result.clusters,
+                          "categories": [str(k) for k in range(int(result.clusters.max()) + 1)]})
+    if result.unit == "token":
+        colorings.append({"name": "position", "kind": "number", "values": result.position})
+        names, codes = np.unique(np.asarray(result.point_tokens, dtype=str), return_inverse=True)
+        colorings.append({"name": "token", "kind": "category", "values": codes, "categories": list(names)})
+    names = [c["name"] for c in colorings]
+    widget = ScatterWidget(
+        result.coords, layer_labels=[str(s) for s in result.steps], colorings=colorings,
+        color_by=result.color if result.color in names else (names[0] if names else None),
+        point_text=result.text_index, point_position=result.position,
+        point_tokens=result.point_tokens if result.unit == "token" else None, texts=result.texts,
+        text_labels=result.labels,
+        title=f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {result.site} "
+              f"({result.n_points} {result.unit} points) · {result.metadata.get('model', '')}",
+    )
+    widget.selected = list(result.selected)
+
+    def follow(change: dict) -> None:
+        result.selected = [int(i) for i in change["new"]]
+
+    widget.observe(follow, names="selected")
+    return widget
+
+
+def probe_widget(result) -> HeatmapWidget:
+    """Accuracy, shuffled-label control and their difference per layer (exact values on hover)."""
+    return HeatmapWidget(
+        np.stack([result.accuracy, result.control, result.accuracy - result.control])[None].astype(np.float32),
+        metrics=[{"name": "accuracy", "label": "cross-validated accuracy (rows: probe, control, selectivity)",
+                  "fmt": ".3f", "vmin": 0.0, "vmax": 1.0}],
+        row_labels=["probe", "shuffled control", "selectivity"], col_labels=[str(s) for s in result.steps],
+        col_title="layer", title=f"{result.probe_kind} probe of {' / '.join(result.classes)} on "
+                                 f"{len(result.texts)} texts · {result.site} · {result.metadata.get('model', '')}",
+    )
+
+
+def language_similarity_widget(result) -> HeatmapWidget:
+    return HeatmapWidget(
+        np.stack([result.across, result.within, result.across - result.within])[None].astype(np.float32),
+        metrics=[{"name": "cosine", "label": "mean cosine", "fmt": ".4f"}],
+        row_labels=["same content, other language", "other content, same language", "difference"],
+        col_labels=[str(s) for s in result.steps], col_title="layer",
+        title=f"translations vs same-language sentences · {result.site} · {result.metadata.get('model', '')}",
+    )
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -196,4 +255,7 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "trace": trace_widget,
     "brainscan": brainscan_widget,
     "diff": diff_widget,
+    "projection": projection_widget,
+    "probe": probe_widget,
+    "language_similarity": language_similarity_widget,
 }
