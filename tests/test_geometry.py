@@ -290,3 +290,18 @@ def test_steering_along_a_probe_direction_moves_its_prediction(default_subject):
             m.remove_intervention(steering)
     assert np.all(moved[1] > plain) and np.all(moved[-1] < plain)
     assert np.all(moved[1] - moved[-1] > 1.0)
+
+
+def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama, monkeypatch):
+    import neuro_magics.analyses.scanning as scanning
+
+    monkeypatch.setattr(scanning, "available_memory", lambda: 10_000)
+    calls = []
+    handles = [block.register_forward_pre_hook(lambda *a: calls.append(1)) for block in llama.blocks]
+    try:
+        with pytest.raises(nm.NeuroMagicsError, match=r"4 layers x 10 points x 32 features need .* fewer layers"):
+            nm.project(llama, ["hello", "world"], progress=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert not calls

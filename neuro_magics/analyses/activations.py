@@ -74,6 +74,10 @@ def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
         raise NeuroMagicsError(f"Unknown {name} {value!r}: use one of {', '.join(choices)}.")
 
 
+#: Share of the free RAM the activations may take (the rest is headroom for everything else).
+MEMORY_FRACTION = 0.6
+
+
 @with_lock
 @torch.no_grad()
 def collect(
@@ -87,53 +91,61 @@ def collect(
     on_batch: Callable[[int], None] | None = None,
 ) -> Activations:
     """Capture ``site`` at program ``steps`` for every text, batched; ``on_batch(n_texts)``
-    reports progress after each batch."""
+    reports progress after each batch. Refuses up front what would not fit in memory."""
     check_choice("site", site, VECTOR_SITES)
     check_choice("unit", unit, UNITS)
     texts = list(texts)
     if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
         raise NeuroMagicsError("Every text must be non-empty: give one text per line.")
     steps = list(steps)
-    stop = max(steps) + 1
     prefix_length = len(subject.tokenizer(CONTRAST_PREFIX)["input_ids"])
-    per_layer: list[list[np.ndarray]] = [[] for _ in steps]
-    text_index, positions, text_tokens = [], [], []
+    lengths = [len(ids) - prefix_length for ids in subject.tokenizer([CONTRAST_PREFIX + t for t in texts])["input_ids"]]
+    if min(lengths) < 1:
+        raise NeuroMagicsError(f"Text {lengths.index(min(lengths))} has no tokens of its own: give it some text.")
+    n_points = sum(lengths) if unit == "token" else len(texts)
+    _check_memory(len(steps), n_points, _width(subject, site))
+    vectors = np.empty((len(steps), n_points, _width(subject, site)), dtype=np.float32)
+    text_index = np.repeat(np.arange(len(texts), dtype=np.int32), lengths if unit == "token" else 1)
+    positions = (np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]) if unit == "token"
+                 else np.full(len(texts), -1, dtype=np.int32))
+    text_tokens, filled = [], 0
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
         encoded = subject.encode([CONTRAST_PREFIX + text for text in batch])
         inputs = prepare(subject, encoded["input_ids"], encoded["attention_mask"])
-        output = run(subject, inputs, stop=stop, capture=Capture(sites=(site,), steps=steps, device="cpu",
-                                                                 dtype=torch.float32), logits_at=None)
+        output = run(subject, inputs, stop=max(steps) + 1, logits_at=None,
+                     capture=Capture(sites=(site,), steps=steps, device="cpu", dtype=torch.float32))
         captured = output.captures[site]  # [steps, batch, tokens, features]
-        lengths = encoded["attention_mask"].sum(1).tolist()
         width = encoded["input_ids"].shape[1]
-        for row, length in enumerate(lengths):
-            first = width - length + prefix_length  # left padding, then the prefix
-            if first >= width:
-                raise NeuroMagicsError(f"Text {start + row} has no tokens of its own: give it some text.")
-            ids = encoded["input_ids"][row, first:].tolist()
-            text_tokens.append(subject.token_pieces(ids))
-            vectors = captured[:, row, first:]
-            if unit == "token":
-                kept = vectors
-                positions.extend(range(len(ids)))
-                text_index.extend([start + row] * len(ids))
-            else:
-                kept = (vectors.mean(1) if unit == "mean" else vectors[:, -1])[:, None]
-                positions.append(-1)
-                text_index.append(start + row)
-            for k in range(len(steps)):
-                per_layer[k].append(kept[k].numpy())
+        for row, length in enumerate(lengths[start:start + batch_size]):
+            first = width - length  # left padding and the prefix come before
+            text_tokens.append(subject.token_pieces(encoded["input_ids"][row, first:].tolist()))
+            kept = captured[:, row, first:]
+            if unit != "token":
+                kept = (kept.mean(1) if unit == "mean" else kept[:, -1])[:, None]
+            vectors[:, filled:filled + kept.shape[1]] = kept.numpy()
+            filled += kept.shape[1]
         if on_batch is not None:
             on_batch(len(batch))
     program = subject.program
-    return Activations(
-        vectors=np.stack([np.concatenate(parts) for parts in per_layer]).astype(np.float32),
-        steps=steps,
-        blocks=[program.steps[s] for s in steps],
-        site=site,
-        unit=unit,
-        text_index=np.asarray(text_index, dtype=np.int32),
-        position=np.asarray(positions, dtype=np.int32),
-        text_tokens=text_tokens,
-    )
+    return Activations(vectors=vectors, steps=steps, blocks=[program.steps[s] for s in steps], site=site, unit=unit,
+                       text_index=text_index, position=positions, text_tokens=text_tokens)
+
+
+def _width(subject: Subject, site: str) -> int:
+    if site != "neurons":
+        return subject.d_model
+    module = subject.adapter.submodule(subject.blocks[0], subject.adapter.neurons)
+    return module.in_features if isinstance(module, torch.nn.Linear) else module.weight.shape[0]
+
+
+def _check_memory(n_layers: int, n_points: int, width: int) -> None:
+    """Refuse in one line activations that would not fit: float32 on the CPU, all layers at once."""
+    from .scanning import available_memory
+
+    need, available = 4 * n_layers * n_points * width, available_memory()
+    if need > MEMORY_FRACTION * available:
+        gib = 2**30
+        raise NeuroMagicsError(
+            f"{n_layers} layers x {n_points} points x {width} features need {need / gib:.1f} GiB but "
+            f"{available / gib:.1f} GiB is free: pick fewer layers (--layers 6,12,18), fewer texts, or --unit text.")
