@@ -295,7 +295,7 @@ def test_steering_along_a_probe_direction_moves_its_prediction(default_subject):
 def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama, monkeypatch):
     import neuro_magics.analyses.scanning as scanning
 
-    monkeypatch.setattr(scanning, "available_memory", lambda: 10_000)
+    monkeypatch.setattr(scanning, "available_memory", lambda: 1_000)
     calls = []
     handles = [block.register_forward_pre_hook(lambda *a: calls.append(1)) for block in llama.blocks]
     try:
