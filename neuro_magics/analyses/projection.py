@@ -223,7 +223,7 @@ def _umap(reduced: np.ndarray, seed: int, init: np.ndarray | None) -> np.ndarray
     import umap
 
     model = umap.UMAP(n_components=2, n_epochs=100 if len(reduced) > 5000 else None, random_state=seed, n_jobs=1,
-                      n_neighbors=min(15, len(reduced) - 1), init="spectral" if init is None else init)
+                      n_neighbors=min(15, len(reduced) - 1), init="pca" if init is None else init)
     if len(reduced) <= UMAP_FIT_POINTS:
         return model.fit_transform(reduced)
     rng = np.random.default_rng(seed)
@@ -342,6 +342,8 @@ def project(
     texts = [texts] if isinstance(texts, str) else list(texts)
     if not texts:
         raise NeuroMagicsError("No texts: give one text per line (optionally label<TAB>text).")
+    if unit == "text" and len(texts) < 3:
+        raise NeuroMagicsError(f"A projection needs at least 3 points, got {len(texts)} texts: give more text.")
     labels = [""] * len(texts) if labels is None else [str(label) for label in labels]
     if len(labels) != len(texts):
         raise NeuroMagicsError(f"{len(labels)} labels for {len(texts)} texts: give one label per text.")
