@@ -9,7 +9,9 @@ import pytest
 
 from neuro_magics.widgets import AttentionWidget, DiffWidget, HeatmapWidget
 from neuro_magics.widgets.brainscan import BrainScanWidget
+from neuro_magics.widgets.lines import LinesWidget
 from neuro_magics.widgets.patching import PatchingWidget
+from neuro_magics.widgets.scatter import ScatterWidget
 
 
 def heatmap(**kwargs):
@@ -40,7 +42,17 @@ def brainscan(**kwargs):
     return BrainScanWidget(np.zeros((3, 3)), np.zeros((3, 3)), 0.0, np.zeros(2), np.zeros((3, 3)), **kwargs)
 
 
-BUILDERS = {"heatmap": heatmap, "attention": attention, "diff": diff, "patching": patching, "brainscan": brainscan}
+def scatter(**kwargs):
+    return ScatterWidget(np.zeros((2, 5, 2)), colorings=[{"name": "label", "kind": "category", "values": np.zeros(5)}],
+                         **kwargs)
+
+
+def lines(**kwargs):
+    return LinesWidget(np.zeros((2, 3)), ["a", "b"], ["0", "1", "2"], **kwargs)
+
+
+BUILDERS = {"heatmap": heatmap, "attention": attention, "diff": diff, "patching": patching, "brainscan": brainscan,
+            "scatter": scatter, "lines": lines}
 
 
 @pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS)
@@ -49,7 +61,8 @@ def test_an_unknown_keyword_is_a_type_error(build):
         build(titel="a typo of title")
 
 
-@pytest.mark.parametrize("build", [heatmap, attention, diff], ids=["heatmap", "attention", "diff"])
+@pytest.mark.parametrize("build", [heatmap, attention, diff, scatter, lines],
+                         ids=["heatmap", "attention", "diff", "scatter", "lines"])
 def test_real_traits_are_still_accepted_and_nothing_warns(build):
     """ipywidgets' own traits (layout, tabbable) pass through; a valid widget raises no DeprecationWarning."""
     with warnings.catch_warnings():

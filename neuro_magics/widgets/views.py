@@ -18,6 +18,7 @@ from .attention import AttentionWidget
 from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
+from .lines import LinesWidget
 from .patching import PatchingWidget
 from .scatter import ScatterWidget
 
@@ -226,25 +227,23 @@ def projection_widget(result) -> ScatterWidget:
     return widget
 
 
-def probe_widget(result) -> HeatmapWidget:
-    """Accuracy, shuffled-label control and their difference per layer (exact values on hover)."""
-    return HeatmapWidget(
-        np.stack([result.accuracy, result.control, result.accuracy - result.control])[None].astype(np.float32),
-        metrics=[{"name": "accuracy", "label": "cross-validated accuracy (rows: probe, control, selectivity)",
-                  "fmt": ".3f", "vmin": 0.0, "vmax": 1.0}],
-        row_labels=["probe", "shuffled control", "selectivity"], col_labels=[str(s) for s in result.steps],
-        col_title="layer", title=f"{result.probe_kind} probe of {' / '.join(result.classes)} on "
-                                 f"{len(result.texts)} texts · {result.site} · {result.metadata.get('model', '')}",
+def probe_widget(result) -> LinesWidget:
+    """Accuracy by layer against the shuffled-label control (exact values on hover)."""
+    return LinesWidget(
+        np.stack([result.accuracy, result.control]), [f"{result.probe_kind} probe", "shuffled-label control"],
+        [str(s) for s in result.steps], x_title="layer", y_title="held-out accuracy", y_range=(0.0, 1.0),
+        dashed=(False, True),
+        title=f"probe of {' / '.join(result.classes)} on {len(result.texts)} texts ({result.fold_accuracy.shape[1]}"
+              f"-fold CV) · {result.site} · {result.metadata.get('model', '')}",
     )
 
 
-def language_similarity_widget(result) -> HeatmapWidget:
-    return HeatmapWidget(
-        np.stack([result.across, result.within, result.across - result.within])[None].astype(np.float32),
-        metrics=[{"name": "cosine", "label": "mean cosine", "fmt": ".4f"}],
-        row_labels=["same content, other language", "other content, same language", "difference"],
-        col_labels=[str(s) for s in result.steps], col_title="layer",
-        title=f"translations vs same-language sentences · {result.site} · {result.metadata.get('model', '')}",
+def language_similarity_widget(result) -> LinesWidget:
+    return LinesWidget(
+        np.stack([result.across, result.within]), ["same content, other language", "other content, same language"],
+        [str(s) for s in result.steps], x_title="layer", y_title="mean cosine",
+        title=f"translations vs same-language sentences ({len(result.pairs)} pairs) · {result.site} · "
+              f"{result.metadata.get('model', '')}",
     )
 
 

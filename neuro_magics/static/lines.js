@@ -1,0 +1,72 @@
+var J={float32:Float32Array,int32:Int32Array,uint8:Uint8Array,float16:Uint16Array},T=null;function K(){if(T)return T;T=new Float32Array(65536);for(let t=0;t<65536;t++)T[t]=Q(t);return T}function Q(t){let e=t&32768?-1:1,n=t>>10&31,o=t&1023;return n===0?e*2**-14*(o/1024):n===31?o?NaN:e*(1/0):e*2**(n-15)*(1+o/1024)}function Z(t){if(!Number.isFinite(t))return t;let e=Math.abs(t);if(e>=65520)return Math.sign(t)*(1/0);let o=2**(Math.max(Math.floor(Math.log2(e||2**-24)),-14)-10),r=e/o,l=Math.round(r);return r-Math.floor(r)===.5&&l%2===1&&(l-=1),Math.sign(t)*l*o}function tt(t){if(t instanceof DataView||ArrayBuffer.isView(t))return{buffer:t.buffer,byteOffset:t.byteOffset,byteLength:t.byteLength};if(t instanceof ArrayBuffer)return{buffer:t,byteOffset:0,byteLength:t.byteLength};throw new TypeError("binary array expected a DataView, TypedArray or ArrayBuffer as 'view'")}function C(t){if(t==null)return null;let{dtype:e,shape:n}=t,o=J[e];if(!o)throw new TypeError(`unsupported dtype ${e}`);let{buffer:r,byteOffset:l,byteLength:c}=tt(t.view),i=n.reduce((p,E)=>p*E,1);if(i*o.BYTES_PER_ELEMENT!==c)throw new RangeError(`${e} array of shape [${n}] needs ${i*o.BYTES_PER_ELEMENT} bytes, got ${c}`);let g=l%o.BYTES_PER_ELEMENT===0?new o(r,l,i):new o(r.slice(l,l+c));if(e!=="float16")return{data:g,shape:[...n],dtype:e};let x=K(),y=new Float32Array(i);for(let p=0;p<i;p++)y[p]=x[g[p]];return{data:y,shape:[...n],dtype:e}}function L(t,e="float32"){if(Number.isNaN(t))return"NaN";if(!Number.isFinite(t))return t>0?"inf":"-inf";if(e==="int32"||e==="uint8")return String(t);let n=e==="float16"?Z:Math.fround,o=e==="float16"?5:9;for(let r=1;r<o;r++){let l=Number(t.toPrecision(r));if(n(l)===t)return String(l)}return String(Number(t.toPrecision(o)))}var et={sequential:["#440154","#482878","#3e4989","#31688e","#26828e","#1f9e89","#35b779","#6ece58","#b5de2b","#fde725"],diverging:["#2166ac","#4393c3","#92c5de","#d1e5f0","#f7f7f7","#fddbc7","#f4a582","#d6604d","#b2182b"],categorical:["#4e79a7","#f28e2b","#e15759","#76b7b2","#59a14f","#edc948","#b07aa1","#ff9da7","#9c755f","#17becf","#bcbd22","#1f3b73"]};function nt(t){let e=parseInt(t.slice(1),16);return[e>>16&255,e>>8&255,e&255]}function $(t){let e=et.categorical;return nt(e[(t%e.length+e.length)%e.length])}var I=`
+/* Theme: Jupyter variables first, then VS Code, then Colab, then the OS colour scheme. */
+.nm-root {
+  --nm-fallback-fg: #1f1f1f;
+  --nm-fallback-muted: #5f6368;
+  --nm-fallback-bg: #ffffff;
+  --nm-fallback-panel: #ffffff;
+  --nm-fallback-border: #c8c8c8;
+  --nm-fallback-accent: #1a73e8;
+  --nm-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, var(--colab-primary-text-color, var(--nm-fallback-fg))));
+  --nm-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, var(--colab-secondary-text-color, var(--nm-fallback-muted))));
+  --nm-bg: var(--jp-layout-color0, var(--vscode-editor-background, var(--colab-primary-surface-color, var(--nm-fallback-bg))));
+  --nm-panel: var(--jp-layout-color1, var(--vscode-editorWidget-background, var(--colab-primary-surface-color, var(--nm-fallback-panel))));
+  --nm-border: var(--jp-border-color2, var(--vscode-panel-border, var(--colab-border-color, var(--nm-fallback-border))));
+  --nm-accent: var(--jp-brand-color1, var(--vscode-focusBorder, var(--nm-fallback-accent)));
+  position: relative;
+  box-sizing: border-box;
+  max-width: 100%;
+  color: var(--nm-fg);
+  font-family: var(--jp-ui-font-family, var(--vscode-font-family, system-ui, -apple-system, "Segoe UI", sans-serif));
+  font-size: 12px;
+  line-height: 1.35;
+}
+@media (prefers-color-scheme: dark) {
+  .nm-root {
+    --nm-fallback-fg: #e8eaed;
+    --nm-fallback-muted: #a0a4a8;
+    --nm-fallback-bg: #1e1e1e;
+    --nm-fallback-panel: #2a2a2a;
+    --nm-fallback-border: #4a4a4a;
+    --nm-fallback-accent: #8ab4f8;
+  }
+}
+.nm-root *, .nm-root *::before, .nm-root *::after { box-sizing: border-box; }
+.nm-toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; margin-bottom: 6px; }
+.nm-title { font-weight: 600; font-size: 13px; }
+.nm-toolbar label { display: inline-flex; align-items: center; gap: 4px; color: var(--nm-muted); }
+.nm-toolbar select, .nm-toolbar button, .nm-toolbar input {
+  font: inherit; color: var(--nm-fg); background: var(--nm-panel);
+  border: 1px solid var(--nm-border); border-radius: 3px; padding: 1px 4px;
+}
+.nm-toolbar input[type="number"] { width: 4.5em; }
+.nm-readout { color: var(--nm-muted); font-variant-numeric: tabular-nums; }
+.nm-body { display: flex; align-items: flex-start; max-width: 100%; }
+.nm-scroll { position: relative; overflow-x: auto; overflow-y: hidden; flex: 1 1 auto; min-width: 0; }
+.nm-stack { position: relative; }
+.nm-stack canvas, .nm-body canvas { display: block; }
+.nm-overlay { position: absolute; left: 0; top: 0; cursor: crosshair; outline: none; }
+.nm-overlay:focus-visible { box-shadow: 0 0 0 2px var(--nm-accent); }
+.nm-axis-title { text-align: center; color: var(--nm-muted); margin-top: 2px; }
+.nm-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 10px; margin-top: 6px; color: var(--nm-muted); }
+.nm-colorbar { display: inline-flex; align-items: center; gap: 6px; font-variant-numeric: tabular-nums; }
+.nm-colorbar canvas { width: 160px; height: 10px; border: 1px solid var(--nm-border); }
+.nm-mark-key { display: inline-flex; align-items: center; gap: 4px; }
+.nm-mark-key i { display: inline-block; width: 10px; height: 10px; border: 2px solid var(--nm-fg); }
+.nm-tooltip {
+  position: absolute; z-index: 10; pointer-events: none; display: none; max-width: 320px;
+  padding: 5px 8px; border: 1px solid var(--nm-border); border-radius: 4px;
+  background: var(--nm-panel); color: var(--nm-fg); box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25);
+  font-variant-numeric: tabular-nums; white-space: nowrap;
+}
+.nm-tooltip .nm-tip-title { font-weight: 600; margin-bottom: 2px; }
+.nm-tooltip table { border-collapse: collapse; }
+.nm-tooltip td { padding: 0 6px 0 0; }
+.nm-tooltip td.nm-num { text-align: right; }
+.nm-token { font-family: var(--jp-code-font-family, var(--vscode-editor-font-family, ui-monospace, Menlo, Consolas, monospace)); }
+.nm-attn-layout { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.nm-attn-grid { max-height: 460px; overflow: auto; border: 1px solid var(--nm-border); border-radius: 3px; position: relative; }
+.nm-attn-zoom { min-width: 200px; }
+.nm-attn-zoom-title { font-weight: 600; margin-bottom: 4px; }
+.nm-empty { color: var(--nm-muted); padding: 8px 0; }
+`;function m(t,e={},n=[]){let o=document.createElement(t);for(let[r,l]of Object.entries(e))r==="className"?o.className=l:r==="text"?o.textContent=l:r==="style"?Object.assign(o.style,l):o.setAttribute(r,l);for(let r of n)o.append(r);return o}function _(t,e){let n=m("div",{className:`nm-root nm-${e}`});return n.append(m("style",{text:I})),t.append(n),n}var F=16384;function P(t,e,n){let o=Math.min(globalThis.devicePixelRatio||1,F/Math.max(1,e),F/Math.max(1,n));t.width=Math.max(1,Math.round(e*o)),t.height=Math.max(1,Math.round(n*o)),t.style.width=`${e}px`,t.style.height=`${n}px`;let r=t.getContext("2d");return r.setTransform(o,0,0,o,0,0),r}function z(t){let e=getComputedStyle(t),n=(o,r)=>{let l=e.getPropertyValue(o).trim();return l&&!l.startsWith("var(")?l:r};return{fg:n("--nm-fg","#1f1f1f"),muted:n("--nm-muted","#5f6368"),bg:n("--nm-bg","#ffffff"),border:n("--nm-border","#c8c8c8"),accent:n("--nm-accent","#1a73e8"),font:`11px ${e.fontFamily||"sans-serif"}`}}function O(t,e=800){return t.clientWidth||t.parentElement?.clientWidth||e}function X(t,e){if(typeof ResizeObserver>"u")return()=>{};let n=0,o=new ResizeObserver(r=>{let l=Math.round(r[0].contentRect.width);l!==0&&(cancelAnimationFrame(n),n=requestAnimationFrame(()=>e(l)))});return o.observe(t),()=>{cancelAnimationFrame(n),o.disconnect()}}function j(t){let e=globalThis.matchMedia?.("(prefers-color-scheme: dark)");e?.addEventListener?.("change",t);let n=typeof MutationObserver>"u"?null:new MutationObserver(t);return n?.observe(document.body,{attributes:!0,attributeFilter:["class","data-jp-theme-name","data-jp-theme-light","style"]}),()=>{e?.removeEventListener?.("change",t),n?.disconnect()}}function B(t,e,n,o){let r=e.getBoundingClientRect();t.style.display="block";let l=t.offsetWidth,c=t.offsetHeight,i=n-r.left+14,d=o-r.top+14;n+14+l>(globalThis.innerWidth||1/0)&&(i=n-r.left-l-10),o+14+c>(globalThis.innerHeight||1/0)&&(d=o-r.top-c-10),t.style.left=`${Math.max(0,i)}px`,t.style.top=`${Math.max(0,d)}px`}function R(t,e){let n=e.getBoundingClientRect(),o=parseFloat(e.style.width)||n.width,r=parseFloat(e.style.height)||n.height,l=n.width?o/n.width:1,c=n.height?r/n.height:1;return{x:(t.clientX-n.left)*l,y:(t.clientY-n.top)*c}}var ot=/^(\+)?(?:\.(\d+))?([fegd%])?$/;function W(t,e=""){if(t==null||Number.isNaN(t))return"–";if(!Number.isFinite(t))return t>0?"∞":"−∞";let n=ot.exec(e||"");if(!n)return String(t);let[,o,r,l="g"]=n,c=r===void 0?null:Number(r),i;switch(l){case"f":i=t.toFixed(c??6);break;case"e":i=t.toExponential(c??6).replace(/e([+-])(\d)$/,"e$10$2");break;case"%":i=`${(t*100).toFixed(c??6)}%`;break;case"d":i=Math.round(t).toString();break;default:i=String(Number(t.toPrecision(Math.max(1,c??4))))}return o&&t>=0?`+${i}`:i}var w=260,D=720,s={left:48,right:12,top:10,bottom:34};function rt(t){let e=C(t.get("values")),[n,o]=e.shape;return{values:e,nSeries:n,nX:o,names:t.get("series")||[],xLabels:t.get("x_labels")||[],xTitle:t.get("x_title")||"",yTitle:t.get("y_title")||"",yRange:t.get("y_range")||[],dashed:t.get("dashed")||[],title:t.get("title")||""}}function at(t){if(t.yRange.length===2)return t.yRange;let e=1/0,n=-1/0;for(let r of t.values.data)r<e&&(e=r),r>n&&(n=r);if(e===1/0)return[0,1];let o=(n-e||Math.abs(n)||1)*.05;return[e-o,n+o]}function V(t,e,n){let o=e-s.left-s.right,r=Math.round((t-s.left)/o*Math.max(1,n-1));return Math.max(0,Math.min(n-1,r))}function it({model:t,el:e}){let n=_(e,"lines"),o=m("div",{className:"nm-title"}),r=m("canvas",{className:"nm-chart"}),l=m("div",{className:"nm-legend"}),c=m("div",{className:"nm-tooltip"});n.append(o,m("div",{className:"nm-stack"},[r]),l,c);let i=null,d=0,g=-1,x=a=>s.left+(d-s.left-s.right)*a/Math.max(1,i.nX-1);function y(){i=rt(t),o.textContent=i.title,l.replaceChildren(...i.names.map((a,b)=>{let[u,v,M]=$(b);return m("span",{className:"nm-mark-key"},[m("i",{style:{background:`rgb(${u}, ${v}, ${M})`,border:"none"}}),a])})),p()}function p(){d=Math.min(D,O(n));let a=P(r,d,w),b=z(n),[u,v]=at(i),M=f=>s.top+(w-s.top-s.bottom)*(1-(f-u)/(v-u||1));a.font=b.font,a.strokeStyle=b.border,a.strokeRect(s.left,s.top,d-s.left-s.right,w-s.top-s.bottom),a.fillStyle=b.muted;for(let f=0;f<=4;f++){let N=u+(v-u)*f/4;a.fillText(W(N,".3g"),4,M(N)+4)}let H=Math.max(1,Math.ceil(i.nX*28/Math.max(1,d-s.left-s.right)));for(let f=0;f<i.nX;f+=H)a.fillText(String(i.xLabels[f]??f),x(f)-6,w-s.bottom+14);a.fillText(i.xTitle,d/2-12,w-4),a.fillText(i.yTitle,s.left+6,s.top+14),g>=0&&(a.strokeStyle=b.muted,a.beginPath(),a.moveTo(x(g),s.top),a.lineTo(x(g),w-s.bottom),a.stroke());for(let f=0;f<i.nSeries;f++){let[N,U,G]=$(f);a.strokeStyle=a.fillStyle=`rgb(${N}, ${U}, ${G})`,a.setLineDash?.(i.dashed[f]?[5,4]:[]),a.lineWidth=2,a.beginPath();let S=!1;for(let h=0;h<i.nX;h++){let k=i.values.data[f*i.nX+h];if(!Number.isFinite(k)){S=!1;continue}S?a.lineTo(x(h),M(k)):a.moveTo(x(h),M(k)),S=!0}a.stroke(),a.setLineDash?.([]);for(let h=0;h<i.nX;h++){let k=i.values.data[f*i.nX+h];Number.isFinite(k)&&a.fillRect(x(h)-2,M(k)-2,4,4)}}a.lineWidth=1}function E(a){let b=i.names.map((u,v)=>m("tr",{},[m("td",{text:u}),m("td",{className:"nm-num",text:L(i.values.data[v*i.nX+a])})]));return[m("div",{className:"nm-tip-title",text:`${i.xTitle} ${i.xLabels[a]??a}`}),m("table",{},b)]}r.addEventListener("mousemove",a=>{let{x:b}=R(a,r),u=V(b,d,i.nX);u!==g&&(g=u,c.replaceChildren(...E(u)),p()),B(c,n,a.clientX,a.clientY)}),r.addEventListener("mouseleave",()=>{g=-1,c.style.display="none",p()}),r.addEventListener("click",a=>{t.set("selected",V(R(a,r).x,d,i.nX)),t.save_changes()});let A=["values","series","x_labels","x_title","y_title","y_range","dashed","title"];for(let a of A)t.on(`change:${a}`,y);let Y=X(n,a=>{Math.min(D,a)!==d&&p()}),q=j(()=>p());return y(),()=>{for(let a of A)t.off(`change:${a}`,y);Y(),q()}}var gt={render:it};export{V as columnAt,gt as default,rt as readLines,at as yLimits};
