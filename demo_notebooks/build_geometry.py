@@ -47,8 +47,8 @@ cells = [
         "similarity.figure()"
     ),
     new_markdown_cell(
-        "The same question as a map of whole sentences, with clusters (k-means, K = 2): at every layer "
-        "the two clusters are the two languages."
+        "The same question as a map of whole sentences, with clusters (k-means, K = 2): from the middle "
+        "layers on, the two clusters are exactly the two languages."
     ),
     new_code_cell(
         "texts = %project --demo --unit text --layers 4,12,20,28 --clusters 2\n"

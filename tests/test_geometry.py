@@ -305,3 +305,9 @@ def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama,
         for handle in handles:
             handle.remove()
     assert not calls
+
+
+def test_groups_must_be_on_every_line_or_none(llama, tmp_path):
+    path = write_jsonl(tmp_path / "g.jsonl", [{"text": "ab", "label": "x", "group": 1}, {"text": "cd", "label": "y"}])
+    with pytest.raises(nm.NeuroMagicsError, match=r"text 2 differs from the first"):
+        nm.probe(llama, path, cv=2)

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from IPython.core.error import UsageError
 
 from neuro_magics.analyses.probing import ProbeResult
 from neuro_magics.analyses.projection import ProjectionResult
@@ -15,7 +14,8 @@ from test_bad_input import one_line
 
 
 def test_project_reads_labelled_lines_and_stores_the_result(shell, tiny_in_shell):
-    result = shell.run_cell_magic("project", "--layers 1,3 --clusters 2 -o mapped", "en\tthe cat\nfr\tle chat\nen\ta dog\n")
+    cell = "en\tthe cat\nfr\tle chat\nen\ta dog\n"
+    result = shell.run_cell_magic("project", "--layers 1,3 --clusters 2 -o mapped", cell)
     assert isinstance(result, ProjectionResult) and shell.user_ns["mapped"] is result
     assert result.labels == ["en", "fr", "en"] and result.texts == ["the cat", "le chat", "a dog"]
     assert result.steps == [1, 3] and result.color == "cluster" and result.clusters.shape == (2, result.n_points)

@@ -66,9 +66,9 @@ def read_labelled(path: str | Path) -> tuple[list[str], list[str], list[str] | N
         labels.append(str(label))
         groups.append(None if record.get("group") is None else str(record["group"]))
     if any(group is None for group in groups) and not all(group is None for group in groups):
-        missing = groups.index(None) if groups[0] is not None else next(k for k, g in enumerate(groups) if g is not None)
-        raise NeuroMagicsError(f"{path}: some lines have a \"group\" and some do not (text {missing + 1}): "
-                               "give every line one, or none.")
+        odd = next(k for k, group in enumerate(groups) if (group is None) != (groups[0] is None))
+        raise NeuroMagicsError(f"{path}: some lines have a \"group\" and some do not (text {odd + 1} differs from "
+                               "the first): give every line one, or none.")
     return texts, labels, None if not groups or groups[0] is None else groups
 
 
