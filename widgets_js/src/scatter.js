@@ -240,7 +240,8 @@ function render({ model, el }) {
     const ctx = sizeCanvas(points, layout.width, layout.height);
     const ratio = points.width / layout.width;
     const image = ctx.createImageData(points.width, points.height);
-    const size = Math.max(2, Math.round(2 * ratio));
+    const cssSize = data.nPoints < 2000 ? 4 : data.nPoints < 20000 ? 3 : 2; // few points: larger dots
+    const size = Math.max(2, Math.round(cssSize * ratio));
     const colors = current ? pointColors(coloringRow(data, current, k), current).rgb : null;
     const selected = new Set(model.get("selected") || []);
     const paint = (i, alpha) => {
