@@ -311,3 +311,36 @@ def test_groups_must_be_on_every_line_or_none(llama, tmp_path):
     path = write_jsonl(tmp_path / "g.jsonl", [{"text": "ab", "label": "x", "group": 1}, {"text": "cd", "label": "y"}])
     with pytest.raises(nm.NeuroMagicsError, match=r"text 2 differs from the first"):
         nm.probe(llama, path, cv=2)
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def test_the_scatter_gets_each_layer_at_unit_scale_and_selection_reaches_the_result(llama):
+    """The widget's float16 coordinates are the map's, per layer shifted and scaled alike on both
+    axes (by hand), and a selection in the widget lands in ``result.selected``."""
+    from neuro_magics.widgets.views import projection_widget
+
+    result = nm.project(llama, ["the cat sat", "a dog ran off"], ["x", "y"], layers="1,3", clusters=2, progress=False)
+    widget = projection_widget(result)
+    for k in range(2):
+        xy = result.coords[k].astype(np.float64)
+        centre = (xy.max(0) + xy.min(0)) / 2
+        expected = (xy - centre) / np.abs(xy - centre).max()
+        np.testing.assert_allclose(widget.coords[k].astype(np.float64), expected, atol=1e-3)
+    assert [c["name"] for c in widget.colorings] == ["label", "cluster", "position", "token"]
+    assert widget.color_by == "cluster"
+    widget.selected = [3, 1, 4]
+    assert result.selected == [3, 1, 4]
+
+
+def test_the_figure_paints_labels_in_the_widget_palette(llama):
+    from neuro_magics.widgets import colors
+
+    result = nm.project(llama, ["ab", "cd", "ef"], ["x", "y", "x"], unit="text", progress=False)
+    figure = result.figure(color="label")
+    assert [trace.name for trace in figure.data] == ["x", "y"]
+    assert [trace.marker.color for trace in figure.data] == list(colors.STOPS["categorical"][:2])
+    assert len(result.figure(color="position").data) == 1
+    with pytest.raises(nm.NeuroMagicsError, match="no clusters"):
+        result.figure(color="cluster")

@@ -57,7 +57,7 @@ describe("render", () => {
   it("draws, and a dragged box sets selected", () => {
     const n = 50;
     const model = fakeModel({
-      coords: binary(randomCoords(2, n), "float32", [2, n, 2]),
+      coords: binary(randomCoords(2, n), "float32", [2, n, 2]), // float16 in production; decoding widens it
       layer_labels: ["3", "7"], layer: 0, colorings: [], color_values: null, color_by: "",
       point_text: binary(new Int32Array(n), "int32", [n]), point_position: binary(new Int32Array(n), "int32", [n]),
       token_codes: binary(new Int32Array(n), "int32", [n]), token_vocab: ["x"], texts: ["x"], text_labels: [""],
