@@ -344,3 +344,26 @@ def test_the_figure_paints_labels_in_the_widget_palette(llama):
     assert len(result.figure(color="position").data) == 1
     with pytest.raises(nm.NeuroMagicsError, match="no clusters"):
         result.figure(color="cluster")
+
+
+def test_ctrl_c_keeps_the_layers_already_mapped(llama, monkeypatch):
+    """An interrupt while the third layer is mapped returns the first two, marked interrupted; one
+    during the first layer propagates."""
+    import neuro_magics.analyses.projection as projection
+
+    real, calls = projection.pca_2d, []
+
+    def interrupt_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(projection, "pca_2d", interrupt_third)
+    result = nm.project(llama, ["the cat sat", "a dog"], layers="0-3", clusters=2, progress=False)
+    assert result.interrupted and result.steps == [0, 1]
+    assert result.coords.shape[0] == result.clusters.shape[0] == result.explained.shape[0] == 2
+    calls.clear()
+    calls.extend([1, 1])
+    with pytest.raises(KeyboardInterrupt):
+        nm.project(llama, ["the cat sat", "a dog"], layers="0-3", progress=False)

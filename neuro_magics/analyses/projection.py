@@ -96,6 +96,11 @@ class ProjectionResult(Result):
             self.clusters = np.asarray(self.clusters, dtype=np.int32)
 
     @property
+    def interrupted(self) -> bool:
+        """True when Ctrl-C stopped the mapping: ``steps`` holds the layers finished before it."""
+        return bool(self.metadata.get("interrupted"))
+
+    @property
     def n_points(self) -> int:
         return self.coords.shape[1]
 
@@ -274,7 +279,8 @@ def project_activations(
     bar=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Per layer: the aligned 2-D map, PCA explained variance and clusters. ``bar`` (a tqdm)
-    is told what runs and advanced once per layer."""
+    is told what runs and advanced once per layer. A KeyboardInterrupt after the first layer
+    keeps the layers finished so far (the arrays are cut to them)."""
     check_choice("method", method, METHODS)
     vectors = activations.vectors
     n_layers, n_points = vectors.shape[:2]
@@ -284,27 +290,41 @@ def project_activations(
     explained = np.zeros((n_layers, 2), dtype=np.float32)
     labels = None if clusters is None else np.zeros((n_layers, n_points), dtype=np.int32)
     for k, step in enumerate(activations.steps):
-        what = method.upper() if method != "tsne" else "t-SNE"
-        if method == "umap" and n_points > UMAP_FIT_POINTS:
-            what += f" (fit on {UMAP_FIT_POINTS} of {n_points} points)"
-        if bar is not None:
-            bar.set_description(f"{what} layer {step}")
-        scores, ratio = pca_2d(vectors[k], REDUCED_DIMS if method != "pca" or clusters is not None else 2)
-        explained[k, :min(2, len(ratio))] = ratio[:2]
-        if method == "pca":
-            layer_map = scores[:, :2]
-        else:
-            layer_map = embed(scores, method, seed, init=None if k == 0 or method != "umap" else coords[k - 1])
-        if layer_map.shape[1] < 2:
-            layer_map = np.pad(layer_map, ((0, 0), (0, 2 - layer_map.shape[1])))
-        coords[k] = layer_map if k == 0 else align(coords[k - 1], layer_map)
-        if labels is not None:
-            if bar is not None:
-                bar.set_description(f"{'HDBSCAN' if clusters == 'auto' else 'k-means'} layer {step}")
-            labels[k] = cluster(scores, clusters, seed)
-        if bar is not None:
-            bar.update()
+        try:
+            _map_layer(vectors[k], k, step, method, clusters, seed, coords, explained, labels, bar)
+        except KeyboardInterrupt:
+            if k == 0:
+                raise
+            coords, explained = coords[:k], explained[:k]
+            labels = None if labels is None else labels[:k]
+            break
     return coords.astype(np.float32), explained, labels
+
+
+def _map_layer(vectors: np.ndarray, k: int, step: int, method: str, clusters, seed: int, coords: np.ndarray,
+               explained: np.ndarray, labels: np.ndarray | None, bar) -> None:
+    """Fill layer ``k`` of ``coords`` / ``explained`` / ``labels`` (aligned onto layer ``k - 1``)."""
+    n_points = len(vectors)
+    what = method.upper() if method != "tsne" else "t-SNE"
+    if method == "umap" and n_points > UMAP_FIT_POINTS:
+        what += f" (fit on {UMAP_FIT_POINTS} of {n_points} points)"
+    if bar is not None:
+        bar.set_description(f"{what} layer {step}")
+    scores, ratio = pca_2d(vectors, REDUCED_DIMS if method != "pca" or clusters is not None else 2)
+    explained[k, :min(2, len(ratio))] = ratio[:2]
+    if method == "pca":
+        layer_map = scores[:, :2]
+    else:
+        layer_map = embed(scores, method, seed, init=None if k == 0 or method != "umap" else coords[k - 1])
+    if layer_map.shape[1] < 2:
+        layer_map = np.pad(layer_map, ((0, 0), (0, 2 - layer_map.shape[1])))
+    coords[k] = layer_map if k == 0 else align(coords[k - 1], layer_map)
+    if labels is not None:
+        if bar is not None:
+            bar.set_description(f"{'HDBSCAN' if clusters == 'auto' else 'k-means'} layer {step}")
+        labels[k] = cluster(scores, clusters, seed)
+    if bar is not None:
+        bar.update()
 
 
 @with_lock
@@ -330,7 +350,8 @@ def project(
     ``"mean"`` or ``"last"`` token). ``method`` is ``"pca"``, ``"umap"`` or ``"tsne"``;
     ``clusters`` a K for k-means or ``"auto"`` for HDBSCAN. ``layers`` counts the steps of
     the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list). ``color`` is what the
-    map colours first (default: the cluster when clustering, else the label).
+    map colours first (default: the cluster when clustering, else the label). Ctrl-C after the
+    first layer is mapped returns the layers finished so far (``result.interrupted``).
     """
     check_choice("method", method, METHODS)
     check_choice("unit", unit, UNITS)
@@ -363,12 +384,15 @@ def project(
         check_clusters(clusters, activations.vectors.shape[1])
         coords, explained, cluster_labels = project_activations(activations, method=method, clusters=clusters,
                                                                 seed=seed, bar=bar)
-    metadata = run_metadata(subject, texts, labels=labels, site=site, layers=steps, method=method, unit=unit,
+    interrupted = len(coords) < len(steps)
+    metadata = run_metadata(subject, texts, labels=labels, site=site, layers=steps[:len(coords)], method=method,
+                            unit=unit, interrupted=interrupted,
                             pooling=pooling if unit == "text" else None, clusters=clusters, seed=seed,
                             alignment="orthogonal Procrustes onto the previous layer")
     return ProjectionResult(
         texts=texts, labels=labels, text_tokens=activations.text_tokens, text_index=activations.text_index,
-        position=activations.position, steps=activations.steps, blocks=activations.blocks, site=site, unit=unit,
+        position=activations.position, steps=activations.steps[:len(coords)], blocks=activations.blocks[:len(coords)],
+        site=site, unit=unit,
         method=method, coords=coords, explained=explained, clusters=cluster_labels, color=color, metadata=metadata,
     )
 

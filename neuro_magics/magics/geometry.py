@@ -80,6 +80,8 @@ class GeometryMagics(SessionMagics):
         subject = self.session.require_subject()
         result = project(subject, texts, labels, layers=args.layers, site=args.site, method=args.method,
                          unit=args.unit, pooling=args.pool, clusters=clusters, color=args.color, seed=args.seed)
+        if result.interrupted:
+            print(f"Interrupted: layers {', '.join(map(str, result.steps))} were mapped and kept.")
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result
