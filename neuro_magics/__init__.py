@@ -53,6 +53,9 @@ _LAZY = {
     "attribute": "analyses.attribution",
     "ablate": "analyses.interventions",
     "steer": "analyses.interventions",
+    "project": "analyses.projection",
+    "language_similarity": "analyses.projection",
+    "probe": "analyses.probing",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

@@ -14,7 +14,8 @@ from neuro_magics.magics import magic_classes
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
     for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer", "attribute",
-                 "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare"):
+                 "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare", "project", "probe",
+                 "language_similarity"):
         assert name in listed, name
         assert callable(getattr(nm, name)), name
 
@@ -36,6 +37,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
+    assert where["project"] == where["probe"] == "geometry"
 
 
 def test_every_magic_has_its_help_under_one_percent_sign(shell):

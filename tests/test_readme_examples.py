@@ -57,7 +57,7 @@ def test_every_readme_example_runs_on_the_default_model(shell):
     examples = readme_examples()
     shown = " ".join(examples)
     for magic in ("load_model", "model", "unload_model", "scan", "duplicate_layers", "drop_layers", "reset_layers",
-                  "generate", "brainscan", "patch", "ablate", "steer", "attribute"):
+                  "generate", "brainscan", "patch", "ablate", "steer", "attribute", "project", "probe"):
         assert re.search(rf"%%?{magic}\b", shown), f"the README has no runnable example of %{magic}"
     for code in examples:
         result = shell.run_cell(code, store_history=False)

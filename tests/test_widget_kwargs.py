@@ -9,7 +9,9 @@ import pytest
 
 from neuro_magics.widgets import AttentionWidget, AttributionWidget, DiffWidget, HeatmapWidget
 from neuro_magics.widgets.brainscan import BrainScanWidget
+from neuro_magics.widgets.lines import LinesWidget
 from neuro_magics.widgets.patching import PatchingWidget
+from neuro_magics.widgets.scatter import ScatterWidget
 
 
 def heatmap(**kwargs):
@@ -44,8 +46,17 @@ def attribution(**kwargs):
     return AttributionWidget(["a", "b"], 2, ["c"], [1], ["ig"], np.zeros((1, 1, 2)), **kwargs)
 
 
+def scatter(**kwargs):
+    return ScatterWidget(np.zeros((2, 5, 2)), colorings=[{"name": "label", "kind": "category", "values": np.zeros(5)}],
+                         **kwargs)
+
+
+def lines(**kwargs):
+    return LinesWidget(np.zeros((2, 3)), ["a", "b"], ["0", "1", "2"], **kwargs)
+
+
 BUILDERS = {"heatmap": heatmap, "attention": attention, "diff": diff, "patching": patching, "brainscan": brainscan,
-            "attribution": attribution}
+            "attribution": attribution, "scatter": scatter, "lines": lines}
 
 
 @pytest.mark.parametrize("build", BUILDERS.values(), ids=BUILDERS)
@@ -54,7 +65,8 @@ def test_an_unknown_keyword_is_a_type_error(build):
         build(titel="a typo of title")
 
 
-@pytest.mark.parametrize("build", [heatmap, attention, diff, attribution], ids=["heatmap", "attention", "diff", "attribution"])
+@pytest.mark.parametrize("build", [heatmap, attention, diff, attribution, scatter, lines],
+                         ids=["heatmap", "attention", "diff", "attribution", "scatter", "lines"])
 def test_real_traits_are_still_accepted_and_nothing_warns(build):
     """ipywidgets' own traits (layout, tabbable) pass through; a valid widget raises no DeprecationWarning."""
     with warnings.catch_warnings():

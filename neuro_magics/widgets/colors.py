@@ -14,7 +14,18 @@ STOPS: dict[str, tuple[str, ...]] = {
                    "#fde725"),
     # ColorBrewer RdBu reversed: negative blue, positive red
     "diverging": ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"),
+    # categories (labels, clusters, tokens): Tableau 10 without its grey (grey marks "none"), then three more
+    "categorical": ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+                    "#17becf", "#bcbd22", "#1f3b73"),
 }
+
+#: What points of no category (HDBSCAN noise) are painted with.
+NONE_COLOUR = "#969696"
+
+
+def categorical(index: int) -> str:
+    """The colour of category ``index`` (the palette repeats), as the scatter widget paints it."""
+    return NONE_COLOUR if index < 0 else STOPS["categorical"][index % len(STOPS["categorical"])]
 
 
 def plotly_colorscale(kind: str) -> list[tuple[float, str]]:

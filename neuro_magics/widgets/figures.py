@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core.errors import NeuroMagicsError
-from .colors import plotly_colorscale
+from .colors import categorical, plotly_colorscale
 
 SEQUENTIAL = plotly_colorscale("sequential")
 DIVERGING = plotly_colorscale("diverging")
@@ -190,6 +190,74 @@ def attribution_figure(result, method: str | None = None) -> go.Figure:
     figure.update_xaxes(title_text="source token", row=1, col=1)
     figure.update_layout(title=f"Attribution · {result.metadata.get('model', '')}", height=460,
                          width=1200 if parts else 800)
+
+
+# -- geometry: projections, probes ------------------------------------------------------------
+
+
+def projection_figure(result, layer: int | None = None, color: str | None = None) -> go.Figure:
+    """One layer's map (default: the last), coloured by label, cluster, position or token
+    (default: the result's own colouring), in the scatter widget's colours."""
+    layer = result.steps[-1] if layer is None else layer
+    k = result.layer_index(layer)
+    color = color or result.color
+    xy = result.coords[k]
+    hover = [result.context(i) for i in range(result.n_points)]
+    figure = go.Figure()
+    if color == "position":
+        figure.add_trace(go.Scattergl(x=xy[:, 0], y=xy[:, 1], mode="markers", text=hover,
+                                      marker={"size": 4, "color": result.position, "colorscale": SEQUENTIAL,
+                                              "colorbar": {"title": "position"}},
+                                      hovertemplate="%{text}<extra></extra>"))
+    else:
+        if color == "cluster":
+            if result.clusters is None:
+                raise NeuroMagicsError("This projection has no clusters: project again with clusters=K or 'auto'.")
+            groups = result.clusters[k]
+            names = {int(c): ("none" if c < 0 else f"cluster {c}") for c in np.unique(groups)}
+        elif color in ("label", "token"):
+            values = np.asarray(result.point_labels if color == "label" else result.point_tokens, dtype=str)
+            unique, groups = np.unique(values, return_inverse=True)
+            names = {i: _visible(str(name)) for i, name in enumerate(unique)}
+        else:
+            raise NeuroMagicsError(f"Unknown colour {color!r}: use label, cluster, position or token.")
+        for code, name in names.items():
+            members = groups == code
+            figure.add_trace(go.Scattergl(x=xy[members, 0], y=xy[members, 1], mode="markers", name=name,
+                                          text=[hover[i] for i in np.flatnonzero(members)],
+                                          marker={"size": 4, "color": categorical(code)},
+                                          hovertemplate="%{text}<extra>" + name + "</extra>"))
+    method = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[result.method]
+    figure.update_layout(title=f"{method} of {result.site} at layer {layer}: {result.metadata.get('model', '')}",
+                         xaxis={"title": f"{method} 1"}, yaxis={"title": f"{method} 2", "scaleanchor": "x"})
+    return figure
+
+
+def probe_figure(result) -> go.Figure:
+    """Accuracy by layer against the shuffled-label control."""
+    figure = go.Figure([
+        go.Scatter(x=result.steps, y=result.accuracy, mode="lines+markers", name=f"{result.probe_kind} probe",
+                   line={"color": categorical(0)}),
+        go.Scatter(x=result.steps, y=result.control, mode="lines+markers", name="shuffled-label control",
+                   line={"dash": "dash", "color": categorical(1)}),
+    ])
+    figure.update_layout(title=f"Probe of {' / '.join(result.classes)} by layer ({result.site}, {len(result.texts)} "
+                               f"texts, {result.fold_accuracy.shape[1]}-fold CV): {result.metadata.get('model', '')}",
+                         xaxis_title="layer", yaxis={"title": "held-out accuracy", "range": [0, 1.02]})
+    return figure
+
+
+def language_similarity_figure(result) -> go.Figure:
+    """Per layer, cosine of translations against cosine of other sentences in the same language."""
+    figure = go.Figure([
+        go.Scatter(x=result.steps, y=result.across, mode="lines+markers", name="same content, other language",
+                   line={"color": categorical(0)}),
+        go.Scatter(x=result.steps, y=result.within, mode="lines+markers", name="other content, same language",
+                   line={"color": categorical(1)}),
+    ])
+    figure.update_layout(title=f"Translations vs same-language sentences ({result.site}, {len(result.pairs)} pairs): "
+                               f"{result.metadata.get('model', '')}",
+                         xaxis_title="layer", yaxis_title="mean cosine")
     return figure
 
 
@@ -209,4 +277,7 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "brainscan": brainscan_figure,
     "diff": diff_figure,
     "attribution": attribution_figure,
+    "projection": projection_figure,
+    "probe": probe_figure,
+    "language_similarity": language_similarity_figure,
 }

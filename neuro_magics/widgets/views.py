@@ -20,7 +20,9 @@ from .attribution import AttributionWidget
 from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
+from .lines import LinesWidget
 from .patching import PatchingWidget
+from .scatter import ScatterWidget
 
 
 def widget_for(result) -> ipywidgets.Widget:
@@ -267,6 +269,62 @@ def attribution_widget(result) -> ipywidgets.Widget:
     return box
 
 
+# -- geometry: projections, probes ------------------------------------------------------------
+
+
+def projection_widget(result) -> ScatterWidget:
+    """The layer-slider scatter of a projection; a box selection sets ``result.selected``."""
+    colorings = []
+    labels = result.point_labels
+    if any(labels):
+        names, codes = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+        colorings.append({"name": "label", "kind": "category", "values": codes, "categories": list(names)})
+    if result.clusters is not None:
+        colorings.append({"name": "cluster", "kind": "category", "values": result.clusters,
+                          "categories": [str(k) for k in range(int(result.clusters.max()) + 1)]})
+    if result.unit == "token":
+        colorings.append({"name": "position", "kind": "number", "values": result.position})
+        names, codes = np.unique(np.asarray(result.point_tokens, dtype=str), return_inverse=True)
+        colorings.append({"name": "token", "kind": "category", "values": codes, "categories": list(names)})
+    names = [c["name"] for c in colorings]
+    widget = ScatterWidget(
+        result.coords, layer_labels=[str(s) for s in result.steps], colorings=colorings,
+        color_by=result.color if result.color in names else (names[0] if names else None),
+        point_text=result.text_index, point_position=result.position,
+        point_tokens=result.point_tokens if result.unit == "token" else None, texts=result.texts,
+        text_labels=result.labels,
+        title=f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {result.site} "
+              f"({result.n_points} {result.unit} points) · {result.metadata.get('model', '')}",
+    )
+    widget.selected = list(result.selected)
+
+    def follow(change: dict) -> None:
+        result.selected = [int(i) for i in change["new"]]
+
+    widget.observe(follow, names="selected")
+    return widget
+
+
+def probe_widget(result) -> LinesWidget:
+    """Accuracy by layer against the shuffled-label control (exact values on hover)."""
+    return LinesWidget(
+        np.stack([result.accuracy, result.control]), [f"{result.probe_kind} probe", "shuffled-label control"],
+        [str(s) for s in result.steps], x_title="layer", y_title="held-out accuracy", y_range=(0.0, 1.0),
+        dashed=(False, True),
+        title=f"probe of {' / '.join(result.classes)} on {len(result.texts)} texts ({result.fold_accuracy.shape[1]}"
+              f"-fold CV) · {result.site} · {result.metadata.get('model', '')}",
+    )
+
+
+def language_similarity_widget(result) -> LinesWidget:
+    return LinesWidget(
+        np.stack([result.across, result.within]), ["same content, other language", "other content, same language"],
+        [str(s) for s in result.steps], x_title="layer", y_title="mean cosine",
+        title=f"translations vs same-language sentences ({len(result.pairs)} pairs) · {result.site} · "
+              f"{result.metadata.get('model', '')}",
+    )
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -275,4 +333,7 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "brainscan": brainscan_widget,
     "diff": diff_widget,
     "attribution": attribution_widget,
+    "projection": projection_widget,
+    "probe": probe_widget,
+    "language_similarity": language_similarity_widget,
 }

@@ -5,6 +5,8 @@ const STOPS = {
   sequential: ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"],
   // blue - near white - red (ColorBrewer RdBu reversed): negative is blue, positive red
   diverging: ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"],
+  // categories (labels, clusters, tokens): Tableau 10 without its grey (grey marks "none"), then three more
+  categorical: ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#17becf", "#bcbd22", "#1f3b73"],
 };
 
 const cache = new Map();
@@ -12,6 +14,12 @@ const cache = new Map();
 function hexToRgb(hex) {
   const n = parseInt(hex.slice(1), 16);
   return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+}
+
+/** RGB of category `index` (the palette repeats after its last colour). */
+export function categoricalColor(index) {
+  const palette = STOPS.categorical;
+  return hexToRgb(palette[((index % palette.length) + palette.length) % palette.length]);
 }
 
 /** [r, g, b] of a CSS colour given as #rgb, #rrggbb or rgb()/rgba(); null for anything else. */

@@ -1,0 +1,151 @@
+"""Activation vectors of many texts at chosen layers: what projections and probes are made of.
+
+Texts run through the residual-stream runner in left-padded batches, captures go to the
+CPU in float32, and each text is read after ``CONTRAST_PREFIX`` (as steering's contrast
+vectors are): many models park an outsized "attention sink" state on the first token
+(the default model's first residual has a norm near 22,000 against at most ~900
+elsewhere), which would dominate any projection or mean. The prefix takes that position
+and is left out, so every token of the text itself is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.programs import parse_ranges
+from ..core.runner import Capture, prepare, run
+from ..core.subject import Subject, with_lock
+from .interventions import CONTRAST_PREFIX
+
+#: Sites whose captures are one vector per token (the ones a projection or probe can read).
+VECTOR_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")
+UNITS = ("token", "mean", "last")
+#: Texts per runner batch.
+BATCH_SIZE = 16
+
+
+@dataclass
+class Activations:
+    """``vectors[layer, point, feature]`` at ``steps`` (program positions) of ``site``.
+
+    A point is a token (``unit="token"``) or a whole text (``"mean"`` over its tokens, or
+    its ``"last"`` token). ``text_index`` and ``position`` say where each point comes from
+    (``position`` is -1 for a whole text); ``text_tokens`` are each text's token strings.
+    """
+
+    vectors: np.ndarray  # [layers, points, features] float32
+    steps: list[int]
+    blocks: list[int]
+    site: str
+    unit: str
+    text_index: np.ndarray  # [points] int32
+    position: np.ndarray  # [points] int32
+    text_tokens: list[list[str]]
+
+
+def parse_layers(layers: str | Sequence[int] | None, subject: Subject) -> list[int]:
+    """Program steps from ``"all"``/None, a range spec (``6,12,18``, ``10-20``) or a list."""
+    program = subject.program
+    if layers is None or (isinstance(layers, str) and layers.strip() == "all"):
+        return list(range(len(program)))
+    try:
+        if isinstance(layers, str):
+            steps = parse_ranges(layers, len(program), unit="layer")
+        else:
+            steps = [int(step) for step in layers]
+            bad = [step for step in steps if not 0 <= step < len(program)]
+            if bad:
+                raise ProgramError(f"Layer {bad[0]} is out of range: this model has layers 0-{len(program) - 1}.")
+    except ProgramError as error:
+        where = "" if program.is_identity else f" (layers count the {len(program)} steps of the current program)"
+        raise NeuroMagicsError(f"--layers {layers!r}: {error}{where}") from None
+    if not steps:
+        raise NeuroMagicsError("No layers given: use --layers all, or a list like 6,12,18.")
+    return sorted(set(steps))
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise NeuroMagicsError(f"Unknown {name} {value!r}: use one of {', '.join(choices)}.")
+
+
+#: Share of the free RAM the activations may take (the rest is headroom for everything else).
+MEMORY_FRACTION = 0.6
+
+
+@with_lock
+@torch.no_grad()
+def collect(
+    subject: Subject,
+    texts: Sequence[str],
+    steps: Sequence[int],
+    *,
+    site: str = "resid_pre",
+    unit: str = "token",
+    batch_size: int = BATCH_SIZE,
+    on_batch: Callable[[int], None] | None = None,
+) -> Activations:
+    """Capture ``site`` at program ``steps`` for every text, batched; ``on_batch(n_texts)``
+    reports progress after each batch. Refuses up front what would not fit in memory."""
+    check_choice("site", site, VECTOR_SITES)
+    check_choice("unit", unit, UNITS)
+    texts = list(texts)
+    if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise NeuroMagicsError("Every text must be non-empty: give one text per line.")
+    steps = list(steps)
+    prefix_length = len(subject.tokenizer(CONTRAST_PREFIX)["input_ids"])
+    lengths = [len(ids) - prefix_length for ids in subject.tokenizer([CONTRAST_PREFIX + t for t in texts])["input_ids"]]
+    if min(lengths) < 1:
+        raise NeuroMagicsError(f"Text {lengths.index(min(lengths))} has no tokens of its own: give it some text.")
+    n_points = sum(lengths) if unit == "token" else len(texts)
+    _check_memory(len(steps), n_points, _width(subject, site))
+    vectors = np.empty((len(steps), n_points, _width(subject, site)), dtype=np.float32)
+    text_index = np.repeat(np.arange(len(texts), dtype=np.int32), lengths if unit == "token" else 1)
+    positions = (np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]) if unit == "token"
+                 else np.full(len(texts), -1, dtype=np.int32))
+    text_tokens, filled = [], 0
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        encoded = subject.encode([CONTRAST_PREFIX + text for text in batch])
+        inputs = prepare(subject, encoded["input_ids"], encoded["attention_mask"])
+        output = run(subject, inputs, stop=max(steps) + 1, logits_at=None,
+                     capture=Capture(sites=(site,), steps=steps, device="cpu", dtype=torch.float32))
+        captured = output.captures[site]  # [steps, batch, tokens, features]
+        width = encoded["input_ids"].shape[1]
+        for row, length in enumerate(lengths[start:start + batch_size]):
+            first = width - length  # left padding and the prefix come before
+            text_tokens.append(subject.token_pieces(encoded["input_ids"][row, first:].tolist()))
+            kept = captured[:, row, first:]
+            if unit != "token":
+                kept = (kept.mean(1) if unit == "mean" else kept[:, -1])[:, None]
+            vectors[:, filled:filled + kept.shape[1]] = kept.numpy()
+            filled += kept.shape[1]
+        if on_batch is not None:
+            on_batch(len(batch))
+    program = subject.program
+    return Activations(vectors=vectors, steps=steps, blocks=[program.steps[s] for s in steps], site=site, unit=unit,
+                       text_index=text_index, position=positions, text_tokens=text_tokens)
+
+
+def _width(subject: Subject, site: str) -> int:
+    if site != "neurons":
+        return subject.d_model
+    module = subject.adapter.submodule(subject.blocks[0], subject.adapter.neurons)
+    return module.in_features if isinstance(module, torch.nn.Linear) else module.weight.shape[0]
+
+
+def _check_memory(n_layers: int, n_points: int, width: int) -> None:
+    """Refuse in one line activations that would not fit: float32 on the CPU, all layers at once."""
+    from .scanning import available_memory
+
+    need, available = 4 * n_layers * n_points * width, available_memory()
+    if need > MEMORY_FRACTION * available:
+        gib = 2**30
+        raise NeuroMagicsError(
+            f"{n_layers} layers x {n_points} points x {width} features need {need / gib:.1f} GiB but "
+            f"{available / gib:.1f} GiB is free: pick fewer layers (--layers 6,12,18), fewer texts, or --unit text.")
