@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import NeuroMagicsError
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .activations import check_choice, collect, parse_layers
@@ -345,10 +346,7 @@ def probe(
     check_labels(labels, cv, groups)
     steps = parse_layers(layers, subject)
 
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(texts) + len(steps), desc=f"activations ({site})", unit="item", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit=pooling, on_batch=bar.update)
         fitted = probe_activations(activations.vectors, labels, kind=kind, folds=cv, seed=seed, groups=groups,
                                    steps=steps, bar=bar)

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import NeuroMagicsError
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .activations import Activations, check_choice, collect, parse_layers
@@ -278,7 +279,7 @@ def project_activations(
     seed: int = 0,
     bar=None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Per layer: the aligned 2-D map, PCA explained variance and clusters. ``bar`` (a tqdm)
+    """Per layer: the aligned 2-D map, PCA explained variance and clusters. ``bar`` (a ProgressBar)
     is told what runs and advanced once per layer. A KeyboardInterrupt after the first layer
     keeps the layers finished so far (the arrays are cut to them)."""
     check_choice("method", method, METHODS)
@@ -375,10 +376,7 @@ def project(
         raise NeuroMagicsError("Colouring by cluster needs clusters: add --clusters K or --clusters auto.")
     steps = parse_layers(layers, subject)
 
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(texts) + len(steps), desc=f"activations ({site})", unit="item", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit="token" if unit == "token" else pooling,
                               on_batch=bar.update)
         check_clusters(clusters, activations.vectors.shape[1])
@@ -478,9 +476,7 @@ def language_similarity(
     steps = parse_layers(layers, subject)
     texts = [a for a, _ in pairs] + [b for _, b in pairs]
 
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(texts), desc=f"activations ({site})", unit="text", disable=not progress) as bar:
+    with ProgressBar(len(texts), f"activations ({site})", "text", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit=pooling, on_batch=bar.update)
     n = len(pairs)
     values = np.array([pair_cosines(layer[:n], layer[n:]) for layer in activations.vectors])

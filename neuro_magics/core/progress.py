@@ -24,6 +24,8 @@ class Bar(Protocol):
 
     def set_postfix_str(self, text: str, refresh: bool = True) -> None: ...
 
+    def set_description(self, desc: str, refresh: bool = True) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -72,6 +74,12 @@ class ProgressBar:
             self._bar.update(n)
         if self._observer is not None:
             self._observer(self.desc, self.n, self.total, time.perf_counter() - self._started)
+
+    def set_description(self, desc: str) -> None:
+        """Say what runs now (e.g. "UMAP layer 12"); observers get it with the next step."""
+        self.desc = desc
+        if self._bar is not None:
+            self._bar.set_description(desc, refresh=True)
 
     def set_postfix(self, text: str) -> None:
         """A short note after the meter (e.g. "12/465 configs"), shown at the next redraw."""

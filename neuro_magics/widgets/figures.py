@@ -190,6 +190,7 @@ def attribution_figure(result, method: str | None = None) -> go.Figure:
     figure.update_xaxes(title_text="source token", row=1, col=1)
     figure.update_layout(title=f"Attribution · {result.metadata.get('model', '')}", height=460,
                          width=1200 if parts else 800)
+    return figure
 
 
 # -- geometry: projections, probes ------------------------------------------------------------

@@ -38,6 +38,11 @@ class HtmlBar:
         if refresh:
             self._draw()
 
+    def set_description(self, desc: str, refresh: bool = True) -> None:
+        self.desc = desc
+        if refresh:
+            self._draw()
+
     def close(self) -> None:
         if self._handle is None:
             return
