@@ -26,17 +26,21 @@ TEXTS = ["The cat sat on the mat and looked at the door.", "x = [i * i for i in 
          "A: Where is the station?\nB: Left after the bank.", "Seven times eight is fifty-six."] * 6
 
 
-def _planted(n_tokens: int, n_features: int, k: int, size: int, seed: int = 0):
+def _planted(n_tokens: int, n_features: int, k: int, size: int, seed: int = 0, shared: int = 3):
     """Laplace sources, a mixing that is large (2..3) on ``size`` neurons per network and
-    small noise elsewhere, plus sensor noise: returns signals and the planted supports."""
+    small noise elsewhere, plus sensor noise: returns signals and the planted supports.
+    Network j shares ``shared`` neurons with network j + 1, so the mixing columns are not
+    orthogonal and the unmixing rows (their pseudo-inverse) differ from them."""
     rng = np.random.default_rng(seed)
     sources = rng.laplace(size=(n_tokens, k))
     mixing = rng.normal(0, 0.1, size=(n_features, k))
     supports = np.zeros((k, n_features), dtype=bool)
-    neurons = rng.permutation(n_features)[: k * size].reshape(k, size)
+    pool = rng.permutation(n_features)
+    step = size - shared
     for j in range(k):
-        mixing[neurons[j], j] = rng.uniform(2, 3, size)
-        supports[j, neurons[j]] = True
+        neurons = pool[j * step: j * step + size]
+        mixing[neurons, j] = rng.uniform(2, 3, size)
+        supports[j, neurons] = True
     signals = sources @ mixing.T + rng.normal(0, 0.1, size=(n_tokens, n_features))
     return signals.astype(np.float32), supports, sources
 

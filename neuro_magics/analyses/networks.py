@@ -48,7 +48,7 @@ from .corpus import Corpus, load_corpus
 DEFAULT_COMPONENTS = 10
 DEFAULT_THRESHOLD = 3.6
 #: Signals wider than this many features are reduced by randomized PCA before FastICA.
-REDUCE_ABOVE = 4096
+REDUCE_ABOVE = 2048
 #: Padded tokens per forward while capturing: bounds the captured activations per batch.
 BATCH_TOKENS = 4096
 #: Maps agree as one network when their masks' intersection over union exceeds this (the paper's template match).
@@ -80,17 +80,19 @@ def decompose(signals: np.ndarray, components: int, *, random_state: int = 0, re
         raise NeuroMagicsError(f"{n_features} neurons are too few for {components} components: use fewer --components.")
     reduce = n_features > REDUCE_ABOVE if reduce is None else reduce
     centred = signals - signals.mean(axis=0, dtype=np.float64).astype(signals.dtype)
-    ica = FastICA(components, whiten="unit-variance", random_state=random_state, max_iter=max_iter,
-                  whiten_solver="eigh" if n_tokens > 2 * (components if reduce else n_features) else "svd")
+    # float64 and the SVD whitening: sklearn's "eigh" whitening of float32 data whose
+    # principal axes differ in scale by 100x loses the sources (seen on planted networks).
+    ica = FastICA(components, whiten="unit-variance", whiten_solver="svd", random_state=random_state,
+                  max_iter=max_iter)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         if reduce:
             left, scale, right = randomized_svd(centred, components, n_oversamples=max(10, components),
                                                 n_iter=4, random_state=random_state)
-            sources = ica.fit_transform(left * scale)
+            sources = ica.fit_transform((left * scale).astype(np.float64))
             mixing = right.T @ ica.mixing_  # back from the k principal axes to the neurons
         else:
-            sources = ica.fit_transform(centred)
+            sources = ica.fit_transform(centred.astype(np.float64))
             mixing = ica.mixing_
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     maps = _zscore(mixing.T.astype(np.float64))
