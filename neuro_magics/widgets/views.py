@@ -189,6 +189,59 @@ def diff_widget(result) -> DiffWidget:
     )
 
 
+# -- functional networks and the lesion experiment ---------------------------------------------
+
+
+def networks_gallery(result) -> ipywidgets.HTML:
+    """Per network: its neurons per layer (one bar per layer) and the tokens that drive it most, in context."""
+    import html
+
+    def visible(text: str) -> str:
+        return html.escape(text.replace("\n", "↵"))
+
+    peak = max(1, int(result.counts.max()))
+    cards = []
+    for k in range(result.n_networks):
+        bars = "".join(
+            f"<div title='layer {layer}: {int(c)}' style='display:inline-block;width:6px;margin-right:1px;"
+            f"height:{2 + 28 * int(c) / peak:.0f}px;background:#31688e;vertical-align:bottom'></div>"
+            for layer, c in zip(result.layers, result.counts[k]))
+        tokens = "".join(
+            f"<div style='white-space:pre;font-family:monospace;font-size:11px'>{visible(t['before'])}"
+            f"<b style='background:#fddbc7;color:#000'>{visible(t['token'])}</b>{visible(t['after'])}"
+            f" <span style='opacity:.6'>{t['value']:.1f} {html.escape(t['label'])}</span></div>"
+            for t in result.top_tokens(k, 5))
+        cards.append(f"<div style='margin:6px 0'><b>network {k}</b> · {int(result.counts[k].sum())} neurons"
+                     f"<div style='height:32px'>{bars}</div>{tokens}</div>")
+    header = html.escape(repr(result))
+    return ipywidgets.HTML(f"<div class='neuro-magics-networks'><div>{header}</div>{''.join(cards)}</div>")
+
+
+def lesion_widget(result) -> ipywidgets.HTML:
+    """The lesion table with a bar per condition (the random control: mean over seeds ± spread)."""
+    import html
+
+    table = result.table()
+    low, high = min(0.0, float(table["score"].min())), max(0.0, float(table["score"].max()))
+    span = (high - low) or 1.0
+    rows = []
+    for row in table.itertuples():
+        width = 100 * abs(row.score) / span
+        spread = f" ± {row.spread_over_seeds:.3f}" if row.spread_over_seeds else ""
+        rows.append(
+            f"<tr><td style='padding-right:1em'>{html.escape(row.condition)}</td>"
+            f"<td style='width:260px'><div style='background:#b2182b;opacity:.75;height:12px;width:{width:.1f}%'></div>"
+            f"</td><td style='text-align:right;padding-left:1em'>{row.score:.3f}{spread}</td>"
+            f"<td style='text-align:right;padding-left:1em'>{row.change:+.3f}</td>"
+            f"<td style='text-align:right;padding-left:1em'>{row.dims}</td></tr>")
+    unit = "mean answer log-prob" if result.metadata.get("score") == "logprob" else "mean credit"
+    header = (f"<b>Lesion</b> · probe {html.escape(str(result.metadata.get('probe', '')))} ({len(result.prompts)} "
+              f"items, {unit}) · {html.escape(str(result.metadata.get('model', '')))}")
+    return ipywidgets.HTML(
+        f"<div class='neuro-magics-lesion'>{header}<table><tr><th style='text-align:left'>condition</th><th>|score|</th>"
+        f"<th>score</th><th>change</th><th>dims</th></tr>{''.join(rows)}</table></div>")
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -196,4 +249,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "trace": trace_widget,
     "brainscan": brainscan_widget,
     "diff": diff_widget,
+    "networks": networks_gallery,
+    "network_lesion": lesion_widget,
 }
