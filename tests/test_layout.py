@@ -13,7 +13,8 @@ from neuro_magics.magics import magic_classes
 
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
-    for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer",
+    for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer", "networks",
+                 "network_lesion", "mask_network",
                  "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare"):
         assert name in listed, name
         assert callable(getattr(nm, name)), name
@@ -35,3 +36,4 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
+    assert where["networks"] == "networks"
