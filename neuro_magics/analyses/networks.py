@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,6 +141,12 @@ class NetworksResult(Result):
     labels: list[str]  # per text: its genre, or ""
     text_pieces: list[list[str]]  # per text: every token as text (the first one included)
     metadata: dict[str, Any] = field(default_factory=dict)
+    _subject: Any = field(default=None, repr=False)  # weakref to the model the networks were found on
+
+    @property
+    def subject(self) -> Subject | None:
+        """The model these networks were found on, while it is loaded (None after loading from a file)."""
+        return None if self._subject is None else self._subject()
 
     # -- shape -----------------------------------------------------------------------------
 
@@ -195,7 +202,8 @@ class NetworksResult(Result):
         """The same networks cut at another z threshold (no refit)."""
         _check_threshold(threshold, self.maps.shape[1] * self.d_model)
         return NetworksResult(self.maps, self.sources, self.text_index, self.positions, self.layers, float(threshold),
-                              self.texts, self.labels, self.text_pieces, {**self.metadata, "threshold": float(threshold)})
+                              self.texts, self.labels, self.text_pieces, {**self.metadata, "threshold": float(threshold)},
+                              self._subject)
 
     # -- comparing ---------------------------------------------------------------------------
 
@@ -212,6 +220,25 @@ class NetworksResult(Result):
         overlap = self.iou(other)
         best = overlap.argmax(axis=1)
         return [(k, int(j), float(overlap[k, j])) for k, j in enumerate(best) if overlap[k, j] > at]
+
+    # -- acting on the model -------------------------------------------------------------------
+
+    def mask(self, network: int | Sequence[int] | str = "key", *, mode: str = "zero", value: float | None = None,
+             subject: Subject | None = None, prompts: Sequence[str] | None = None):
+        """Mask ``network`` on the model (it stays masked until ``%ablate --reset``) and return the
+        before/after diff (``nm.compare``). Uses the model the networks were found on unless
+        ``subject`` is given."""
+        from .diffing import compare
+        from .interventions import mask_network
+
+        subject = subject or self.subject
+        if subject is None:
+            raise NeuroMagicsError("These networks are not attached to a loaded model: pass subject= (the model they "
+                                   "were found on).")
+        intervention = mask_network(subject, self, network, mode=mode, value=value, install=False)
+        diff = compare(subject, lambda: intervention.applied(subject), prompts, label_after=f"mask network {network}")
+        intervention.install(subject)
+        return diff
 
     # -- what drives a network -------------------------------------------------------------------
 
@@ -477,7 +504,7 @@ def networks(
     result = NetworksResult(
         maps.reshape(int(components), len(chosen_layers), subject.d_model), sources, text_index, positions,
         chosen_layers, float(threshold), [corpus.texts[t] for t in chosen], [corpus.labels[t] for t in chosen],
-        pieces, metadata)
+        pieces, metadata, weakref.ref(subject))
     if not result.key_mask.any():
         warnings.warn(NeuroMagicsWarning(
             f"No neuron has z > {threshold:g} (the largest is {float(maps.max()):.2f}): there are no key neurons; "

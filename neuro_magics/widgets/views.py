@@ -18,6 +18,7 @@ from .attention import AttentionWidget
 from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
+from .networks import NetworksGallery
 from .patching import PatchingWidget
 
 
@@ -192,29 +193,15 @@ def diff_widget(result) -> DiffWidget:
 # -- functional networks and the lesion experiment ---------------------------------------------
 
 
-def networks_gallery(result) -> ipywidgets.HTML:
-    """Per network: its neurons per layer (one bar per layer) and the tokens that drive it most, in context."""
-    import html
-
-    def visible(text: str) -> str:
-        return html.escape(text.replace("\n", "↵"))
-
-    peak = max(1, int(result.counts.max()))
-    cards = []
-    for k in range(result.n_networks):
-        bars = "".join(
-            f"<div title='layer {layer}: {int(c)}' style='display:inline-block;width:6px;margin-right:1px;"
-            f"height:{2 + 28 * int(c) / peak:.0f}px;background:#31688e;vertical-align:bottom'></div>"
-            for layer, c in zip(result.layers, result.counts[k]))
-        tokens = "".join(
-            f"<div style='white-space:pre;font-family:monospace;font-size:11px'>{visible(t['before'])}"
-            f"<b style='background:#fddbc7;color:#000'>{visible(t['token'])}</b>{visible(t['after'])}"
-            f" <span style='opacity:.6'>{t['value']:.1f} {html.escape(t['label'])}</span></div>"
-            for t in result.top_tokens(k, 5))
-        cards.append(f"<div style='margin:6px 0'><b>network {k}</b> · {int(result.counts[k].sum())} neurons"
-                     f"<div style='height:32px'>{bars}</div>{tokens}</div>")
-    header = html.escape(repr(result))
-    return ipywidgets.HTML(f"<div class='neuro-magics-networks'><div>{header}</div>{''.join(cards)}</div>")
+def networks_gallery(result) -> NetworksGallery:
+    """The network gallery; while its model is loaded, the mask button masks the picked network and shows the diff."""
+    on_mask = None
+    if result.subject is not None:
+        def on_mask(network: int):
+            diff = result.mask(network)
+            print(f"Masked network {network} on the model; %ablate --reset (or nm.reset_interventions(m)) removes it.")
+            return diff
+    return NetworksGallery(result, on_mask=on_mask)
 
 
 def lesion_widget(result) -> ipywidgets.HTML:
