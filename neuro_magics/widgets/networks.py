@@ -34,8 +34,8 @@ class NetworksGallery(ipywidgets.VBox):
             np.stack([result.counts, peak]).astype(np.float32),
             metrics=[{"name": "neurons", "label": f"neurons with z > {result.threshold:g}", "fmt": "d"},
                      {"name": "max_z", "label": "largest z in the layer", "fmt": ".2f"}],
-            row_labels=[f"{n} ({int(c)})" for n, c in enumerate(result.counts.sum(axis=1))],
-            col_labels=[str(layer) for layer in result.layers], row_title="network (neurons)", col_title="layer",
+            row_labels=[str(n) for n in range(result.n_networks)],
+            col_labels=[str(layer) for layer in result.layers], row_title="network", col_title="layer",
             title=repr(result).removeprefix("NetworksResult(").removesuffix(")"),
             tooltip_template="network {row} · layer {col} · {neurons:d} neurons · largest z {max_z:.2f}",
         )
