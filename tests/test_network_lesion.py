@@ -164,6 +164,17 @@ def test_networks_magic_then_ablate_network(loaded, capsys):
     assert subject.interventions == ()
 
 
+def test_networks_magic_with_lesion_returns_the_lesion(loaded):
+    shell, subject = loaded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        lesion = shell.run_cell_magic("networks", "--components 3 --threshold 1.5 --lesion --seeds 2 -o nets",
+                                      "\n".join(TEXTS))
+    assert isinstance(lesion, LesionResult) and shell.user_ns["nets_lesion"] is lesion
+    assert lesion.groups == ["baseline", "masked", "random", "random", "keep-only"]
+    assert lesion.metadata["probe"] == "facts" and subject.interventions == ()
+
+
 @pytest.mark.parametrize("line, cell, message", [
     ("--layers 0:9", "\n".join(TEXTS), "layers 0-3"),
     ("--components 0", "\n".join(TEXTS), "at least 1"),
