@@ -14,6 +14,7 @@ from neuro_magics.magics import magic_classes
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
     for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer", "attribute",
+                 "networks", "network_lesion", "mask_network",
                  "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare", "project", "probe",
                  "language_similarity"):
         assert name in listed, name
@@ -37,6 +38,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
+    assert where["networks"] == "networks"
     assert where["project"] == where["probe"] == "geometry"
 
 

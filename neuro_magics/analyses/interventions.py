@@ -1,5 +1,9 @@
 """Ablation and steering: the builders of the two intervention kinds.
 
+Ablation also masks dimensions of each layer's MLP output (``mask_mlp_dims``), e.g. the
+neurons of a functional network (``mask_network``): zero them, keep only them, or add a
+value to them.
+
 Both build a :class:`~neuro_magics.core.interventions.Intervention` (hooks on the ORIGINAL
 blocks' modules, so they act at every occurrence of a block under any layer program; layer
 numbers here are original block indices) and install it on the subject unless
@@ -14,7 +18,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,9 @@ from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
 
 ABLATION_MODES = ("zero", "mean")
+#: How ``mask_mlp_dims`` changes the chosen MLP-output dimensions: zero them, zero every
+#: other dimension of their layers, or add ``value`` to them (the seed paper's amplification).
+MASK_MODES = ("zero", "keep-only", "amplify")
 
 #: What mean ablation averages over by default: every token of this neutral English text,
 #: run through the model as it is when the ablation is built.
@@ -176,6 +183,9 @@ def _ablation(subject: Subject, arguments: dict[str, Any], description: str) -> 
         for part, path in (("attention", adapter.attention), ("mlp", adapter.mlp)):
             module = adapter.submodule(subject.blocks[layer], path)
             hooks.append(Hook(module, "forward", _replace_output(mean(f"{part}:{layer}"))))
+    for layer, dims in arguments.get("mlp_dims", ()):
+        module = adapter.submodule(subject.blocks[layer], adapter.mlp)
+        hooks.append(Hook(module, "forward", _mask_output_dims(dims, arguments["mode"], arguments.get("value"))))
     return Intervention("ablate", description, arguments, hooks)
 
 
@@ -242,6 +252,120 @@ def _replace_output(mean: torch.Tensor | None):
         return (new, *output[1:]) if is_tuple else new
 
     return hook
+
+
+def _mask_output_dims(dims: list[int], mode: str, value: float | None):
+    """Zero ``dims`` of a module's output, zero all but them, or add ``value`` to them."""
+    indices: dict[torch.device, torch.Tensor] = {}
+
+    def hook(module, args, output):
+        is_tuple = isinstance(output, tuple)
+        tensor = output[0] if is_tuple else output
+        index = indices.get(tensor.device)
+        if index is None:
+            index = indices[tensor.device] = torch.tensor(dims, dtype=torch.long, device=tensor.device)
+        if mode == "zero":
+            new = tensor.index_fill(-1, index, 0)
+        elif mode == "keep-only":
+            keep = torch.zeros(tensor.shape[-1], dtype=torch.bool, device=tensor.device)
+            keep[index] = True
+            new = tensor.masked_fill(~keep, 0)
+        else:
+            new = tensor.clone()
+            new[..., index] += value
+        return (new, *output[1:]) if is_tuple else new
+
+    return hook
+
+
+# -- MLP-output dimensions and functional networks -------------------------------------------------
+
+
+@with_lock
+def mask_mlp_dims(
+    subject: Subject,
+    dims: Mapping[int, Sequence[int]],
+    *,
+    mode: str = "zero",
+    value: float | None = None,
+    label: str = "chosen dims",
+    install: bool = True,
+) -> Intervention:
+    """Mask dimensions of each layer's MLP output (the MLP block's contribution to the
+    residual stream, the module the adapter names ``mlp``), at every position and every
+    occurrence of the block: ``dims`` maps an original block index to its dimensions.
+
+    ``mode``: ``zero`` them; ``keep-only`` zeroes every other dimension of the layers in
+    ``dims`` (a layer with no dimensions loses its whole MLP output); ``amplify`` adds
+    ``value`` to them. ``label`` names the set in the description (what %model shows)."""
+    if mode not in MASK_MODES:
+        raise NeuroMagicsError(f"Unknown mask mode {mode!r}: use zero, keep-only or amplify.")
+    if mode == "amplify":
+        if value is None or not math.isfinite(value):
+            raise NeuroMagicsError("--mode amplify needs a finite --value V: the amount added to each dimension.")
+    elif value is not None:
+        raise NeuroMagicsError(f"--value goes with --mode amplify, not {mode}.")
+    width = subject.d_model
+    layers: list[list] = []
+    for layer, chosen in sorted((int(k), v) for k, v in dims.items()):
+        _check_layer(subject, layer, "mask")
+        chosen = sorted({int(d) for d in chosen})
+        if chosen and not (0 <= chosen[0] and chosen[-1] < width):
+            raise NeuroMagicsError(f"MLP-output dimension {chosen[-1] if chosen[-1] >= width else chosen[0]} of layer "
+                                   f"{layer} is out of range: the MLP output has dimensions 0-{width - 1}.")
+        if chosen or mode == "keep-only":
+            layers.append([layer, chosen])
+    total = sum(len(chosen) for _, chosen in layers)
+    if not total and mode != "keep-only":
+        raise NeuroMagicsError(f"{label} holds no dimension: there is nothing to mask.")
+    if not layers:
+        raise NeuroMagicsError("keep-only needs at least one layer to act on.")
+    n_layers = sum(bool(chosen) for _, chosen in layers)
+    where = f"{total} MLP-output dims in {n_layers} layer{'s' if n_layers != 1 else ''}"
+    if mode == "zero":
+        description = f"zero-ablate {label}: {where}"
+    elif mode == "keep-only":
+        description = f"keep only {label}: {where}; the rest of the MLP output of layers " \
+                      f"{_layer_span([layer for layer, _ in layers])} zeroed"
+    else:
+        description = f"add {value:g} to {label}: {where}"
+    arguments = {"heads": [], "layers": [], "neurons": [], "mode": mode, "reference_text": None, "means": None,
+                 "mlp_dims": layers, "value": None if value is None else float(value)}
+    intervention = _ablation(subject, arguments, description)
+    return intervention.install(subject) if install else intervention
+
+
+@with_lock
+def mask_network(
+    subject: Subject,
+    networks,
+    network: int | Sequence[int] | str = "key",
+    *,
+    mode: str = "zero",
+    value: float | None = None,
+    install: bool = True,
+) -> Intervention:
+    """Mask a functional network's neurons (``networks`` from ``nm.networks``): ``network`` is
+    ``"key"`` (every network's neurons), an index, or ``"0,3"``; ``mode`` as in
+    ``mask_mlp_dims`` (``keep-only`` acts on every layer the networks were found in)."""
+    facts = networks.metadata
+    if facts.get("model") != subject.name or networks.d_model != subject.d_model or \
+            max(networks.layers) >= subject.n_layers:
+        raise NeuroMagicsError(f"These networks were found on {facts.get('model', 'another model')}, not {subject.name}: "
+                               "find networks on this model first.")
+    dims = networks.dims_by_layer(network)
+    name = "key networks" if isinstance(network, str) and network.strip() == "key" else f"network {network}"
+    label = f"{name} at z > {networks.threshold:g}"
+    if mode != "keep-only" and not any(dims.values()):
+        raise NeuroMagicsError(f"{name} has no neuron above z = {networks.threshold:g}: nothing to mask; re-cut the "
+                               "networks with result.with_threshold(T) for a lower T.")
+    return mask_mlp_dims(subject, dims, mode=mode, value=value, label=label, install=install)
+
+
+def _layer_span(layers: Sequence[int]) -> str:
+    if list(layers) == list(range(layers[0], layers[-1] + 1)):
+        return f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0])
+    return ",".join(map(str, layers))
 
 
 # -- steering -------------------------------------------------------------------------------------

@@ -18,7 +18,13 @@ class InterventionMagics(SessionMagics):
     @argument("--heads", default=None, help="Heads as LAYER.HEAD, comma-separated: 9.6,9.9.")
     @argument("--layers", default=None, help="Whole layers (attention + MLP contributions): 3 or 3-5.")
     @argument("--neurons", default=None, help="MLP neurons as LAYER:NEURON, comma-separated: 5:123,5:77.")
-    @argument("--mode", default="zero", help="zero, or mean (over every token of nm.analyses.interventions.REFERENCE_TEXT).")
+    @argument("--network", default=None,
+              help="Functional network(s) of the last %%networks (or --from NAME) to mask: key (all), 3, or 0,3.")
+    @argument("--from", dest="source", default=None, metavar="NAME", help="With --network: the networks result in NAME.")
+    @argument("--mode", default="zero",
+              help="zero, or mean (over every token of nm.analyses.interventions.REFERENCE_TEXT); with --network: "
+                   "zero, keep-only (zero every other MLP-output dim of the networks' layers) or amplify (add --value).")
+    @argument("--value", type=float, default=None, help="With --network --mode amplify: the amount added.")
     @argument("--reset", action="store_true", help="Remove every active ablation.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
@@ -33,13 +39,34 @@ class InterventionMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
-            return self._reset(subject, "ablate", args, ("heads", "layers", "neurons"))
+            return self._reset(subject, "ablate", args, ("heads", "layers", "neurons", "network", "source", "value"))
+        if args.network is not None:
+            return self._apply(subject, self._network_mask(subject, args), args)
+        if args.source is not None or args.value is not None:
+            raise UsageError("--from and --value go with --network.")
         if args.heads is None and args.layers is None and args.neurons is None:
             return self._list(subject, "ablate")
         intervention = interventions.ablate(
             subject, heads=args.heads, layers=args.layers, neurons=args.neurons, mode=args.mode, install=False
         )
         return self._apply(subject, intervention, args)
+
+    def _network_mask(self, subject, args):
+        from ..analyses.networks import NetworksResult
+
+        if any(getattr(args, name) is not None for name in ("heads", "layers", "neurons")):
+            raise UsageError("--network masks a network alone: run %ablate again for heads, layers or neurons.")
+        if args.source is not None:
+            found = self.shell.user_ns.get(args.source)
+            if not isinstance(found, NetworksResult):
+                raise UsageError(f"--from {args.source}: no networks result in that variable (run %%networks -o "
+                                 f"{args.source}).")
+        else:
+            found = self.session.networks
+            if found is None:
+                raise UsageError("No networks yet: run %%networks first (or give --from NAME).")
+        return interventions.mask_network(subject, found, args.network, mode=args.mode, value=args.value,
+                                          install=False)
 
     @magic_arguments()
     @argument("--pos", default=None, help="Positive text of one contrast pair (its last token is used).")

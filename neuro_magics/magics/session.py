@@ -20,6 +20,7 @@ class Session:
 
     def __init__(self) -> None:
         self.subject: Subject | None = None
+        self.networks = None  # the last %%networks result: what %ablate --network masks
 
     def require_subject(self) -> Subject:
         if self.subject is None:

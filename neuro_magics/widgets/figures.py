@@ -262,6 +262,39 @@ def language_similarity_figure(result) -> go.Figure:
     return figure
 
 
+# -- functional networks ---------------------------------------------------------------------------
+
+
+def networks_figure(result) -> go.Figure:
+    """Where each network lives: its neurons per layer (networks x layers), key neurons per layer below."""
+    figure = make_subplots(rows=2, cols=1, row_heights=[0.75, 0.25], shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=(f"neurons with z > {result.threshold:g} per network and layer",
+                                           "key neurons per layer"))
+    figure.add_trace(go.Heatmap(z=result.counts, x=result.layers, y=[f"network {k}" for k in range(result.n_networks)],
+                                colorscale=SEQUENTIAL, colorbar={"title": "neurons", "len": 0.7, "y": 0.65},
+                                hovertemplate="%{y}, layer %{x}: %{z} neurons<extra></extra>"), row=1, col=1)
+    figure.add_trace(go.Bar(x=result.layers, y=result.key_counts, showlegend=False,
+                            hovertemplate="layer %{x}: %{y} key neurons<extra></extra>"), row=2, col=1)
+    figure.update_yaxes(autorange="reversed", row=1, col=1)
+    figure.update_xaxes(title_text="layer", row=2, col=1)
+    figure.update_layout(title=f"Functional networks of {result.metadata.get('model', '')}", height=520)
+    return figure
+
+
+def lesion_figure(result) -> go.Figure:
+    """Probe score per condition; the random control is the mean over seeds with its spread."""
+    table = result.table()
+    unit = "mean answer log-prob" if result.metadata.get("score") == "logprob" else "mean credit"
+    figure = go.Figure(go.Bar(
+        x=table["condition"], y=table["score"],
+        error_y={"type": "data", "array": table["spread_over_seeds"], "visible": True},
+        text=[f"{v:.3f}" for v in table["score"]], textposition="outside",
+        hovertemplate="%{x}<br>%{y:.4f}<extra></extra>"))
+    figure.update_layout(title=f"Lesion on probe {result.metadata.get('probe', '')} ({len(result.prompts)} items)",
+                         yaxis_title=unit, height=420)
+    return figure
+
+
 def _visible(token: str) -> str:
     return token.replace(" ", "␣").replace("\n", "↵") or "∅"
 
@@ -281,4 +314,6 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "projection": projection_figure,
     "probe": probe_figure,
     "language_similarity": language_similarity_figure,
+    "networks": networks_figure,
+    "network_lesion": lesion_figure,
 }

@@ -21,6 +21,7 @@ from .brainscan import BrainScanWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 from .lines import LinesWidget
+from .networks import NetworksGallery
 from .patching import PatchingWidget
 from .scatter import ScatterWidget
 
@@ -325,6 +326,45 @@ def language_similarity_widget(result) -> LinesWidget:
     )
 
 
+# -- functional networks and the lesion experiment ---------------------------------------------
+
+
+def networks_gallery(result) -> NetworksGallery:
+    """The network gallery; while its model is loaded, the mask button masks the picked network and shows the diff."""
+    on_mask = None
+    if result.subject is not None:
+        def on_mask(network: int):
+            diff = result.mask(network)
+            print(f"Masked network {network} on the model; %ablate --reset (or nm.reset_interventions(m)) removes it.")
+            return diff
+    return NetworksGallery(result, on_mask=on_mask)
+
+
+def lesion_widget(result) -> ipywidgets.HTML:
+    """The lesion table with a bar per condition (the random control: mean over seeds ± spread)."""
+    import html
+
+    table = result.table()
+    low, high = min(0.0, float(table["score"].min())), max(0.0, float(table["score"].max()))
+    span = (high - low) or 1.0
+    rows = []
+    for row in table.itertuples():
+        width = 100 * abs(row.score) / span
+        spread = f" ± {row.spread_over_seeds:.3f}" if row.spread_over_seeds else ""
+        rows.append(
+            f"<tr><td style='padding-right:1em'>{html.escape(row.condition)}</td>"
+            f"<td style='width:260px'><div style='background:#b2182b;opacity:.75;height:12px;width:{width:.1f}%'></div>"
+            f"</td><td style='text-align:right;padding-left:1em'>{row.score:.3f}{spread}</td>"
+            f"<td style='text-align:right;padding-left:1em'>{row.change:+.3f}</td>"
+            f"<td style='text-align:right;padding-left:1em'>{row.dims}</td></tr>")
+    unit = "mean answer log-prob" if result.metadata.get("score") == "logprob" else "mean credit"
+    header = (f"<b>Lesion</b> · probe {html.escape(str(result.metadata.get('probe', '')))} ({len(result.prompts)} "
+              f"items, {unit}) · {html.escape(str(result.metadata.get('model', '')))}")
+    return ipywidgets.HTML(
+        f"<div class='neuro-magics-lesion'>{header}<table><tr><th style='text-align:left'>condition</th><th>|score|</th>"
+        f"<th>score</th><th>change</th><th>dims</th></tr>{''.join(rows)}</table></div>")
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -336,4 +376,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "projection": projection_widget,
     "probe": probe_widget,
     "language_similarity": language_similarity_widget,
+    "networks": networks_gallery,
+    "network_lesion": lesion_widget,
 }

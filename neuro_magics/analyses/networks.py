@@ -1,0 +1,519 @@
+"""Functional brain networks of an LLM: group ICA over every layer's MLP output.
+
+After "Brain-Inspired Exploration of Functional Networks and Key Neurons in Large Language
+Models" (arXiv 2502.20408). The signals are the MLP block's output (``mlp_out``: the module
+the architecture adapter names ``mlp``, e.g. ``down_proj``'s output on Llama-style models,
+Gemma2's post-feedforward norm) of the chosen layers, for every token of every text, laid
+side by side into a tokens x (L * d_model) matrix; texts are stacked (group ICA). FastICA
+(scikit-learn, fixed ``random_state``) splits it into ``k`` independent time courses
+(``sources``, one value per token) and their spatial maps (the mixing columns), z-scored
+across neurons. A network's neurons have ``z > threshold``; the key neurons are their union.
+
+Where this deviates from the paper, and why:
+
+- Each text's first token is left out of the signals (``skip_first``): many models park an
+  outsized "attention sink" state there (the default model's MLP output at that token has
+  norm ~23,000 in layer 11, against ~35 elsewhere), and with it one component takes 99% of
+  the variance and means only "first token".
+- Each neuron's signal is z-scored over tokens (``standardize``; the paper's code offers it
+  as ``preprocessing``): otherwise the last layers, whose outputs are 10x larger, hold
+  nearly every key neuron.
+- ICA signs and order are arbitrary: each network is flipped so that its map's heavy tail is
+  positive (positive skew, as fMRI toolboxes do), and networks are sorted by the variance
+  they explain, so that ``z > threshold`` and "network 0" mean the same thing on every run.
+- Wider signals than ``REDUCE_ABOVE`` features are first reduced to ``k`` dimensions by a
+  randomized PCA (the projection FastICA's own whitening computes, without forming a
+  features x features covariance); the maps are mapped back through it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
+from ..core.programs import LayerProgram, parse_ranges
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, prepare, run
+from ..core.subject import Subject, with_lock
+from .corpus import Corpus, load_corpus
+
+DEFAULT_COMPONENTS = 10
+DEFAULT_THRESHOLD = 3.6
+#: Signals wider than this many features are reduced by randomized PCA before FastICA.
+REDUCE_ABOVE = 2048
+#: Padded tokens per forward while capturing: bounds the captured activations per batch.
+BATCH_TOKENS = 4096
+#: Maps agree as one network when their masks' intersection over union exceeds this (the paper's template match).
+MATCH_IOU = 0.2
+
+
+# -- the decomposition ---------------------------------------------------------------------------------
+
+
+def decompose(signals: np.ndarray, components: int, *, random_state: int = 0, reduce: bool | None = None,
+              max_iter: int = 1000) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """FastICA of ``signals`` [tokens, features] (centred here, else used as given).
+
+    Returns the z-scored maps [k, features] (each oriented so its heavy tail is positive,
+    sorted by explained variance), the sources [tokens, k] (unit variance, same signs), and
+    facts about the fit. ``reduce`` (default: wider than ``REDUCE_ABOVE``) runs a
+    randomized PCA to ``k`` dimensions first."""
+    from sklearn.decomposition import FastICA
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.utils.extmath import randomized_svd
+
+    n_tokens, n_features = signals.shape
+    if components < 1:
+        raise NeuroMagicsError(f"--components must be at least 1 (got {components}).")
+    if n_tokens <= components:
+        raise NeuroMagicsError(
+            f"{n_tokens} tokens are too few for {components} components: give more text (or fewer --components).")
+    if n_features < components:
+        raise NeuroMagicsError(f"{n_features} neurons are too few for {components} components: use fewer --components.")
+    reduce = n_features > REDUCE_ABOVE if reduce is None else reduce
+    centred = signals - signals.mean(axis=0, dtype=np.float64).astype(signals.dtype)
+    # float64 and the SVD whitening: sklearn's "eigh" whitening of float32 data whose
+    # principal axes differ in scale by 100x loses the sources (seen on planted networks).
+    ica = FastICA(components, whiten="unit-variance", whiten_solver="svd", random_state=random_state,
+                  max_iter=max_iter)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        if reduce:
+            left, scale, right = randomized_svd(centred, components, n_oversamples=max(10, components),
+                                                n_iter=4, random_state=random_state)
+            sources = ica.fit_transform((left * scale).astype(np.float64))
+            mixing = right.T @ ica.mixing_  # back from the k principal axes to the neurons
+        else:
+            sources = ica.fit_transform(centred.astype(np.float64))
+            mixing = ica.mixing_
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    maps = _zscore(mixing.T.astype(np.float64))
+    skew = (maps ** 3).mean(axis=1)
+    signs = np.where(skew < 0, -1.0, 1.0)
+    maps, sources = maps * signs[:, None], sources * signs[None, :]
+    order = np.argsort(-(mixing ** 2).sum(axis=0), kind="stable")  # unit-variance sources: |a|^2 is the variance
+    facts = {"reduced": bool(reduce), "iterations": int(ica.n_iter_), "converged": converged}
+    return maps[order].astype(np.float32), sources[:, order].astype(np.float32), facts
+
+
+def _zscore(rows: np.ndarray) -> np.ndarray:
+    spread = rows.std(axis=1, keepdims=True)
+    return (rows - rows.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1.0)
+
+
+def iou(masks: np.ndarray, others: np.ndarray | None = None) -> np.ndarray:
+    """Intersection over union between every pair of boolean masks ``[a, ...]`` x ``[b, ...]``
+    (``others`` default: ``masks`` itself); 0 where both are empty."""
+    a = masks.reshape(len(masks), -1).astype(np.float64)
+    b = a if others is None else others.reshape(len(others), -1).astype(np.float64)
+    if a.shape[1] != b.shape[1]:
+        raise NeuroMagicsError(f"Cannot compare networks over {a.shape[1]} neurons with networks over {b.shape[1]}.")
+    both = a @ b.T
+    union = a.sum(1)[:, None] + b.sum(1)[None, :] - both
+    return np.divide(both, union, out=np.zeros_like(both), where=union > 0)
+
+
+# -- the result ----------------------------------------------------------------------------------------
+
+
+@dataclass(repr=False, eq=False)
+class NetworksResult(Result):
+    """Functional networks of a model; its repr is the network gallery."""
+
+    kind = "networks"
+
+    maps: np.ndarray  # [k, L, d] float32: each network's z-scored spatial map
+    sources: np.ndarray  # [tokens, k] float32: each network's time course
+    text_index: np.ndarray  # [tokens] int32: which text each signal row comes from
+    positions: np.ndarray  # [tokens] int32: its position in that text
+    layers: list[int]  # the original block of each map row
+    threshold: float
+    texts: list[str]
+    labels: list[str]  # per text: its genre, or ""
+    text_pieces: list[list[str]]  # per text: every token as text (the first one included)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    _subject: Any = field(default=None, repr=False)  # weakref to the model the networks were found on
+
+    @property
+    def subject(self) -> Subject | None:
+        """The model these networks were found on, while it is loaded (None after loading from a file)."""
+        return None if self._subject is None else self._subject()
+
+    # -- shape -----------------------------------------------------------------------------
+
+    @property
+    def n_networks(self) -> int:
+        return self.maps.shape[0]
+
+    @property
+    def d_model(self) -> int:
+        return self.maps.shape[2]
+
+    # -- masks -----------------------------------------------------------------------------
+
+    @property
+    def network_masks(self) -> np.ndarray:
+        """[k, L, d] bool: each network's neurons (z above the threshold)."""
+        return self.maps > self.threshold
+
+    @property
+    def key_mask(self) -> np.ndarray:
+        """[L, d] bool: the key neurons, the union of all networks."""
+        return self.network_masks.any(axis=0)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """[k, L] int: each network's neurons per layer."""
+        return self.network_masks.sum(axis=2)
+
+    @property
+    def key_counts(self) -> np.ndarray:
+        """[L] int: key neurons per layer."""
+        return self.key_mask.sum(axis=1)
+
+    def mask_of(self, network: int | Sequence[int] | str = "key") -> np.ndarray:
+        """[L, d] bool mask of ``"key"`` (all networks), one network, or several."""
+        if isinstance(network, str):
+            if network.strip() == "key":
+                return self.key_mask
+            picked = _network_list(network, self.n_networks)
+        else:
+            picked = [network] if isinstance(network, (int, np.integer)) else list(network)
+        for k in picked:
+            if not 0 <= int(k) < self.n_networks:
+                raise NeuroMagicsError(f"Network {k} does not exist: this result has networks 0-{self.n_networks - 1}.")
+        return self.network_masks[[int(k) for k in picked]].any(axis=0)
+
+    def dims_by_layer(self, network: int | Sequence[int] | str = "key") -> dict[int, list[int]]:
+        """Original block index -> the MLP-output dimensions of ``network`` there (every analysed layer)."""
+        mask = self.mask_of(network)
+        return {layer: np.flatnonzero(mask[row]).tolist() for row, layer in enumerate(self.layers)}
+
+    def with_threshold(self, threshold: float) -> NetworksResult:
+        """The same networks cut at another z threshold (no refit)."""
+        _check_threshold(threshold, self.maps.shape[1] * self.d_model)
+        return NetworksResult(self.maps, self.sources, self.text_index, self.positions, self.layers, float(threshold),
+                              self.texts, self.labels, self.text_pieces, {**self.metadata, "threshold": float(threshold)},
+                              self._subject)
+
+    # -- comparing ---------------------------------------------------------------------------
+
+    def iou(self, other: NetworksResult | None = None) -> np.ndarray:
+        """[k, k'] intersection over union of the network masks, within this result or
+        against ``other`` (same layers and width): the paper's template similarity."""
+        if other is not None and (other.layers != self.layers or other.d_model != self.d_model):
+            raise NeuroMagicsError("The two results cover different layers or widths: compare networks of the same model "
+                                   "and --layers.")
+        return iou(self.network_masks, None if other is None else other.network_masks)
+
+    def matches(self, other: NetworksResult, at: float = MATCH_IOU) -> list[tuple[int, int, float]]:
+        """For each network here, its best match in ``other`` as ``(k, k', IoU)``, kept when IoU > ``at``."""
+        overlap = self.iou(other)
+        best = overlap.argmax(axis=1)
+        return [(k, int(j), float(overlap[k, j])) for k, j in enumerate(best) if overlap[k, j] > at]
+
+    # -- acting on the model -------------------------------------------------------------------
+
+    def mask(self, network: int | Sequence[int] | str = "key", *, mode: str = "zero", value: float | None = None,
+             subject: Subject | None = None, prompts: Sequence[str] | None = None):
+        """Mask ``network`` on the model (it stays masked until ``%ablate --reset``) and return the
+        before/after diff (``nm.compare``). Uses the model the networks were found on unless
+        ``subject`` is given."""
+        from .diffing import compare
+        from .interventions import mask_network
+
+        subject = subject or self.subject
+        if subject is None:
+            raise NeuroMagicsError("These networks are not attached to a loaded model: pass subject= (the model they "
+                                   "were found on).")
+        intervention = mask_network(subject, self, network, mode=mode, value=value, install=False)
+        diff = compare(subject, lambda: intervention.applied(subject), prompts, label_after=f"mask network {network}")
+        intervention.install(subject)
+        return diff
+
+    # -- what drives a network -------------------------------------------------------------------
+
+    def top_tokens(self, network: int, n: int = 10, context: int = 6) -> list[dict[str, Any]]:
+        """The ``n`` tokens where ``network``'s time course peaks, each with its text around it."""
+        self.mask_of(network)  # checks the index
+        values = self.sources[:, network]
+        rows = np.argsort(-values, kind="stable")[:n]
+        found = []
+        for row in rows:
+            text, position = int(self.text_index[row]), int(self.positions[row])
+            pieces = self.text_pieces[text]
+            found.append({
+                "value": float(values[row]), "text_index": text, "position": position, "token": pieces[position],
+                "before": "".join(pieces[max(0, position - context):position]),
+                "after": "".join(pieces[position + 1:position + 1 + context]), "label": self.labels[text],
+            })
+        return found
+
+    def time_course(self, network: int, text: int = 0) -> tuple[list[str], np.ndarray]:
+        """The tokens of one text and ``network``'s source value at each (NaN where no signal was kept)."""
+        self.mask_of(network)
+        if not 0 <= text < len(self.texts):
+            raise NeuroMagicsError(f"Text {text} does not exist: this result has texts 0-{len(self.texts) - 1}.")
+        pieces = self.text_pieces[text]
+        values = np.full(len(pieces), np.nan, dtype=np.float32)
+        rows = np.flatnonzero(self.text_index == text)
+        values[self.positions[rows]] = self.sources[rows, network]
+        return pieces, values
+
+    # -- Result protocol -------------------------------------------------------------------------
+
+    def to_numpy(self) -> np.ndarray:
+        """The z-scored maps, [networks, layers, d_model]."""
+        return self.maps
+
+    def to_pandas(self):
+        """One row per network neuron (network, layer, dimension, z), strongest first."""
+        import pandas as pd
+
+        k, row, dim = np.nonzero(self.network_masks)
+        frame = pd.DataFrame({"network": k, "layer": np.asarray(self.layers)[row], "dim": dim,
+                              "z": self.maps[k, row, dim]})
+        return frame.sort_values(["network", "z"], ascending=[True, False], ignore_index=True)
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"maps": self.maps, "sources": self.sources, "text_index": self.text_index, "positions": self.positions}
+
+    def _fields(self) -> dict[str, Any]:
+        return {"layers": self.layers, "threshold": self.threshold, "texts": self.texts, "labels": self.labels,
+                "text_pieces": self.text_pieces}
+
+    @classmethod
+    def _rebuild(cls, arrays, fields, metadata) -> NetworksResult:
+        return cls(arrays["maps"], arrays["sources"], arrays["text_index"], arrays["positions"],
+                   [int(layer) for layer in fields["layers"]], float(fields["threshold"]), list(fields["texts"]),
+                   list(fields["labels"]), [list(p) for p in fields["text_pieces"]], metadata)
+
+    def __repr__(self) -> str:
+        key = int(self.key_mask.sum())
+        total = self.key_mask.size
+        sizes = ", ".join(str(int(c)) for c in self.counts.sum(axis=1))
+        return (f"NetworksResult({self.n_networks} networks over layers {_span(self.layers)} of "
+                f"{self.metadata.get('model', '?')}, {len(self.sources)} tokens of {len(self.texts)} texts; "
+                f"z > {self.threshold:g}: {key} key neurons ({100 * key / total:.2f}% of {total}); "
+                f"sizes {sizes})")
+
+
+def _span(layers: Sequence[int]) -> str:
+    return f"{layers[0]}-{layers[-1]}" if list(layers) == list(range(layers[0], layers[-1] + 1)) else \
+        ",".join(map(str, layers))
+
+
+def _network_list(spec: str, n_networks: int) -> list[int]:
+    try:
+        return parse_ranges(spec, n_networks, unit="network", owner="this result")
+    except NeuroMagicsError as error:
+        raise NeuroMagicsError(f"{error} Networks are numbered 0-{n_networks - 1}; or use key.") from None
+
+
+def _check_threshold(threshold: float, n_neurons: int) -> None:
+    """Refuse a threshold no map can pass: a z-scored vector of n values has max z <= sqrt(n - 1)."""
+    if not isinstance(threshold, (int, float)) or not math.isfinite(threshold) or threshold <= 0:
+        raise NeuroMagicsError(f"--threshold must be a positive number (got {threshold}).")
+    ceiling = math.sqrt(max(n_neurons - 1, 0))
+    if threshold >= ceiling:
+        raise NeuroMagicsError(
+            f"--threshold {threshold:g} leaves no key neuron: over {n_neurons} neurons no z-score can exceed "
+            f"{ceiling:.3g}; use a lower threshold (the paper's is {DEFAULT_THRESHOLD}).")
+
+
+# -- the analysis ----------------------------------------------------------------------------------------
+
+
+def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """``None``: every layer; ``"a:b"`` (half-open), ``"a-b"`` (inclusive), lists of them, or indices."""
+    if spec is None:
+        return list(range(n_layers))
+    if isinstance(spec, str):
+        layers = parse_ranges(spec, n_layers, unit="layer")
+    else:
+        layers = [int(layer) for layer in spec]
+        bad = [layer for layer in layers if not 0 <= layer < n_layers]
+        if bad or not layers:
+            raise NeuroMagicsError(f"Layer {bad[0] if bad else 'list'} is out of range: this model has layers "
+                                   f"0-{n_layers - 1}.")
+    return sorted(set(layers))
+
+
+@dataclass
+class _Signals:
+    """Which tokens of which texts feed the matrix."""
+
+    ids: list[list[int]]  # per text: its token ids (cut to the context and the budget)
+    first: int  # the first position kept in every text
+
+
+def _select(subject: Subject, corpus: Corpus, max_tokens: int | None, skip_first: bool) -> tuple[list[int], _Signals]:
+    """Texts taken in turn from each label (so a budget keeps the genres balanced) until
+    ``max_tokens`` signal tokens; the text that crosses the budget is cut."""
+    tokenizer = subject.tokenizer
+    if tokenizer is None:
+        raise NeuroMagicsError("This subject has no tokenizer; networks need one to read the corpus.")
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(corpus.labels):
+        by_label.setdefault(label, []).append(index)
+    queues = list(by_label.values())
+    order = [queue[k] for k in range(max(len(q) for q in queues)) for queue in queues if k < len(queue)]
+    first = 1 if skip_first else 0
+    limit = subject.context_length or 1 << 30
+    chosen, ids, total = [], [], 0
+    for index in order:
+        row = list(tokenizer(corpus.texts[index])["input_ids"])[:limit]
+        usable = len(row) - first
+        if usable <= 0:
+            continue
+        if max_tokens is not None and total + usable > max_tokens:
+            row = row[:first + max_tokens - total]
+            usable = len(row) - first
+        if usable > 0:
+            chosen.append(index)
+            ids.append(row)
+            total += usable
+        if max_tokens is not None and total >= max_tokens:
+            break
+    return chosen, _Signals(ids, first)
+
+
+@torch.no_grad()
+def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The [tokens, L * d] matrix of MLP outputs (float32, CPU), texts batched by length,
+    and which texts were read (all, unless Ctrl-C stopped the capture)."""
+    from tqdm.auto import tqdm
+
+    d, n_layers = subject.d_model, len(layers)
+    lengths = [len(row) - signals.first for row in signals.ids]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    matrix = np.empty((int(offsets[-1]), n_layers * d), dtype=np.float32)
+    order = sorted(range(len(signals.ids)), key=lambda t: len(signals.ids[t]))
+    batches, current = [], []
+    for text in order:
+        if current and (len(current) + 1) * len(signals.ids[text]) > BATCH_TOKENS:
+            batches.append(current)
+            current = []
+        current.append(text)
+    if current:
+        batches.append(current)
+    program = LayerProgram.identity(subject.n_layers)
+    capture = Capture(sites=("mlp_out",), steps=layers, device="cpu", dtype=torch.float32)
+    done = np.zeros(len(signals.ids), dtype=bool)
+    bar = tqdm(total=int(offsets[-1]), desc="networks: capture", unit="token", disable=not progress)
+    try:
+        for batch in batches:
+            width = max(len(signals.ids[t]) for t in batch)
+            input_ids = torch.full((len(batch), width), subject.pad_token_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, text in enumerate(batch):
+                input_ids[row, width - len(signals.ids[text]):] = torch.tensor(signals.ids[text])
+                attention_mask[row, width - len(signals.ids[text]):] = 1
+            output = run(subject, prepare(subject, input_ids, attention_mask), program=program,
+                         stop=layers[-1] + 1, capture=capture, logits_at=None)
+            states = output.captures["mlp_out"]  # [L, batch, width, d]
+            for row, text in enumerate(batch):
+                start = width - len(signals.ids[text]) + signals.first
+                block = states[:, row, start:].permute(1, 0, 2).reshape(width - start, n_layers * d)
+                matrix[offsets[text]:offsets[text + 1]] = block.numpy()
+            done[batch] = True
+            bar.update(sum(lengths[t] for t in batch))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bar.close()
+    return matrix, done
+
+
+@with_lock
+def networks(
+    subject: Subject,
+    texts: str | Path | Sequence[str] | None = None,
+    *,
+    components: int = DEFAULT_COMPONENTS,
+    threshold: float = DEFAULT_THRESHOLD,
+    layers: str | Sequence[int] | None = None,
+    max_tokens: int | None = None,
+    standardize: bool = True,
+    skip_first: bool = True,
+    random_state: int = 0,
+    progress: bool = True,
+) -> NetworksResult:
+    """Find ``components`` functional networks in ``subject``'s MLP outputs on a corpus.
+
+    ``texts``: ``None``/``"builtin"`` (the built-in five-genre corpus), ``"builtin:math,code"``,
+    a ``.txt``/``.jsonl`` path, or a list of texts. ``layers``: ``"a:b"``/``"a-b"`` (default
+    all). ``max_tokens`` caps the signal tokens (texts taken in turn from each genre).
+    ``threshold``: the z above which a neuron belongs to a network. The capture runs the
+    identity program (maps are per original block) with the active interventions on.
+    Ctrl-C during the capture fits on the tokens read so far.
+    """
+    if not isinstance(components, (int, np.integer)) or components < 1:
+        raise NeuroMagicsError(f"--components must be a whole number of at least 1 (got {components}).")
+    if max_tokens is not None and max_tokens < 1:
+        raise NeuroMagicsError(f"--max-tokens must be at least 1 (got {max_tokens}).")
+    chosen_layers = parse_layers(layers, subject.n_layers)
+    _check_threshold(threshold, len(chosen_layers) * subject.d_model)
+    corpus = load_corpus(texts)
+    chosen, signals = _select(subject, corpus, max_tokens, skip_first)
+    n_tokens = sum(len(row) - signals.first for row in signals.ids)
+    if n_tokens <= components:
+        raise NeuroMagicsError(
+            f"{n_tokens} tokens are too few for {components} components: give more text (or fewer --components)"
+            + (" or drop --max-tokens." if max_tokens is not None else "."))
+    if len(chosen_layers) * subject.d_model < components:
+        raise NeuroMagicsError(f"{len(chosen_layers) * subject.d_model} neurons are too few for {components} components.")
+    metadata = run_metadata(
+        subject, None, program=list(range(subject.n_layers)), corpus=corpus.name, n_texts=len(chosen),
+        n_tokens=n_tokens, components=int(components), threshold=float(threshold), layers=chosen_layers,
+        max_tokens=max_tokens, standardize=standardize, skip_first=skip_first, random_state=random_state,
+        site="mlp_out", module=subject.adapter.mlp,
+    )
+    matrix, done = _capture(subject, signals, chosen_layers, progress)
+    rows_kept = np.repeat(done, [len(row) - signals.first for row in signals.ids])
+    if not done.all():
+        if rows_kept.sum() <= components:
+            raise NeuroMagicsError(f"Interrupted after {int(rows_kept.sum())} tokens: too few for {components} components.")
+        matrix = matrix[rows_kept]
+        warnings.warn(NeuroMagicsWarning(f"Interrupted: fitting on the {len(matrix)} tokens of the texts read so far."))
+        metadata["interrupted"] = True
+    if standardize:
+        matrix -= matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
+        spread = matrix.std(axis=0, dtype=np.float64).astype(np.float32)
+        matrix /= np.where(spread > 0, spread, 1.0).astype(np.float32)
+    maps, sources, facts = decompose(matrix, int(components), random_state=random_state)
+    del matrix
+    metadata.update(facts)
+    if not facts["converged"]:
+        warnings.warn(NeuroMagicsWarning(
+            f"FastICA did not converge in {facts['iterations']} iterations: the networks may be unstable; try "
+            "more text or another random_state."))
+    text_index = np.repeat(np.arange(len(signals.ids), dtype=np.int32),
+                           [len(row) - signals.first for row in signals.ids])[rows_kept]
+    positions = np.concatenate([np.arange(signals.first, len(row), dtype=np.int32) for row in signals.ids])[rows_kept]
+    pieces = _pieces(subject, signals.ids)
+    result = NetworksResult(
+        maps.reshape(int(components), len(chosen_layers), subject.d_model), sources, text_index, positions,
+        chosen_layers, float(threshold), [corpus.texts[t] for t in chosen], [corpus.labels[t] for t in chosen],
+        pieces, metadata, weakref.ref(subject))
+    if not result.key_mask.any():
+        warnings.warn(NeuroMagicsWarning(
+            f"No neuron has z > {threshold:g} (the largest is {float(maps.max()):.2f}): there are no key neurons; "
+            "re-cut with result.with_threshold(T) for a lower T."))
+    return result
+
+
+def _pieces(subject: Subject, ids: list[list[int]]) -> list[list[str]]:
+    """Every token as text, each distinct id decoded once."""
+    distinct = sorted({token for row in ids for token in row})
+    text = dict(zip(distinct, subject.token_pieces(distinct)))
+    return [[text[token] for token in row] for row in ids]

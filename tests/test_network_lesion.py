@@ -1,0 +1,204 @@
+"""The lesion experiment and the %%networks / %ablate --network magics.
+
+Oracles: answer log-probabilities computed here from HF's own logits (``log_softmax`` of one
+unpadded item at a time), with the mask applied by a forward hook written here on the MLP
+module; the random control counted against the networks' own masks.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from IPython.core.error import UsageError
+
+import neuro_magics as nm
+from neuro_magics.analyses.lesion import LesionResult, network_lesion, random_dims_like
+from neuro_magics.analyses.networks import NetworksResult, networks
+from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
+from tiny_models import tiny_model, tiny_tokenizer
+
+TEXTS = ["The cat sat on the mat and looked at the door.", "x = [i * i for i in range(10)]",
+         "A: Where is the station?\nB: Left after the bank.", "Seven times eight is fifty-six."] * 6
+ITEMS = [{"prompt": "The cat sat on the", "answer": "mat"}, {"prompt": "Seven times eight is", "answer": "56"},
+         {"prompt": "x = [i", "answer": "* i"}]
+
+
+@pytest.fixture
+def llama():
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+    subject.model.generation_config.eos_token_id = None
+    return subject
+
+
+@pytest.fixture
+def found(llama) -> NetworksResult:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        return networks(llama, TEXTS, components=3, threshold=1.5, progress=False)
+
+
+def test_random_control_has_the_same_count_per_layer_and_avoids_the_networks(found):
+    dims = found.dims_by_layer("key")
+    for seed in range(4):
+        drawn = random_dims_like(dims, found.d_model, seed)
+        assert {layer: len(d) for layer, d in drawn.items()} == {layer: len(d) for layer, d in dims.items()}
+        assert all(not set(drawn[layer]) & set(dims[layer]) for layer in dims)
+        assert all(len(set(d)) == len(d) and all(0 <= x < found.d_model for x in d) for d in drawn.values())
+    assert random_dims_like(dims, found.d_model, 0) == random_dims_like(dims, found.d_model, 0)
+    assert random_dims_like(dims, found.d_model, 0) != random_dims_like(dims, found.d_model, 1)
+    crowded = random_dims_like({0: list(range(20))}, 32, 0)  # too few others: drawn from all
+    assert len(crowded[0]) == 20
+
+
+def _hand_scores(subject, dims_by_layer: dict[int, list[int]] | None, keep: bool = False) -> np.ndarray:
+    """Mean answer log-prob per item from HF logits, one unpadded item at a time, with the
+    MLP outputs masked by hooks written here."""
+    tokenizer = subject.tokenizer
+    handles = []
+    for layer, dims in (dims_by_layer or {}).items():
+        def hook(module, args, output, dims=dims):
+            out = output.clone()
+            if keep:
+                rest = [d for d in range(out.shape[-1]) if d not in dims]
+                out[..., rest] = 0
+            else:
+                out[..., dims] = 0
+            return out
+        handles.append(subject.blocks[layer].mlp.register_forward_hook(hook))
+    scores = []
+    try:
+        for item in ITEMS:
+            prompt = tokenizer(item["prompt"])["input_ids"]
+            answer = tokenizer(" " + item["answer"], add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prompt + answer])
+            with torch.no_grad():
+                logprobs = torch.log_softmax(subject.model(ids).logits[0].double(), dim=-1)
+            picked = [logprobs[len(prompt) - 1 + k, token] for k, token in enumerate(answer)]
+            scores.append(float(torch.stack(picked).mean()))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return np.array(scores)
+
+
+def test_lesion_scores_equal_hand_computed_hf_log_probs(llama, found):
+    """Oracle: HF logits per item with masks applied by hooks written here. Every condition's
+    per-item scores match; the random rows use the drawn dims; the model is unchanged after.
+    (Fails when the mask is not active while scoring, or with the keep-only mask inverted.)"""
+    with torch.no_grad():
+        untouched = llama.model(torch.tensor([[5, 6, 7, 8]])).logits
+    result = network_lesion(llama, found, items=ITEMS, seeds=2, progress=False)
+    assert result.groups == ["baseline", "masked", "random", "random", "keep-only"]
+    key = found.dims_by_layer("key")
+    np.testing.assert_allclose(result.scores[0], _hand_scores(llama, None), atol=1e-4)
+    np.testing.assert_allclose(result.scores[1], _hand_scores(llama, key), atol=1e-4)
+    for row, seed in ((2, 0), (3, 1)):
+        drawn = random_dims_like(key, found.d_model, seed)
+        np.testing.assert_allclose(result.scores[row], _hand_scores(llama, drawn), atol=1e-4)
+    np.testing.assert_allclose(result.scores[4], _hand_scores(llama, key, keep=True), atol=1e-4)
+    assert result.sizes[1] == int(found.key_mask.sum()) == result.sizes[2]
+    assert llama.interventions == ()
+    with torch.no_grad():
+        assert torch.equal(llama.model(torch.tensor([[5, 6, 7, 8]])).logits, untouched)
+    table = result.table()
+    assert list(table["dims"]) == [0] + [result.sizes[1]] * 3
+    assert table["spread_over_seeds"][2] == pytest.approx(result.means[2:4].std())
+
+
+def test_lesion_round_trip_and_generate_mode(llama, found, tmp_path):
+    result = network_lesion(llama, found, items=ITEMS, seeds=1, score="generate", max_new_tokens=3, progress=False)
+    assert result.scores.shape == (4, 3) and ((result.scores >= 0) & (result.scores <= 1)).all()
+    back = nm.load_result(result.save(tmp_path / "lesion.npz"))
+    assert isinstance(back, LesionResult) and back.conditions == result.conditions
+    np.testing.assert_array_equal(back.scores, result.scores)
+    assert len(result.to_pandas()) == 12 and "keep-only key" in repr(result)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seeds": 0}, "at least 1"),
+    ({"score": "vibes"}, "Unknown score"),
+    ({"network": 7}, "networks 0-2"),
+    ({"probe": "nope"}, "Unknown probe"),
+])
+def test_bad_lesion_input_is_one_line(llama, found, kwargs, message):
+    with pytest.raises(NeuroMagicsError, match=message):
+        network_lesion(llama, found, **{"items": ITEMS, **kwargs}, progress=False)
+    assert llama.interventions == ()
+
+
+def test_networks_found_on_another_model_are_refused(found):
+    other = nm.Subject(tiny_model("llama", seed=1), tiny_tokenizer(), name="other")
+    with pytest.raises(NeuroMagicsError, match="found on tiny-llama"):
+        nm.mask_network(other, found, "key")
+
+
+# -- magics -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loaded(shell):
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+    shell.neuro_magics_session.subject = subject
+    shell.neuro_magics_session.networks = None
+    yield shell, subject
+    nm.reset_interventions(subject)
+    shell.neuro_magics_session.networks = None
+
+
+def test_networks_magic_then_ablate_network(loaded, capsys):
+    shell, subject = loaded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        result = shell.run_cell_magic("networks", "--components 3 --threshold 1.5 -o nets", "\n".join(TEXTS))
+    assert isinstance(result, NetworksResult) and shell.user_ns["nets"] is result
+    assert len(result.texts) == 30 and result.maps.shape == (3, 4, 32)  # one text per line: the dialogue is two
+    shell.run_line_magic("ablate", "--network key --no-diff")
+    assert len(subject.interventions) == 1 and "key networks" in repr(subject)
+    assert subject.interventions[0].spec["arguments"]["mlp_dims"]
+    shell.run_line_magic("ablate", "--network 0 --mode amplify --value 2 --from nets --no-diff")
+    assert "add 2 to network 0" in repr(subject)
+    shell.run_line_magic("ablate", "--reset")
+    assert subject.interventions == ()
+
+
+def test_networks_magic_with_lesion_returns_the_lesion(loaded):
+    shell, subject = loaded
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        lesion = shell.run_cell_magic("networks", "--components 3 --threshold 1.5 --lesion --seeds 2 -o nets",
+                                      "\n".join(TEXTS))
+    assert isinstance(lesion, LesionResult) and shell.user_ns["nets_lesion"] is lesion
+    assert lesion.groups == ["baseline", "masked", "random", "random", "keep-only"]
+    assert lesion.metadata["probe"] == "facts" and subject.interventions == ()
+
+
+@pytest.mark.parametrize("line, cell, message", [
+    ("--layers 0:9", "\n".join(TEXTS), "layers 0-3"),
+    ("--components 0", "\n".join(TEXTS), "at least 1"),
+    ("--components 10", "Hi", "too few for 10 components"),
+    ("--corpus builtin", "some text", "not both"),
+    ("--threshold 20", "\n".join(TEXTS), "leaves no key neuron"),
+    ("--lesion --probe nope", "\n".join(TEXTS), "Unknown probe"),
+    ("-o 1x", "\n".join(TEXTS), "variable name"),
+])
+def test_bad_networks_magic_lines(loaded, line, cell, message):
+    shell, subject = loaded
+    with pytest.raises(UsageError, match=message) as error:
+        shell.run_cell_magic("networks", line, cell)
+    assert "\n" not in str(error.value) and subject.interventions == ()
+
+
+@pytest.mark.parametrize("line, message", [
+    ("--network key", "No networks yet"),
+    ("--network key --from nothing", "no networks result"),
+    ("--network key --heads 0.1", "masks a network alone"),
+    ("--heads 0.1 --value 2", "go with --network"),
+])
+def test_bad_ablate_network_lines(loaded, line, message):
+    shell, subject = loaded
+    with pytest.raises(UsageError, match=message):
+        shell.run_line_magic("ablate", line)
+    assert subject.interventions == ()

@@ -1,0 +1,279 @@
+"""Functional networks (ICA) and their masks.
+
+Oracles: networks planted in synthetic signals with a known sparse mixing (ICA must find
+their neurons again); the MLP contribution read off HF's own decoder layer (its output minus
+the residual entering the MLP, recorded by hooks written here on the block and its
+post-attention norm), never through our runner or intervention code; the untouched model's
+logits for reset.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import neuro_magics as nm
+from neuro_magics.analyses.interventions import mask_mlp_dims, mask_network
+from neuro_magics.analyses.networks import decompose, iou, networks
+from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
+from tiny_models import tiny_model, tiny_tokenizer
+
+TEXTS = ["The cat sat on the mat and looked at the door.", "x = [i * i for i in range(10)]",
+         "A: Where is the station?\nB: Left after the bank.", "Seven times eight is fifty-six."] * 6
+
+
+def _planted(n_tokens: int, n_features: int, k: int, size: int, seed: int = 0, shared: int = 3):
+    """Laplace sources, a mixing that is large (2..3) on ``size`` neurons per network and
+    small noise elsewhere, plus sensor noise: returns signals and the planted supports.
+    Network j shares ``shared`` neurons with network j + 1, so the mixing columns are not
+    orthogonal and the unmixing rows (their pseudo-inverse) differ from them."""
+    rng = np.random.default_rng(seed)
+    sources = rng.laplace(size=(n_tokens, k))
+    mixing = rng.normal(0, 0.1, size=(n_features, k))
+    supports = np.zeros((k, n_features), dtype=bool)
+    pool = rng.permutation(n_features)
+    step = size - shared
+    for j in range(k):
+        neurons = pool[j * step: j * step + size]
+        mixing[neurons, j] = rng.uniform(2, 3, size)
+        supports[j, neurons] = True
+    signals = sources @ mixing.T + rng.normal(0, 0.1, size=(n_tokens, n_features))
+    return signals.astype(np.float32), supports, sources
+
+
+@pytest.mark.parametrize("reduce", [False, True])
+def test_ica_recovers_planted_networks(reduce):
+    """Oracle: the planted supports. Each recovered network (z > 3.6) matches one planted
+    network with IoU near 1, every planted network is found, and its time course correlates
+    with the planted source. (Fails with the maps taken from the unmixing rows instead of the
+    mixing columns, or with the reduced maps not mapped back through the PCA axes.)"""
+    signals, supports, sources = _planted(3000, 256, k=4, size=8)
+    maps, found, facts = decompose(signals, 4, random_state=0, reduce=reduce)
+    assert facts["reduced"] is reduce and facts["converged"]
+    overlap = iou(maps > 3.6, supports)
+    assert overlap.max(axis=1).min() > 0.9, overlap.round(2)
+    assert sorted(overlap.argmax(axis=1)) == [0, 1, 2, 3]
+    for j, planted in enumerate(overlap.argmax(axis=1)):
+        assert abs(np.corrcoef(found[:, j], sources[:, planted])[0, 1]) > 0.95
+        assert np.corrcoef(found[:, j], sources[:, planted])[0, 1] > 0  # oriented: heavy tail positive
+
+
+def test_maps_are_z_scored_and_oriented():
+    """Oracle: the definition. Each map has mean 0 and standard deviation 1 across neurons
+    and positive skew; networks come sorted by explained variance (sources have unit variance)."""
+    signals, _, _ = _planted(2000, 128, k=3, size=6, seed=1)
+    maps, sources, _ = decompose(signals, 3, random_state=0, reduce=False)
+    np.testing.assert_allclose(maps.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(maps.std(axis=1), 1, atol=1e-5)
+    assert ((maps ** 3).mean(axis=1) > 0).all()
+    np.testing.assert_allclose(sources.std(axis=0), 1, atol=1e-2)
+
+
+def test_iou_is_a_hand_computation():
+    a = np.array([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=bool)
+    b = np.array([[1, 0, 1, 0], [1, 1, 0, 0]], dtype=bool)
+    np.testing.assert_allclose(iou(a, b), [[1 / 3, 1.0], [0.0, 0.0]])
+
+
+# -- the analysis on a model -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def llama():
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+    subject.model.generation_config.eos_token_id = None
+    return subject
+
+
+def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
+    """Oracle: HF forward hooks written here on each block's unmodified MLP module, one text
+    at a time (no padding). The matrix ICA sees (before standardising) holds exactly those
+    outputs, layer after layer, without each text's first token."""
+    import neuro_magics.analyses.networks as module
+
+    seen = {}
+
+    def keep(signals, components, **kwargs):
+        seen["signals"] = signals.copy()
+        return decompose(signals, components, **kwargs)
+
+    monkeypatch.setattr(module, "decompose", keep)
+    texts = TEXTS[:3]
+    networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=False, progress=False)
+    expected = []
+    for text in texts:
+        outputs = []
+        handles = [llama.blocks[layer].mlp.register_forward_hook(lambda m, a, o: outputs.append(o[0, 1:].clone()))
+                   for layer in (1, 2)]
+        try:
+            with torch.no_grad():
+                llama.model(llama.tokenizer(text, return_tensors="pt")["input_ids"])
+        finally:
+            for handle in handles:
+                handle.remove()
+        expected.append(torch.cat(outputs, dim=-1))
+    np.testing.assert_allclose(seen["signals"], torch.cat(expected).numpy(), atol=1e-6, rtol=1e-5)
+
+
+def test_result_round_trip_and_views_of_the_masks(llama, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        result = networks(llama, TEXTS, components=3, threshold=1.5, progress=False)
+    masks = result.network_masks
+    assert masks.shape == (3, 4, 32) and result.key_mask.sum() == masks.any(0).sum()
+    np.testing.assert_array_equal(result.counts, masks.sum(axis=2))
+    assert len(result.to_pandas()) == masks.sum()
+    assert result.dims_by_layer(1)[2] == np.flatnonzero(masks[1, 2]).tolist()
+    back = nm.load_result(result.save(tmp_path / "networks.npz"))
+    np.testing.assert_array_equal(back.maps, result.maps)
+    np.testing.assert_array_equal(back.sources, result.sources)
+    assert back.layers == result.layers and back.text_pieces == result.text_pieces
+    np.testing.assert_allclose(np.diag(result.iou(back))[masks.reshape(3, -1).any(1)], 1.0)
+    assert result.with_threshold(9.0).key_mask.sum() == 0
+    pieces, values = result.time_course(0, 0)
+    assert math.isnan(values[0]) and np.isfinite(values[1:]).all() and len(pieces) == len(values)
+    top = result.top_tokens(0, 3)
+    assert [t["value"] for t in top] == sorted(result.sources[:, 0], reverse=True)[:3]
+    assert result.metadata["model"] == "tiny-llama" and result.metadata["module"] == "mlp"
+
+
+# -- masks: exact zeros at the site, checked on HF's own layer output -------------------------------
+
+
+class _Contribution:
+    """The MLP contribution of a Llama decoder layer as HF computes it: the layer's output
+    minus the residual entering its post-attention norm (recorded by hooks written here)."""
+
+    def __init__(self, block):
+        self.block, self.calls = block, []
+
+    def __enter__(self):
+        residual = []
+        self.handles = [
+            self.block.post_attention_layernorm.register_forward_pre_hook(lambda m, a: residual.append(a[0])),
+            self.block.register_forward_hook(
+                lambda m, a, o: self.calls.append((o[0] if isinstance(o, tuple) else o) - residual.pop())),
+        ]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _logits(subject, ids):
+    with torch.no_grad():
+        return subject.model(ids).logits
+
+
+def test_zeroed_dims_are_exactly_zero_everywhere_also_in_cached_generation(llama, token_ids):
+    """Oracle: HF's own layer output minus its own residual (hooks above). The masked
+    dimensions of the contribution are exactly 0 at every position of a full forward, of the
+    prompt pass and of every cached generation step, at both occurrences of a duplicated
+    block; the other dimensions are not. (Fails with the mask on the MLP's input, or with the
+    hook on the attention module.)"""
+    dims = [3, 17, 30]
+    mask_mlp_dims(llama, {2: dims})
+    with _Contribution(llama.blocks[2]) as seen:
+        _logits(llama, token_ids)
+        llama.model.generate(token_ids, max_new_tokens=4, do_sample=False, pad_token_id=0)
+    assert len(seen.calls) == 1 + 4  # the forward, then the prompt and three cached steps
+    assert [c.shape[1] for c in seen.calls[1:]] == [9, 1, 1, 1]
+    for contribution in seen.calls:
+        assert torch.equal(contribution[..., dims], torch.zeros_like(contribution[..., dims]))
+        assert (contribution[..., [0, 1, 2]] != 0).all()
+    llama.set_program([0, 1, 2, 2, 3])
+    with _Contribution(llama.blocks[2]) as seen:
+        _logits(llama, token_ids)
+    assert len(seen.calls) == 2 and all((c[..., dims] == 0).all() for c in seen.calls)
+
+
+def test_keep_only_is_the_complement_and_amplify_adds(llama, token_ids):
+    """Oracle: HF's contribution with no mask. keep-only K leaves K as it was and every other
+    dimension exactly 0; zeroing K leaves the rest as it was; amplify adds V on K only."""
+    dims = [1, 4, 9, 16]
+    rest = [d for d in range(32) if d not in dims]
+
+    def contribution():
+        with _Contribution(llama.blocks[1]) as seen:
+            _logits(llama, token_ids)
+        return seen.calls[0]
+
+    plain = contribution()
+    for mode, value in (("keep-only", None), ("zero", None), ("amplify", 0.5)):
+        intervention = mask_mlp_dims(llama, {1: dims}, mode=mode, value=value)
+        masked = contribution()
+        nm.reset_interventions(llama)
+        if mode == "keep-only":
+            assert torch.equal(masked[..., rest], torch.zeros_like(masked[..., rest]))
+            torch.testing.assert_close(masked[..., dims], plain[..., dims], atol=1e-6, rtol=0)
+        elif mode == "zero":
+            assert (masked[..., dims] == 0).all()
+            torch.testing.assert_close(masked[..., rest], plain[..., rest], atol=1e-6, rtol=0)
+        else:
+            torch.testing.assert_close(masked[..., dims], plain[..., dims] + 0.5, atol=1e-6, rtol=0)
+            torch.testing.assert_close(masked[..., rest], plain[..., rest], atol=1e-6, rtol=0)
+        assert intervention.spec["arguments"]["mlp_dims"] == [[1, dims]]
+
+
+def test_network_mask_spec_replays_and_reset_is_bit_identical(llama, token_ids):
+    """Oracle: the untouched model's logits. A network mask shows in %model, is recorded as a
+    spec that rebuilds the same hooks (same logits), and reset restores the logits bit for bit."""
+    from neuro_magics.core.interventions import rebuild
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        result = networks(llama, TEXTS, components=3, threshold=1.5, progress=False)
+    untouched = _logits(llama, token_ids)
+    intervention = mask_network(llama, result, "key")
+    assert "key networks at z > 1.5" in repr(llama)
+    masked = _logits(llama, token_ids)
+    assert not torch.equal(masked, untouched)
+    nm.reset_interventions(llama)
+    assert torch.equal(_logits(llama, token_ids), untouched)
+    with rebuild(llama, intervention.spec).applied(llama):
+        assert torch.equal(_logits(llama, token_ids), masked)
+    assert torch.equal(_logits(llama, token_ids), untouched)
+    keep = mask_network(llama, result, "0", mode="keep-only", install=False)
+    assert [layer for layer, _ in keep.spec["arguments"]["mlp_dims"]] == result.layers
+
+
+# -- bad input: one line, model unchanged --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda s: networks(s, ["Hi there"], components=10, progress=False), "too few for 10 components"),
+    (lambda s: networks(s, TEXTS, threshold=12.0, progress=False), "leaves no key neuron"),
+    (lambda s: networks(s, [], progress=False), "corpus is empty"),
+    (lambda s: networks(s, ["   ", ""], progress=False), "corpus is empty"),
+    (lambda s: networks(s, TEXTS, layers="2:9", progress=False), "layers 0-3"),
+    (lambda s: networks(s, TEXTS, components=0, progress=False), "at least 1"),
+    (lambda s: networks(s, "/no/such/corpus.txt", progress=False), "No corpus file"),
+    (lambda s: mask_mlp_dims(s, {1: [40]}), "dimensions 0-31"),
+    (lambda s: mask_mlp_dims(s, {7: [1]}), "layers 0-3"),
+    (lambda s: mask_mlp_dims(s, {1: [1]}, mode="amplify"), "needs a finite --value"),
+    (lambda s: mask_mlp_dims(s, {1: [1]}, value=2.0), "goes with --mode amplify"),
+    (lambda s: mask_mlp_dims(s, {1: []}), "nothing to mask"),
+])
+def test_bad_input_is_one_line_and_leaves_the_model(llama, token_ids, call, message):
+    untouched = _logits(llama, token_ids)
+    with pytest.raises(NeuroMagicsError, match=message) as error:
+        call(llama)
+    assert "\n" not in str(error.value)
+    assert llama.interventions == () and llama.program.is_identity
+    assert torch.equal(_logits(llama, token_ids), untouched)
+
+
+def test_a_threshold_no_network_passes_is_said_in_one_line(llama, token_ids):
+    with pytest.warns(NeuroMagicsWarning, match="no key neurons") as caught:
+        result = networks(llama, TEXTS, components=2, threshold=11.0, progress=False)
+    assert all("\n" not in str(w.message) for w in caught)
+    with pytest.raises(NeuroMagicsError, match="no neuron above"):
+        mask_network(llama, result, "key")
+    with pytest.raises(NeuroMagicsError, match="networks 0-1"):
+        mask_network(llama, result, 5)
+    assert llama.interventions == ()
