@@ -167,6 +167,25 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def prune_figure(result) -> go.Figure:
+    """Sparsity per block and matrix (or Block Influence per step, dropped ones marked)."""
+    if result.method == "layers":
+        colours = ["crimson" if k in result.dropped else "grey" for k in range(len(result.block_influence))]
+        figure = go.Figure(go.Bar(x=list(range(len(result.block_influence))), y=result.block_influence,
+                                  marker_color=colours, hovertemplate="position %{x}<br>BI %{y:.4f}<extra></extra>"))
+        figure.update_xaxes(title_text="position (red: dropped)")
+        figure.update_yaxes(title_text="Block Influence")
+    else:
+        grid, blocks, paths = result.sparsity_grid()
+        figure = go.Figure(go.Heatmap(z=grid, x=paths, y=blocks, colorscale=SEQUENTIAL, zmin=0, zmax=1,
+                                      colorbar={"title": "sparsity"},
+                                      hovertemplate="block %{y} %{x}<br>sparsity %{z:.3f}<extra></extra>"))
+        figure.update_yaxes(title_text="block", autorange="reversed")
+    figure.update_layout(title=f"{result.method} pruning · perplexity {result.perplexity_before:.2f} → "
+                               f"{result.perplexity_after:.2f}")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -174,4 +193,5 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "trace": trace_figure,
     "brainscan": brainscan_figure,
     "diff": diff_figure,
+    "prune": prune_figure,
 }

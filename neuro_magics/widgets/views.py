@@ -231,6 +231,38 @@ def diff_widget(result) -> DiffWidget:
     )
 
 
+# -- neurosurgery ------------------------------------------------------------------------------
+
+
+def before_after_table(rows, title: str) -> ipywidgets.HTML:
+    """A small (measure, before, after) table."""
+    import html
+
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(a)}</th>"
+                    f"<td style='text-align:right;padding-right:1em'>{html.escape(b)}</td>"
+                    f"<td style='text-align:right'>{html.escape(c)}</td></tr>" for a, b, c in rows)
+    return ipywidgets.HTML(f"<b>{html.escape(title)}</b><table class='neuro-magics-before-after'>"
+                           f"<tr><th></th><th>before</th><th>after</th></tr>{cells}</table>")
+
+
+def prune_widget(result) -> ipywidgets.VBox:
+    """The before/after table, and the sparsity of every matrix (or the Block Influence of every step)."""
+    model = result.metadata.get("model", "")
+    table = before_after_table(result.summary_rows(), f"prune ({result.method}) · {model}")
+    if result.method == "layers":
+        influence = result.block_influence[:, None].astype(np.float32)
+        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped]
+        view = HeatmapWidget(influence, [{"name": "bi", "label": "Block Influence", "scale": "sequential", "fmt": ".4f"}],
+                             [str(k) for k in range(len(influence))], ["BI"], row_title="position", col_title="",
+                             title="Block Influence (lowest dropped)", marks=dropped)
+    else:
+        grid, blocks, paths = result.sparsity_grid()
+        view = HeatmapWidget(grid, [{"name": "sparsity", "label": "fraction of weights removed", "scale": "sequential",
+                                     "fmt": ".3f", "vmin": 0.0, "vmax": 1.0}],
+                             blocks, paths, row_title="block", col_title="matrix", title="sparsity per matrix")
+    return ipywidgets.VBox([table, view])
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -238,4 +270,5 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "trace": trace_widget,
     "brainscan": brainscan_widget,
     "diff": diff_widget,
+    "prune": prune_widget,
 }
