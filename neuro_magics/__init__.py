@@ -52,6 +52,9 @@ _LAZY = {
     "trace": "analyses.tracing",
     "ablate": "analyses.interventions",
     "steer": "analyses.interventions",
+    "edit": "analyses.editing",
+    "undo_edit": "analyses.editing",
+    "prune": "analyses.pruning",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

@@ -14,7 +14,7 @@ from neuro_magics.magics import magic_classes
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
     for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer",
-                 "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare"):
+                 "duplicate_layers", "edit", "undo_edit", "prune", "load_model", "load_result", "Subject", "run", "prepare"):
         assert name in listed, name
         assert callable(getattr(nm, name)), name
 
@@ -35,6 +35,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["ablate"] == where["steer"] == "interventions"
     assert where["duplicate_layers"] == where["drop_layers"] == "layers"
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
+    assert where["edit"] == where["prune"] == "neurosurgery"
 
 
 def test_every_magic_has_its_help_under_one_percent_sign(shell):

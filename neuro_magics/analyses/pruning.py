@@ -32,11 +32,11 @@ from ..core.errors import NeuroMagicsError
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
-from ..core.runner import Capture, position_ids_for, prepare, run
+from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from .brain_scan import proxy_metrics
 from .diffing import text_perplexity
-from .probe_sets import answer_logprobs, load_probe, teacher_forced_batch
+from .probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
 
 METHODS = ("wanda", "magnitude", "layers")
 CALIBRATION_TEXT = Path(__file__).parent.parent / "probes" / "calibration_text.txt"
@@ -152,16 +152,8 @@ def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> I
 @torch.no_grad()
 def probe_scores(subject: Subject) -> dict[str, float]:
     """Mean log p(answer) of each built-in probe in ``SCORED_PROBES``, teacher-forced."""
-    scores = {}
-    body = subject.adapter.body_module(subject.model)
-    for name in SCORED_PROBES:
-        batch = teacher_forced_batch(subject, load_probe(name))
-        hidden = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                      position_ids=position_ids_for(batch.attention_mask), use_cache=False).last_hidden_state
-        rows = hidden[torch.arange(batch.n_items, device=hidden.device)[:, None], batch.positions]
-        logits = subject.adapter.unembed(subject.model, rows)
-        scores[name] = float(answer_logprobs(logits, batch.targets, batch.valid).mean())
-    return scores
+    return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
+            for name in SCORED_PROBES}
 
 
 def _nonzero(subject: Subject) -> int:

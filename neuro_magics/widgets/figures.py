@@ -186,6 +186,19 @@ def prune_figure(result) -> go.Figure:
     return figure
 
 
+def edit_figure(result) -> go.Figure:
+    """Per report prompt: log p(new target) and log p(old answer), before and after the edit."""
+    labels = [f"{group}: {_short(prompt)}" for group, prompt in zip(result.groups, result.prompts)]
+    figure = go.Figure()
+    for name, values in (("log p(new) before", result.new_before), ("log p(new) after", result.new_after),
+                         ("log p(old) before", result.old_before), ("log p(old) after", result.old_after)):
+        figure.add_trace(go.Bar(name=name, x=values, y=labels, orientation="h"))
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(barmode="group", title=f"ROME edit at layer {result.layer}: {result.target!r}",
+                         xaxis_title="mean log p per token")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -194,4 +207,5 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "brainscan": brainscan_figure,
     "diff": diff_figure,
     "prune": prune_figure,
+    "edit": edit_figure,
 }

@@ -263,6 +263,15 @@ def prune_widget(result) -> ipywidgets.VBox:
     return ipywidgets.VBox([table, view])
 
 
+def edit_widget(result) -> ipywidgets.VBox:
+    """The before/after success table, and the diff of the generations when it was measured."""
+    title = f"edit at layer {result.layer}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
+    parts = [before_after_table(result.summary_rows(), title)]
+    if result.diff is not None:
+        parts.append(diff_widget(result.diff))
+    return ipywidgets.VBox(parts)
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -271,4 +280,5 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "brainscan": brainscan_widget,
     "diff": diff_widget,
     "prune": prune_widget,
+    "edit": edit_widget,
 }
