@@ -55,6 +55,8 @@ _LAZY = {
     "edit": "analyses.editing",
     "undo_edit": "analyses.editing",
     "prune": "analyses.pruning",
+    "weight_views": "analyses.weights",
+    "quantize": "analyses.quantization",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

@@ -199,6 +199,44 @@ def edit_figure(result) -> go.Figure:
     return figure
 
 
+def spectra_figure(result, block: int, head: int) -> go.Figure:
+    """Singular values of one head's Q, K, V, O and its OV and QK circuits (log scale)."""
+    from ..analyses.weights import MATRICES
+
+    figure = go.Figure([go.Scatter(y=result.spectra[block, head, k], mode="lines+markers", name=m)
+                        for k, m in enumerate(MATRICES)])
+    figure.update_layout(title=f"singular values of head {block}.{head}", xaxis_title="index",
+                         yaxis_title="singular value", yaxis_type="log", height=360)
+    return figure
+
+
+def weights_figure(result, block: int | None = None, head: int | None = None) -> go.Figure:
+    """Norms of every head's matrices and circuits (one panel each); with ``block`` and
+    ``head``, that head's singular spectra."""
+    from ..analyses.weights import MATRICES
+
+    if block is not None and head is not None:
+        return spectra_figure(result, block, head)
+    figure = make_subplots(rows=1, cols=len(MATRICES), subplot_titles=[f"|{m}|" for m in MATRICES], horizontal_spacing=0.03)
+    for k, m in enumerate(MATRICES, start=1):
+        figure.add_trace(go.Heatmap(z=result.norms[:, :, k - 1], colorscale=SEQUENTIAL, showscale=False,
+                                    hovertemplate=f"block %{{y}} head %{{x}}<br>|{m}| %{{z:.4g}}<extra></extra>"),
+                         row=1, col=k)
+        figure.update_yaxes(autorange="reversed", row=1, col=k)
+    figure.update_layout(title=f"head weight norms · {result.metadata.get('model', '')}", height=420, width=1400)
+    return figure
+
+
+def quantize_figure(result) -> go.Figure:
+    """Relative weight error of every rounded matrix."""
+    grid, blocks, paths = result.error_grid()
+    figure = go.Figure(go.Heatmap(z=grid, x=paths, y=blocks, colorscale=SEQUENTIAL, colorbar={"title": "rel. error"},
+                                  hovertemplate="block %{y} %{x}<br>error %{z:.4f}<extra></extra>"))
+    figure.update_yaxes(title_text="block", autorange="reversed")
+    figure.update_layout(title=f"simulated int{result.bits} rounding: |W - Q(W)| / |W|")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -208,4 +246,6 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "diff": diff_figure,
     "prune": prune_figure,
     "edit": edit_figure,
+    "weights": weights_figure,
+    "quantize": quantize_figure,
 }

@@ -272,6 +272,45 @@ def edit_widget(result) -> ipywidgets.VBox:
     return ipywidgets.VBox(parts)
 
 
+def weights_widget(result) -> ipywidgets.VBox:
+    """Per-head norms of Q, K, V, O and the OV / QK circuits (a click shows that head's singular
+    spectra), and the MLP norms per block."""
+    from IPython.display import display
+
+    from ..analyses.weights import MATRICES
+    from .figures import spectra_figure
+
+    heads = HeatmapWidget(
+        np.moveaxis(result.norms, 2, 0),
+        [{"name": m, "label": f"|{m}| (Frobenius)", "scale": "sequential", "fmt": ".4g"} for m in MATRICES],
+        [str(b) for b in range(result.n_layers)], [str(h) for h in range(result.n_heads)],
+        row_title="block", col_title="head", title=f"head weights · {result.metadata.get('model', '')} · click a head for its spectra",
+    )
+    mlp = HeatmapWidget(result.mlp_norms, [{"name": "mlp", "label": "MLP |W| (Frobenius)", "scale": "sequential",
+                                            "fmt": ".4g"}],
+                        [str(b) for b in range(result.n_layers)], result.mlp_names, row_title="block",
+                        col_title="matrix", title="MLP weights")
+    spectra = ipywidgets.Output()
+
+    def show(change: dict) -> None:
+        spectra.clear_output(wait=True)
+        if change["new"]:
+            with spectra:
+                display(spectra_figure(result, *change["new"]))
+
+    heads.observe(show, names="selected")
+    return ipywidgets.VBox([heads, spectra, mlp])
+
+
+def quantize_widget(result) -> ipywidgets.VBox:
+    """The relative weight error of every rounded matrix, and the diff of the outputs."""
+    grid, blocks, paths = result.error_grid()
+    errors = HeatmapWidget(grid, [{"name": "error", "label": f"int{result.bits} relative error |W - Q(W)| / |W|",
+                                   "scale": "sequential", "fmt": ".4f"}],
+                           blocks, paths, row_title="block", col_title="matrix", title=f"simulated int{result.bits} rounding")
+    return ipywidgets.VBox([errors, *([diff_widget(result.diff)] if result.diff is not None else [])])
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -281,4 +320,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "diff": diff_widget,
     "prune": prune_widget,
     "edit": edit_widget,
+    "weights": weights_widget,
+    "quantize": quantize_widget,
 }
