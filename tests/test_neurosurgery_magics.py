@@ -59,7 +59,20 @@ def test_prune_installs_and_resets(loaded):
     assert len(subject.program) == 3 and result.dropped and not subject.interventions
 
 
+def test_weights_shows_the_views_and_simulates_rounding(loaded):
+    from neuro_magics.analyses.quantization import QuantizeResult
+    from neuro_magics.analyses.weights import WeightsResult
+
+    shell, subject = loaded
+    original = _weights(subject)
+    assert isinstance(shell.run_line_magic("weights", ""), WeightsResult)
+    result = shell.run_line_magic("weights", "--quantize 4 --layers 0-1 --max-new-tokens 2")
+    assert isinstance(result, QuantizeResult) and len(result.matrices) == 14 and _same(subject, original)
+
+
 @pytest.mark.parametrize("magic, line, message", [
+    ("weights", "--quantize 2", "bits must be 4 or 8"),
+    ("weights", "--layers 0-1", "go with --quantize"),
     ("edit", '--prompt "{} plays" --subject "Bob"', "needs --target"),
     ("edit", '--prompt "Ann plays" --subject "Bob" --target " golf" --layer 1', "does not occur in the prompt"),
     ("edit", '--prompt "{} plays" --subject "Bob" --target " golf" --layer top', "block index or auto"),

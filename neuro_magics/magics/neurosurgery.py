@@ -1,4 +1,5 @@
-"""%edit, %prune: thin shells over nm.edit and nm.prune (weight changes, all reversible)."""
+"""%edit, %prune, %weights: thin shells over nm.edit, nm.prune, nm.weight_views and nm.quantize
+(weight changes, all reversible)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..analyses import editing, pruning
+from ..analyses import editing, pruning, quantization, weights
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import active_interventions, reset_interventions
 from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
@@ -96,6 +97,28 @@ class NeurosurgeryMagics(SessionMagics):
         undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
         print(f"Active until {undo}: {result!r}")
         return result
+
+    @magic_arguments()
+    @argument("--quantize", type=int, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
+    @argument("--layers", default=None, help="Blocks to round (--quantize), e.g. 0-5; default all.")
+    @argument("--prompt", action="append", default=None,
+              help="Prompt for the rounding's before/after diff (repeatable; default: the built-in diff prompts).")
+    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @line_magic
+    @one_line_errors
+    def weights(self, line: str):
+        """Norms and singular spectra of every head's Q, K, V, O and OV / QK circuits and the MLP
+        norms (click a head for its spectra); with --quantize 4|8, the simulated rounding's weight
+        error and its diff (the model is left as it was)."""
+        args = parse_arguments(self.weights, line)
+        check_positive(args, "max_new_tokens")
+        subject = self.session.require_subject()
+        if args.quantize is None:
+            if args.layers is not None or args.prompt is not None:
+                raise UsageError("--layers and --prompt go with --quantize 4|8.")
+            return weights.weight_views(subject)
+        return quantization.quantize(subject, args.quantize, layers=args.layers, prompts=args.prompt,
+                                     max_new_tokens=args.max_new_tokens)
 
     @staticmethod
     def _list(subject, kind: str, plural: str) -> None:
