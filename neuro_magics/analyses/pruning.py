@@ -157,6 +157,7 @@ def probe_scores(subject: Subject) -> dict[str, float]:
 
 
 def _nonzero(subject: Subject) -> int:
+    """Non-zero parameters of the model as it runs now (a dropped block is not in it)."""
     return int(sum(int(p.count_nonzero()) for p in subject.model.parameters()))
 
 
@@ -171,8 +172,8 @@ class PruneResult(Result):
     sparsity: float | None
     matrices: list[str]
     matrix_sparsity: np.ndarray  # [matrices] fraction of zeros after
-    n_parameters: int
-    nonzero_before: int
+    n_parameters: int  # of the model as the program ran before
+    nonzero_before: int  # non-zero parameters of the blocks the program runs (and the rest of the model)
     nonzero_after: int
     perplexity_before: float
     perplexity_after: float
@@ -216,7 +217,7 @@ class PruneResult(Result):
         rows = [("perplexity", f"{self.perplexity_before:.3f}", f"{self.perplexity_after:.3f}")]
         rows += [(f"{name} probe: mean log p(answer)", f"{self.probes_before[name]:.3f}",
                   f"{self.probes_after[name]:.3f}") for name in self.probes_before]
-        rows.append(("non-zero parameters", f"{self.nonzero_before:,}", f"{self.nonzero_after:,}"))
+        rows.append(("non-zero parameters the program runs", f"{self.nonzero_before:,}", f"{self.nonzero_after:,}"))
         rows.append(("program", self.program_before, self.program_after))
         return rows
 
@@ -290,7 +291,7 @@ def prune(
     if subject.tokenizer is None:
         raise NeuroMagicsError("Pruning reports perplexity and probe scores: the subject needs a tokenizer.")
 
-    program_before = subject.program
+    program_before, n_parameters = subject.program, sum(p.numel() for p in subject.model.parameters())
     nonzero_before, perplexity_before, probes_before = _nonzero(subject), text_perplexity(subject), probe_scores(subject)
     modules = prunable_matrices(subject)
     influence, dropped, intervention = np.zeros(0), [], None
@@ -321,7 +322,7 @@ def prune(
             subject.set_program(program_after)
     return PruneResult(
         method=method, sparsity=None if method == "layers" else float(sparsity), matrices=list(modules),
-        matrix_sparsity=sparsities, n_parameters=sum(p.numel() for p in subject.model.parameters()),
+        matrix_sparsity=sparsities, n_parameters=n_parameters,
         nonzero_before=nonzero_before, nonzero_after=nonzero_after, perplexity_before=perplexity_before,
         perplexity_after=perplexity_after, probes_before=probes_before, probes_after=probes_after,
         block_influence=np.asarray(influence, dtype=np.float64), dropped=dropped, program_before=str(program_before),

@@ -48,9 +48,11 @@ def attention_matrices(subject: Subject, block: int) -> tuple[torch.Tensor, torc
             output.detach().reshape(d, n, hd).permute(1, 0, 2))
 
 
-def _spectrum(matrix: torch.Tensor, rank: int) -> torch.Tensor:
-    """The ``rank`` largest singular values (a circuit's rank is at most the head width)."""
-    return torch.linalg.svdvals(matrix.double())[..., :rank]
+def _circuit_core(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """A ``[hd, hd]`` matrix with the same singular values (and norm) as ``left @ right``
+    (``[heads, d, hd] @ [heads, hd, d]``): with ``left = Q1 R1`` and ``right^T = Q2 R2``,
+    ``left @ right = Q1 (R1 R2^T) Q2^T``. A d x d SVD per head would take a minute."""
+    return torch.linalg.qr(left).R @ torch.linalg.qr(right.transpose(1, 2)).R.transpose(1, 2)
 
 
 @dataclass(repr=False, eq=False)
@@ -122,10 +124,10 @@ def weight_views(subject: Subject) -> WeightsResult:
         for block in range(subject.n_layers):
             q, k, v, o = (m.double() for m in attention_matrices(subject, block))
             k, v = k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)
-            matrices = (q, k, v, o, o @ v, q.transpose(1, 2) @ k)
+            matrices = (q, k, v, o, _circuit_core(o, v), _circuit_core(q.transpose(1, 2), k))
             for index, matrix in enumerate(matrices):
                 norms[block, :, index] = torch.linalg.matrix_norm(matrix).cpu().numpy()
-                spectra[block, :, index] = _spectrum(matrix, hd).cpu().numpy()
+                spectra[block, :, index] = torch.linalg.svdvals(matrix)[..., :hd].cpu().numpy()
             modules = linear_modules(subject.adapter.submodule(subject.blocks[block], mlp_path))
             mlp_norms[block] = [float(torch.linalg.matrix_norm(weight_matrix(modules[name]).double()))
                                 for name in mlp_names]
