@@ -215,7 +215,7 @@ class Subject:
         index = next((k for k, (active, _, _) in enumerate(self._interventions) if active is intervention), None)
         if index is None:
             raise NeuroMagicsError(f"{intervention!r} is not active on {self.name}.")
-        later = [entry for entry in self._interventions[index + 1:] if entry[2]]
+        later = [entry for entry in self._interventions[index + 1:] if entry[2]] if self._interventions[index][2] else []
         with torch.no_grad():
             for _, _, originals in reversed(later):
                 _restore_weights(originals)
