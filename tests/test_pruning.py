@@ -175,3 +175,18 @@ def test_the_widget_and_figure_draw(small):
         result.widget()
         assert result.figure().data
     assert small.program.is_identity and not small.interventions
+
+
+def test_mergekit_and_hook_interventions_still_refuse_export(small, tmp_path):
+    """A mergekit config reads the original weights, so a weight change would be lost; a hook
+    intervention is never in the weights."""
+    from neuro_magics.analyses.surgery import mergekit_yaml
+
+    prune(small, "magnitude", 0.5)
+    with pytest.raises(NeuroMagicsError, match="leave out the active interventions"):
+        mergekit_yaml(small)
+    nm.ablate(small, heads="0.1")
+    with pytest.raises(NeuroMagicsError, match="zero-ablate"):
+        save_materialized(small, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    reset_interventions(small)
