@@ -60,6 +60,11 @@ _LAZY = {
     "project": "analyses.projection",
     "language_similarity": "analyses.projection",
     "probe": "analyses.probing",
+    "edit": "analyses.editing",
+    "undo_edit": "analyses.editing",
+    "prune": "analyses.pruning",
+    "weight_views": "analyses.weights",
+    "quantize": "analyses.quantization",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

@@ -14,7 +14,7 @@ from neuro_magics.magics import magic_classes
 def test_tab_completion_lists_the_lazily_imported_api():
     listed = dir(nm)
     for name in ("scan", "patch", "trace", "brainscan", "compare", "generate", "ablate", "steer", "attribute",
-                 "networks", "network_lesion", "mask_network",
+                 "networks", "network_lesion", "mask_network", "edit", "undo_edit", "prune",
                  "duplicate_layers", "load_model", "load_result", "Subject", "run", "prepare", "project", "probe",
                  "language_similarity"):
         assert name in listed, name
@@ -40,6 +40,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
     assert where["networks"] == "networks"
     assert where["project"] == where["probe"] == "geometry"
+    assert where["edit"] == where["prune"] == "neurosurgery"
 
 
 def test_every_magic_has_its_help_under_one_percent_sign(shell):

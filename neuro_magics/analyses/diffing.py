@@ -222,7 +222,7 @@ def compare(
     with before() if before is not None else nullcontext():
         metadata = run_metadata(subject, prompts, max_new_tokens=max_new_tokens, top_k=top_k,
                                 perplexity_text=perplexity_text())
-        key = (_state_fingerprint(subject), settings)
+        key = (state_fingerprint(subject), settings)
         cached = _before_sides.setdefault(subject, {}).get(key)
     steps = (0 if cached else max_new_tokens + 1) + max_new_tokens + 1
     with ProgressBar(steps, "compare", "step", leave=False) as bar:
@@ -250,7 +250,7 @@ _before_sides: weakref.WeakKeyDictionary[Subject, dict[tuple, tuple[_TeacherForc
 _REMEMBERED = 4  # before sides kept per subject
 
 
-def _state_fingerprint(subject: Subject) -> tuple:
+def state_fingerprint(subject: Subject) -> tuple:
     """What the model computes with: its program, its interventions, and a checksum of every
     weight (about 30 ms on the default model), so an in-place weight edit is noticed too."""
     with torch.no_grad():
@@ -343,6 +343,14 @@ def _logits(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Ten
     return subject.adapter.unembed(subject.model, hidden[:, start:stop]).float()
 
 
+def text_perplexity(subject: Subject, text_ids: torch.Tensor | None = None) -> float:
+    """Perplexity of the built-in text (``perplexity_text``) under the subject as it is now."""
+    if text_ids is None:
+        text_ids = _perplexity_ids(subject, subject.context_length)
+    logits = _logits(subject, text_ids, torch.ones_like(text_ids), 0, text_ids.shape[1] - 1)
+    return float(math.exp(torch.nn.functional.cross_entropy(logits[0], text_ids[0, 1:]).item()))
+
+
 def _measure(
     subject: Subject,
     label: str,
@@ -360,8 +368,6 @@ def _measure(
     logprobs = (picked - logits.logsumexp(-1)).masked_fill(~valid, float("nan"))
     top = logits[:, 0].softmax(-1).topk(top_k, dim=-1)
 
-    text_logits = _logits(subject, text_ids, torch.ones_like(text_ids), 0, text_ids.shape[1] - 1)
-    loss = torch.nn.functional.cross_entropy(text_logits[0], text_ids[0, 1:])
 
     rows = tokens.cpu().tolist()
     kept = [[t for t in row if t >= 0] for row in rows]
@@ -374,7 +380,7 @@ def _measure(
         topk_probs=top.values.cpu().numpy().astype(np.float32),
         topk_pieces=[subject.token_pieces(row) for row in top.indices.cpu().tolist()],
         logprobs=logprobs.cpu().numpy().astype(np.float32),
-        perplexity=float(math.exp(loss.item())),
+        perplexity=text_perplexity(subject, text_ids),
         depth=len(subject.program),
         n_parameters=sum(p.numel() for p in subject.model.parameters()),
         program=str(subject.program),

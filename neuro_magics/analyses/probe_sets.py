@@ -294,6 +294,18 @@ def answer_logprobs(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Te
     return (chosen * valid).sum(-1) / valid.sum(-1)
 
 
+def teacher_forced_logprobs(subject, batch: TeacherForcedBatch) -> torch.Tensor:
+    """Mean log p(answer token) per item under the subject as it is now (HF's own forward,
+    whatever program and interventions are active), unembedding only the scored positions."""
+    from ..core.runner import position_ids_for
+
+    body = subject.adapter.body_module(subject.model)
+    hidden = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                  position_ids=position_ids_for(batch.attention_mask), use_cache=False).last_hidden_state
+    rows = hidden[torch.arange(batch.n_items, device=hidden.device)[:, None], batch.positions]
+    return answer_logprobs(subject.adapter.unembed(subject.model, rows), batch.targets, batch.valid)
+
+
 def _tokenizer(subject):
     if subject.tokenizer is None:
         raise NeuroMagicsError("This subject has no tokenizer; a brain scan needs one to read its probe.")

@@ -188,10 +188,12 @@ def save_materialized(
     then gives the same logits as the subject under that program.
 
     Written to a temporary folder and renamed, so an interrupted save leaves nothing half
-    written; the subject is not changed. Refuses while interventions are active: the
-    saved model would silently leave them out.
+    written; the subject is not changed. Weight changes (%prune masks, %edit updates) are in
+    the weights, so they are saved with them (and listed in ``neuro_magics_program.json``);
+    refuses while hook interventions (ablation, steering) are active: the saved model would
+    silently leave them out.
     """
-    check_exportable(subject)
+    check_exportable(subject, weights_saved=True)
     program = subject.program if program is None else as_program(subject, program)
     target = check_folder_target(path, "--save", overwrite=overwrite)
     try:
@@ -209,6 +211,7 @@ def save_materialized(
         (staging / "neuro_magics_program.json").write_text(json.dumps({
             "source": subject.name, "program": str(program), "steps": list(program.steps),
             "n_layers": program.n_layers,
+            "weight_changes": [i.spec["description"] for i in subject.interventions if i.weights is not None],
         }, indent=1))
         if target.exists():
             shutil.rmtree(target)
@@ -220,14 +223,17 @@ def save_materialized(
     return target
 
 
-def check_exportable(subject: Subject) -> None:
+def check_exportable(subject: Subject, *, weights_saved: bool = False) -> None:
     """A saved model or a mergekit config holds only weights and a layer program: refuse
-    while interventions are active."""
-    if subject.interventions:
-        active = "; ".join(repr(i) for i in subject.interventions)
+    while interventions are active, except weight changes where the weights themselves are
+    saved (``weights_saved``; a mergekit config reads the original weights)."""
+    left_out = [i for i in subject.interventions if i.hooks or not (weights_saved and i.weights is not None)]
+    if left_out:
+        active = "; ".join(repr(i) for i in left_out)
         raise NeuroMagicsError(
             f"The saved model would leave out the active interventions ({active}): "
-            "remove them first (nm.reset_interventions(subject), %ablate --reset, %steer --reset).")
+            "remove them first (nm.reset_interventions(subject), %ablate --reset, %steer --reset, %prune --reset, "
+            "%edit --reset).")
 
 
 def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:

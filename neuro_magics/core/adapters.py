@@ -124,6 +124,18 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
 }
 
 
+def linear_modules(block: nn.Module) -> dict[str, nn.Module]:
+    """Every weight matrix of a block by its path in the block: ``nn.Linear`` and GPT-2's ``Conv1D``."""
+    return {name: module for name, module in block.named_modules()
+            if isinstance(module, nn.Linear) or type(module).__name__ == "Conv1D"}
+
+
+def weight_matrix(module: nn.Module) -> torch.Tensor:
+    """A linear module's weight as ``[out, in]`` (GPT-2's ``Conv1D`` stores ``[in, out]``): a view,
+    so writing into it writes the parameter."""
+    return module.weight if isinstance(module, nn.Linear) else module.weight.T
+
+
 def supported_families() -> list[str]:
     return sorted(ADAPTERS)
 

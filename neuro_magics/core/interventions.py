@@ -39,15 +39,27 @@ class Hook:
     function: Callable
 
 
+@dataclass(frozen=True)
+class WeightChange:
+    """New values for some parameters (a knowledge edit, a pruning mask), written in place by
+    ``apply`` from their current values. The subject keeps the values it replaced aside and
+    copies them back on removal, so undo is bit-identical."""
+
+    parameters: Sequence[nn.Parameter]
+    apply: Callable[[], None]  # called under torch.no_grad() with the subject's lock held
+
+
 @dataclass(eq=False)
 class Intervention:
-    """A named set of hooks that can be installed and removed exactly, and rebuilt from ``spec``."""
+    """A named set of hooks (and/or a weight change) that can be installed and removed exactly,
+    and rebuilt from ``spec``."""
 
     kind: str  # "ablate", "steer", ...: the name of its rebuilder
     description: str
     arguments: dict[str, Any] = field(repr=False)  # JSON-serialisable; enough to rebuild it exactly
     hooks: Sequence[Hook] = field(repr=False)
     vector: torch.Tensor | None = field(default=None, repr=False)  # the steering vector, if any
+    weights: WeightChange | None = field(default=None, repr=False)  # parameters it rewrites, if any
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -109,7 +109,8 @@ class Subject:
             key: getattr(model.config, key, _MISSING) for key in ("num_hidden_layers", "layer_types")
         }
         self._program = LayerProgram.identity(self.n_layers)
-        self._interventions: list[tuple[Intervention, list]] = []  # with their hook handles
+        # Each with its hook handles and the (parameter, value it replaced) pairs of its weight change.
+        self._interventions: list[tuple[Intervention, list, list]] = []
         self.lock = threading.RLock()
         self.released = False
 
@@ -183,28 +184,48 @@ class Subject:
     @property
     def interventions(self) -> tuple[Intervention, ...]:
         """The active interventions, oldest first."""
-        return tuple(intervention for intervention, _ in self._interventions)
+        return tuple(intervention for intervention, _, _ in self._interventions)
 
     @with_lock
     def add_intervention(self, intervention: Intervention) -> None:
-        """Register ``intervention``'s hooks (all or none) and keep it active until removed."""
+        """Register ``intervention``'s hooks and write its weight change (all or none), and keep
+        it active until removed. Parameters it rewrites are kept aside first."""
         if any(intervention is active for active in self.interventions):
             raise NeuroMagicsError(f"{intervention!r} is already active; reset it before installing it again.")
         own = {id(module) for module in (*self.model.modules(), *self.blocks.modules())}
-        if any(id(hook.module) not in own for hook in intervention.hooks):
+        own_parameters = {id(p) for p in (*self.model.parameters(), *self.blocks.parameters())}
+        foreign_weights = intervention.weights is not None and any(
+            id(p) not in own_parameters for p in intervention.weights.parameters)
+        if foreign_weights or any(id(hook.module) not in own for hook in intervention.hooks):
             raise NeuroMagicsError(f"{intervention!r} was built for another model; build it again for {self.name}.")
-        self._interventions.append((intervention, register(intervention.hooks)))
+        handles = register(intervention.hooks)
+        try:
+            originals = _write_weights(intervention)
+        except BaseException:
+            for handle in handles:
+                handle.remove()
+            raise
+        self._interventions.append((intervention, handles, originals))
 
     @with_lock
     def remove_intervention(self, intervention: Intervention) -> None:
-        """Remove one active intervention exactly (the others keep their order)."""
-        for k, (active, handles) in enumerate(self._interventions):
-            if active is intervention:
-                for handle in handles:
-                    handle.remove()
-                del self._interventions[k]
-                return
-        raise NeuroMagicsError(f"{intervention!r} is not active on {self.name}.")
+        """Remove one active intervention exactly (the others keep their order). Its kept-aside
+        weights are copied back; weight changes installed after it are taken off first and
+        written again afterwards, so each restore is bit-identical."""
+        index = next((k for k, (active, _, _) in enumerate(self._interventions) if active is intervention), None)
+        if index is None:
+            raise NeuroMagicsError(f"{intervention!r} is not active on {self.name}.")
+        later = [entry for entry in self._interventions[index + 1:] if entry[2]] if self._interventions[index][2] else []
+        with torch.no_grad():
+            for _, _, originals in reversed(later):
+                _restore_weights(originals)
+            _, handles, originals = self._interventions.pop(index)
+            for handle in handles:
+                handle.remove()
+            _restore_weights(originals)
+            for position, (active, active_handles, _) in enumerate(self._interventions):
+                if any(active is entry[0] for entry in later):
+                    self._interventions[position] = (active, active_handles, _write_weights(active))
 
     @with_lock
     def remove_interventions(self, kind: str | None = None) -> int:
@@ -377,6 +398,28 @@ class Subject:
             for k, v in self.summary().rows()
         )
         return f"<table class='neuro-magics-model'>{cells}</table>"
+
+
+@torch.no_grad()
+def _write_weights(intervention: Intervention) -> list[tuple[nn.Parameter, torch.Tensor]]:
+    """Keep the parameters ``intervention`` rewrites aside, then let it write them; a failure
+    half-way copies them back. Returns the kept values (empty without a weight change)."""
+    change = intervention.weights
+    if change is None:
+        return []
+    originals = [(p, p.detach().clone()) for p in {id(p): p for p in change.parameters}.values()]
+    try:
+        change.apply()
+    except BaseException:
+        _restore_weights(originals)
+        raise
+    return originals
+
+
+@torch.no_grad()
+def _restore_weights(originals: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+    for parameter, value in originals:
+        parameter.copy_(value)
 
 
 def _first_attr(config, *names: str):

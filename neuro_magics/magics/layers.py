@@ -136,7 +136,7 @@ class LayerMagics(SessionMagics):
             raise UsageError(f"--max-new-tokens must be at least 1 (got {args.max_new_tokens}).")
         self._check_export_targets(args)
         if getattr(args, "save", None) or getattr(args, "mergekit", None):
-            surgery.check_exportable(subject)  # before the program changes
+            surgery.check_exportable(subject, weights_saved=not getattr(args, "mergekit", None))  # before the program changes
         before = subject.program
         result = surgery.set_program(subject, new, diff=not args.no_diff, prompts=prompts,
                                      max_new_tokens=args.max_new_tokens)

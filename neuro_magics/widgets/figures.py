@@ -303,6 +303,76 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def prune_figure(result) -> go.Figure:
+    """Sparsity per block and matrix (or Block Influence per step, dropped ones marked)."""
+    if result.method == "layers":
+        colours = ["crimson" if k in result.dropped else "grey" for k in range(len(result.block_influence))]
+        figure = go.Figure(go.Bar(x=list(range(len(result.block_influence))), y=result.block_influence,
+                                  marker_color=colours, hovertemplate="position %{x}<br>BI %{y:.4f}<extra></extra>"))
+        figure.update_xaxes(title_text="position (red: dropped)")
+        figure.update_yaxes(title_text="Block Influence")
+    else:
+        grid, blocks, paths = result.sparsity_grid()
+        figure = go.Figure(go.Heatmap(z=grid, x=paths, y=blocks, colorscale=SEQUENTIAL, zmin=0, zmax=1,
+                                      colorbar={"title": "sparsity"},
+                                      hovertemplate="block %{y} %{x}<br>sparsity %{z:.3f}<extra></extra>"))
+        figure.update_yaxes(title_text="block", autorange="reversed")
+    figure.update_layout(title=f"{result.method} pruning · perplexity {result.perplexity_before:.2f} → "
+                               f"{result.perplexity_after:.2f}")
+    return figure
+
+
+def edit_figure(result) -> go.Figure:
+    """Per report prompt: log p(new target) and log p(old answer), before and after the edit."""
+    labels = [f"{group}: {_short(prompt)}" for group, prompt in zip(result.groups, result.prompts)]
+    figure = go.Figure()
+    for name, values in (("log p(new) before", result.new_before), ("log p(new) after", result.new_after),
+                         ("log p(old) before", result.old_before), ("log p(old) after", result.old_after)):
+        figure.add_trace(go.Bar(name=name, x=values, y=labels, orientation="h"))
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(barmode="group", title=f"ROME edit at layer {result.layer}: {result.target!r}",
+                         xaxis_title="mean log p per token")
+    return figure
+
+
+def spectra_figure(result, block: int, head: int) -> go.Figure:
+    """Singular values of one head's Q, K, V, O and its OV and QK circuits (log scale)."""
+    from ..analyses.weights import MATRICES
+
+    figure = go.Figure([go.Scatter(y=result.spectra[block, head, k], mode="lines+markers", name=m)
+                        for k, m in enumerate(MATRICES)])
+    figure.update_layout(title=f"singular values of head {block}.{head}", xaxis_title="index",
+                         yaxis_title="singular value", yaxis_type="log", height=360)
+    return figure
+
+
+def weights_figure(result, block: int | None = None, head: int | None = None) -> go.Figure:
+    """Norms of every head's matrices and circuits (one panel each); with ``block`` and
+    ``head``, that head's singular spectra."""
+    from ..analyses.weights import MATRICES
+
+    if block is not None and head is not None:
+        return spectra_figure(result, block, head)
+    figure = make_subplots(rows=1, cols=len(MATRICES), subplot_titles=[f"|{m}|" for m in MATRICES], horizontal_spacing=0.03)
+    for k, m in enumerate(MATRICES, start=1):
+        figure.add_trace(go.Heatmap(z=result.norms[:, :, k - 1], colorscale=SEQUENTIAL, showscale=False,
+                                    hovertemplate=f"block %{{y}} head %{{x}}<br>|{m}| %{{z:.4g}}<extra></extra>"),
+                         row=1, col=k)
+        figure.update_yaxes(autorange="reversed", row=1, col=k)
+    figure.update_layout(title=f"head weight norms · {result.metadata.get('model', '')}", height=420, width=1400)
+    return figure
+
+
+def quantize_figure(result) -> go.Figure:
+    """Relative weight error of every rounded matrix."""
+    grid, blocks, paths = result.error_grid()
+    figure = go.Figure(go.Heatmap(z=grid, x=paths, y=blocks, colorscale=SEQUENTIAL, colorbar={"title": "rel. error"},
+                                  hovertemplate="block %{y} %{x}<br>error %{z:.4f}<extra></extra>"))
+    figure.update_yaxes(title_text="block", autorange="reversed")
+    figure.update_layout(title=f"simulated int{result.bits} rounding: |W - Q(W)| / |W|")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -316,4 +386,8 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "language_similarity": language_similarity_figure,
     "networks": networks_figure,
     "network_lesion": lesion_figure,
+    "prune": prune_figure,
+    "edit": edit_figure,
+    "weights": weights_figure,
+    "quantize": quantize_figure,
 }

@@ -365,6 +365,86 @@ def lesion_widget(result) -> ipywidgets.HTML:
         f"<th>score</th><th>change</th><th>dims</th></tr>{''.join(rows)}</table></div>")
 
 
+# -- neurosurgery ------------------------------------------------------------------------------
+
+
+def before_after_table(rows, title: str) -> ipywidgets.HTML:
+    """A small (measure, before, after) table."""
+    import html
+
+    cells = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(a)}</th>"
+                    f"<td style='text-align:right;padding-right:1em'>{html.escape(b)}</td>"
+                    f"<td style='text-align:right'>{html.escape(c)}</td></tr>" for a, b, c in rows)
+    return ipywidgets.HTML(f"<b>{html.escape(title)}</b><table class='neuro-magics-before-after'>"
+                           f"<tr><th></th><th>before</th><th>after</th></tr>{cells}</table>")
+
+
+def prune_widget(result) -> ipywidgets.VBox:
+    """The before/after table, and the sparsity of every matrix (or the Block Influence of every step)."""
+    model = result.metadata.get("model", "")
+    table = before_after_table(result.summary_rows(), f"prune ({result.method}) · {model}")
+    if result.method == "layers":
+        influence = result.block_influence[:, None].astype(np.float32)
+        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped]
+        view = HeatmapWidget(influence, [{"name": "bi", "label": "Block Influence", "scale": "sequential", "fmt": ".4f"}],
+                             [str(k) for k in range(len(influence))], ["BI"], row_title="position", col_title="",
+                             title="Block Influence (lowest dropped)", marks=dropped)
+    else:
+        grid, blocks, paths = result.sparsity_grid()
+        view = HeatmapWidget(grid, [{"name": "sparsity", "label": "fraction of weights removed", "scale": "sequential",
+                                     "fmt": ".3f", "vmin": 0.0, "vmax": 1.0}],
+                             blocks, paths, row_title="block", col_title="matrix", title="sparsity per matrix")
+    return ipywidgets.VBox([table, view])
+
+
+def edit_widget(result) -> ipywidgets.VBox:
+    """The before/after success table, and the diff of the generations when it was measured."""
+    title = f"edit at layer {result.layer}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
+    parts = [before_after_table(result.summary_rows(), title)]
+    if result.diff is not None:
+        parts.append(diff_widget(result.diff))
+    return ipywidgets.VBox(parts)
+
+
+def weights_widget(result) -> ipywidgets.VBox:
+    """Per-head norms of Q, K, V, O and the OV / QK circuits (a click shows that head's singular
+    spectra), and the MLP norms per block."""
+    from IPython.display import display
+
+    from ..analyses.weights import MATRICES
+    from .figures import spectra_figure
+
+    heads = HeatmapWidget(
+        np.moveaxis(result.norms, 2, 0),
+        [{"name": m, "label": f"|{m}| (Frobenius)", "scale": "sequential", "fmt": ".4g"} for m in MATRICES],
+        [str(b) for b in range(result.n_layers)], [str(h) for h in range(result.n_heads)],
+        row_title="block", col_title="head", title=f"head weights · {result.metadata.get('model', '')} · click a head for its spectra",
+    )
+    mlp = HeatmapWidget(result.mlp_norms, [{"name": "mlp", "label": "MLP |W| (Frobenius)", "scale": "sequential",
+                                            "fmt": ".4g"}],
+                        [str(b) for b in range(result.n_layers)], result.mlp_names, row_title="block",
+                        col_title="matrix", title="MLP weights")
+    spectra = ipywidgets.Output()
+
+    def show(change: dict) -> None:
+        spectra.clear_output(wait=True)
+        if change["new"]:
+            with spectra:
+                display(spectra_figure(result, *change["new"]))
+
+    heads.observe(show, names="selected")
+    return ipywidgets.VBox([heads, spectra, mlp])
+
+
+def quantize_widget(result) -> ipywidgets.VBox:
+    """The relative weight error of every rounded matrix, and the diff of the outputs."""
+    grid, blocks, paths = result.error_grid()
+    errors = HeatmapWidget(grid, [{"name": "error", "label": f"int{result.bits} relative error |W - Q(W)| / |W|",
+                                   "scale": "sequential", "fmt": ".4f"}],
+                           blocks, paths, row_title="block", col_title="matrix", title=f"simulated int{result.bits} rounding")
+    return ipywidgets.VBox([errors, *([diff_widget(result.diff)] if result.diff is not None else [])])
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -378,4 +458,8 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "language_similarity": language_similarity_widget,
     "networks": networks_gallery,
     "network_lesion": lesion_widget,
+    "prune": prune_widget,
+    "edit": edit_widget,
+    "weights": weights_widget,
+    "quantize": quantize_widget,
 }

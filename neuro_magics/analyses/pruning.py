@@ -1,0 +1,330 @@
+"""Pruning, reversibly: Wanda and magnitude masks as a weight-changing intervention, and
+ShortGPT layer removal as a layer program.
+
+- **Wanda** (Sun et al. 2023) scores each weight ``|W_ij| * ||X_j||_2``, the norm of input
+  feature ``j`` over every token of a calibration corpus, and removes the lowest-scoring
+  fraction of each output row. The norms come from one pass of the model as it is now
+  (the dense model; the paper's sequential variant re-measures after each layer).
+- **Magnitude** removes the smallest ``|W_ij|`` of each output row.
+- **Layers** (ShortGPT, Men et al. 2024) drops the ``drop`` steps of the current program with
+  the lowest Block Influence ``1 - cos(x_l, x_{l+1})`` on the corpus: a layer program, zero
+  copies, undone by ``%reset_layers``.
+
+A mask is an :class:`~neuro_magics.core.interventions.Intervention` of kind ``"prune"``: the
+subject keeps the weights it zeroes aside, ``reset_interventions`` restores them bit for bit,
+and ``save_materialized`` writes the pruned model. Its spec holds the method, the sparsity
+and (Wanda) the input norms, so a replay prunes the same weights.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.adapters import linear_modules, weight_matrix
+from ..core.errors import NeuroMagicsError
+from ..core.interventions import Intervention, WeightChange, rebuilder
+from ..core.progress import ProgressBar
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, prepare, run
+from ..core.subject import Subject, with_lock
+from .brain_scan import proxy_metrics
+from .diffing import text_perplexity
+from .probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
+
+METHODS = ("wanda", "magnitude", "layers")
+CALIBRATION_TEXT = Path(__file__).parent.parent / "probes" / "calibration_text.txt"
+#: Probes scored before and after (mean log p(answer), teacher-forced).
+SCORED_PROBES = ("facts", "math")
+
+
+# -- the corpus ---------------------------------------------------------------------------------
+
+
+def calibration_passages(corpus: str = "builtin") -> list[str]:
+    """The passages (separated by blank lines) of the built-in calibration text or of a text file."""
+    if corpus == "builtin":
+        text = CALIBRATION_TEXT.read_text(encoding="utf-8")
+    else:
+        path = Path(corpus).expanduser()
+        if not path.is_file():
+            raise NeuroMagicsError(f"No corpus file {str(path)!r}: give a text file, or --corpus builtin.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8.") from None
+    passages = [p.strip() for p in text.split("\n\n") if p.strip()]
+    if not passages:
+        raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")
+    return passages
+
+
+def _encoded_passages(subject: Subject, passages: Sequence[str]) -> list[torch.Tensor]:
+    """Each passage's token ids [1, T], cut to the model's context."""
+    limit = subject.context_length
+    return [subject.tokenizer(p, return_tensors="pt")["input_ids"][:, :limit].to(subject.device) for p in passages]
+
+
+# -- masks --------------------------------------------------------------------------------------
+
+
+def prunable_matrices(subject: Subject) -> dict[str, torch.nn.Module]:
+    """Every weight matrix of every original block, named ``"<block>.<path>"`` (e.g. ``"3.mlp.down_proj"``)."""
+    return {f"{index}.{name}": module for index, block in enumerate(subject.blocks)
+            for name, module in linear_modules(block).items()}
+
+
+def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Keep-mask ``[out, in]``: in every row, the ``floor(in * sparsity)`` lowest scores are removed."""
+    n_removed = int(scores.shape[1] * sparsity)
+    keep = torch.ones_like(scores, dtype=torch.bool)
+    if n_removed:
+        lowest = torch.topk(scores, n_removed, dim=1, largest=False).indices
+        keep.scatter_(1, lowest, False)
+    return keep
+
+
+@torch.no_grad()
+def input_norms(subject: Subject, modules: dict[str, torch.nn.Module], passages: Sequence[str]) -> dict[str, torch.Tensor]:
+    """``||X_j||_2`` per input feature of each module over every token of ``passages`` (one
+    forward per passage, the model as it is now: program and interventions included)."""
+    squares: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in modules.items():
+        def accumulate(module, args, name=name):
+            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
+            squares[name] = squares.get(name, 0) + (x * x).sum(0)
+        handles.append(module.register_forward_pre_hook(accumulate))
+    try:
+        with ProgressBar(len(passages), "calibrate", "passage", leave=False) as bar:
+            for ids in _encoded_passages(subject, passages):
+                subject.model(input_ids=ids, use_cache=False)
+                bar.update()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: value.sqrt() for name, value in squares.items()}
+
+
+def _pack(vector: torch.Tensor) -> str:
+    return base64.b64encode(vector.detach().cpu().float().numpy().astype("<f4").tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype="<f4").copy())
+
+
+def mask_scores(method: str, weight: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
+    """The score a mask ranks: ``|W|`` (magnitude) or ``|W| * ||X_j||`` (Wanda), ``[out, in]``."""
+    scores = weight.detach().abs().float()
+    return scores if method == "magnitude" else scores * norm.to(scores.device)[None, :]
+
+
+@rebuilder("prune")
+def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
+    """The mask, from the spec alone: it is computed from the weights when installed."""
+    modules = prunable_matrices(subject)
+    missing = [name for name in arguments["matrices"] if name not in modules]
+    if missing:
+        raise NeuroMagicsError(f"This model has no matrix {missing[0]!r}: the pruning was made for another model.")
+    chosen = {name: modules[name] for name in arguments["matrices"]}
+    norms = arguments.get("norms")
+
+    def apply() -> None:
+        for name, module in chosen.items():
+            weight = weight_matrix(module)
+            norm = None if norms is None else _unpack(norms[name])
+            weight.mul_(row_mask(mask_scores(arguments["method"], weight, norm), arguments["sparsity"]).to(weight.dtype))
+
+    change = WeightChange([module.weight for module in chosen.values()], apply)
+    return Intervention("prune", description, arguments, hooks=[], weights=change)
+
+
+# -- the report ---------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def probe_scores(subject: Subject) -> dict[str, float]:
+    """Mean log p(answer) of each built-in probe in ``SCORED_PROBES``, teacher-forced."""
+    return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
+            for name in SCORED_PROBES}
+
+
+def _nonzero(subject: Subject) -> int:
+    """Non-zero parameters of the model as it runs now (a dropped block is not in it)."""
+    return int(sum(int(p.count_nonzero()) for p in subject.model.parameters()))
+
+
+@dataclass(repr=False, eq=False)
+class PruneResult(Result):
+    """What a pruning did: perplexity and probe scores before and after, parameters, and the
+    sparsity of every matrix (``method="layers"``: the Block Influence and the dropped steps)."""
+
+    kind = "prune"
+
+    method: str
+    sparsity: float | None
+    matrices: list[str]
+    matrix_sparsity: np.ndarray  # [matrices] fraction of zeros after
+    n_parameters: int  # of the model as the program ran before
+    nonzero_before: int  # non-zero parameters of the blocks the program runs (and the rest of the model)
+    nonzero_after: int
+    perplexity_before: float
+    perplexity_after: float
+    probes_before: dict[str, float]
+    probes_after: dict[str, float]
+    block_influence: np.ndarray  # [steps] of the program before (layers), else empty
+    dropped: list[int]  # positions of the program before that were dropped (layers)
+    program_before: str
+    program_after: str
+    metadata: dict[str, Any]
+
+    @property
+    def overall_sparsity(self) -> float:
+        """Fraction of the model's parameters that are zero after, minus before (weights removed)."""
+        return (self.nonzero_before - self.nonzero_after) / self.n_parameters
+
+    def to_numpy(self) -> np.ndarray:
+        return self.block_influence if self.method == "layers" else self.matrix_sparsity
+
+    def sparsity_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
+        """The per-matrix sparsity as ``[blocks, matrix paths]`` (NaN where a block has no such
+        matrix), with the block and path labels."""
+        paths = list(dict.fromkeys(name.split(".", 1)[1] for name in self.matrices))
+        blocks = list(dict.fromkeys(name.split(".", 1)[0] for name in self.matrices))
+        grid = np.full((len(blocks), len(paths)), np.nan, dtype=np.float32)
+        for name, value in zip(self.matrices, self.matrix_sparsity):
+            block, path = name.split(".", 1)
+            grid[blocks.index(block), paths.index(path)] = value
+        return grid, blocks, paths
+
+    def to_pandas(self):
+        import pandas as pd
+
+        if self.method == "layers":
+            return pd.DataFrame({"position": range(len(self.block_influence)), "block_influence": self.block_influence,
+                                 "dropped": [k in self.dropped for k in range(len(self.block_influence))]})
+        return pd.DataFrame({"matrix": self.matrices, "sparsity": self.matrix_sparsity})
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        """(measure, before, after) rows, as the widget shows them."""
+        rows = [("perplexity", f"{self.perplexity_before:.3f}", f"{self.perplexity_after:.3f}")]
+        rows += [(f"{name} probe: mean log p(answer)", f"{self.probes_before[name]:.3f}",
+                  f"{self.probes_after[name]:.3f}") for name in self.probes_before]
+        rows.append(("non-zero parameters the program runs", f"{self.nonzero_before:,}", f"{self.nonzero_after:,}"))
+        rows.append(("program", self.program_before, self.program_after))
+        return rows
+
+    def __repr__(self) -> str:
+        what = (f"dropped positions {self.dropped}" if self.method == "layers"
+                else f"sparsity {self.sparsity} per row of {len(self.matrices)} matrices")
+        return (f"PruneResult({self.method}: {what}; perplexity {self.perplexity_before:.2f} -> "
+                f"{self.perplexity_after:.2f}; non-zero parameters {self.nonzero_before:,} -> {self.nonzero_after:,})")
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"matrix_sparsity": self.matrix_sparsity, "block_influence": self.block_influence}
+
+    def _fields(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in (
+            "method", "sparsity", "matrices", "n_parameters", "nonzero_before", "nonzero_after", "perplexity_before",
+            "perplexity_after", "probes_before", "probes_after", "dropped", "program_before", "program_after")}
+
+    @classmethod
+    def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> PruneResult:
+        return cls(**fields, matrix_sparsity=arrays["matrix_sparsity"], block_influence=arrays["block_influence"],
+                   metadata=metadata)
+
+
+# -- the entry point ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def block_influence(subject: Subject, passages: Sequence[str]) -> np.ndarray:
+    """Block Influence ``1 - cos(x_l, x_{l+1})`` of each step of the current program, averaged
+    over every token of ``passages``."""
+    total, n_tokens = 0.0, 0
+    for ids in _encoded_passages(subject, passages):
+        inputs = prepare(subject, ids)
+        out = run(subject, inputs, capture=Capture(sites=("resid_pre",), device=subject.device), logits_at=None)
+        states = torch.cat([out.captures["resid_pre"], out.resid[None]])
+        influence, _ = proxy_metrics(states, inputs.attention_mask)
+        total, n_tokens = total + influence * ids.shape[1], n_tokens + ids.shape[1]
+    return total / n_tokens
+
+
+@with_lock
+def prune(
+    subject: Subject,
+    method: str = "wanda",
+    sparsity: float = 0.5,
+    *,
+    drop: int | None = None,
+    corpus: str = "builtin",
+    install: bool = True,
+) -> PruneResult:
+    """Prune the subject and report perplexity, probe scores and parameters before and after.
+
+    ``wanda`` / ``magnitude``: remove ``sparsity`` (0 < s < 1) of each output row of every block
+    matrix; undo with ``nm.reset_interventions(subject, "prune")``. ``layers``: drop the ``drop``
+    steps of lowest Block Influence; undo with ``subject.reset()`` (``%reset_layers``). ``corpus``
+    is ``"builtin"`` or a text file (Wanda's norms, Block Influence). With ``install=False``
+    the model is measured pruned and left as it was.
+    """
+    if method not in METHODS:
+        raise NeuroMagicsError(f"Unknown pruning method {method!r}: use wanda, magnitude or layers.")
+    if method == "layers":
+        if drop is None or isinstance(drop, bool) or not isinstance(drop, int) or not 1 <= drop < len(subject.program):
+            raise NeuroMagicsError(f"--method layers needs --drop N with 1 <= N < {len(subject.program)} "
+                                   f"(the current program's steps; got {drop}).")
+    else:
+        if drop is not None:
+            raise NeuroMagicsError("--drop is for --method layers; wanda and magnitude take --sparsity.")
+        if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 < sparsity < 1:
+            raise NeuroMagicsError(f"--sparsity must be a fraction strictly between 0 and 1, e.g. 0.5 (got {sparsity}).")
+    passages = calibration_passages(corpus) if method != "magnitude" else []
+    if subject.tokenizer is None:
+        raise NeuroMagicsError("Pruning reports perplexity and probe scores: the subject needs a tokenizer.")
+
+    program_before, n_parameters = subject.program, sum(p.numel() for p in subject.model.parameters())
+    nonzero_before, perplexity_before, probes_before = _nonzero(subject), text_perplexity(subject), probe_scores(subject)
+    modules = prunable_matrices(subject)
+    influence, dropped, intervention = np.zeros(0), [], None
+    if method == "layers":
+        influence = block_influence(subject, passages)
+        dropped = sorted(int(k) for k in np.argsort(influence, kind="stable")[:drop])
+        from .surgery import dropped as without
+
+        change = lambda: subject.program_applied(without(subject.program, dropped))  # noqa: E731
+    else:
+        norms = None
+        if method == "wanda":
+            norms = {name: _pack(value) for name, value in input_norms(subject, modules, passages).items()}
+        description = f"{method} {sparsity:g} per output row of {len(modules)} block matrices"
+        arguments = {"method": method, "sparsity": float(sparsity), "matrices": list(modules), "norms": norms,
+                     "corpus": corpus}
+        intervention = _pruning(subject, arguments, description)
+        change = lambda: intervention.applied(subject)  # noqa: E731
+    with change():
+        program_after = subject.program
+        sparsities = np.array([float((weight_matrix(m) == 0).float().mean()) for m in modules.values()], dtype=np.float32)
+        nonzero_after, perplexity_after, probes_after = _nonzero(subject), text_perplexity(subject), probe_scores(subject)
+        metadata = run_metadata(subject, method=method, sparsity=sparsity, drop=drop, corpus=corpus)
+    if install:
+        if intervention is not None:
+            intervention.install(subject)
+        else:
+            subject.set_program(program_after)
+    return PruneResult(
+        method=method, sparsity=None if method == "layers" else float(sparsity), matrices=list(modules),
+        matrix_sparsity=sparsities, n_parameters=n_parameters,
+        nonzero_before=nonzero_before, nonzero_after=nonzero_after, perplexity_before=perplexity_before,
+        perplexity_after=perplexity_after, probes_before=probes_before, probes_after=probes_after,
+        block_influence=np.asarray(influence, dtype=np.float64), dropped=dropped, program_before=str(program_before),
+        program_after=str(program_after), metadata=metadata,
+    )

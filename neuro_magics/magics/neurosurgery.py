@@ -1,0 +1,132 @@
+"""%edit, %prune, %weights: thin shells over nm.edit, nm.prune, nm.weight_views and nm.quantize
+(weight changes, all reversible)."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ..analyses import editing, pruning, quantization, weights
+from ..analyses.diffing import DEFAULT_NEW_TOKENS
+from ..core.interventions import active_interventions, reset_interventions
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+
+
+def _layer(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"--layer must be a block index or auto (got {value!r}).") from None
+
+
+@magics_class
+class NeurosurgeryMagics(SessionMagics):
+    @magic_arguments()
+    @argument("--prompt", default=None, help='The fact\'s prompt, {} where the subject goes: "{} plays the sport of".')
+    @argument("--subject", default=None, help='The words the fact is about: "LeBron James".')
+    @argument("--target", default=None, help='The new answer (several tokens are fine): " football".')
+    @argument("--layer", default="auto", help="Block whose MLP is edited, or auto (causal tracing picks it).")
+    @argument("--paraphrase", action="append", default=None,
+              help="Another prompt for the same fact, mentioning the subject (repeatable; default: the prompt "
+                   "behind unrelated contexts).")
+    @argument("--neighbour", action="append", default=None,
+              help="Another subject for the same prompt, whose answer should not change (repeatable).")
+    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--no-diff", action="store_true", help="Skip the before/after generations.")
+    @argument("--undo", action="store_true", help="Revert the last edit.")
+    @argument("--reset", action="store_true", help="Revert every edit.")
+    @argument("--list", action="store_true", help="List the active edits.")
+    @line_magic
+    @one_line_errors
+    def edit(self, line: str):
+        """Rewrite one fact in the model's weights (ROME, a rank-one update of one MLP); shows
+        efficacy, paraphrases, neighbours and the before/after diff. --undo reverts the last
+        edit, --reset all of them, bit for bit."""
+        args = parse_arguments(self.edit, line)
+        check_positive(args, "max_new_tokens")
+        subject = self.session.require_subject()
+        actions = [name for name in ("undo", "reset", "list") if getattr(args, name)]
+        fact = ("prompt", "subject", "target", "paraphrase", "neighbour")
+        if actions:
+            if len(actions) > 1 or any(getattr(args, name) is not None for name in fact):
+                raise UsageError(f"--{actions[0]} takes no other options.")
+            if args.undo:
+                print(f"Reverted: {editing.undo_edit(subject).description}")
+            elif args.reset:
+                print(f"Reverted {reset_interventions(subject, 'edit')} edit(s).")
+            else:
+                self._list(subject, "edit", "edits")
+            return None
+        missing = [f"--{name}" for name in ("prompt", "subject", "target") if getattr(args, name) is None]
+        if missing:
+            raise UsageError(f"%edit needs {', '.join(missing)}, e.g. %edit --prompt \"{{}} plays the sport of\" "
+                             "--subject \"LeBron James\" --target \" football\".")
+        result = editing.edit(
+            subject, args.prompt, args.subject, args.target, layer=_layer(args.layer), paraphrases=args.paraphrase,
+            neighbours=args.neighbour or (), diff=not args.no_diff, max_new_tokens=args.max_new_tokens,
+        )
+        print(f"Active until %edit --undo / --reset: {subject.interventions[-1].description}")
+        return result
+
+    @magic_arguments()
+    @argument("--method", default=None, help="wanda, magnitude, or layers (ShortGPT: drop the lowest Block Influence).")
+    @argument("--sparsity", type=float, default=0.5, help="Fraction of each output row removed (wanda, magnitude).")
+    @argument("--drop", type=int, default=None, help="How many layers to drop (layers).")
+    @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, layers).")
+    @argument("--reset", action="store_true", help="Restore every pruned weight (layers: use %%reset_layers).")
+    @line_magic
+    @one_line_errors
+    def prune(self, line: str):
+        """Prune by Wanda, magnitude or layer removal; reports perplexity, probe scores and
+        parameters before and after. Reversible: %prune --reset restores the weights bit for
+        bit, %reset_layers the layers; nm.save_materialized writes the pruned model."""
+        args = parse_arguments(self.prune, line)
+        subject = self.session.require_subject()
+        if args.reset:
+            if args.method is not None or args.drop is not None:
+                raise UsageError("--reset takes no other options.")
+            print(f"Restored the weights of {reset_interventions(subject, 'prune')} pruning(s).")
+            return None
+        if args.method is None:
+            self._list(subject, "prune", "prunings")
+            return None
+        result = pruning.prune(subject, args.method, args.sparsity, drop=args.drop, corpus=args.corpus)
+        undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
+        print(f"Active until {undo}: {result!r}")
+        return result
+
+    @magic_arguments()
+    @argument("--quantize", type=int, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
+    @argument("--layers", default=None, help="Blocks to round (--quantize), e.g. 0-5; default all.")
+    @argument("--prompt", action="append", default=None,
+              help="Prompt for the rounding's before/after diff (repeatable; default: the built-in diff prompts).")
+    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @line_magic
+    @one_line_errors
+    def weights(self, line: str):
+        """Norms and singular spectra of every head's Q, K, V, O and OV / QK circuits and the MLP
+        norms (click a head for its spectra); with --quantize 4|8, the simulated rounding's weight
+        error and its diff (the model is left as it was)."""
+        args = parse_arguments(self.weights, line)
+        check_positive(args, "max_new_tokens")
+        subject = self.session.require_subject()
+        if args.quantize is None:
+            if args.layers is not None or args.prompt is not None:
+                raise UsageError("--layers and --prompt go with --quantize 4|8.")
+            return weights.weight_views(subject)
+        return quantization.quantize(subject, args.quantize, layers=args.layers, prompts=args.prompt,
+                                     max_new_tokens=args.max_new_tokens)
+
+    @staticmethod
+    def _list(subject, kind: str, plural: str) -> None:
+        active = active_interventions(subject, kind)
+        if not active:
+            print(f"No active {plural}.")
+        for number, intervention in enumerate(active, 1):
+            print(f"{number}. {intervention.description}")
+
+
+MAGICS = (NeurosurgeryMagics,)
