@@ -1,4 +1,4 @@
-"""Attribution (oracle 14 of tests/ORACLES.md): every number is checked against something the
+"""Attribution (oracle 16 of tests/ORACLES.md): every number is checked against something the
 product did not compute: HF's own forwards and autograd, hand-written rollout and head splits."""
 
 from __future__ import annotations

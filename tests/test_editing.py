@@ -1,4 +1,4 @@
-"""ROME knowledge editing (oracle 17 of tests/ORACLES.md), on tiny Llama and GPT-2 (Conv1D) models.
+"""ROME knowledge editing (oracle 23 of tests/ORACLES.md), on tiny Llama and GPT-2 (Conv1D) models.
 
 The published identities, checked through the down projection's own forward: the edited key
 maps to the old value plus the optimised shift (``W' k* = W k* + delta``), and a key k with

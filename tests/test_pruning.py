@@ -1,4 +1,4 @@
-"""Pruning (oracle 16 of tests/ORACLES.md): Wanda and magnitude masks equal a numpy computation
+"""Pruning (oracle 22 of tests/ORACLES.md): Wanda and magnitude masks equal a numpy computation
 written here from the papers' definitions, with the stated sparsity in every row; layer
 removal equals ``drop_layers`` of the steps a hand-written Block Influence picks; undo and
 reset are bit-identical; bad input changes nothing."""

@@ -1,4 +1,4 @@
-"""Weight views and simulated quantization (oracle 18 of tests/ORACLES.md).
+"""Weight views and simulated quantization (oracle 24 of tests/ORACLES.md).
 
 A head's OV circuit is checked through the model's own modules: with attention forced onto
 one token, what the head adds to the output is ``W_O^h W_V^h x`` (Llama: value projection,
