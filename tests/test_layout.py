@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import neuro_magics as nm
 from neuro_magics import analyses, core
@@ -50,3 +51,12 @@ def test_every_magic_has_its_help_under_one_percent_sign(shell):
         for name in magic_class.magics.get("cell", {}):
             assert shell.find_line_magic(name) is not None, f"%{name}? finds nothing"
             assert shell.find_line_magic(name).__doc__, f"%{name} has no docstring"
+
+
+def test_the_engine_draws_progress_only_through_core_progress():
+    """tqdm.auto's notebook bar is a widget a saved notebook cannot show after a reload: engine
+    modules report steps to core.progress.ProgressBar, which the front end draws."""
+    root = Path(nm.__file__).parent
+    for path in [*sorted((root / "analyses").glob("*.py")), *sorted((root / "core").glob("*.py"))]:
+        if path.name != "progress.py":
+            assert "tqdm" not in path.read_text(encoding="utf-8"), f"{path.name} draws its own tqdm bar"

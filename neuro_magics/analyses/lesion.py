@@ -20,6 +20,7 @@ import torch
 
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Intervention
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import prepare, run, unembed
 from ..core.subject import Subject, with_lock
@@ -173,10 +174,8 @@ def network_lesion(
                             seeds=seeds, networks_threshold=networks.threshold, networks_layers=networks.layers,
                             networks_model=networks.metadata.get("model"), items=probe_set.records(),
                             conditions=[None if c[3] is None else c[3].spec for c in conditions])
-    from tqdm.auto import tqdm
-
     scores = np.full((len(conditions), len(probe_set.items)), np.nan)
-    with tqdm(total=len(conditions), desc="network lesion", unit="condition", disable=not progress) as bar:
+    with ProgressBar(len(conditions), "network lesion", "condition", enabled=progress) as bar:
         for row, (_, _, _, intervention) in enumerate(conditions):
             if intervention is None:
                 scores[row] = scorer()

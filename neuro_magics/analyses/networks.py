@@ -41,6 +41,7 @@ import torch
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.programs import LayerProgram, parse_ranges
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
@@ -391,8 +392,6 @@ def _select(subject: Subject, corpus: Corpus, max_tokens: int | None, skip_first
 def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """The [tokens, L * d] matrix of MLP outputs (float32, CPU), texts batched by length,
     and which texts were read (all, unless Ctrl-C stopped the capture)."""
-    from tqdm.auto import tqdm
-
     d, n_layers = subject.d_model, len(layers)
     lengths = [len(row) - signals.first for row in signals.ids]
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -409,7 +408,7 @@ def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: b
     program = LayerProgram.identity(subject.n_layers)
     capture = Capture(sites=("mlp_out",), steps=layers, device="cpu", dtype=torch.float32)
     done = np.zeros(len(signals.ids), dtype=bool)
-    bar = tqdm(total=int(offsets[-1]), desc="networks: capture", unit="token", disable=not progress)
+    bar = ProgressBar(int(offsets[-1]), "networks: capture", "token", enabled=progress)
     try:
         for batch in batches:
             width = max(len(signals.ids[t]) for t in batch)
