@@ -60,6 +60,7 @@ _LAZY = {
     "project": "analyses.projection",
     "language_similarity": "analyses.projection",
     "probe": "analyses.probing",
+    "train_sae": "analyses.sae",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }
