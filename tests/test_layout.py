@@ -40,6 +40,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["brainscan"] == "brainscan" and where["scan"] == "scan"
     assert where["networks"] == "networks"
     assert where["project"] == where["probe"] == "geometry"
+    assert where["sae"] == "sae"
 
 
 def test_every_magic_has_its_help_under_one_percent_sign(shell):

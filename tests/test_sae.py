@@ -165,3 +165,25 @@ def test_bad_input_is_one_line_and_changes_nothing(llama):
     with torch.no_grad():
         assert torch.equal(llama.model(ids).logits, before)
     assert not llama.interventions
+
+
+def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys):
+    """The magic is a thin shell: %%sae train stores the SAE, show reads the numbers of
+    the result's own reading, steer installs the same intervention as ``sae.steer``."""
+    from IPython.core.error import UsageError
+
+    cell = "\n".join(TEXTS)
+    sae = shell.run_cell_magic("sae", "train --layer 1 --expansion 2 --k 4 --steps 10 --batch 64 -o s1", cell)
+    assert shell.user_ns["s1"] is sae and sae.layer == 1 and sae.width == 2 * tiny_in_shell.d_model
+    feature = int(np.argmax(sae.frequencies))
+    shell.run_line_magic("sae", f"show s1 --feature {feature} --n 2")
+    shown = capsys.readouterr().out
+    assert f"{sae.top_contexts(feature, 1)[0]['activation']:8.3f}" in shown
+    shell.run_line_magic("sae", f"steer --feature {feature} --coef 2")
+    (intervention,) = tiny_in_shell.interventions
+    assert intervention.spec["arguments"]["layer"] == 2 and intervention.spec["arguments"]["coef"] == 2.0
+    for line, words in [("steer --feature 1", "--coef"), ("show nothing --feature 1", "not an SAE"),
+                        ("train", "--layer"), ("show --feature 999999", "out of range")]:
+        with pytest.raises(UsageError, match=words):
+            shell.run_line_magic("sae", line)
+    assert len(tiny_in_shell.interventions) == 1

@@ -32,7 +32,7 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject, with_lock
 from .activations import MEMORY_FRACTION, collect
-from .corpus import builtin_corpus
+from .corpus import load_corpus
 from .interventions import CONTRAST_PREFIX
 
 #: Sites an SAE reads: one d_model vector per token.
@@ -413,7 +413,7 @@ def train_sae(
     site: str = "resid_post",
     expansion: int = 4,
     k: int = 32,
-    texts: Sequence[str] | None = None,
+    texts: str | Sequence[str] | None = None,
     steps: int = 1000,
     batch_size: int = 1024,
     lr: float = 1e-3,
@@ -421,7 +421,8 @@ def train_sae(
     progress: bool = True,
 ) -> SparseAutoencoder:
     """Train a TopK SAE with ``expansion x d_model`` features on ``site`` at program step
-    ``layer``, over ``texts`` (default: the built-in five-genre corpus), for ``steps`` Adam
+    ``layer``, over ``texts`` (a list, a .txt/.jsonl file, ``"builtin:math,code"``; default: the
+    built-in five-genre corpus), for ``steps`` Adam
     steps of ``batch_size`` tokens. Every tenth text is held out for the report. Ctrl-C
     during training keeps the SAE trained so far (``report["interrupted"]``)."""
     if site not in SAE_SITES:
@@ -436,7 +437,7 @@ def train_sae(
         raise NeuroMagicsError(f"--k {k} is more than the {width} features: pick k below the width.")
     if not (math.isfinite(lr) and lr > 0):
         raise NeuroMagicsError(f"--lr must be a positive number (got {lr!r}).")
-    texts = list(builtin_corpus().texts if texts is None else texts)
+    texts = list(load_corpus(texts).texts)
     if len(texts) < 2:
         raise NeuroMagicsError("An SAE needs at least two texts (one is held out): give more texts.")
     check_fits(subject.d_model, width, batch_size, subject.device)
