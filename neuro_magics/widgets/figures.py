@@ -303,6 +303,19 @@ def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def sae_figure(result, bins: int = 40) -> go.Figure:
+    """Feature density: how many features fire on what share of held-out tokens (log scale),
+    the standard SAE health plot; never-firing features are counted in the title."""
+    frequencies = result.frequencies
+    alive = frequencies[frequencies > 0]
+    figure = go.Figure(go.Histogram(x=np.log10(alive), nbinsx=bins, marker_color=categorical(0)))
+    figure.update_layout(
+        title=f"SAE feature density · {result.site} layer {result.layer} · {result.width - alive.size} of "
+              f"{result.width} features silent on the held-out tokens",
+        xaxis_title="log10 firing frequency", yaxis_title="features", template="plotly_white")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -316,4 +329,5 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "language_similarity": language_similarity_figure,
     "networks": networks_figure,
     "network_lesion": lesion_figure,
+    "sae": sae_figure,
 }
