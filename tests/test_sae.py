@@ -190,3 +190,25 @@ def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys):
         with pytest.raises(UsageError, match=words):
             shell.run_line_magic("sae", line)
     assert len(tiny_in_shell.interventions) == 1
+
+
+def test_ctrl_c_keeps_the_sae_trained_so_far(llama, monkeypatch):
+    """A KeyboardInterrupt at the third training step stops training there: the SAE of
+    those three steps is evaluated and returned, marked interrupted, the model unchanged."""
+    from neuro_magics.analyses import sae as sae_module
+
+    class InterruptingBar(sae_module.ProgressBar):
+        def update(self, n: int = 1) -> None:
+            super().update(n)
+            if self.desc.startswith("SAE") and self.n == 3:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(sae_module, "ProgressBar", InterruptingBar)
+    ids = llama.tokenizer("the dog", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        before = llama.model(ids).logits
+    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=1, k=2, steps=50, batch_size=64, progress=False)
+    assert sae.report["interrupted"] and len(sae.fvu_curve) == 3 and sae.report["tokens_seen"] == 3 * 64
+    assert np.isfinite(sae.fvu) and "interrupted" in repr(sae)
+    with torch.no_grad():
+        assert torch.equal(llama.model(ids).logits, before)
