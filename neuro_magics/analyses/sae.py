@@ -85,8 +85,10 @@ class TopKAutoencoder(torch.nn.Module):
 
 
 def _decode_sparse(indices: torch.Tensor, values: torch.Tensor, decoder: torch.Tensor) -> torch.Tensor:
-    dense = torch.zeros(*indices.shape[:-1], decoder.shape[0], dtype=values.dtype, device=values.device)
-    return dense.scatter(-1, indices, values) @ decoder
+    """``sum_j values[j] * decoder[indices[j]]``: only the k active rows, never a dense code."""
+    return torch.nn.functional.embedding_bag(indices.reshape(-1, indices.shape[-1]), decoder,
+                                             per_sample_weights=values.reshape(-1, values.shape[-1]),
+                                             mode="sum").reshape(*indices.shape[:-1], decoder.shape[1])
 
 
 @dataclass
