@@ -21,12 +21,14 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..core.errors import NeuroMagicsError
+from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
@@ -197,6 +199,7 @@ class SparseAutoencoder(Result):
         self.text_index, self.position = codes["text_index"], codes["position"]  # [tokens]
         self.tokens = tokens
         self.metadata = metadata
+        self.path: Path | None = None  # the file it was last saved to or loaded from (what an ablation records)
 
     # -- sizes and report -------------------------------------------------------------------
 
@@ -339,6 +342,32 @@ class SparseAutoencoder(Result):
                                    f"train the SAE on an earlier layer (0-{subject.n_layers - 2}) to steer by it.")
         return steer(subject, layer=layer, coef=coef, vector=self.direction(feature), install=install)
 
+    def ablate(self, subject: Subject, feature: int, *, install: bool = True) -> Intervention:
+        """Remove ``feature``'s contribution ``f(x) x direction`` from the site at every position
+        (TopK encoding of the site's own value). The intervention records the file the SAE
+        was saved to, so results can replay it: save the SAE first."""
+        self._check_same_model(subject)
+        self._check_feature(feature)
+        if not subject.program.is_identity:
+            raise NeuroMagicsError("Ablating a feature needs the plain layer program: reset the program first.")
+        if self.path is None or not self.path.is_file():
+            raise NeuroMagicsError("Save the SAE first (sae.save(PATH)): a feature ablation records the SAE's file "
+                                   "so that results can replay it.")
+        arguments = {"sae": str(self.path), "feature": int(feature), "site": self.site, "block": self.block}
+        description = f"ablate SAE feature {feature} of {self.site} at block {self.block} ({self.path.name})"
+        intervention = _feature_ablation(subject, arguments, description, sae=self)
+        return intervention.install(subject) if install else intervention
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        self.path = super().save(path, overwrite=overwrite).resolve()
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SparseAutoencoder:
+        sae = super().load(path)
+        sae.path = Path(path).expanduser().resolve()
+        return sae
+
     def _check_same_model(self, subject: Subject) -> None:
         if subject.name != self.metadata.get("model") or subject.d_model != self.d_model:
             raise NeuroMagicsError(f"This SAE was trained on {self.metadata.get('model')}, not {subject.name}: "
@@ -383,6 +412,43 @@ class SparseAutoencoder(Result):
                 f"FVU {self.fvu:.3f}, L0 {self.l0:.1f}, dead {self.dead_fraction:.1%}; CE {self.ce_original:.3f} -> "
                 f"{self.ce_spliced:.3f} spliced (zero ablation {self.ce_zero:.3f}); {r['tokens_seen']} tokens in "
                 f"{r['seconds']:.0f} s{stopped})")
+
+
+@rebuilder("sae_ablate")
+def _feature_ablation(subject: Subject, arguments: dict[str, Any], description: str,
+                      sae: SparseAutoencoder | None = None) -> Intervention:
+    """The hook that subtracts one feature's contribution at the site, from the SAE's file."""
+    if sae is None:
+        if not Path(arguments["sae"]).is_file():
+            raise NeuroMagicsError(f"The SAE file {arguments['sae']!r} this feature ablation records is gone: "
+                                   "save the SAE there again to replay it.")
+        sae = SparseAutoencoder.load(arguments["sae"])
+    feature, model = arguments["feature"], sae._tensors(subject.device)
+    direction = sae.direction(feature).to(subject.device)
+
+    def remove_feature(tensor: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            _, indices, values, _ = model(tensor.float() * sae.scale)
+            amount = torch.where(indices == feature, values, torch.zeros_like(values)).sum(-1, keepdim=True)
+        return tensor - (amount * direction).to(tensor.dtype)
+
+    block, site, adapter = subject.blocks[arguments["block"]], arguments["site"], subject.adapter
+    if site == "resid_pre":
+        def hook(module, args, kwargs):
+            if args:
+                return (remove_feature(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": remove_feature(kwargs["hidden_states"])}
+
+        return Intervention("sae_ablate", description, arguments, [Hook(block, "pre_kwargs", hook)])
+    module = {"resid_post": block, "mlp_out": adapter.submodule(block, adapter.mlp),
+              "attn_out": adapter.submodule(block, adapter.attention)}[site]
+
+    def output_hook(module, args, output):
+        if isinstance(output, tuple):
+            return (remove_feature(output[0]), *output[1:])
+        return remove_feature(output)
+
+    return Intervention("sae_ablate", description, arguments, [Hook(module, "forward", output_hook)])
 
 
 # -- training on a model -------------------------------------------------------------------------------

@@ -12,14 +12,14 @@ from ..analyses.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, train_sae
 from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
 
-ACTIONS = ("train", "show", "steer")
+ACTIONS = ("train", "show", "steer", "ablate")
 
 
 @magics_class
 class SaeMagics(SessionMagics):
     @magic_arguments()
-    @argument("action", choices=ACTIONS, help="train an SAE, show its features, or steer by one.")
-    @argument("name", nargs="?", default=None, help="show/steer: the SAE's variable (default: the last trained).")
+    @argument("action", choices=ACTIONS, help="train an SAE, show its features, steer by one, or ablate one.")
+    @argument("name", nargs="?", default=None, help="show/steer/ablate: the SAE's variable (default: the last trained).")
     @argument("--layer", type=int, default=None, help="train: the layer (program step) whose site is read.")
     @argument("--site", default="resid_post", choices=SAE_SITES, help="train: the activations to decompose.")
     @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
@@ -31,7 +31,7 @@ class SaeMagics(SessionMagics):
     @argument("--corpus", default=None,
               help="train: builtin (default), builtin:math,code, or a .txt/.jsonl file; texts in the cell replace it.")
     @argument("-o", "--output", default=None, metavar="NAME", help="train: also store the SAE in NAME.")
-    @argument("--feature", type=int, default=None, help="show/steer: the feature.")
+    @argument("--feature", type=int, default=None, help="show/steer/ablate: the feature.")
     @argument("--search", default=None, metavar="TOKEN", help="show: the features that fire most on TOKEN.")
     @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
@@ -40,7 +40,8 @@ class SaeMagics(SessionMagics):
     def sae(self, line: str, cell: str | None = None):
         """Sparse-autoencoder features of one site. %sae train --layer 12 [-o sae12] trains a TopK
         SAE; %sae show [NAME] --feature F (or --search TOKEN) reads a feature; %sae steer [NAME]
-        --feature F --coef C adds it to the stream (see %model). Python: nm.train_sae(subject, ...)."""
+        --feature F --coef C adds it to the stream, %sae ablate [NAME] --feature F removes it from the
+        site (the SAE must be saved: sae.save(PATH)); both show in %model. Python: nm.train_sae(subject, ...)."""
         args = parse_arguments(self.sae, line)
         check_positive(args, "expansion", "k", "steps", "batch", "n")
         if args.action == "train":
@@ -50,6 +51,12 @@ class SaeMagics(SessionMagics):
         sae = self._find(args.name)
         if args.action == "show":
             return self._show(sae, args)
+        if args.action == "ablate":
+            if args.feature is None:
+                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
+            intervention = sae.ablate(self.session.require_subject(), args.feature)
+            print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+            return None
         if args.feature is None or args.coef is None or not math.isfinite(args.coef):
             raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
         intervention = sae.steer(self.session.require_subject(), args.feature, args.coef)
