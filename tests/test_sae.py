@@ -254,3 +254,14 @@ def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_pa
         with intervention.applied(llama), torch.no_grad():
             assert torch.allclose(llama.model(ids).logits, expected, atol=1e-5)
     assert not llama.interventions
+
+
+@pytest.mark.integration
+def test_default_model_sae_splices_in_between_original_and_zero(default_subject):
+    """On the real model a short SAE on one layer already sits between the original loss
+    and zero ablation, and its features read real tokens."""
+    sae = nm.train_sae(default_subject, layer=6, texts="builtin:code", expansion=2, k=16, steps=40, batch_size=512,
+                       progress=False)
+    assert sae.ce_original < sae.ce_spliced < sae.ce_zero and 0 < sae.fvu < 1 and sae.l0 == pytest.approx(16, abs=0.5)
+    feature = int(np.argmax(sae.frequencies))
+    assert sae.top_contexts(feature, 3) and sae.logit_effects(default_subject, feature, 3)["top"]
