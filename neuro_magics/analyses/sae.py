@@ -148,7 +148,6 @@ def fit_topk(
             if dead.any():
                 masked = torch.where(dead, pre, torch.full_like(pre, -math.inf))
                 aux_values, aux_indices = torch.relu(masked).topk(min(k_aux, int(dead.sum())), dim=-1)
-                aux_values = torch.nan_to_num(aux_values, neginf=0.0)
                 aux_error = _decode_sparse(aux_indices, aux_values, model.W_dec)
                 residual = error.detach()
                 aux_loss = (residual - aux_error).pow(2).sum(1).mean() / residual.pow(2).sum(1).mean().clamp_min(1e-12)
@@ -166,6 +165,7 @@ def fit_topk(
                 bar.set_postfix(f"FVU {fvu:.3f}, dead {float(dead.float().mean()):.1%}")
     except KeyboardInterrupt:
         report.interrupted = True
+    model.normalize_decoder()  # an interrupt may land between the step and the renormalisation
     report.since_fired = since_fired.cpu().numpy()
     report.seconds = time.perf_counter() - started
     return model, report
