@@ -482,7 +482,7 @@ def train_sae(
     expansion: int = 4,
     k: int = 32,
     texts: str | Sequence[str] | None = None,
-    steps: int = 1000,
+    steps: int = 300,
     batch_size: int = 1024,
     lr: float = 1e-3,
     seed: int = 0,
@@ -492,7 +492,13 @@ def train_sae(
     ``layer``, over ``texts`` (a list, a .txt/.jsonl file, ``"builtin:math,code"``; default: the
     built-in five-genre corpus), for ``steps`` Adam
     steps of ``batch_size`` tokens. Every tenth text is held out for the report. Ctrl-C
-    during training keeps the SAE trained so far (``report["interrupted"]``)."""
+    during training keeps the SAE trained so far (``report["interrupted"]``).
+
+    Measured (default model, layer 12 resid_post, 4x = 2304 features, k=32, one CPU thread):
+    the built-in corpus gives 10,800 training tokens; 250 steps take 84 s in all (38 s of
+    training) for held-out FVU 0.30 and 94% of the zero-ablation loss recovered; 1000 steps
+    take 171 s for 0.28 and 94.5% (the batch FVU falls to 0.09: the small corpus is
+    memorised, so more texts help more than more steps)."""
     if site not in SAE_SITES:
         raise NeuroMagicsError(f"Unknown site {site!r} for an SAE: use one of {', '.join(SAE_SITES)}.")
     if not isinstance(layer, (int, np.integer)) or not 0 <= layer < len(subject.program):

@@ -24,7 +24,7 @@ class SaeMagics(SessionMagics):
     @argument("--site", default="resid_post", choices=SAE_SITES, help="train: the activations to decompose.")
     @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
     @argument("--k", type=int, default=32, help="train: active features per token (TopK).")
-    @argument("--steps", type=int, default=1000, help="train: Adam steps.")
+    @argument("--steps", type=int, default=300, help="train: Adam steps.")
     @argument("--batch", type=int, default=1024, help="train: tokens per step.")
     @argument("--lr", type=float, default=1e-3, help="train: Adam's learning rate.")
     @argument("--seed", type=int, default=0, help="train: initialisation and batch order.")
