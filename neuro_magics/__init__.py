@@ -65,6 +65,7 @@ _LAZY = {
     "prune": "analyses.pruning",
     "weight_views": "analyses.weights",
     "quantize": "analyses.quantization",
+    "train_sae": "analyses.sae",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

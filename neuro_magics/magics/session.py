@@ -21,6 +21,7 @@ class Session:
     def __init__(self) -> None:
         self.subject: Subject | None = None
         self.networks = None  # the last %%networks result: what %ablate --network masks
+        self.sae = None  # the last %sae train result: what %sae show / steer read by default
 
     def require_subject(self) -> Subject:
         if self.subject is None:

@@ -373,6 +373,19 @@ def quantize_figure(result) -> go.Figure:
     return figure
 
 
+def sae_figure(result, bins: int = 40) -> go.Figure:
+    """Feature density: how many features fire on what share of held-out tokens (log scale),
+    the standard SAE health plot; never-firing features are counted in the title."""
+    frequencies = result.frequencies
+    alive = frequencies[frequencies > 0]
+    figure = go.Figure(go.Histogram(x=np.log10(alive), nbinsx=bins, marker_color=categorical(0)))
+    figure.update_layout(
+        title=f"SAE feature density · {result.site} layer {result.layer} · {result.width - alive.size} of "
+              f"{result.width} features silent on the held-out tokens",
+        xaxis_title="log10 firing frequency", yaxis_title="features", template="plotly_white")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -390,4 +403,5 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "edit": edit_figure,
     "weights": weights_figure,
     "quantize": quantize_figure,
+    "sae": sae_figure,
 }

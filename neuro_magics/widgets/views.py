@@ -445,6 +445,26 @@ def quantize_widget(result) -> ipywidgets.VBox:
     return ipywidgets.VBox([errors, *([diff_widget(result.diff)] if result.diff is not None else [])])
 
 
+# -- sparse autoencoders ------------------------------------------------------------------------
+
+
+#: Points drawn of an SAE's training curve (the curve is resampled to at most this many).
+SAE_CURVE_POINTS = 200
+
+
+def sae_widget(result) -> LinesWidget:
+    """The training curve (FVU per step on the batch), titled with the held-out report."""
+    curve = np.asarray(result.fvu_curve, dtype=np.float32)
+    steps = np.unique(np.linspace(0, len(curve) - 1, min(len(curve), SAE_CURVE_POINTS)).round().astype(int))
+    return LinesWidget(
+        curve[steps][None], ["FVU on the training batch"], [str(s + 1) for s in steps], x_title="step",
+        y_title="fraction of variance unexplained",
+        title=f"SAE · {result.site} layer {result.layer} · {result.width} features, k={result.k} · held out: FVU "
+              f"{result.fvu:.3f}, L0 {result.l0:.1f}, dead {result.dead_fraction:.1%}, CE {result.ce_original:.3f} → "
+              f"{result.ce_spliced:.3f} spliced (zero {result.ce_zero:.3f}) · {result.metadata.get('model', '')}",
+    )
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -462,4 +482,5 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "edit": edit_widget,
     "weights": weights_widget,
     "quantize": quantize_widget,
+    "sae": sae_widget,
 }

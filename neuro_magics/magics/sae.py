@@ -1,0 +1,120 @@
+"""%sae: train a sparse autoencoder on a site, read its features, steer by one."""
+
+from __future__ import annotations
+
+import math
+
+from IPython.core.error import UsageError
+from IPython.core.magic import line_cell_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ..analyses.corpus import split_texts
+from ..analyses.sae import SAE_SITES, SparseAutoencoder, train_sae
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+
+ACTIONS = ("train", "show", "steer", "ablate")
+
+
+@magics_class
+class SaeMagics(SessionMagics):
+    @magic_arguments()
+    @argument("action", choices=ACTIONS, help="train an SAE, show its features, steer by one, or ablate one.")
+    @argument("name", nargs="?", default=None, help="show/steer/ablate: the SAE's variable (default: the last trained).")
+    @argument("--layer", type=int, default=None, help="train: the layer (program step) whose site is read.")
+    @argument("--site", default="resid_post", choices=SAE_SITES, help="train: the activations to decompose.")
+    @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
+    @argument("--k", type=int, default=32, help="train: active features per token (TopK).")
+    @argument("--steps", type=int, default=300, help="train: Adam steps.")
+    @argument("--batch", type=int, default=1024, help="train: tokens per step.")
+    @argument("--lr", type=float, default=1e-3, help="train: Adam's learning rate.")
+    @argument("--seed", type=int, default=0, help="train: initialisation and batch order.")
+    @argument("--corpus", default=None,
+              help="train: builtin (default), builtin:math,code, or a .txt/.jsonl file; texts in the cell replace it.")
+    @argument("-o", "--output", default=None, metavar="NAME", help="train: also store the SAE in NAME.")
+    @argument("--feature", type=int, default=None, help="show/steer/ablate: the feature.")
+    @argument("--search", default=None, metavar="TOKEN", help="show: the features that fire most on TOKEN.")
+    @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
+    @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
+    @line_cell_magic
+    @one_line_errors
+    def sae(self, line: str, cell: str | None = None):
+        """Sparse-autoencoder features of one site. %sae train --layer 12 [-o sae12] trains a TopK
+        SAE; %sae show [NAME] --feature F (or --search TOKEN) reads a feature; %sae steer [NAME]
+        --feature F --coef C adds it to the stream, %sae ablate [NAME] --feature F removes it from the
+        site (the SAE must be saved: sae.save(PATH)); both show in %model. Python: nm.train_sae(subject, ...)."""
+        args = parse_arguments(self.sae, line)
+        check_positive(args, "expansion", "k", "steps", "batch", "n")
+        if args.action == "train":
+            return self._train(args, cell)
+        if cell and cell.strip():
+            raise UsageError(f"%sae {args.action} takes no cell; texts go with %%sae train.")
+        sae = self._find(args.name)
+        if args.action == "show":
+            return self._show(sae, args)
+        if args.action == "ablate":
+            if args.feature is None:
+                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
+            intervention = sae.ablate(self.session.require_subject(), args.feature)
+            print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+            return None
+        if args.feature is None or args.coef is None or not math.isfinite(args.coef):
+            raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
+        intervention = sae.steer(self.session.require_subject(), args.feature, args.coef)
+        print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+        return None
+
+    def _train(self, args, cell: str | None) -> SparseAutoencoder:
+        if args.layer is None:
+            raise UsageError("%sae train needs --layer L, e.g. %sae train --layer 12.")
+        if args.output is not None and not args.output.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
+        texts = split_texts(cell) if cell and cell.strip() else None
+        if texts is not None and args.corpus is not None:
+            raise UsageError("Give the texts either in the cell or with --corpus, not both.")
+        result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site,
+                           expansion=args.expansion, k=args.k, texts=texts if texts is not None else args.corpus,
+                           steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
+        self.session.sae = result
+        if args.output is not None:
+            self.shell.user_ns[args.output] = result
+        return result
+
+    def _find(self, name: str | None) -> SparseAutoencoder:
+        if name is None:
+            if self.session.sae is None:
+                raise UsageError("No SAE yet: run %sae train --layer L first, or name one: %sae show NAME.")
+            return self.session.sae
+        found = self.shell.user_ns.get(name)
+        if not isinstance(found, SparseAutoencoder):
+            raise UsageError(f"{name!r} is not an SAE in this notebook: train one with %sae train --layer L -o {name}.")
+        return found
+
+    def _show(self, sae: SparseAutoencoder, args) -> None:
+        if args.search is not None:
+            print(f"Features that fire most on {args.search!r} (mean activation there):")
+            for feature, value in sae.search(args.search, args.n):
+                print(f"  {feature:>6}  {value:8.3f}")
+            return None
+        if args.feature is None:
+            print(repr(sae))
+            print("Read one feature with %sae show --feature F, or find some with --search TOKEN.")
+            return None
+        feature, subject = args.feature, self.session.require_subject()
+        contexts = sae.top_contexts(feature, args.n)
+        frequency = float(sae.frequencies[feature])
+        print(f"Feature {feature} of {sae.site} layer {sae.layer}: fires on {frequency:.2%} of held-out tokens.")
+        print("Top activating contexts:")
+        for context in contexts:
+            print(f"  {context['activation']:8.3f}  {context['left']!r} [{context['token']!r}] {context['right']!r}")
+        if not contexts:
+            print("  (it never fires on the held-out texts)")
+        effects = sae.logit_effects(subject, feature, args.n)
+        for side, label in (("top", "Raises"), ("bottom", "Lowers")):
+            print(f"{label}: " + ", ".join(f"{piece!r} {value:+.2f}" for piece, value in effects[side]))
+        counts, edges = sae.histogram(feature, bins=10)
+        if counts.sum():
+            print("Activation histogram: " + "  ".join(f"{edges[i]:.2g}+:{c}" for i, c in enumerate(counts)))
+        return None
+
+
+MAGICS = (SaeMagics,)
