@@ -22,7 +22,7 @@ cells = [
         "key neurons are all of them together, under 2% of the model. The test: masking them should hurt far "
         "more than masking as many random neurons."
     ),
-    new_code_cell("%load_ext neuro_magics\n%load_model\nm = %model"),
+    new_code_cell("import neuro_magics as nm\n\n%load_ext neuro_magics\n%load_model\nm = %model"),
     new_markdown_cell(
         "## Finding the networks\n\n"
         "`%%networks` reads a built-in corpus of five genres (news-like, encyclopedic, math, code, dialogue; "
