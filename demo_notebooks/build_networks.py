@@ -22,7 +22,7 @@ cells = [
         "key neurons are all of them together, under 2% of the model. The test: masking them should hurt far "
         "more than masking as many random neurons."
     ),
-    new_code_cell("%load_ext neuro_magics\n%load_model\nm = %model"),
+    new_code_cell("import neuro_magics as nm\n\n%load_ext neuro_magics\n%load_model\nm = %model"),
     new_markdown_cell(
         "## Finding the networks\n\n"
         "`%%networks` reads a built-in corpus of five genres (news-like, encyclopedic, math, code, dialogue; "
@@ -48,10 +48,9 @@ cells = [
     ),
     new_code_cell(
         "key = nets.key_mask\n"
-        "print(f'key neurons: {int(key.sum())} of {key.size} ({100 * key.mean():.2f}%)')\n"
-        "print('under 2% of the MLP-output neurons:', bool(key.mean() < 0.02))",
-        metadata=CHECK,
+        "print(f'key neurons: {int(key.sum())} of {key.size} ({100 * key.mean():.2f}%)')"
     ),
+    new_code_cell("print('under 2% of the MLP-output neurons:', bool(key.mean() < 0.02))", metadata=CHECK),
     new_code_cell("nets.figure()"),
     new_markdown_cell(
         "## The lesion experiment\n\n"
@@ -83,8 +82,8 @@ cells = [
         "before = m.model(ids).logits\n"
         "%ablate --network key --prompt \"The capital of France is\" --max-new-tokens 8"
     ),
+    new_code_cell("print(m.interventions[0].description)"),
     new_code_cell(
-        "print(m.interventions[0].description)\n"
         "%ablate --reset\n"
         "print('reset restores the logits bit for bit:', torch.equal(m.model(ids).logits, before))",
         metadata=CHECK,
