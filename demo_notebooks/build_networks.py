@@ -93,7 +93,7 @@ cells = [
 notebook = new_notebook(
     cells=cells,
     metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
         "language_info": {"name": "python"},
     },
 )
