@@ -66,3 +66,12 @@ def tiny_in_shell(shell):
     subject.model.generation_config.eos_token_id = None
     shell.neuro_magics_session.subject = subject
     return subject
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the whole run: the browser and live suites share it, since
+    playwright's sync API allows one instance per thread."""
+    from required_tools import chromium
+
+    yield from chromium()

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from required_tools import chromium, missing_tool
+from required_tools import missing_tool
 
 HERE = Path(__file__).resolve().parent
 ASSETS = Path(os.environ.get("NEURO_MAGICS_BROWSER_ASSETS", HERE / ".assets"))
@@ -94,11 +94,6 @@ def site(tmp_path_factory, assets):
     server.shutdown()
     server.server_close()
     thread.join()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    yield from chromium()
 
 
 class WidgetPage:

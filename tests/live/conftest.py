@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from required_tools import chromium, missing_tool
+from required_tools import missing_tool
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 REPO = Path(__file__).resolve().parents[2]
@@ -68,11 +68,6 @@ def jupyter_server(tmp_path_factory):
     except subprocess.TimeoutExpired:
         server.kill()
     log.close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    yield from chromium()
 
 
 @pytest.fixture
