@@ -74,6 +74,18 @@ def _encoded_passages(subject: Subject, passages: Sequence[str]) -> list[torch.T
 # -- masks --------------------------------------------------------------------------------------
 
 
+def matrix_grid(names: Sequence[str], values: Sequence[float]) -> tuple[np.ndarray, list[str], list[str]]:
+    """One number per matrix named ``"<block>.<path>"`` as a ``[blocks, paths]`` grid (NaN where a
+    block has no such matrix), with the block and path labels in first-seen order."""
+    paths = list(dict.fromkeys(name.split(".", 1)[1] for name in names))
+    blocks = list(dict.fromkeys(name.split(".", 1)[0] for name in names))
+    grid = np.full((len(blocks), len(paths)), np.nan, dtype=np.float32)
+    for name, value in zip(names, values):
+        block, path = name.split(".", 1)
+        grid[blocks.index(block), paths.index(path)] = value
+    return grid, blocks, paths
+
+
 def prunable_matrices(subject: Subject) -> dict[str, torch.nn.Module]:
     """Every weight matrix of every original block, named ``"<block>.<path>"`` (e.g. ``"3.mlp.down_proj"``)."""
     return {f"{index}.{name}": module for index, block in enumerate(subject.blocks)
@@ -196,13 +208,7 @@ class PruneResult(Result):
     def sparsity_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
         """The per-matrix sparsity as ``[blocks, matrix paths]`` (NaN where a block has no such
         matrix), with the block and path labels."""
-        paths = list(dict.fromkeys(name.split(".", 1)[1] for name in self.matrices))
-        blocks = list(dict.fromkeys(name.split(".", 1)[0] for name in self.matrices))
-        grid = np.full((len(blocks), len(paths)), np.nan, dtype=np.float32)
-        for name, value in zip(self.matrices, self.matrix_sparsity):
-            block, path = name.split(".", 1)
-            grid[blocks.index(block), paths.index(path)] = value
-        return grid, blocks, paths
+        return matrix_grid(self.matrices, self.matrix_sparsity)
 
     def to_pandas(self):
         import pandas as pd

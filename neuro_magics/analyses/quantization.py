@@ -24,7 +24,7 @@ from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
-from .pruning import prunable_matrices
+from .pruning import matrix_grid, prunable_matrices
 
 BITS = (4, 8)
 
@@ -66,13 +66,7 @@ class QuantizeResult(Result):
 
     def error_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
         """The errors as ``[blocks, matrix paths]`` (NaN where absent), with the labels."""
-        paths = list(dict.fromkeys(name.split(".", 1)[1] for name in self.matrices))
-        blocks = list(dict.fromkeys(name.split(".", 1)[0] for name in self.matrices))
-        grid = np.full((len(blocks), len(paths)), np.nan, dtype=np.float32)
-        for name, value in zip(self.matrices, self.errors):
-            block, path = name.split(".", 1)
-            grid[blocks.index(block), paths.index(path)] = value
-        return grid, blocks, paths
+        return matrix_grid(self.matrices, self.errors)
 
     def to_numpy(self) -> np.ndarray:
         return self.errors

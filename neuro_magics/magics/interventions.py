@@ -8,8 +8,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import interventions
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
-from ..core.interventions import active_interventions, reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from ..core.interventions import reset_interventions
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
 
 
 @magics_class
@@ -45,7 +45,7 @@ class InterventionMagics(SessionMagics):
         if args.source is not None or args.value is not None:
             raise UsageError("--from and --value go with --network.")
         if args.heads is None and args.layers is None and args.neurons is None:
-            return self._list(subject, "ablate")
+            return print_active(subject, "ablate", "ablations")
         intervention = interventions.ablate(
             subject, heads=args.heads, layers=args.layers, neurons=args.neurons, mode=args.mode, install=False
         )
@@ -90,7 +90,7 @@ class InterventionMagics(SessionMagics):
         if args.reset:
             return self._reset(subject, "steer", args, ("pos", "neg", "pairs", "layer", "coef"))
         if all(getattr(args, name) is None for name in ("pos", "neg", "pairs", "layer", "coef")):
-            return self._list(subject, "steer")
+            return print_active(subject, "steer", "steering")
         if args.layer is None or args.coef is None:
             raise UsageError("Steering needs --layer N and --coef X, e.g. %steer --pos Love --neg Hate --layer 6 --coef 5.")
         intervention = interventions.steer(
@@ -119,14 +119,6 @@ class InterventionMagics(SessionMagics):
             raise UsageError(f"--reset takes no other options; run %{kind} --reset, then %{kind} again.")
         removed = reset_interventions(subject, kind)
         print(f"Removed {removed} {'ablation' if kind == 'ablate' else 'steering'} intervention(s).")
-
-    @staticmethod
-    def _list(subject, kind):
-        active = active_interventions(subject, kind)
-        if not active:
-            print(f"No active {'ablations' if kind == 'ablate' else 'steering'}.")
-        for number, intervention in enumerate(active, 1):
-            print(f"{number}. {intervention.description}")
 
 
 MAGICS = (InterventionMagics,)

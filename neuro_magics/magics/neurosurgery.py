@@ -9,8 +9,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import editing, pruning, quantization, weights
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
-from ..core.interventions import active_interventions, reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from ..core.interventions import reset_interventions
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
 
 
 def _layer(value: str) -> int | str:
@@ -58,7 +58,7 @@ class NeurosurgeryMagics(SessionMagics):
             elif args.reset:
                 print(f"Reverted {reset_interventions(subject, 'edit')} edit(s).")
             else:
-                self._list(subject, "edit", "edits")
+                print_active(subject, "edit", "edits")
             return None
         missing = [f"--{name}" for name in ("prompt", "subject", "target") if getattr(args, name) is None]
         if missing:
@@ -91,7 +91,7 @@ class NeurosurgeryMagics(SessionMagics):
             print(f"Restored the weights of {reset_interventions(subject, 'prune')} pruning(s).")
             return None
         if args.method is None:
-            self._list(subject, "prune", "prunings")
+            print_active(subject, "prune", "prunings")
             return None
         result = pruning.prune(subject, args.method, args.sparsity, drop=args.drop, corpus=args.corpus)
         undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
@@ -119,14 +119,6 @@ class NeurosurgeryMagics(SessionMagics):
             return weights.weight_views(subject)
         return quantization.quantize(subject, args.quantize, layers=args.layers, prompts=args.prompt,
                                      max_new_tokens=args.max_new_tokens)
-
-    @staticmethod
-    def _list(subject, kind: str, plural: str) -> None:
-        active = active_interventions(subject, kind)
-        if not active:
-            print(f"No active {plural}.")
-        for number, intervention in enumerate(active, 1):
-            print(f"{number}. {intervention.description}")
 
 
 MAGICS = (NeurosurgeryMagics,)

@@ -12,6 +12,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning, NoModelError
+from ..core.interventions import active_interventions
 from ..core.subject import Subject
 
 
@@ -88,3 +89,12 @@ def check_positive(args, *names: str) -> None:
     for name in names:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+
+
+def print_active(subject, kind: str, plural: str) -> None:
+    """List the active interventions of one kind (``%ablate --list``, ``%edit --list``, ...)."""
+    active = active_interventions(subject, kind)
+    if not active:
+        print(f"No active {plural}.")
+    for number, intervention in enumerate(active, 1):
+        print(f"{number}. {intervention.description}")
