@@ -256,6 +256,30 @@ def test_every_click_diffs_the_original_model_and_below_the_diagonal_changes_not
 
 
 @pytest.mark.parametrize("family", ["llama"])
+def test_a_click_shows_its_diff_at_once_and_fills_it_in_as_tokens_stream(tiny):
+    """The diff widget appears after the cheap parts (continuations still pending) and ends
+    holding exactly the finished diff (oracle: a widget drawn from the returned result)."""
+    from neuro_magics.widgets import views
+
+    result = nm.brainscan(tiny, items=ITEMS, progress=False)
+    shown, pending_seen = [], []
+    action = views._apply_and_report(result)
+
+    def show(widget):
+        shown.append(widget)
+        widget.observe(lambda change: pending_seen.append(change["new"]), names="pending")
+
+    diff = action(1, 3, lambda text: None, show)
+    assert len(shown) == 1 and isinstance(shown[0], views.DiffWidget)
+    assert shown[0].pending == [] and pending_seen  # it streamed, then finished
+    final = views.diff_widget(diff)
+    for name in ("pieces_after", "divergence", "stats", "pending"):
+        assert getattr(shown[0], name) == getattr(final, name), name
+    np.testing.assert_array_equal(shown[0].logprob_after, final.logprob_after)
+    tiny.reset()
+
+
+@pytest.mark.parametrize("family", ["llama"])
 def test_a_click_while_the_model_is_busy_says_queued_and_runs_after(tiny):
     import threading
     import time

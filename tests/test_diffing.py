@@ -96,6 +96,80 @@ def test_a_steering_style_hook_change_is_measured_and_removed():
     assert torch.equal(_reference_logits(subject, PROMPTS), reference)
 
 
+def test_the_after_side_is_the_plain_greedy_continuation_however_early_it_parts():
+    """The after side reuses the before continuation up to where its argmax disagrees and
+    generates only past that. Oracle: HF's own ``generate`` (greedy, KV cache) of the changed
+    model on every prompt alone, cut after its end token. Pushes of growing size along a
+    random direction make rows part at different positions or never; one token of the
+    unchanged continuation is made the end token, so some rows end early."""
+    subject = _subject()
+    prompts = ["hello there", "abc", "The cat sat on", "x y z", "a", "the end of it"]
+    unchanged = nm.compare(subject, contextlib.nullcontext, prompts, max_new_tokens=8)
+    end = int(unchanged.before.tokens[1, 4])
+    subject.model.generation_config.eos_token_id = end
+    direction = torch.randn(subject.d_model, generator=torch.Generator().manual_seed(0))
+    seen_parting, seen_ends = set(), 0
+    for size in (0.0, 3e-4, 1e-3, 3e-3, 6e-3, 1e-2):
+        @contextlib.contextmanager
+        def push():
+            shift = size * direction
+            handle = subject.blocks[1].register_forward_hook(
+                lambda module, args, output: (output[0] + shift, *output[1:]) if isinstance(output, tuple)
+                else output + shift)
+            try:
+                yield
+            finally:
+                handle.remove()
+
+        result = nm.compare(subject, push, prompts, max_new_tokens=8)
+        with push(), torch.no_grad():
+            for row, prompt in enumerate(prompts):
+                encoded = subject.encode(prompt)
+                out = subject.model.generate(**encoded, max_new_tokens=8, do_sample=False,
+                                             pad_token_id=subject.pad_token_id)[0, encoded["input_ids"].shape[1]:]
+                expected = out.tolist()
+                if end in expected:
+                    expected = expected[:expected.index(end) + 1]
+                    seen_ends += 1
+                got = [t for t in result.after.tokens[row].tolist() if t >= 0]
+                assert got == expected, (size, prompt)
+        seen_parting.update(result.divergence.tolist())
+    assert -1 in seen_parting and len(seen_parting - {-1, 0}) >= 2 and seen_ends  # parts late, never; ends
+
+
+def test_partial_diffs_stream_the_cheap_parts_first_then_each_token():
+    """``on_update`` sees the after side's log-probs, top-k and perplexity complete from the
+    first call, and continuations that only ever grow towards the final ones (oracle: the
+    returned result); rows not pending are already final."""
+    subject = _subject()
+    prompts = ["hello there", "abc", "The cat sat on", "x y z", "a", "the end of it"]
+    direction = torch.randn(subject.d_model, generator=torch.Generator().manual_seed(0))
+
+    @contextlib.contextmanager
+    def push():
+        handle = subject.blocks[1].register_forward_hook(lambda module, args, output: output + 3e-3 * direction)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    partials = []
+    result = nm.compare(subject, push, prompts, max_new_tokens=8, on_update=partials.append)
+    assert partials and result.pending == ()
+    first = partials[0]
+    np.testing.assert_array_equal(first.after.logprobs, result.after.logprobs)
+    assert first.after.perplexity == result.after.perplexity
+    known_before = 0
+    for partial in partials:
+        known = partial.after.tokens >= 0
+        np.testing.assert_array_equal(partial.after.tokens[known], result.after.tokens[known])
+        done = [row for row in range(len(prompts)) if row not in partial.pending]
+        np.testing.assert_array_equal(partial.after.tokens[done], result.after.tokens[done])
+        assert known.sum() >= known_before
+        known_before = known.sum()
+    assert first.pending and len(partials) > 1  # something was left to generate, and it streamed
+
+
 @pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
 def test_the_subject_is_restored_after_an_interrupt_inside_the_change(failure, monkeypatch):
     subject = _subject()

@@ -20,7 +20,7 @@ import math
 import os
 import warnings
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -520,10 +520,11 @@ class BrainScanResult(Result):
 
     # -- acting on the model ---------------------------------------------------------
 
-    def apply(self, i: int, j: int, subject: Subject | None = None, prompts: Sequence[str] | None = None):
+    def apply(self, i: int, j: int, subject: Subject | None = None, prompts: Sequence[str] | None = None, *,
+              on_update: Callable[[Any], None] | None = None):
         """Apply config (i, j) to the model (it stays applied) and return its diff against the
-        original model (``nm.compare``), whatever program was applied before. Uses the scanned
-        model unless ``subject`` is given."""
+        original model (``nm.compare``; ``on_update`` sees it stream), whatever program was
+        applied before. Uses the scanned model unless ``subject`` is given."""
         if not 0 <= i < j <= self.n_layers:
             raise NeuroMagicsError(f"Config ({i}, {j}) is not a duplication: need 0 <= i < j <= {self.n_layers}.")
         subject = subject or self.subject
@@ -538,7 +539,7 @@ class BrainScanResult(Result):
         with subject.lock:  # the diff and the program change are one action
             diff = compare(subject, lambda: subject.program_applied(program), prompts,
                            label_before="original", label_after=f"duplicate {i}:{j}",
-                           before=lambda: subject.program_applied(original))
+                           before=lambda: subject.program_applied(original), on_update=on_update)
             subject.set_program(program)
         return diff
 

@@ -3,9 +3,15 @@
 ``compare`` measures the subject as it is now ("before") and inside ``with change():``
 ("after") on the same prompts: greedy continuations (first divergence marked), the
 next-token top-k, the per-token log-prob change of the *original* continuation, the
-perplexity of a short built-in text, and effective depth and parameter count. Each side
-is one batched greedy generate (KV cache on), one teacher-forced forward and one
-perplexity forward, so a diff of the default model takes a few seconds on CPU.
+perplexity of a short built-in text, and effective depth and parameter count.
+
+The before side is one batched greedy generate (KV cache on), one teacher-forced forward of
+its continuation and one perplexity forward, remembered per model state. The after side
+reuses it: its teacher-forced forward over the before continuation gives the after side's
+log-probs *and* its greedy continuation up to where the two part (speculative decoding with
+the before side as the draft), so only the rows that part are generated, from there on. A
+repeated diff of the default model (a brain-scan click) is drawable after about 1 CPU-s and
+finished after about 3 (``bench/diff.py``); ``on_update`` streams it.
 """
 
 from __future__ import annotations
@@ -94,6 +100,9 @@ class DiffResult(Result):
     before: DiffSide
     after: DiffSide
     metadata: dict[str, Any]
+    #: Prompts whose after continuation is still being generated (only in the partial results
+    #: ``compare(on_update=...)`` streams; a returned or loaded result is complete).
+    pending: tuple[int, ...] = ()
 
     # -- derived numbers ------------------------------------------------------------
 
@@ -189,6 +198,7 @@ def compare(
     label_before: str = "before",
     label_after: str = "after",
     before: Callable[[], AbstractContextManager] | None = None,
+    on_update: Callable[[DiffResult], None] | None = None,
 ) -> DiffResult:
     """Diff the subject as it is now (or inside ``with before():``) against the subject
     inside ``with change():``.
@@ -199,6 +209,11 @@ def compare(
     provided the context manager restores what it changed. ``prompts`` defaults to a
     built-in set of varied prompts. The before side of an unchanged model is remembered,
     so a second diff from the same state only measures the after side.
+
+    ``on_update(partial)``, if given, sees the diff early: once the after side's cheap parts
+    are known (one forward: log-probs, top-k, perplexity, and every continuation up to where
+    it parts from the before one), then after each generated token; ``partial.pending``
+    lists the prompts still generating.
     """
     if prompts is None:
         prompts = default_prompts()
@@ -230,13 +245,22 @@ def compare(
             with before() if before is not None else nullcontext():
                 before_tokens = _greedy(subject, encoded, max_new_tokens, bar)
                 scored = _teacher_forced(encoded, before_tokens)
-                before_side = _measure(subject, label_before, encoded, before_tokens, scored, text_ids, top_k)
+                before_side = _measure(subject, label_before, before_tokens, scored, top_k,
+                                       _continuation_logits(subject, scored), text_perplexity(subject, text_ids))
             bar.update()
             cached = _remember(subject, key, (scored, before_side))
         scored, before_side = cached
         with change():
-            after_tokens = _greedy(subject, encoded, max_new_tokens, bar)
-            after = _measure(subject, label_after, encoded, after_tokens, scored, text_ids, top_k)
+            logits = _continuation_logits(subject, scored)
+            perplexity = text_perplexity(subject, text_ids)
+
+            def show(tokens: torch.Tensor, pending: Sequence[int]) -> None:
+                partial = _measure(subject, label_after, tokens, scored, top_k, logits, perplexity)
+                on_update(DiffResult(prompts, before_side, partial, metadata, tuple(pending)))
+
+            after_tokens = _greedy_reusing(subject, encoded, scored.targets, logits, bar,
+                                           show if on_update is not None else None)
+            after = _measure(subject, label_after, after_tokens, scored, top_k, logits, perplexity)
             metadata["interventions_after"] = [intervention.spec for intervention in subject.interventions]
         bar.update()
     metadata["program_after"] = after.program
@@ -271,14 +295,17 @@ def _remember(subject: Subject, key: tuple, value: tuple[_TeacherForced, DiffSid
 
 
 class _TokenProgress(BaseStreamer):
-    """Moves the bar once per generated token (generate first puts the prompt)."""
+    """Moves the bar once per generated token (generate first puts the prompt), and hands
+    each step's tokens ``[rows]`` to ``on_token`` if given."""
 
-    def __init__(self, bar: ProgressBar):
-        self.bar, self.prompt_seen = bar, False
+    def __init__(self, bar: ProgressBar, on_token: Callable[[torch.Tensor], None] | None = None):
+        self.bar, self.on_token, self.prompt_seen = bar, on_token, False
 
     def put(self, value: torch.Tensor) -> None:
         if self.prompt_seen:
             self.bar.update()
+            if self.on_token is not None:
+                self.on_token(value.reshape(-1))
         self.prompt_seen = True
 
     def end(self) -> None:
@@ -298,10 +325,86 @@ def _greedy(subject: Subject, encoded: dict[str, torch.Tensor], max_new_tokens: 
     generated = output[:, encoded["input_ids"].shape[1]:]
     tokens = torch.full((generated.shape[0], max_new_tokens), -1, dtype=torch.long, device=generated.device)
     tokens[:, : generated.shape[1]] = generated
+    return _cut_after_end(subject, tokens)
+
+
+def _cut_after_end(subject: Subject, tokens: torch.Tensor) -> torch.Tensor:
+    """``-1`` after each row's first end-of-sequence token (the end token itself is kept)."""
     eos = torch.tensor(subject.eos_token_ids, dtype=torch.long, device=tokens.device)
     is_eos = torch.isin(tokens, eos)
-    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # keeps the end token itself
+    after_eos = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
     return tokens.masked_fill(after_eos, -1)
+
+
+#: Generation settings that make ``generate`` pick something other than the plain argmax.
+_LOGITS_PROCESSING = {"repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "no_repeat_ngram_size": 0,
+                      "bad_words_ids": None, "min_length": 0, "min_new_tokens": None, "forced_bos_token_id": None,
+                      "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+                      "sequence_bias": None, "exponential_decay_length_penalty": None}
+
+
+def _greedy_is_argmax(subject: Subject) -> bool:
+    config = getattr(subject.model, "generation_config", None)
+    return all(getattr(config, key, None) in (None, inactive) for key, inactive in _LOGITS_PROCESSING.items())
+
+
+@torch.no_grad()
+def _greedy_reusing(subject: Subject, encoded: dict[str, torch.Tensor], reference: torch.Tensor,
+                    logits: torch.Tensor, bar: ProgressBar,
+                    show: Callable[[torch.Tensor, Sequence[int]], None] | None = None) -> torch.Tensor:
+    """The greedy continuation under the model as it is now, given its ``logits`` after every
+    prefix of a ``reference`` continuation (a teacher-forced forward the diff needs anyway).
+
+    Where the model's argmax agrees with the reference, the reference *is* its greedy
+    continuation (speculative decoding with the other side as the draft); a row is decided up
+    to its first disagreement plus the token chosen there. Only the rows still running after
+    that are generated, from the earliest such point on: a change that alters little costs
+    one forward instead of a token-by-token generation. Same tokens as ``_greedy``.
+
+    ``show(tokens, pending)`` sees the continuations as far as they are known (``-1`` beyond)
+    and the rows still generating: once decided, then after every generated token."""
+    rows, length = reference.shape
+    done = bar.n
+    if not _greedy_is_argmax(subject):
+        return _greedy(subject, encoded, length, bar)
+    predicted = logits.argmax(-1)
+    disagree = (predicted != reference) & (reference >= 0)  # past a reference's end nothing is compared
+    diverged = disagree.any(dim=1)
+    first = torch.where(diverged, disagree.long().argmax(dim=1), length)
+    position = torch.arange(length, device=reference.device)
+    tokens = torch.where(position < first[:, None], reference, -1)
+    chosen = predicted.gather(1, first.clamp(max=length - 1)[:, None])[:, 0]
+    tokens[diverged, first[diverged]] = chosen[diverged]
+    eos = torch.tensor(subject.eos_token_ids, dtype=torch.long, device=tokens.device)
+    running = diverged & ~torch.isin(chosen, eos) & (first < length - 1)
+    keep = running.nonzero()[:, 0]
+    if show is not None:
+        show(_cut_after_end(subject, tokens), keep.tolist())
+    if len(keep):
+        start = int(first[running].min())  # every running row is known up to here; generate the rest
+        prefix = tokens[keep, : start + 1]
+        bar.update(done + start + 1 - bar.n)
+        streamed = tokens.clone()
+        position = [start + 1]
+
+        def stream(step: torch.Tensor) -> None:
+            streamed[keep, position[0]] = step.to(streamed.device)
+            position[0] += 1
+            if position[0] < length:  # the last token arrives with the finished result
+                ended = torch.isin(streamed[keep], eos).any(dim=1)
+                show(_cut_after_end(subject, streamed), keep[~ended].tolist())
+
+        output = subject.model.generate(
+            input_ids=torch.cat([encoded["input_ids"][keep], prefix], dim=1),
+            attention_mask=torch.cat([encoded["attention_mask"][keep], torch.ones_like(prefix)], dim=1),
+            max_new_tokens=length - start - 1, do_sample=False, pad_token_id=subject.pad_token_id,
+            use_cache=True, streamer=_TokenProgress(bar, stream if show is not None else None),
+        )
+        generated = output[:, encoded["input_ids"].shape[1] + start + 1:]
+        tokens[keep, start + 1:] = -1
+        tokens[keep, start + 1: start + 1 + generated.shape[1]] = generated
+    bar.update(done + length - bar.n)
+    return _cut_after_end(subject, tokens)
 
 
 def _perplexity_ids(subject: Subject, context: int | None) -> torch.Tensor:
@@ -330,6 +433,13 @@ def _teacher_forced(encoded: dict[str, torch.Tensor], continuation: torch.Tensor
     )
 
 
+def _continuation_logits(subject: Subject, scored: _TeacherForced) -> torch.Tensor:
+    """``[prompts, T, vocab]``: the model's logits after the prompt and every prefix of the
+    scored continuation."""
+    start = scored.prompt_length - 1
+    return _logits(subject, scored.input_ids, scored.attention_mask, start, start + scored.targets.shape[1])
+
+
 @torch.no_grad()
 def _logits(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Logits at positions ``start..stop-1`` from the model's own forward (whatever program or
@@ -354,15 +464,14 @@ def text_perplexity(subject: Subject, text_ids: torch.Tensor | None = None) -> f
 def _measure(
     subject: Subject,
     label: str,
-    encoded: dict[str, torch.Tensor],
     tokens: torch.Tensor,
     scored: _TeacherForced,
-    text_ids: torch.Tensor,
     top_k: int,
+    logits: torch.Tensor,
+    perplexity: float,
 ) -> DiffSide:
+    """One side's numbers; ``logits`` are its ``_continuation_logits`` of the scored continuation."""
     tokenizer = subject.tokenizer
-    start = scored.prompt_length - 1
-    logits = _logits(subject, scored.input_ids, scored.attention_mask, start, start + scored.targets.shape[1])
     valid = scored.targets >= 0
     picked = logits.gather(-1, scored.targets.clamp(min=0)[..., None])[..., 0]
     logprobs = (picked - logits.logsumexp(-1)).masked_fill(~valid, float("nan"))
@@ -380,7 +489,7 @@ def _measure(
         topk_probs=top.values.cpu().numpy().astype(np.float32),
         topk_pieces=[subject.token_pieces(row) for row in top.indices.cpu().tolist()],
         logprobs=logprobs.cpu().numpy().astype(np.float32),
-        perplexity=text_perplexity(subject, text_ids),
+        perplexity=perplexity,
         depth=len(subject.program),
         n_parameters=sum(p.numel() for p in subject.model.parameters()),
         program=str(subject.program),

@@ -23,9 +23,11 @@ _VIEWS = ("brain scan", "proxies")
 class BrainScanWidget(ipywidgets.VBox):
     """Δ score per duplication config (i, j): rows are the start i, columns the end j.
 
-    ``on_select(i, j, report)`` runs when a cell above the diagonal is chosen; ``report(text)``
-    shows its progress in the status line, and what it returns is displayed in ``output``
-    (the brain scan passes "apply this config and diff it against the original").
+    ``on_select(i, j, report, show)`` runs when a cell above the diagonal is chosen;
+    ``report(text)`` shows its progress in the status line, ``show(widget)`` displays a widget
+    in ``output`` at once (a diff that fills in as it streams), and what it returns is kept
+    in ``diff`` and displayed unless it showed something already (the brain scan passes
+    "apply this config and diff it against the original").
     """
 
     def __init__(
@@ -38,7 +40,7 @@ class BrainScanWidget(ipywidgets.VBox):
         *,
         best: Sequence[tuple[int, int]] = (),
         title: str = "",
-        on_select: Callable[[int, int, Callable[[str], None]], Any] | None = None,
+        on_select: Callable[[int, int, Callable[[str], None], Callable[[Any], None]], Any] | None = None,
     ):
         size = delta.shape[0]
         labels = [str(k) for k in range(size)]
@@ -99,15 +101,22 @@ class BrainScanWidget(ipywidgets.VBox):
             self.report(f"duplicate {i}:{j}: no model is attached to this scan; "
                         f"result.apply({i}, {j}, subject=m) applies it.")
             return
+        shown = []
+
+        def show(widget: Any) -> None:
+            shown.append(widget)
+            with self.output:
+                self.output.clear_output(wait=True)
+                display(widget)
+
         try:
-            diff = self.on_select(i, j, self.report)
+            diff = self.on_select(i, j, self.report, show)
         except Exception as error:  # a click has no cell to fail: show the problem here
             self.report(f"{type(error).__name__}: {error}")
             return
         self.diff = diff
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(diff)
+        if not shown:
+            show(diff)
 
 
 def _status_html(text: str) -> str:

@@ -36,6 +36,7 @@ class DiffWidget(StrictAnyWidget):
     topk_pieces_after = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
     topk_probs = NDArray("float32", 3)
     stats = traitlets.List(traitlets.Dict(), minlen=2, maxlen=2).tag(sync=True)
+    pending = traitlets.List(traitlets.Int()).tag(sync=True)  # prompts whose after side is still generating
     selected = traitlets.Int(-1).tag(sync=True)
 
     def __init__(
@@ -50,6 +51,7 @@ class DiffWidget(StrictAnyWidget):
         *,
         title: str = "",
         selected: int = -1,
+        pending: Sequence[int] = (),
         **kwargs,
     ):
         """
@@ -58,7 +60,24 @@ class DiffWidget(StrictAnyWidget):
         logprobs: (before, after) [prompts, tokens] log-prob of the *before* continuation, NaN past its end.
         topk_pieces / topk_probs: (before, after) next-token candidates [prompts, k] after each prompt.
         stats: (before, after) dicts with label, perplexity, depth, parameters, program.
+        pending: prompts whose after continuation is still being generated (drawn as "…").
         """
+        super().__init__(**self._checked_traits(prompts, pieces, divergence, logprobs, topk_pieces, topk_probs, stats,
+                                        title, pending), selected=selected, **kwargs)
+
+    def update(self, prompts, pieces, divergence, logprobs, topk_pieces, topk_probs, stats, *, title: str = "",
+               pending: Sequence[int] = ()) -> None:
+        """Show another (or a more complete, streamed) diff in place, in one message."""
+        traits = self._checked_traits(prompts, pieces, divergence, logprobs, topk_pieces, topk_probs, stats, title, pending)
+        with self.hold_sync():
+            if self.selected >= len(traits["prompts"]):
+                self.selected = -1
+            for name, value in traits.items():
+                setattr(self, name, value)
+
+    @staticmethod
+    def _checked_traits(prompts, pieces, divergence, logprobs, topk_pieces, topk_probs, stats, title, pending) -> dict:
+        """The synced traits for these inputs, checked for consistency."""
         n = len(prompts)
         logprobs = tuple(np.asarray(a, dtype=np.float32) for a in logprobs)
         topk = np.stack([np.asarray(a, dtype=np.float32) for a in topk_probs])
@@ -76,7 +95,9 @@ class DiffWidget(StrictAnyWidget):
         if any(len(row) > logprobs[0].shape[1] for row in pieces[0]):
             raise WidgetDataError("a before continuation is longer than the logprobs rows")
         stats = [_stat(s) for s in stats]
-        super().__init__(
+        if any(not 0 <= p < n for p in pending):
+            raise WidgetDataError(f"pending must list prompt indices below {n}, got {list(pending)}")
+        return dict(
             title=title,
             labels=[stats[0]["label"], stats[1]["label"]],
             prompts=[str(p) for p in prompts],
@@ -89,8 +110,7 @@ class DiffWidget(StrictAnyWidget):
             topk_pieces_after=[[str(t) for t in row] for row in topk_pieces[1]],
             topk_probs=topk,
             stats=stats,
-            selected=selected,
-            **kwargs,
+            pending=[int(p) for p in pending],
         )
 
     @traitlets.validate("selected")

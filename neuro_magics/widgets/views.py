@@ -188,11 +188,12 @@ def brainscan_widget(result) -> BrainScanWidget:
     )
 
 
-def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None]], Any]:
+def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None], Callable[[Any], None]], Any]:
     """The click action: wait for the model (saying "queued"), apply config (i, j) to it with
-    per-token progress, and return its diff against the original model."""
+    per-token progress, show its diff against the original model as soon as the cheap parts
+    are known and fill it in as the continuations stream, and return the finished diff."""
 
-    def action(i: int, j: int, report: Callable[[str], None]):
+    def action(i: int, j: int, report: Callable[[str], None], show: Callable[[Any], None]):
         subject = result.subject
         if subject is None:
             raise NeuroMagicsError("The model this scan was made on is not loaded any more: "
@@ -206,8 +207,20 @@ def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None]], Any
             def progress(desc: str, done: int, total: int, elapsed: float) -> None:
                 report(f"duplicate {i}:{j}: {desc} {done}/{total} steps · {elapsed:.1f} s")
 
+            widget = None
+
+            def streamed(partial) -> None:
+                nonlocal widget
+                if widget is None:
+                    widget = diff_widget(partial)
+                    show(widget)
+                else:
+                    update_diff_widget(widget, partial)
+
             with observe(progress):
-                diff = result.apply(i, j)
+                diff = result.apply(i, j, on_update=streamed)
+            if widget is not None:
+                update_diff_widget(widget, diff)
         finally:
             subject.lock.release()
         report(f"Applied duplicate {i}:{j} ({len(result.program(i, j))} steps) to the model; "
@@ -218,8 +231,21 @@ def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None]], Any
 
 
 def diff_widget(result) -> DiffWidget:
+    return DiffWidget(*_diff_arguments(result), title=_diff_title(result), pending=result.pending)
+
+
+def update_diff_widget(widget: DiffWidget, result) -> None:
+    """Draw ``result`` (e.g. a more complete streamed diff) in an existing diff widget."""
+    widget.update(*_diff_arguments(result), title=_diff_title(result), pending=result.pending)
+
+
+def _diff_title(result) -> str:
+    return f"{result.after.label} vs {result.before.label} · {result.metadata.get('model', '')}"
+
+
+def _diff_arguments(result) -> tuple:
     b, a = result.before, result.after
-    return DiffWidget(
+    return (
         result.prompts,
         (b.pieces, a.pieces),
         result.divergence.tolist(),
@@ -231,7 +257,6 @@ def diff_widget(result) -> DiffWidget:
              "parameters": s.n_parameters, "program": s.program}
             for s in (b, a)
         ),
-        title=f"{a.label} vs {b.label} · {result.metadata.get('model', '')}",
     )
 
 

@@ -71,3 +71,17 @@ def test_dark_theme_is_legible(open_widget, theme):
     red, green, blue = (int(part) for part in colour[colour.index("(") + 1 : colour.index(")")].split(",")[:3])
     assert 0.2126 * red + 0.7152 * green + 0.0722 * blue > 180, colour
     view.screenshot()
+
+
+def test_a_streaming_diff_marks_rows_still_generating_until_they_finish(open_widget):
+    widget = diff_widget()
+    widget.pending = [0]
+    view = open_widget(widget)
+    page = view.page
+    cards = page.locator(".nm-diff-card")
+    assert cards.nth(0).locator(".nm-diff-text").nth(1).inner_text() == " Paris, the city…"
+    assert cards.nth(1).locator(".nm-diff-pending").count() == 0
+    assert page.locator(".nm-readout").first.inner_text() == "2 of 3 continuations changed · generating 1 more…"
+    page.evaluate("window.widgetModels[0].set('pending', [])")  # what the kernel's last update does
+    assert page.locator(".nm-diff-pending").count() == 0
+    assert page.locator(".nm-readout").first.inner_text() == "2 of 3 continuations changed"

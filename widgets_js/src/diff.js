@@ -29,6 +29,7 @@ const DIFF_STYLES = `
 .nm-diff-diverged { text-decoration: underline dotted var(--nm-accent); text-underline-offset: 3px; }
 .nm-diff-first { box-shadow: inset 3px 0 0 var(--nm-accent); padding-left: 4px; }
 .nm-diff-end { color: var(--nm-muted); }
+.nm-diff-pending { color: var(--nm-muted); }
 .nm-diff-topk table { border-collapse: collapse; font-variant-numeric: tabular-nums; }
 .nm-diff-topk td { padding: 0 8px 0 0; white-space: pre; }
 .nm-diff-topk td.nm-num { text-align: right; }
@@ -57,6 +58,7 @@ export function readDiff(model) {
     topk,
     topkPieces: [model.get("topk_pieces_before") || [], model.get("topk_pieces_after") || []],
     stats: model.get("stats") || [],
+    pending: model.get("pending") || [],
   };
 }
 
@@ -113,7 +115,12 @@ function tokenSpans(data, row, side, range, table) {
     }
     return span;
   });
-  if (divergence >= 0 && divergence >= pieces.length) {
+  if (side === 1 && data.pending.includes(row)) {
+    // the after side is still generating: more tokens will follow
+    const more = h("span", { className: "nm-diff-token nm-diff-pending", text: "…" });
+    more.title = "still generating";
+    spans.push(more);
+  } else if (divergence >= 0 && divergence >= pieces.length) {
     // one side stopped (end of sequence) where the other goes on: mark the end itself
     const end = h("span", { className: "nm-diff-token nm-diff-first nm-diff-end", text: "(end)" });
     end.title = "continuation ends here";
@@ -219,7 +226,8 @@ function render({ model, el }) {
     container.append(
       h("div", { className: "nm-toolbar" }, [
         h("span", { className: "nm-title", text: data.title }),
-        h("span", { className: "nm-readout", text: `${changed} of ${data.prompts.length} continuations changed` }),
+        h("span", { className: "nm-readout", text: `${changed} of ${data.prompts.length} continuations changed`
+          + (data.pending.length ? ` · generating ${data.pending.length} more…` : "") }),
       ]),
       h("table", { className: "nm-diff-stats" }, [
         h("tr", {}, ["", data.labels[0], data.labels[1], "change"].map((text) => h("th", { text }))),
@@ -241,7 +249,7 @@ function render({ model, el }) {
     draw();
   }
 
-  const dataTraits = ["logprob_before", "logprob_after", "topk_probs", "pieces_before", "pieces_after", "divergence", "prompts", "labels", "stats", "title", "topk_pieces_before", "topk_pieces_after"];
+  const dataTraits = ["logprob_before", "logprob_after", "topk_probs", "pieces_before", "pieces_after", "divergence", "prompts", "labels", "stats", "title", "topk_pieces_before", "topk_pieces_after", "pending"];
   for (const name of dataTraits) model.on(`change:${name}`, rebuild);
   model.on("change:selected", draw);
   const stopTheme = onThemeChange(() => draw());
