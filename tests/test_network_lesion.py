@@ -15,7 +15,7 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.analyses.lesion import LesionResult, network_lesion, random_dims_like
+from neuro_magics.analyses.lesion import LesionResult, energy_matched_dims_like, network_lesion, random_dims_like
 from neuro_magics.analyses.networks import NetworksResult, networks
 from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
 from tiny_models import tiny_model, tiny_tokenizer
@@ -51,6 +51,30 @@ def test_random_control_has_the_same_count_per_layer_and_avoids_the_networks(fou
     assert random_dims_like(dims, found.d_model, 0) != random_dims_like(dims, found.d_model, 1)
     crowded = random_dims_like({0: list(range(20))}, 32, 0)  # too few others: drawn from all
     assert len(crowded[0]) == 20
+
+
+def test_energy_matched_control_matches_count_and_energy_rank_and_avoids_the_networks():
+    """Planted: a layer of 200 neurons with energy = rank, the chosen ones among the strongest.
+    Each stand-in lies within the rank window of a chosen neuron, none is chosen, none repeats,
+    the total energy is within a few percent, and a plain random draw of the same count has
+    far less energy on average (the bias this control removes)."""
+    energy = {3: np.arange(200, dtype=np.float64), 5: np.arange(200, dtype=np.float64)[::-1].copy()}
+    dims = {3: [150, 170, 185, 190, 199], 5: [0, 1, 2]}
+    plain_totals = []
+    for seed in range(5):
+        drawn = energy_matched_dims_like(dims, energy, seed)
+        for layer, chosen in dims.items():
+            assert len(drawn[layer]) == len(set(drawn[layer])) == len(chosen)
+            assert not set(drawn[layer]) & set(chosen)
+            ranks = np.argsort(np.argsort(energy[layer]))
+            window = 10 + 2 * len(chosen)  # 5% of the width, widened by the chosen and the already drawn
+            assert all(min(abs(ranks[d] - ranks[c]) for c in chosen) <= window for d in drawn[layer])
+            total, matched = energy[layer][chosen].sum(), energy[layer][drawn[layer]].sum()
+            assert abs(matched - total) / total < 0.06
+        plain_totals.append(energy[3][random_dims_like({3: dims[3]}, 200, seed)[3]].sum())
+    assert np.mean(plain_totals) < 0.85 * energy[3][dims[3]].sum()
+    assert energy_matched_dims_like(dims, energy, 0) == energy_matched_dims_like(dims, energy, 0)
+    assert energy_matched_dims_like(dims, energy, 0) != energy_matched_dims_like(dims, energy, 1)
 
 
 def _hand_scores(subject, dims_by_layer: dict[int, list[int]] | None, keep: bool = False) -> np.ndarray:
@@ -91,30 +115,36 @@ def test_lesion_scores_equal_hand_computed_hf_log_probs(llama, found):
     with torch.no_grad():
         untouched = llama.model(torch.tensor([[5, 6, 7, 8]])).logits
     result = network_lesion(llama, found, items=ITEMS, seeds=2, progress=False)
-    assert result.groups == ["baseline", "masked", "random", "random", "keep-only"]
+    assert result.groups == ["baseline", "masked", "random", "random", "energy-matched", "energy-matched",
+                             "keep-only"]
     key = found.dims_by_layer("key")
     np.testing.assert_allclose(result.scores[0], _hand_scores(llama, None), atol=1e-4)
     np.testing.assert_allclose(result.scores[1], _hand_scores(llama, key), atol=1e-4)
     for row, seed in ((2, 0), (3, 1)):
         drawn = random_dims_like(key, found.d_model, seed)
         np.testing.assert_allclose(result.scores[row], _hand_scores(llama, drawn), atol=1e-4)
-    np.testing.assert_allclose(result.scores[4], _hand_scores(llama, key, keep=True), atol=1e-4)
-    assert result.sizes[1] == int(found.key_mask.sum()) == result.sizes[2]
+    energy = dict(zip(found.layers, found.energy))
+    for row, seed in ((4, 0), (5, 1)):
+        drawn = energy_matched_dims_like(key, energy, seed)
+        np.testing.assert_allclose(result.scores[row], _hand_scores(llama, drawn), atol=1e-4)
+    np.testing.assert_allclose(result.scores[6], _hand_scores(llama, key, keep=True), atol=1e-4)
+    assert result.sizes[1] == int(found.key_mask.sum()) == result.sizes[2] == result.sizes[4]
     assert llama.interventions == ()
     with torch.no_grad():
         assert torch.equal(llama.model(torch.tensor([[5, 6, 7, 8]])).logits, untouched)
     table = result.table()
-    assert list(table["dims"]) == [0] + [result.sizes[1]] * 3
+    assert list(table["dims"]) == [0] + [result.sizes[1]] * 4
+    assert list(table["condition"])[3].startswith("random, same count and energy per layer (2 seeds)")
     assert table["spread_over_seeds"][2] == pytest.approx(result.means[2:4].std())
 
 
 def test_lesion_round_trip_and_generate_mode(llama, found, tmp_path):
     result = network_lesion(llama, found, items=ITEMS, seeds=1, score="generate", max_new_tokens=3, progress=False)
-    assert result.scores.shape == (4, 3) and ((result.scores >= 0) & (result.scores <= 1)).all()
+    assert result.scores.shape == (5, 3) and ((result.scores >= 0) & (result.scores <= 1)).all()
     back = nm.load_result(result.save(tmp_path / "lesion.npz"))
     assert isinstance(back, LesionResult) and back.conditions == result.conditions
     np.testing.assert_array_equal(back.scores, result.scores)
-    assert len(result.to_pandas()) == 12 and "keep-only key" in repr(result)
+    assert len(result.to_pandas()) == 15 and "keep-only key" in repr(result)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -171,7 +201,7 @@ def test_networks_magic_with_lesion_returns_the_lesion(loaded):
         lesion = shell.run_cell_magic("networks", "--components 3 --threshold 1.5 --lesion --seeds 2 -o nets",
                                       "\n".join(TEXTS))
     assert isinstance(lesion, LesionResult) and shell.user_ns["nets_lesion"] is lesion
-    assert lesion.groups == ["baseline", "masked", "random", "random", "keep-only"]
+    assert lesion.groups == ["baseline", "masked", "random", "random", "energy-matched", "energy-matched", "keep-only"]
     assert lesion.metadata["probe"] == "facts" and subject.interventions == ()
 
 

@@ -103,7 +103,7 @@ def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
 
     monkeypatch.setattr(module, "decompose", keep)
     texts = TEXTS[:3]
-    networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=False, progress=False)
+    found = networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=False, progress=False)
     expected = []
     for text in texts:
         outputs = []
@@ -117,6 +117,9 @@ def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
                 handle.remove()
         expected.append(torch.cat(outputs, dim=-1))
     np.testing.assert_allclose(seen["signals"], torch.cat(expected).numpy(), atol=1e-6, rtol=1e-5)
+    # each neuron's energy: the mean square of those same outputs
+    energy = (torch.cat(expected).double() ** 2).mean(0).reshape(2, llama.d_model).numpy()
+    np.testing.assert_allclose(found.energy, energy, rtol=1e-5)
 
 
 def test_result_round_trip_and_views_of_the_masks(llama, tmp_path):

@@ -5,6 +5,12 @@ networks' neurons zeroed, with random masks of the same size in every layer (sev
 the control), and with everything but the networks zeroed in the layers they were found in
 (keep-only). If the networks matter, masking them costs far more than the random masks.
 
+Key neurons are found by how they co-vary, but they also tend to carry more of the MLP
+output's energy than a random neuron, so a random mask of the same count removes less
+signal. The energy-matched control (our addition to the paper's design) draws, for each
+masked neuron, a random other neuron of the same layer with nearly the same energy rank:
+if the networks still hurt more than that, the gap is not magnitude alone.
+
 Each condition is an ordinary ablation intervention (``mask_mlp_dims``), applied only while
 it is scored; the scores use the brain scan's probe sets and scorers (``probe_sets``).
 """
@@ -37,7 +43,11 @@ from .probe_sets import (
 
 SCORE_MODES = ("logprob", "generate")
 #: The condition groups, in the order they are scored and drawn.
-GROUPS = ("baseline", "masked", "random", "keep-only")
+GROUPS = ("baseline", "masked", "random", "energy-matched", "keep-only")
+#: The energy-matched control draws each neuron's stand-in among the others of its layer whose
+#: energy rank is within this share of the layer's width (at least ``MIN_CANDIDATES`` of them).
+ENERGY_WINDOW = 0.05
+MIN_CANDIDATES = 8
 
 
 def random_dims_like(dims: Mapping[int, Sequence[int]], width: int, seed: int) -> dict[int, list[int]]:
@@ -50,6 +60,34 @@ def random_dims_like(dims: Mapping[int, Sequence[int]], width: int, seed: int) -
         others = np.setdiff1d(np.arange(width), chosen)
         pool = others if len(others) >= len(chosen) else np.arange(width)
         drawn[layer] = sorted(generator.choice(pool, size=len(chosen), replace=False).tolist())
+    return drawn
+
+
+def energy_matched_dims_like(dims: Mapping[int, Sequence[int]], energy: Mapping[int, np.ndarray],
+                             seed: int) -> dict[int, list[int]]:
+    """Per layer, one stand-in for each of ``dims``: a random other (not chosen) neuron of that
+    layer among those nearest to it in energy rank (``ENERGY_WINDOW`` of the width, at least
+    ``MIN_CANDIDATES``), each used once. The drawn set matches the chosen one in count and,
+    closely, in energy."""
+    generator = np.random.default_rng(seed)
+    drawn = {}
+    for layer, chosen in dims.items():
+        layer_energy = np.asarray(energy[layer], dtype=np.float64)
+        width = len(layer_energy)
+        rank = np.empty(width, dtype=np.int64)
+        rank[np.argsort(layer_energy, kind="stable")] = np.arange(width)
+        free = np.ones(width, dtype=bool)
+        if width - len(chosen) >= len(chosen):  # never a network neuron, while the others suffice
+            free[list(chosen)] = False
+        want = max(MIN_CANDIDATES, int(round(ENERGY_WINDOW * width)))
+        picks = []
+        for neuron in sorted(chosen, key=lambda n: -layer_energy[n]):  # the rarest (strongest) first
+            candidates = np.flatnonzero(free)
+            nearest = candidates[np.argsort(np.abs(rank[candidates] - rank[neuron]), kind="stable")[:want]]
+            pick = int(generator.choice(nearest))
+            free[pick] = False
+            picks.append(pick)
+        drawn[layer] = sorted(picks)
     return drawn
 
 
@@ -84,8 +122,9 @@ class LesionResult(Result):
             if not picked.any():
                 continue
             values = means[picked]
-            rows.append({"condition": self.conditions[int(np.flatnonzero(picked)[0])] if group != "random"
-                         else f"random, same count per layer ({picked.sum()} seeds)",
+            names = {"random": f"random, same count per layer ({picked.sum()} seeds)",
+                     "energy-matched": f"random, same count and energy per layer ({picked.sum()} seeds)"}
+            rows.append({"condition": names.get(group, self.conditions[int(np.flatnonzero(picked)[0])]),
                          "score": float(values.mean()), "spread_over_seeds": float(values.std()) if picked.sum() > 1
                          else 0.0, "change": float(values.mean()) - baseline,
                          "dims": int(np.asarray(self.sizes)[picked][0])})
@@ -139,12 +178,15 @@ def network_lesion(
     limit: int | None = None,
     max_new_tokens: int = 32,
     keep_only: bool = True,
+    energy_matched: bool = True,
     progress: bool = True,
 ) -> LesionResult:
     """Score ``probe`` (``facts``, ``math``, ``text`` or a ``.jsonl`` path; ``items`` brings
     your own) on ``subject`` as it is, with ``network``'s neurons (``"key"``: all networks)
-    zeroed, with ``seeds`` random masks of the same count per layer, and (``keep_only``) with
-    only the networks' neurons left in the layers they were found in.
+    zeroed, with ``seeds`` random masks of the same count per layer, (``energy_matched``) with
+    ``seeds`` random masks matched in count and energy per layer (networks found by this
+    version), and (``keep_only``) with only the networks' neurons left in the layers they
+    were found in.
 
     ``score``: ``logprob`` (mean log-probability of the teacher-forced answer) or ``generate``
     (greedy answer, graded by the item's scorer). The model is left as it was."""
@@ -165,6 +207,12 @@ def network_lesion(
         drawn = random_dims_like(dims, subject.d_model, seed)
         conditions.append((f"random seed {seed}", "random", size,
                            mask_mlp_dims(subject, drawn, label=f"random dims like {name} (seed {seed})", install=False)))
+    if energy_matched and networks.energy is not None:
+        energy = dict(zip(networks.layers, networks.energy))
+        for seed in range(seeds):
+            drawn = energy_matched_dims_like(dims, energy, seed)
+            conditions.append((f"energy-matched seed {seed}", "energy-matched", size, mask_mlp_dims(
+                subject, drawn, label=f"random dims like {name}, energy-matched (seed {seed})", install=False)))
     if keep_only:
         conditions.append((f"keep-only {name}", "keep-only", size,
                            mask_network(subject, networks, network, mode="keep-only", install=False)))

@@ -142,6 +142,9 @@ class NetworksResult(Result):
     labels: list[str]  # per text: its genre, or ""
     text_pieces: list[list[str]]  # per text: every token as text (the first one included)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: [L, d] float32: each neuron's mean squared MLP output over the corpus (its energy; what
+    #: the energy-matched lesion control matches). None in results saved before it existed.
+    energy: np.ndarray | None = None
     _subject: Any = field(default=None, repr=False)  # weakref to the model the networks were found on
 
     @property
@@ -204,7 +207,7 @@ class NetworksResult(Result):
         _check_threshold(threshold, self.maps.shape[1] * self.d_model)
         return NetworksResult(self.maps, self.sources, self.text_index, self.positions, self.layers, float(threshold),
                               self.texts, self.labels, self.text_pieces, {**self.metadata, "threshold": float(threshold)},
-                              self._subject)
+                              self.energy, self._subject)
 
     # -- comparing ---------------------------------------------------------------------------
 
@@ -286,7 +289,9 @@ class NetworksResult(Result):
         return frame.sort_values(["network", "z"], ascending=[True, False], ignore_index=True)
 
     def _arrays(self) -> dict[str, np.ndarray]:
-        return {"maps": self.maps, "sources": self.sources, "text_index": self.text_index, "positions": self.positions}
+        energy = {} if self.energy is None else {"energy": self.energy}
+        return {"maps": self.maps, "sources": self.sources, "text_index": self.text_index, "positions": self.positions,
+                **energy}
 
     def _fields(self) -> dict[str, Any]:
         return {"layers": self.layers, "threshold": self.threshold, "texts": self.texts, "labels": self.labels,
@@ -296,7 +301,7 @@ class NetworksResult(Result):
     def _rebuild(cls, arrays, fields, metadata) -> NetworksResult:
         return cls(arrays["maps"], arrays["sources"], arrays["text_index"], arrays["positions"],
                    [int(layer) for layer in fields["layers"]], float(fields["threshold"]), list(fields["texts"]),
-                   list(fields["labels"]), [list(p) for p in fields["text_pieces"]], metadata)
+                   list(fields["labels"]), [list(p) for p in fields["text_pieces"]], metadata, arrays.get("energy"))
 
     def __repr__(self) -> str:
         key = int(self.key_mask.sum())
@@ -485,6 +490,7 @@ def networks(
         matrix = matrix[rows_kept]
         warnings.warn(NeuroMagicsWarning(f"Interrupted: fitting on the {len(matrix)} tokens of the texts read so far."))
         metadata["interrupted"] = True
+    energy = np.einsum("td,td->d", matrix, matrix, dtype=np.float64) / len(matrix)
     if standardize:
         matrix -= matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
         spread = matrix.std(axis=0, dtype=np.float64).astype(np.float32)
@@ -503,7 +509,7 @@ def networks(
     result = NetworksResult(
         maps.reshape(int(components), len(chosen_layers), subject.d_model), sources, text_index, positions,
         chosen_layers, float(threshold), [corpus.texts[t] for t in chosen], [corpus.labels[t] for t in chosen],
-        pieces, metadata, weakref.ref(subject))
+        pieces, metadata, energy.reshape(len(chosen_layers), subject.d_model).astype(np.float32), weakref.ref(subject))
     if not result.key_mask.any():
         warnings.warn(NeuroMagicsWarning(
             f"No neuron has z > {threshold:g} (the largest is {float(maps.max()):.2f}): there are no key neurons; "
