@@ -144,7 +144,7 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
     assert sae.search(contexts[0]["token"])
     effects = sae.logit_effects(llama, feature, n=3)
     assert effects["top"][0][1] >= effects["bottom"][0][1]
-    assert sae.widget().values.shape == (1, len(sae.fvu_curve))
+    assert sae.widget().card["feature"] == int(np.argmax(sae.frequencies))
     figure = sae.figure()
     assert figure.data[0].x.size == np.count_nonzero(sae.frequencies)
 
