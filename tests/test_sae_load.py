@@ -245,7 +245,12 @@ def test_dashboard_swaps_cards_searches_and_acts_under_the_lock(llama, tmp_path,
     card = dashboard.card
     assert card["feature"] == order[1] and card["contexts"] == sae.top_contexts(int(order[1]), 8, window=8)
     assert [tuple(t) for t in card["top_logits"]] == sae.logit_effects(llama, int(order[1]), 8)["top"]
-    np.testing.assert_array_equal(dashboard.hist_counts, sae.histogram(int(order[1]))[0])
+    row = [c["feature"] for c in dashboard.cards].index(order[1])
+    np.testing.assert_array_equal(dashboard.hist_counts[row], sae.histogram(int(order[1]))[0])
+    assert [c["feature"] for c in dashboard.cards] == list(order[:8])  # the most frequent, computed up front
+    dashboard._message(dashboard, {"type": "select", "feature": int(order[20])}, [])
+    assert dashboard.card["feature"] == order[20] and len(dashboard.cards) == 9 and len(dashboard.hist_counts) == 9
+    dashboard._message(dashboard, {"type": "select", "feature": int(order[1])}, [])
     token = sae.tokens[0][1].strip()
     dashboard._message(dashboard, {"type": "search", "query": token}, [])
     assert dashboard.matches == [f for f, _ in sae.search(token, 50)] and "held-out token" in dashboard.status

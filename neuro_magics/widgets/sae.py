@@ -2,7 +2,8 @@
 the chosen feature, computed in the kernel when the browser asks for it.
 
 The list's arrays (frequency, dead) cross as binary buffers; a card is small JSON (token
-strings) plus its histogram as buffers. Choosing a feature, searching, steering and
+strings) plus its histogram row in buffers. The cards of the ``PRELOADED`` most frequent
+features are computed up front, so a saved notebook still flips between them without a kernel. Choosing a feature, searching, steering and
 ablating arrive as comm messages, handled on whatever thread the kernel gives them (a
 subshell thread beside a running cell with ipykernel 7): anything that runs the model waits
 for the Subject lock, saying "queued" meanwhile.
@@ -22,6 +23,8 @@ import traitlets
 from ._arrays import NDArray
 from ._strict import StrictAnyWidget
 
+#: Cards computed up front (the most frequent features).
+PRELOADED = 8
 #: Contexts shown at the top of a card, and per interval band.
 TOP_CONTEXTS = 8
 BAND_CONTEXTS = 3
@@ -40,9 +43,10 @@ class SaeDashboard(StrictAnyWidget):
     frequencies = NDArray("float32", 1)
     dead = NDArray("uint8", 1)
     title = traitlets.Unicode("").tag(sync=True)
-    card = traitlets.Dict().tag(sync=True)
-    hist_counts = NDArray("int32", 1)
-    hist_edges = NDArray("float32", 1)
+    cards = traitlets.List(traitlets.Dict()).tag(sync=True)  # every card computed so far
+    selected = traitlets.Int(-1).tag(sync=True)
+    hist_counts = NDArray("int32", 2)  # [card, bin], row i for cards[i]
+    hist_edges = NDArray("float32", 2)
     status = traitlets.Unicode("").tag(sync=True)
     can_act = traitlets.Bool(False).tag(sync=True)
     steer_coef = traitlets.Float(4.0).tag(sync=True)
@@ -53,13 +57,21 @@ class SaeDashboard(StrictAnyWidget):
     def __init__(self, sae, *, subject=None, feature: int | None = None, **kwargs):
         frequencies = np.asarray(sae.frequencies, dtype=np.float32)
         super().__init__(frequencies=frequencies, dead=sae.dead.astype(np.uint8), title=_title(sae),
-                         hist_counts=np.zeros(BINS, dtype=np.int32), hist_edges=np.linspace(0, 1, BINS + 1),
-                         can_act=subject is not None, **kwargs)
+                         hist_counts=np.zeros((0, BINS), dtype=np.int32),
+                         hist_edges=np.zeros((0, BINS + 1), dtype=np.float32), can_act=subject is not None, **kwargs)
         self.sae = sae
         self._subject = None if subject is None else weakref.ref(subject)
         self.installed: list[Any] = []  # interventions the buttons installed, in order
         self.on_msg(self._message)
-        self.show_feature(int(np.argmax(frequencies)) if feature is None else feature)
+        order = np.argsort(-frequencies, kind="stable")
+        for preloaded in order[:PRELOADED]:
+            self._add_card(int(preloaded))
+        self.show_feature(int(order[0]) if feature is None else feature)
+
+    @property
+    def card(self) -> dict[str, Any]:
+        """The card shown (of the ``selected`` feature)."""
+        return next(card for card in self.cards if card["feature"] == self.selected)
 
     @property
     def subject(self):
@@ -68,7 +80,13 @@ class SaeDashboard(StrictAnyWidget):
     # -- what the messages do ---------------------------------------------------------------
 
     def show_feature(self, feature: int) -> None:
-        """Fill the card of ``feature`` (its logit effects wait for the model's lock)."""
+        """Show the card of ``feature``, computing it first if it is new (its logit effects
+        wait for the model's lock)."""
+        if not any(card["feature"] == feature for card in self.cards):
+            self._add_card(feature)
+        self.selected = int(feature)
+
+    def _add_card(self, feature: int) -> None:
         sae = self.sae
         contexts = sae.top_contexts(feature, TOP_CONTEXTS, window=WINDOW)  # checks the feature's range
         bands = sae.quantile_samples(feature, per_band=BAND_CONTEXTS, window=WINDOW)
@@ -83,9 +101,9 @@ class SaeDashboard(StrictAnyWidget):
             effects = self._with_model(subject, f"feature {feature}",
                                        lambda: sae.logit_effects(subject, feature, LOGITS))
             card["top_logits"], card["bottom_logits"] = effects["top"], effects["bottom"]
-        self.hist_counts, self.hist_edges = counts.astype(np.int32), edges.astype(np.float32)
-        self.card = card
-        self.status = f"feature {feature}"
+        self.hist_counts = np.vstack([self.hist_counts, counts.astype(np.int32)[None]])
+        self.hist_edges = np.vstack([self.hist_edges, edges.astype(np.float32)[None]])
+        self.cards = [*self.cards, card]
 
     def search(self, query: str) -> list[int]:
         """Features for ``query``: those firing most on held-out tokens equal to it, else (when

@@ -1,8 +1,9 @@
 // SaeDashboard front end (sae_vis / Neuronpedia layout): a searchable feature list on the left (sorted by
 // how often a feature fires, dead ones marked), the selected feature's card on the right (activation
 // histogram, logit effects, top contexts and interval samples with each token coloured by the feature's
-// activation). Choosing a feature, searching, steering and ablating are messages to the kernel, which
-// fills the card lazily (the card of the first feature is in the saved state).
+// activation). Choosing a feature shows its card at once when it is already computed (the most frequent
+// features' are in the saved state) and otherwise asks the kernel, which computes it lazily; searching,
+// steering and ablating are messages to the kernel too.
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor } from "./colors.js";
 import { availableWidth, createRoot, h, onThemeChange, sizeCanvas, themeColors } from "./dom.js";
@@ -70,7 +71,7 @@ function render({ model, el }) {
   let frequencies = new Float32Array(0);
   let dead = new Uint8Array(0);
   let order = [];
-  let pending = null; // the feature whose card was asked for and has not come yet
+  let current = model.get("selected"); // the feature shown (or asked for)
 
   function rebuildList() {
     frequencies = decodeArray(model.get("frequencies")).data;
@@ -83,7 +84,7 @@ function render({ model, el }) {
   function drawList() {
     const shown = filterFeatures(order, search.value, search.value.trim() === model.get("query") ? model.get("matches") : null);
     const top = frequencies.length ? Math.max(...shown.slice(0, 1).map((f) => frequencies[f]), 1e-12) : 1;
-    const selected = model.get("card")?.feature;
+    const selected = current;
     rows.replaceChildren(...shown.slice(0, LIST_ROWS).map((f) => {
       const row = h("div", {
         className: `nm-sae-row${dead[f] ? " nm-sae-dead" : ""}`, role: "option", "data-feature": String(f),
@@ -101,10 +102,9 @@ function render({ model, el }) {
   }
 
   function choose(feature) {
-    pending = feature;
-    card.setAttribute("aria-busy", "true");
-    model.send({ type: "select", feature });
-    status(`feature ${feature}: asking the kernel for its card...`);
+    current = feature;
+    drawCard();
+    model.send({ type: "select", feature }); // no kernel (a saved page): only the computed cards show
   }
 
   function status(text) {
@@ -147,19 +147,29 @@ function render({ model, el }) {
   }
 
   function drawCard() {
-    const data = model.get("card");
-    card.removeAttribute("aria-busy");
-    if (!data || data.feature === undefined) {
-      card.replaceChildren(h("div", { className: "nm-empty", text: "choose a feature on the left" }));
+    const cards = model.get("cards") || [];
+    const index = cards.findIndex((c) => c.feature === current);
+    const data = cards[index];
+    if (!data) {
+      card.setAttribute("aria-busy", "true");
+      card.replaceChildren(
+        h("div", { className: "nm-title", text: `Feature ${current}` }),
+        h("div", { className: "nm-empty", text: "asking the kernel for this card... (a saved notebook has only the most frequent features' cards)" }),
+        h("div", { className: "nm-sae-status", text: model.get("status") }),
+      );
+      drawList();
       return;
     }
-    if (pending === data.feature) pending = null;
+    card.removeAttribute("aria-busy");
     const colors = themeColors(root);
     const table = colorTable("diverging", colors.bg);
     const max = data.max_activation || 1;
     const histogram = h("canvas", { className: "nm-sae-histogram" });
-    const counts = decodeArray(model.get("hist_counts")).data;
-    const edges = decodeArray(model.get("hist_edges")).data;
+    const countRows = decodeArray(model.get("hist_counts"));
+    const edgeRows = decodeArray(model.get("hist_edges"));
+    const bins = countRows.shape[1];
+    const counts = countRows.data.subarray(index * bins, (index + 1) * bins);
+    const edges = edgeRows.data.subarray(index * (bins + 1), (index + 1) * (bins + 1));
     const coef = h("input", { type: "number", step: "any", value: String(model.get("steer_coef")) });
     const steer = h("button", { text: "steer" });
     const ablate = h("button", { text: "ablate" });
@@ -187,7 +197,7 @@ function render({ model, el }) {
       ...(data.contexts.length ? data.contexts.map((c) => tokenLine(c, max, table))
         : [h("div", { className: "nm-empty", text: "it never fires on the held-out texts" })]),
     ];
-    for (const band of data.bands) {
+    for (const band of data.bands.filter((b) => b.contexts.length)) {
       parts.push(h("div", { className: "nm-sae-section", text: `Interval ${formatNumber(band.low, ".3g")} – ${formatNumber(band.high, ".3g")} · ${formatNumber(100 * band.share, ".1f")}% of firings` }));
       parts.push(...band.contexts.map((c) => tokenLine(c, max, table)));
     }
@@ -204,8 +214,13 @@ function render({ model, el }) {
   });
   search.addEventListener("input", drawList);
   const onStatus = () => status(model.get("status"));
+  const onSelected = () => {
+    current = model.get("selected");
+    drawCard();
+  };
   model.on("change:frequencies", rebuildList);
-  model.on("change:card", drawCard);
+  model.on("change:cards", drawCard);
+  model.on("change:selected", onSelected);
   model.on("change:status", onStatus);
   model.on("change:matches", drawList);
   const stopTheme = onThemeChange(drawCard);
@@ -213,7 +228,8 @@ function render({ model, el }) {
   drawCard();
   return () => {
     model.off("change:frequencies", rebuildList);
-    model.off("change:card", drawCard);
+    model.off("change:cards", drawCard);
+    model.off("change:selected", onSelected);
     model.off("change:status", onStatus);
     model.off("change:matches", drawList);
     stopTheme();
