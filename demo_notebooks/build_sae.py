@@ -34,7 +34,7 @@ cells = [
         "shows the activation histogram, the tokens its decoder direction raises and lowers, the top "
         "contexts and samples from five activation intervals, each token coloured by the feature's "
         "activation. Type a token or a text and press Enter to list the features most active on it. "
-        "The buttons steer by the feature or ablate it on the model (%model lists what they install)."
+        "The buttons steer by the feature or ablate it on the model (%model lists what they install; `%steer --reset` and `nm.reset_interventions(m, 'sae_ablate')` remove them)."
     ),
     new_code_cell("%sae train --layer 12 --steps 150 -o sae"),
     new_code_cell(
@@ -66,7 +66,7 @@ cells = [
         "%sae steer --feature {feature} --coef 12\n"
         "%generate --max-new-tokens 24 The best way to spend a weekend is"
     ),
-    new_code_cell("%reset_interventions"),
+    new_code_cell("%steer --reset"),
     new_markdown_cell(
         "## Ablating a feature\n\n"
         "`%sae ablate` removes the feature's own contribution `f(x) x direction` from layer 12's output at every "
@@ -86,7 +86,7 @@ cells = [
         "print(f'{m.token_pieces([top])[0]!r}: log-prob {before[top]:.3f} -> {after[top]:.3f}')"
     ),
     new_code_cell(
-        "%reset_interventions\n"
+        "nm.reset_interventions(m, 'sae_ablate')\n"
         "with torch.no_grad():\n"
         "    print('reset restores the logits bit for bit:', torch.equal(m.model(ids).logits[0, -1].log_softmax(-1), before))",
         metadata=CHECK,

@@ -67,12 +67,13 @@ class SaeMagics(SessionMagics):
             if args.feature is None:
                 raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
             intervention = sae.ablate(self.session.require_subject(), args.feature)
-            print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+            print(f"Installed: {intervention.description}. %model lists it; nm.reset_interventions(m, "
+                  "'sae_ablate') removes it.")
             return None
         if args.feature is None or args.coef is None or not math.isfinite(args.coef):
             raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
         intervention = sae.steer(self.session.require_subject(), args.feature, args.coef)
-        print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+        print(f"Installed: {intervention.description}. %model lists it; %steer --reset removes it.")
         return None
 
     def _train(self, args, cell: str | None) -> SparseAutoencoder:

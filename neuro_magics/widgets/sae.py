@@ -138,7 +138,8 @@ class SaeDashboard(StrictAnyWidget):
             install = lambda: self.sae.ablate(subject, feature)  # noqa: E731
         intervention = self._with_model(subject, f"{kind} feature {feature}", install)
         self.installed.append(intervention)
-        self.status = f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it."
+        remove = "%steer --reset" if kind == "steer" else "nm.reset_interventions(m, 'sae_ablate')"
+        self.status = f"Installed: {intervention.description}. %model lists it; {remove} removes it."
         return intervention
 
     def _with_model(self, subject, what: str, work: Callable[[], Any]) -> Any:
