@@ -4,6 +4,9 @@ text at a time, and steering recomputed with a hand-written hook."""
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -141,7 +144,7 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
     assert sae.search(contexts[0]["token"])
     effects = sae.logit_effects(llama, feature, n=3)
     assert effects["top"][0][1] >= effects["bottom"][0][1]
-    assert sae.widget().values.shape == (1, len(sae.fvu_curve))
+    assert sae.widget().card["feature"] == int(np.argmax(sae.frequencies))
     figure = sae.figure()
     assert figure.data[0].x.size == np.count_nonzero(sae.frequencies)
 
@@ -170,7 +173,7 @@ def test_bad_input_is_one_line_and_changes_nothing(llama):
     assert not llama.interventions
 
 
-def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys):
+def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys, tmp_path, monkeypatch):
     """The magic is a thin shell: %%sae train stores the SAE, show reads the numbers of
     the result's own reading, steer installs the same intervention as ``sae.steer``."""
     from IPython.core.error import UsageError
@@ -190,8 +193,9 @@ def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys):
         with pytest.raises(UsageError, match=words):
             shell.run_line_magic("sae", line)
     assert len(tiny_in_shell.interventions) == 1
-    with pytest.raises(UsageError, match="Save the SAE first"):
-        shell.run_line_magic("sae", f"ablate s1 --feature {feature}")
+    monkeypatch.setenv("NEURO_MAGICS_CACHE", str(tmp_path))
+    shell.run_line_magic("sae", f"ablate s1 --feature {feature}")
+    assert tiny_in_shell.interventions[-1].spec["arguments"]["sae"].startswith(str(tmp_path))
 
 
 def test_ctrl_c_keeps_the_sae_trained_so_far(llama, monkeypatch):
@@ -216,17 +220,15 @@ def test_ctrl_c_keeps_the_sae_trained_so_far(llama, monkeypatch):
         assert torch.equal(llama.model(ids).logits, before)
 
 
-def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_path):
+def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_path, monkeypatch):
     """Oracle: a forward hook written here on block 1 subtracting ``f(x) W_dec[f] / scale``,
     with ``f(x)`` the hand-written TopK code of the block's output; the installed ablation and
     its rebuild from the recorded spec give HF the same logits (fails with the feature's
     amount taken from another feature, or the direction unscaled)."""
     from neuro_magics.core.interventions import rebuild
 
+    monkeypatch.setenv("NEURO_MAGICS_CACHE", str(tmp_path / "cache"))
     sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
-    with pytest.raises(NeuroMagicsError, match="Save the SAE first"):
-        sae.ablate(llama, 0)
-    sae.save(tmp_path / "sae")
     ids = llama.tokenizer("the dog sat on the mat", return_tensors="pt")["input_ids"]
     feature = int(np.argmax(sae.frequencies))
 
@@ -254,6 +256,18 @@ def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_pa
         with intervention.applied(llama), torch.no_grad():
             assert torch.allclose(llama.model(ids).logits, expected, atol=1e-5)
     assert not llama.interventions
+    # never saved: the SAE went to the cache under its content's hash, and the spec pins that hash
+    spec = sae.ablate(llama, feature, install=False).spec
+    cached = Path(spec["arguments"]["sae"])
+    assert cached.parent == tmp_path / "cache" / "sae" and hashlib.sha256(cached.read_bytes()).hexdigest() \
+        == spec["arguments"]["sha256"] and cached.name == spec["arguments"]["sha256"][:16] + ".npz"
+    cached.write_bytes(cached.read_bytes() + b"x")
+    with pytest.raises(NeuroMagicsError, match="changed since") as caught:
+        rebuild(llama, spec)
+    cached.unlink()
+    with pytest.raises(NeuroMagicsError, match="is gone"):
+        rebuild(llama, spec)
+    assert "\n" not in str(caught.value) and not llama.interventions
 
 
 @pytest.mark.integration

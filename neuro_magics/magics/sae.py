@@ -1,4 +1,4 @@
-"""%sae: train a sparse autoencoder on a site, read its features, steer by one."""
+"""%sae: train or load a sparse autoencoder on a site, read its features, steer by one."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
-from ..analyses.sae import SAE_SITES, SparseAutoencoder, train_sae
+from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
 from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
 
-ACTIONS = ("train", "show", "steer", "ablate")
+ACTIONS = ("train", "load", "show", "steer", "ablate")
 
 
 @magics_class
 class SaeMagics(SessionMagics):
     @magic_arguments()
-    @argument("action", choices=ACTIONS, help="train an SAE, show its features, steer by one, or ablate one.")
-    @argument("name", nargs="?", default=None, help="show/steer/ablate: the SAE's variable (default: the last trained).")
-    @argument("--layer", type=int, default=None, help="train: the layer (program step) whose site is read.")
-    @argument("--site", default="resid_post", choices=SAE_SITES, help="train: the activations to decompose.")
+    @argument("action", choices=ACTIONS, help="train or load an SAE, show its features, steer by one, or ablate one.")
+    @argument("name", nargs="?", default=None,
+              help="load: a folder (SAELens or sparsify format) or hub name; show/steer/ablate: the SAE's variable "
+                   "(default: the last trained or loaded).")
+    @argument("--layer", type=int, default=None,
+              help="train: the layer (program step) whose site is read; load: overrides the file's hook.")
+    @argument("--site", default=None, choices=SAE_SITES,
+              help="train: the activations to decompose (default resid_post); load: overrides the file's hook.")
+    @argument("--sae-id", default=None, help="load: the SAE inside SOURCE (a SAELens sae_id or a sparsify hookpoint).")
     @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
     @argument("--k", type=int, default=32, help="train: active features per token (TopK).")
     @argument("--steps", type=int, default=300, help="train: Adam steps.")
@@ -30,24 +35,31 @@ class SaeMagics(SessionMagics):
     @argument("--seed", type=int, default=0, help="train: initialisation and batch order.")
     @argument("--corpus", default=None,
               help="train: builtin (default), builtin:math,code, or a .txt/.jsonl file; texts in the cell replace it.")
-    @argument("-o", "--output", default=None, metavar="NAME", help="train: also store the SAE in NAME.")
+    @argument("-o", "--output", default=None, metavar="NAME", help="train/load: also store the SAE in NAME.")
     @argument("--feature", type=int, default=None, help="show/steer/ablate: the feature.")
     @argument("--search", default=None, metavar="TOKEN", help="show: the features that fire most on TOKEN.")
+    @argument("--text", default=None, help="show: the features most active on TEXT (runs the model on it).")
     @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
     @line_cell_magic
     @one_line_errors
     def sae(self, line: str, cell: str | None = None):
         """Sparse-autoencoder features of one site. %sae train --layer 12 [-o sae12] trains a TopK
-        SAE; %sae show [NAME] --feature F (or --search TOKEN) reads a feature; %sae steer [NAME]
-        --feature F --coef C adds it to the stream, %sae ablate [NAME] --feature F removes it from the
-        site (the SAE must be saved: sae.save(PATH)); both show in %model. Python: nm.train_sae(subject, ...)."""
+        SAE; %sae load FOLDER|HUB_NAME [--sae-id ID] reads a SAELens or sparsify SAE; %sae show
+        [NAME] shows the feature dashboard, --feature F (or --search TOKEN, --text TEXT) prints a
+        feature's reading; %sae steer [NAME] --feature F --coef C adds it to the stream, %sae ablate
+        [NAME] --feature F removes it from the site; both show in %model. Python:
+        nm.train_sae(subject, ...), nm.load_sae(subject, source, ...)."""
         args = parse_arguments(self.sae, line)
         check_positive(args, "expansion", "k", "steps", "batch", "n")
+        if args.output is not None and not args.output.isidentifier():
+            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
         if args.action == "train":
             return self._train(args, cell)
         if cell and cell.strip():
             raise UsageError(f"%sae {args.action} takes no cell; texts go with %%sae train.")
+        if args.action == "load":
+            return self._load(args)
         sae = self._find(args.name)
         if args.action == "show":
             return self._show(sae, args)
@@ -55,25 +67,34 @@ class SaeMagics(SessionMagics):
             if args.feature is None:
                 raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
             intervention = sae.ablate(self.session.require_subject(), args.feature)
-            print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+            print(f"Installed: {intervention.description}. %model lists it; nm.reset_interventions(m, "
+                  "'sae_ablate') removes it.")
             return None
         if args.feature is None or args.coef is None or not math.isfinite(args.coef):
             raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
         intervention = sae.steer(self.session.require_subject(), args.feature, args.coef)
-        print(f"Installed: {intervention.description}. %model lists it; %reset_interventions removes it.")
+        print(f"Installed: {intervention.description}. %model lists it; %steer --reset removes it.")
         return None
 
     def _train(self, args, cell: str | None) -> SparseAutoencoder:
         if args.layer is None:
             raise UsageError("%sae train needs --layer L, e.g. %sae train --layer 12.")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
         texts = split_texts(cell) if cell and cell.strip() else None
         if texts is not None and args.corpus is not None:
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
-        result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site,
+        result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site or "resid_post",
                            expansion=args.expansion, k=args.k, texts=texts if texts is not None else args.corpus,
                            steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
+        self.session.sae = result
+        if args.output is not None:
+            self.shell.user_ns[args.output] = result
+        return result
+
+    def _load(self, args) -> SparseAutoencoder:
+        if args.name is None:
+            raise UsageError("%sae load needs a source, e.g. %sae load ./my_sae or %sae load REPO --sae-id layers.5.")
+        result = load_sae(self.session.require_subject(), args.name, sae_id=args.sae_id, layer=args.layer,
+                          site=args.site, texts=args.corpus)
         self.session.sae = result
         if args.output is not None:
             self.shell.user_ns[args.output] = result
@@ -82,7 +103,8 @@ class SaeMagics(SessionMagics):
     def _find(self, name: str | None) -> SparseAutoencoder:
         if name is None:
             if self.session.sae is None:
-                raise UsageError("No SAE yet: run %sae train --layer L first, or name one: %sae show NAME.")
+                raise UsageError("No SAE yet: run %sae train --layer L (or %sae load FOLDER) first, or name one: "
+                                 "%sae show NAME.")
             return self.session.sae
         found = self.shell.user_ns.get(name)
         if not isinstance(found, SparseAutoencoder):
@@ -95,10 +117,13 @@ class SaeMagics(SessionMagics):
             for feature, value in sae.search(args.search, args.n):
                 print(f"  {feature:>6}  {value:8.3f}")
             return None
-        if args.feature is None:
-            print(repr(sae))
-            print("Read one feature with %sae show --feature F, or find some with --search TOKEN.")
+        if args.text is not None:
+            print(f"Features most active on {args.text!r} (mean activation over its tokens):")
+            for feature, value in sae.search_text(self.session.require_subject(), args.text, args.n):
+                print(f"  {feature:>6}  {value:8.3f}")
             return None
+        if args.feature is None:
+            return sae
         feature, subject = args.feature, self.session.require_subject()
         contexts = sae.top_contexts(feature, args.n)
         frequency = float(sae.frequencies[feature])
@@ -108,6 +133,11 @@ class SaeMagics(SessionMagics):
             print(f"  {context['activation']:8.3f}  {context['left']!r} [{context['token']!r}] {context['right']!r}")
         if not contexts:
             print("  (it never fires on the held-out texts)")
+        for band in sae.quantile_samples(feature, per_band=2):
+            if band["contexts"]:
+                print(f"Interval {band['low']:.3g}-{band['high']:.3g} ({band['share']:.1%} of its firings):")
+            for context in band["contexts"]:
+                print(f"  {context['activation']:8.3f}  {context['left']!r} [{context['token']!r}] {context['right']!r}")
         effects = sae.logit_effects(subject, feature, args.n)
         for side, label in (("top", "Raises"), ("bottom", "Lowers")):
             print(f"{label}: " + ", ".join(f"{piece!r} {value:+.2f}" for piece, value in effects[side]))

@@ -23,6 +23,7 @@ from .heatmap import HeatmapWidget
 from .lines import LinesWidget
 from .networks import NetworksGallery
 from .patching import PatchingWidget
+from .sae import SaeDashboard
 from .scatter import ScatterWidget
 
 
@@ -473,21 +474,9 @@ def quantize_widget(result) -> ipywidgets.VBox:
 # -- sparse autoencoders ------------------------------------------------------------------------
 
 
-#: Points drawn of an SAE's training curve (the curve is resampled to at most this many).
-SAE_CURVE_POINTS = 200
-
-
-def sae_widget(result) -> LinesWidget:
-    """The training curve (FVU per step on the batch), titled with the held-out report."""
-    curve = np.asarray(result.fvu_curve, dtype=np.float32)
-    steps = np.unique(np.linspace(0, len(curve) - 1, min(len(curve), SAE_CURVE_POINTS)).round().astype(int))
-    return LinesWidget(
-        curve[steps][None], ["FVU on the training batch"], [str(s + 1) for s in steps], x_title="step",
-        y_title="fraction of variance unexplained",
-        title=f"SAE · {result.site} layer {result.layer} · {result.width} features, k={result.k} · held out: FVU "
-              f"{result.fvu:.3f}, L0 {result.l0:.1f}, dead {result.dead_fraction:.1%}, CE {result.ce_original:.3f} → "
-              f"{result.ce_spliced:.3f} spliced (zero {result.ce_zero:.3f}) · {result.metadata.get('model', '')}",
-    )
+def sae_widget(result) -> SaeDashboard:
+    """The feature dashboard; its buttons act on the model the SAE was made on, while loaded."""
+    return SaeDashboard(result, subject=result.subject)
 
 
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
