@@ -109,7 +109,7 @@ class LoraAdapter:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        self.path, self.sha256 = folder.resolve(), file_sha256(folder / WEIGHTS_FILE)
+        self.path, self.sha256 = folder.resolve(), weights_sha256(folder / WEIGHTS_FILE)
         return self.path
 
     def _write(self, subject: Subject, folder: Path) -> None:
@@ -176,7 +176,7 @@ class LoraAdapter:
                       dropout=float(config.lora_dropout), use_rslora=bool(config.use_rslora),
                       steps=int(info.get("steps", 0)), interrupted=info.get("interrupted") == "1",
                       base_model=str(config.base_model_name_or_path or ""))
-        adapter.path, adapter.sha256 = folder.resolve(), file_sha256(folder / WEIGHTS_FILE)
+        adapter.path, adapter.sha256 = folder.resolve(), weights_sha256(folder / WEIGHTS_FILE)
         adapter.check_fits(subject)
         return adapter
 
@@ -199,9 +199,9 @@ class LoraAdapter:
         staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=root))
         try:
             self._write(subject, staging)
-            digest = file_sha256(staging / WEIGHTS_FILE)
+            digest = weights_sha256(staging / WEIGHTS_FILE)
             target = root / f"{_slug(subject.name)}-{digest[:16]}"
-            if target.is_dir() and (target / WEIGHTS_FILE).is_file() and file_sha256(target / WEIGHTS_FILE) == digest:
+            if target.is_dir() and (target / WEIGHTS_FILE).is_file() and weights_sha256(target / WEIGHTS_FILE) == digest:
                 shutil.rmtree(staging)
             else:
                 shutil.rmtree(target, ignore_errors=True)
@@ -213,11 +213,20 @@ class LoraAdapter:
         return target
 
 
-def file_sha256(path: Path) -> str:
+def weights_sha256(path: Path) -> str:
+    """sha256 of an adapter weights file's tensors (names, dtypes, shapes, bytes, in name order)
+    and its step count: safetensors writes its metadata in no fixed order, so the file's own
+    bytes are not reproducible."""
+    from safetensors import safe_open
+
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    with safe_open(str(path), "pt") as handle:
+        info = handle.metadata() or {}
+        digest.update(f"steps={info.get('steps', '')};interrupted={info.get('interrupted', '')}".encode())
+        for key in sorted(handle.keys()):
+            tensor = handle.get_tensor(key).contiguous()
+            digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}:".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 
