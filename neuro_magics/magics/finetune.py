@@ -3,16 +3,19 @@ it) and nm.diff_models."""
 
 from __future__ import annotations
 
+import re
+
 from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import finetune as lora
 from ..analyses.model_diff import SIDE_HELP, diff_models
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, split_line
 
 #: The adapter actions of %finetune, each a flag taking no training option.
 ACTIONS = ("list", "off", "on", "merge", "unmerge", "remove", "save", "load")
+_WITHOUT_KIND = re.compile(r"^-[A-Za-z_]\w*$")
 _TRAINING = ("rank", "alpha", "steps", "lr", "modules", "file", "seed", "context", "batch", "dropout")
 
 
@@ -121,7 +124,9 @@ class FinetuneMagics(SessionMagics):
         A and B: current, original, -adapter (or -steer, ...: current without those), a layer program
         (0-12,8-29), or a checkpoint folder / hub id. The model's state is restored afterwards.
         Python: nm.diff_models(subject, a, b)."""
-        args = parse_arguments(self.diff_models, line)
+        # "-adapter" reads as an option to argparse: spell a side without a kind "no-adapter".
+        words = ["no-" + word[1:] if _WITHOUT_KIND.match(word) and word != "-o" else word for word in split_line(line)]
+        args = self.diff_models.parser.parse_args(words)
         check_positive(args, "max_tokens")
         if args.output is not None and not args.output.isidentifier():
             raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
