@@ -208,11 +208,11 @@ def test_off_on_and_remove(token_ids):
         assert torch.equal(subject.model(token_ids).logits, base)
 
 
-def test_interrupted_finetune_keeps_whole_steps_or_nothing(token_ids):
-    """Oracle: an uninterrupted fine-tune of k steps with the same seed. Ctrl-C after step 3, or
-    inside step 3's forward, leaves exactly that adapter (3 or 2 steps); Ctrl-C inside the
-    first step leaves no adapter and the model bit-identical (fails when the live A/B of the
-    broken step are installed)."""
+def test_interrupted_finetune_keeps_whole_steps_or_nothing(token_ids, monkeypatch):
+    """Oracle: an uninterrupted fine-tune of k steps with the same seed. Ctrl-C after step 3, inside
+    step 3's forward, or right after step 3's update (before it is recorded) leaves exactly the
+    adapter of the whole steps (3, 2, 2); Ctrl-C inside the first step leaves no adapter and the
+    model bit-identical (fails when the live A/B of the broken step are installed)."""
     def run(steps: int, **kwargs):
         subject = llama()
         result = nm.finetune(subject, TEXT, steps=steps, lr=1e-2, context=32, batch_size=2, seed=5,
@@ -225,9 +225,22 @@ def test_interrupted_finetune_keeps_whole_steps_or_nothing(token_ids):
                 raise KeyboardInterrupt
         return on_step
 
-    for steps_kept, option in ((3, {"on_step": interrupt_after(3)}), (2, None), (0, None)):
+    adamw_step = torch.optim.AdamW.step
+
+    def interrupted_update(self, *args, **kwargs):  # the third update lands, then Ctrl-C
+        adamw_step(self, *args, **kwargs)
+        updates["n"] += 1
+        if updates["n"] == 3:
+            raise KeyboardInterrupt
+
+    for steps_kept, option in ((3, {"on_step": interrupt_after(3)}), (2, "update"), (2, None), (0, None)):
         reference_subject, reference = run(steps_kept)
-        if option is None:  # Ctrl-C inside the forward of step steps_kept + 1
+        if option == "update":
+            updates = {"n": 0}
+            with monkeypatch.context() as patch:
+                patch.setattr(torch.optim.AdamW, "step", interrupted_update)
+                subject, result = run(10)
+        elif option is None:  # Ctrl-C inside the forward of step steps_kept + 1
             subject = llama()
             calls = {"n": 0}
 
