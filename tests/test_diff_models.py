@@ -270,3 +270,15 @@ def test_magic(tiny_in_shell, shell, token_ids):
         shell.run_line_magic("diff_models", "current -steer")
     after = state(subject, token_ids)
     assert after[1] == before[1] and torch.equal(after[2], before[2])
+
+
+def test_figures():
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    result = nm.diff_models(subject, "current", "-adapter", corpus=TEXTS[:1], progress=False, probes=False)
+    assert result.figure().data[0].z.shape == (4, 7)
+    assert len(result.figure("drift").data) == 2
+    with pytest.raises(nm.NeuroMagicsError, match="Unknown measure"):
+        result.figure("nope")
+    tuned = nm.finetune(subject, TEXTS[0] * 4, steps=2, context=16, progress=False)
+    assert len(tuned.figure().data[0].y) == 2

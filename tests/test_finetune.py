@@ -402,3 +402,28 @@ def test_result_saves_loads_and_draws(tmp_path):
     assert "3 steps: loss" in repr(loaded)
     widget = result.widget()
     assert widget.values.shape == (1, 3)
+
+
+@pytest.mark.integration
+def test_default_model_finetune_diff_and_remove(default_subject):
+    """The default model: a 3-step LoRA on q/v, its diff (rank 8 on exactly the adapted
+    matrices, KL > 0), and removal bit-identical (every parameter and the logits)."""
+    subject = default_subject
+    ids = subject.tokenizer("The capital of France is", return_tensors="pt")["input_ids"]
+    before = parameters(subject)
+    with torch.no_grad():
+        logits = subject.model(ids).logits
+    result = nm.finetune(subject, "The capital of France is Paris. " * 8, steps=3, context=32, batch_size=1,
+                         progress=False)
+    try:
+        diff = nm.diff_models(subject, "current", "no-adapter", corpus=["The capital of France is Paris."],
+                              max_tokens=16, probes=False, progress=False)
+        adapted = set(result.targets)
+        assert {name for name, rank in zip(diff.matrices, diff.weight_rank) if rank} == adapted
+        assert all(rank == 8 for name, rank in zip(diff.matrices, diff.weight_rank) if name in adapted)
+        assert diff.mean_kl > 0 and len(adapted) == 2 * subject.n_layers
+    finally:
+        nm.remove_adapters(subject)
+    assert_parameters_equal(subject, before)
+    with torch.no_grad():
+        assert torch.equal(subject.model(ids).logits, logits)
