@@ -282,3 +282,33 @@ def test_figures():
         result.figure("nope")
     tuned = nm.finetune(subject, TEXTS[0] * 4, steps=2, context=16, progress=False)
     assert len(tuned.figure().data[0].y) == 2
+
+
+def test_the_pca_reads_at_most_its_token_budget(monkeypatch):
+    """Oracle: numpy's SVD of the first 10 differences (the hooked update as the only change)."""
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    full = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS[:1], progress=False, probes=False)
+    monkeypatch.setattr(model_diff, "PCA_MAX_TOKENS", 10)
+    capped = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS, progress=False, probes=False)
+    ids = subject.tokenizer(TEXTS[0], return_tensors="pt")["input_ids"]
+    assert ids.shape[1] > 11
+    np.testing.assert_array_equal(capped.kl[0, :ids.shape[1]], full.kl[0, :ids.shape[1]])
+    assert not np.allclose(capped.drift_pca, full.drift_pca) and np.all(capped.drift_pca.sum(1) <= 1 + 1e-6)
+    outputs = {}
+    for name, model_state in (("a", "-adapter"), ("b", "current")):
+        states = []
+        handles = [block.register_forward_hook(lambda m, a, o: states.append(o[0] if isinstance(o, tuple) else o))
+                   for block in subject.blocks]
+        removed = nm.adapters_off(subject) if model_state == "-adapter" else 0
+        with torch.no_grad():
+            subject.model(ids)
+        if removed:
+            nm.adapters_on(subject)
+        for handle in handles:
+            handle.remove()
+        outputs[name] = torch.stack(states)[:, 0, 1:11].double()
+    for step in range(4):
+        rows = (outputs["b"][step] - outputs["a"][step]).numpy()
+        values = np.linalg.svd(rows - rows.mean(0), compute_uv=False) ** 2
+        np.testing.assert_allclose(capped.drift_pca[step], values[:5] / values.sum(), rtol=1e-3, atol=1e-6)

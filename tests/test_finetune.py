@@ -427,3 +427,10 @@ def test_default_model_finetune_diff_and_remove(default_subject):
     assert_parameters_equal(subject, before)
     with torch.no_grad():
         assert torch.equal(subject.model(ids).logits, logits)
+
+
+def test_a_window_longer_than_the_context_is_refused():
+    subject = llama()
+    with pytest.raises(nm.NeuroMagicsError, match="longer than this model's 128 tokens"):
+        nm.finetune(subject, TEXT, context=129, progress=False)
+    assert subject.interventions == ()

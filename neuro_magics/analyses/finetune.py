@@ -593,7 +593,11 @@ def finetune(
     no step finished) and the result says ``interrupted``. ``on_step(step, loss)`` is called
     after each step. Seeded: the same call gives the same adapter.
 
-    Measured (default model, CPU, one thread): see README (%%finetune).
+    Measured (default model, fp32, CPU, one thread on a shared 2-core machine): rank 8 on q_proj and
+    v_proj (60 modules), 4 windows of 128 tokens per step, costs about 4 s of CPU per step (the
+    forward and backward through the frozen model; our loop adds nothing measurable): 30 steps took
+    218 s wall (110 s CPU) and took the loss on 20 encyclopedic texts from 2.53 to 0.43. The README
+    example (2 steps, one 32-token window) takes about 1 s.
     """
     _check_number("rank", rank, integer=True, low=1)
     _check_number("steps", steps, integer=True, low=0)
@@ -603,6 +607,9 @@ def finetune(
     _check_number("lr", lr, integer=False, low=0, low_open=True)
     _check_number("alpha", alpha, integer=False, low=0, low_open=True)
     _check_number("dropout", dropout, integer=False, low=0, high=1, high_open=True)
+    if subject.context_length is not None and context > subject.context_length:
+        raise NeuroMagicsError(f"--context {context} is longer than this model's {subject.context_length} tokens: "
+                               "pick a shorter window.")
     targets = resolve_targets(subject, modules)
     texts = _read_texts(text, file)
     chunks = training_chunks(subject, texts, context).to(subject.device)

@@ -10,7 +10,7 @@ device and released after; it must share the tokenizer). Measured on a small cor
 - per-layer drift of the residual stream: mean L2 of the difference (absolute and relative to
   A's norm), mean cosine of A's and B's states, and a PCA of the differences (how many
   directions the drift lives in). The first token of each text (an attention sink with norms
-  20-30x the rest) is left out of the drift;
+  20-30x the rest) is left out of the drift, and the PCA reads the first ``PCA_MAX_TOKENS`` tokens;
 - per weight matrix: relative change ``||W_B - W_A||_F / ||W_A||_F`` of the weights each side
   effectively runs (a hooked LoRA counts as ``scaling * B A``) and the numerical rank of the
   change (singular values above the float rounding of the weights);
@@ -46,6 +46,9 @@ from .pruning import SCORED_PROBES, matrix_grid, probe_scores
 DEFAULT_TEXTS_PER_GENRE = 2
 #: Principal components of the drift kept per layer.
 PCA_COMPONENTS = 5
+#: Tokens (the first ones read) whose differences the PCA of each layer's drift is taken over:
+#: a large corpus would otherwise keep tokens x d_model x layers floats in memory.
+PCA_MAX_TOKENS = 4096
 #: Names for the kinds of interventions ``-KIND`` can leave out (``-adapter`` means every LoRA).
 KIND_ALIASES = {"adapter": ADAPTER_KINDS, "adapters": ADAPTER_KINDS, "lora": ADAPTER_KINDS}
 _PROGRAM = re.compile(r"^\s*\d+\s*([-:]\s*\d+\s*)?(,\s*\d+\s*([-:]\s*\d+\s*)?)*$")
@@ -324,7 +327,10 @@ def diff_models(
     """Diff model A against model B (specs: ``SIDE_HELP``) on ``corpus`` (default: two texts of
     each genre of the built-in corpus; else what ``load_corpus`` reads), each text cut to
     ``max_tokens``. ``probes=False`` skips the forgetting scores. The subject's program and
-    interventions are exactly as before afterwards."""
+    interventions are exactly as before afterwards.
+
+    Measured (default model, fp32, CPU, one thread on a shared 2-core machine): the default run
+    (10 texts x 64 tokens, both probes) takes 13 s, 7 s without the probes."""
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 2:
         raise NeuroMagicsError(f"--max-tokens must be a whole number of at least 2 (got {max_tokens!r}).")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -389,8 +395,9 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
             l2_sum += l2.sum(-1).cpu()
             relative_sum += (l2 / norm_a.clamp_min(torch.finfo(torch.float64).tiny)).sum(-1).cpu()
             cosine_sum += torch.nn.functional.cosine_similarity(states_a, states_b, dim=-1).sum(-1).cpu()
-            for step in range(n_steps):
-                differences[step].append(difference[step].float().cpu())
+            room = PCA_MAX_TOKENS - sum(len(d) for d in differences[0]) if n_steps else 0
+            for step in range(n_steps if room > 0 else 0):
+                differences[step].append(difference[step, :room].float().cpu())
             counted += int(keep.sum())
             bar.update()
         matrices, change, rank = _weight_changes(subject, sides, states)
