@@ -43,6 +43,7 @@ def test_each_magic_lives_in_the_module_of_its_group():
     assert where["project"] == where["probe"] == "geometry"
     assert where["edit"] == where["prune"] == "neurosurgery"
     assert where["sae"] == "sae"
+    assert where["finetune"] == where["diff_models"] == "finetune"
 
 
 def test_every_magic_has_its_help_under_one_percent_sign(shell):

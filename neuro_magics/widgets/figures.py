@@ -386,6 +386,37 @@ def sae_figure(result, bins: int = 40) -> go.Figure:
     return figure
 
 
+def finetune_figure(result) -> go.Figure:
+    """The training loss per step of a LoRA fine-tune."""
+    figure = go.Figure(go.Scatter(x=np.arange(1, result.steps_done + 1), y=result.loss, mode="lines",
+                                  line={"color": categorical(0)}, hovertemplate="step %{x}<br>loss %{y:.4f}<extra></extra>"))
+    stopped = f", interrupted after {result.steps_done}" if result.interrupted else ""
+    figure.update_layout(title=f"LoRA r={result.rank} alpha={result.alpha:g} on {len(result.targets)} modules{stopped}",
+                         xaxis_title="step", yaxis_title="training loss", template="plotly_white")
+    return figure
+
+
+def model_diff_figure(result, measure: str = "change") -> go.Figure:
+    """Weight change per block and matrix (``measure="rank"``: the rank of the change), or the
+    residual drift per step (``measure="drift"``)."""
+    if measure == "drift":
+        figure = go.Figure([go.Scatter(y=values, mode="lines+markers", name=name, line={"color": categorical(k)})
+                            for k, (name, values) in enumerate((("relative L2", result.drift_relative),
+                                                               ("1 - cosine", 1 - result.drift_cosine)))])
+        figure.update_layout(title=f"residual drift · {result.a} vs {result.b}", xaxis_title="step",
+                             yaxis_title="drift", template="plotly_white")
+        return figure
+    if measure not in ("change", "rank"):
+        raise NeuroMagicsError(f"Unknown measure {measure!r}: use change, rank or drift.")
+    grid, blocks, paths = result.weight_grid() if measure == "change" else result.rank_grid()
+    figure = go.Figure(go.Heatmap(z=grid, x=paths, y=blocks, colorscale=SEQUENTIAL, colorbar={"title": measure},
+                                  hovertemplate=f"block %{{y}} %{{x}}<br>{measure} %{{z:.4g}}<extra></extra>"))
+    figure.update_yaxes(title_text="block", autorange="reversed")
+    figure.update_layout(title=f"{'|W_B - W_A| / |W_A|' if measure == 'change' else 'rank of W_B - W_A'} · "
+                               f"{result.a} vs {result.b} · mean KL {result.mean_kl:.3g}")
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -404,4 +435,6 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "weights": weights_figure,
     "quantize": quantize_figure,
     "sae": sae_figure,
+    "finetune": finetune_figure,
+    "model_diff": model_diff_figure,
 }

@@ -394,7 +394,7 @@ def lesion_widget(result) -> ipywidgets.HTML:
 # -- neurosurgery ------------------------------------------------------------------------------
 
 
-def before_after_table(rows, title: str) -> ipywidgets.HTML:
+def before_after_table(rows, title: str, columns: tuple[str, str] = ("before", "after")) -> ipywidgets.HTML:
     """A small (measure, before, after) table."""
     import html
 
@@ -402,7 +402,7 @@ def before_after_table(rows, title: str) -> ipywidgets.HTML:
                     f"<td style='text-align:right;padding-right:1em'>{html.escape(b)}</td>"
                     f"<td style='text-align:right'>{html.escape(c)}</td></tr>" for a, b, c in rows)
     return ipywidgets.HTML(f"<b>{html.escape(title)}</b><table class='neuro-magics-before-after'>"
-                           f"<tr><th></th><th>before</th><th>after</th></tr>{cells}</table>")
+                           f"<tr><th></th><th>{html.escape(columns[0])}</th><th>{html.escape(columns[1])}</th></tr>{cells}</table>")
 
 
 def prune_widget(result) -> ipywidgets.VBox:
@@ -479,6 +479,65 @@ def sae_widget(result) -> SaeDashboard:
     return SaeDashboard(result, subject=result.subject)
 
 
+# -- fine-tunes and model diffs ------------------------------------------------------------------
+
+
+def finetune_widget(result) -> LinesWidget:
+    """The loss curve of a LoRA fine-tune, titled with what was trained."""
+    loss = np.asarray(result.loss, dtype=np.float32)
+    steps = np.unique(np.linspace(0, len(loss) - 1, min(len(loss), SAE_CURVE_POINTS)).round().astype(int)) \
+        if len(loss) else np.zeros(0, dtype=int)
+    stopped = f", interrupted after {result.steps_done}" if result.interrupted else ""
+    return LinesWidget(
+        loss[steps][None], ["training loss"], [str(s + 1) for s in steps], x_title="step",
+        y_title="next-token cross-entropy",
+        title=f"LoRA r={result.rank} alpha={result.alpha:g} on {len(result.targets)} modules · {result.steps} steps"
+              f"{stopped} · {result.n_tokens} tokens · {result.metadata.get('model', '')}",
+    )
+
+
+def top_kl_table(result, n: int = 12) -> ipywidgets.HTML:
+    """The tokens with the largest KL, in context, with the next token and each side's top prediction."""
+    import html
+
+    rows = []
+    for item in result.top_tokens(n):
+        rows.append(
+            f"<tr><td style='text-align:right;padding-right:1em'>{item['kl']:.3g}</td>"
+            f"<td style='font-family:monospace;white-space:pre'>{html.escape(item['left'])}"
+            f"<b style='background:#f4a58288'>{html.escape(item['token'])}</b></td>"
+            f"<td style='font-family:monospace;padding-left:1em'>{html.escape(repr(item['next']))}</td>"
+            f"<td style='font-family:monospace;padding-left:1em'>{html.escape(repr(item['top_a']))}</td>"
+            f"<td style='font-family:monospace;padding-left:1em'>{html.escape(repr(item['top_b']))}</td></tr>")
+    return ipywidgets.HTML(
+        f"<b>Largest KL({html.escape(result.a)} || {html.escape(result.b)})</b>"
+        f"<table class='neuro-magics-top-kl'><tr><th>KL</th><th style='text-align:left'>context [token]</th>"
+        f"<th>next</th><th>{html.escape(result.a)} predicts</th><th>{html.escape(result.b)} predicts</th></tr>"
+        f"{''.join(rows)}</table>")
+
+
+def model_diff_widget(result) -> ipywidgets.VBox:
+    """Probe scores, the block x matrix heatmap of weight change (and its rank), the drift per
+    layer, and the tokens with the largest KL in context."""
+    title = f"{result.a} vs {result.b} · {result.metadata.get('model', '')} · mean KL {result.mean_kl:.3g}"
+    parts = [before_after_table(result.summary_rows(), title, (result.a, result.b))] if result.probes else [ipywidgets.HTML(f"<b>{title}</b>")]
+    change, blocks, paths = result.weight_grid()
+    ranks, _, _ = result.rank_grid()
+    parts.append(HeatmapWidget(
+        np.stack([change, ranks]),
+        [{"name": "change", "label": "relative weight change |W_B - W_A| / |W_A|", "scale": "sequential", "fmt": ".4g"},
+         {"name": "rank", "label": "rank of the change", "scale": "sequential", "fmt": ".0f"}],
+        blocks, paths, row_title="block", col_title="matrix", title="weight change per matrix"))
+    if len(result.drift_l2):
+        parts.append(LinesWidget(
+            np.stack([result.drift_relative, 1 - result.drift_cosine, result.drift_pca[:, 0]]),
+            ["relative L2 of the difference", "1 - cosine", "PC1 share of the difference"],
+            [str(s) for s in range(len(result.drift_l2))], x_title="step", y_title="drift",
+            title=f"residual drift per step (first {len(result.drift_l2)} steps; first token left out)"))
+    parts.append(top_kl_table(result))
+    return ipywidgets.VBox(parts)
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -497,4 +556,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "weights": weights_widget,
     "quantize": quantize_widget,
     "sae": sae_widget,
+    "finetune": finetune_widget,
+    "model_diff": model_diff_widget,
 }

@@ -1,0 +1,466 @@
+"""%diff_models: how two versions of a model differ, in outputs, activations and weights.
+
+A and B are states of the loaded model (``current``; ``original``: the identity program, no
+interventions; ``-KIND``: the current state without the interventions of one kind, e.g.
+``-adapter`` or ``-steer``; a layer program such as ``0-12,8-29`` with the current
+interventions) or another checkpoint (a local folder or hub id, loaded beside it on the same
+device and released after; it must share the tokenizer). Measured on a small corpus:
+
+- per-token KL(A || B) of the next-token distributions, and the tokens where it is largest;
+- per-layer drift of the residual stream: mean L2 of the difference (absolute and relative to
+  A's norm), mean cosine of A's and B's states, and a PCA of the differences (how many
+  directions the drift lives in). The first token of each text (an attention sink with norms
+  20-30x the rest) is left out of the drift, and the PCA reads the first ``PCA_MAX_TOKENS`` tokens;
+- per weight matrix: relative change ``||W_B - W_A||_F / ||W_A||_F`` of the weights each side
+  effectively runs (a hooked LoRA counts as ``scaling * B A``) and the numerical rank of the
+  change (singular values above the float rounding of the weights);
+- forgetting: the built-in probes' mean answer log-prob on each side.
+
+The subject's state is put back exactly afterwards, also after an error or interrupt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.adapters import weight_matrix
+from ..core.errors import NeuroMagicsError
+from ..core.interventions import Intervention
+from ..core.programs import LayerProgram
+from ..core.progress import ProgressBar
+from ..core.results import Result, run_metadata
+from ..core.runner import Capture, prepare, run
+from ..core.subject import Subject, with_lock
+from .corpus import GENRES, builtin_corpus, load_corpus
+from .finetune import KINDS as ADAPTER_KINDS
+from .finetune import block_linear_modules
+from .pruning import SCORED_PROBES, matrix_grid, probe_scores
+
+#: Texts per genre of the built-in corpus in the default (small) diff.
+DEFAULT_TEXTS_PER_GENRE = 2
+#: Principal components of the drift kept per layer.
+PCA_COMPONENTS = 5
+#: Tokens (the first ones read) whose differences the PCA of each layer's drift is taken over:
+#: a large corpus would otherwise keep tokens x d_model x layers floats in memory.
+PCA_MAX_TOKENS = 4096
+#: Names for the kinds of interventions ``-KIND`` can leave out (``-adapter`` means every LoRA).
+KIND_ALIASES = {"adapter": ADAPTER_KINDS, "adapters": ADAPTER_KINDS, "lora": ADAPTER_KINDS}
+_PROGRAM = re.compile(r"^\s*\d+\s*([-:]\s*\d+\s*)?(,\s*\d+\s*([-:]\s*\d+\s*)?)*$")
+SIDE_HELP = ("current, original, -KIND (current without KIND interventions: -adapter, -steer, ...), "
+             "a layer program like 0-12,8-29, or a checkpoint folder / hub id")
+
+
+@dataclass
+class _Side:
+    """One side of the diff: a state of the main subject, or another subject as loaded."""
+
+    label: str
+    subject: Subject
+    program: LayerProgram | None = None  # None: another subject, run as it is
+    interventions: tuple[Intervention, ...] = ()
+    loaded: bool = False  # we loaded it: release it afterwards
+
+    def hooked_delta(self, name: str) -> torch.Tensor | None:
+        """The sum of the hooked LoRA updates on matrix ``name`` in this state (float64)."""
+        interventions = self.subject.interventions if self.program is None else self.interventions
+        total = None
+        for intervention in interventions:
+            adapter = getattr(intervention, "adapter", None)
+            if intervention.kind == "lora" and adapter is not None and name in adapter.A:
+                delta = adapter.delta(name).double()
+                total = delta if total is None else total + delta
+        return total
+
+
+def _resolve(subject: Subject, spec: str, device: str) -> _Side:
+    """A side from its spec (see ``SIDE_HELP``), without changing anything yet."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise NeuroMagicsError(f"Empty model spec: use {SIDE_HELP}.")
+    spec = spec.strip()
+    if spec == "current":
+        return _Side(spec, subject, subject.program, subject.interventions)
+    if spec == "original":
+        return _Side(spec, subject, LayerProgram.identity(subject.n_layers), ())
+    if spec.startswith(("-", "no-")):
+        kind = spec.removeprefix("no-").lstrip("-")
+        kinds = KIND_ALIASES.get(kind, (kind,))
+        kept = tuple(i for i in subject.interventions if i.kind not in kinds)
+        if len(kept) == len(subject.interventions):
+            active = sorted({i.kind for i in subject.interventions})
+            raise NeuroMagicsError(f"{spec}: no {kind} intervention is active (active: "
+                                   f"{', '.join(active) or 'none'}); A and B would be the same model.")
+        return _Side(spec, subject, subject.program, kept)
+    if _PROGRAM.match(spec):
+        return _Side(spec, subject, LayerProgram.parse(spec, subject.n_layers), subject.interventions)
+    from ..core.loading import load_model
+
+    other = load_model(spec, device=device, dtype=str(subject.dtype).removeprefix("torch."))
+    try:
+        if other.tokenizer is None or subject.tokenizer is None or \
+                other.tokenizer.get_vocab() != subject.tokenizer.get_vocab():
+            raise NeuroMagicsError(f"{spec} has another tokenizer than {subject.name}: next-token distributions "
+                                   "cannot be compared token for token.")
+    except BaseException:
+        other.release()
+        raise
+    return _Side(spec, other, None, (), loaded=True)
+
+
+class _States:
+    """Puts the main subject in a side's state; ``restore`` brings the original back."""
+
+    def __init__(self, subject: Subject):
+        self.subject = subject
+        self.program, self.interventions = subject.program, subject.interventions
+
+    def enter(self, side: _Side) -> Subject:
+        if side.program is not None and (side.program != self.subject.program or
+                                         tuple(side.interventions) != self.subject.interventions):
+            self.subject.set_state(side.program, side.interventions)
+        return side.subject
+
+    def restore(self) -> None:
+        if self.subject.program != self.program or self.subject.interventions != self.interventions:
+            self.subject.set_state(self.program, self.interventions)
+
+
+def _default_corpus() -> list[str]:
+    texts = []
+    for genre in GENRES:
+        texts += builtin_corpus([genre]).texts[:DEFAULT_TEXTS_PER_GENRE]
+    return list(texts)
+
+
+def _token_rows(subject: Subject, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+    rows = [list(subject.tokenizer(text)["input_ids"])[:max_tokens] for text in texts]
+    short = [k for k, row in enumerate(rows) if len(row) < 2]
+    if short:
+        raise NeuroMagicsError(f"Text {short[0]} of the corpus is shorter than two tokens: give longer texts.")
+    return rows
+
+
+def _batch(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        ids[k, width - len(row):] = torch.tensor(row)
+        mask[k, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
+
+
+@torch.no_grad()
+def _forward(subject: Subject, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs ``[batch, tokens, vocab]`` and every step's output ``[steps, batch, tokens, d]``
+    (float32), from the runner on the subject as it is now."""
+    inputs = prepare(subject, ids, mask)
+    output = run(subject, inputs, capture=Capture(sites=("resid_post",), device=subject.device, dtype=torch.float32),
+                 logits_at="all")
+    return torch.log_softmax(output.logits.float(), dim=-1), output.captures["resid_post"]
+
+
+def kl_divergence(logprobs_a: torch.Tensor, logprobs_b: torch.Tensor) -> torch.Tensor:
+    """KL(A || B) over the last axis, from log-probabilities."""
+    return (logprobs_a.exp() * (logprobs_a - logprobs_b)).sum(-1)
+
+
+def numerical_rank(change: torch.Tensor, tolerance: float) -> int:
+    """Singular values of ``change`` above ``tolerance``."""
+    if not bool(change.any()):
+        return 0
+    return int((torch.linalg.svdvals(change) > tolerance).sum())
+
+
+def explained_variance(differences: torch.Tensor, k: int) -> np.ndarray:
+    """Share of the variance of the (centred) rows on each of the top ``k`` principal axes;
+    zeros where the rows do not vary."""
+    centred = differences.double() - differences.double().mean(0)
+    values = torch.linalg.svdvals(centred) ** 2
+    total = float(values.sum())
+    ratios = np.zeros(k, dtype=np.float32)
+    if total > 0:
+        top = (values[:k] / total).cpu().numpy()
+        ratios[:len(top)] = top
+    return ratios
+
+
+@dataclass(repr=False, eq=False)
+class ModelDiffResult(Result):
+    """A against B on a corpus: per-token KL, per-layer drift, per-matrix weight change, probe scores."""
+
+    kind = "model_diff"
+
+    a: str
+    b: str
+    texts: list[str]
+    pieces: list[list[str]]  # each text's tokens (as scored, at most max_tokens)
+    token_ids: np.ndarray  # [texts, tokens] int32, -1 past a text's end
+    kl: np.ndarray  # [texts, tokens] KL(A || B) of the distribution after each token; NaN past the end
+    top_a: np.ndarray  # [texts, tokens] int32 A's most likely next token
+    top_b: np.ndarray  # [texts, tokens] int32 B's
+    top_pieces: dict[str, str]  # token id -> text, for top_a / top_b
+    drift_l2: np.ndarray  # [steps] mean ||h_B - h_A|| per step compared
+    drift_relative: np.ndarray  # [steps] mean ||h_B - h_A|| / ||h_A||
+    drift_cosine: np.ndarray  # [steps] mean cos(h_A, h_B)
+    drift_pca: np.ndarray  # [steps, PCA_COMPONENTS] explained-variance ratios of the differences
+    matrices: list[str]  # "<block>.<path>"
+    weight_change: np.ndarray  # [matrices] ||W_B - W_A||_F / ||W_A||_F (NaN: not comparable)
+    weight_rank: np.ndarray  # [matrices] int32 numerical rank of W_B - W_A (-1: not comparable)
+    probes: list[str]
+    probe_a: np.ndarray  # [probes] mean answer log-prob under A
+    probe_b: np.ndarray
+    steps: tuple[int, int]  # program lengths of A and B (drift compares the first min of them)
+    metadata: dict[str, Any]
+
+    @property
+    def mean_kl(self) -> float:
+        return float(np.nanmean(self.kl))
+
+    @property
+    def n_tokens(self) -> int:
+        return int(np.isfinite(self.kl).sum())
+
+    def weight_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
+        """The relative weight change as ``[blocks, matrix paths]``, with the labels."""
+        return matrix_grid(self.matrices, self.weight_change)
+
+    def rank_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
+        return matrix_grid(self.matrices, self.weight_rank.astype(np.float32))
+
+    def top_tokens(self, n: int = 10, window: int = 8) -> list[dict[str, Any]]:
+        """The ``n`` tokens with the largest KL, each with its context, A's and B's top prediction."""
+        flat = np.where(np.isfinite(self.kl), self.kl, -np.inf).ravel()
+        order = np.argsort(-flat, kind="stable")[:n]
+        found = []
+        for index in order:
+            if not np.isfinite(flat[index]):
+                break
+            text, position = divmod(int(index), self.kl.shape[1])
+            pieces = self.pieces[text]
+            found.append({
+                "text": text, "position": position, "kl": float(flat[index]), "token": pieces[position],
+                "left": "".join(pieces[max(0, position - window):position]),
+                "next": pieces[position + 1] if position + 1 < len(pieces) else "",
+                "top_a": self.top_pieces[str(int(self.top_a[text, position]))],
+                "top_b": self.top_pieces[str(int(self.top_b[text, position]))],
+            })
+        return found
+
+    def to_numpy(self) -> np.ndarray:
+        return self.kl
+
+    def to_pandas(self):
+        """One row per scored token: its text, position, piece, KL and both sides' top prediction."""
+        import pandas as pd
+
+        rows = []
+        for t, pieces in enumerate(self.pieces):
+            for p, piece in enumerate(pieces):
+                rows.append({"text": t, "position": p, "token": piece, "kl": float(self.kl[t, p]),
+                             "top_a": self.top_pieces[str(int(self.top_a[t, p]))],
+                             "top_b": self.top_pieces[str(int(self.top_b[t, p]))]})
+        return pd.DataFrame(rows)
+
+    def layers_frame(self):
+        """Drift per step compared."""
+        import pandas as pd
+
+        frame = pd.DataFrame({"l2": self.drift_l2, "relative_l2": self.drift_relative, "cosine": self.drift_cosine})
+        for k in range(self.drift_pca.shape[1]):
+            frame[f"pc{k + 1}_explained"] = self.drift_pca[:, k]
+        return frame.rename_axis("step")
+
+    def matrices_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame({"matrix": self.matrices, "relative_change": self.weight_change,
+                             "rank": self.weight_rank})
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in (
+            "token_ids", "kl", "top_a", "top_b", "drift_l2", "drift_relative", "drift_cosine", "drift_pca",
+            "weight_change", "weight_rank", "probe_a", "probe_b")}
+
+    def _fields(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "texts": self.texts, "pieces": self.pieces, "top_pieces": self.top_pieces,
+                "matrices": self.matrices, "probes": self.probes, "steps": list(self.steps)}
+
+    @classmethod
+    def _rebuild(cls, arrays, fields, metadata) -> ModelDiffResult:
+        return cls(**{**fields, "steps": tuple(fields["steps"])}, **arrays, metadata=metadata)
+
+    def summary_rows(self) -> list[tuple[str, str, str]]:
+        """(measure, A, B) rows: the probes."""
+        return [(f"probe {name} (mean answer log-prob)", f"{a:.3f}", f"{b:.3f}")
+                for name, a, b in zip(self.probes, self.probe_a, self.probe_b)]
+
+    def __repr__(self) -> str:
+        changed = int(np.nansum(self.weight_change > 0))
+        top = self.top_tokens(1)
+        worst = f", max {top[0]['kl']:.3g} at {top[0]['token']!r}" if top else ""
+        last = (f"last step drift {self.drift_relative[-1]:.3g} (relative L2), cos {self.drift_cosine[-1]:.4f}"
+                if len(self.drift_l2) else "no steps compared")
+        probes = ", ".join(f"{n} {a:.2f} -> {b:.2f}" for n, a, b in zip(self.probes, self.probe_a, self.probe_b))
+        return (f"ModelDiffResult({self.a} vs {self.b} on {self.n_tokens} tokens: mean KL {self.mean_kl:.3g}{worst}; "
+                f"{last}; weights changed in {changed}/{len(self.matrices)} matrices "
+                f"(max {np.nanmax(self.weight_change, initial=0.0):.3g}); probes {probes})")
+
+
+@with_lock
+def diff_models(
+    subject: Subject,
+    a: str = "current",
+    b: str = "original",
+    *,
+    corpus: str | Sequence[str] | None = None,
+    max_tokens: int = 64,
+    batch_size: int = 8,
+    probes: bool = True,
+    progress: bool = True,
+) -> ModelDiffResult:
+    """Diff model A against model B (specs: ``SIDE_HELP``) on ``corpus`` (default: two texts of
+    each genre of the built-in corpus; else what ``load_corpus`` reads), each text cut to
+    ``max_tokens``. ``probes=False`` skips the forgetting scores. The subject's program and
+    interventions are exactly as before afterwards.
+
+    Measured (default model, fp32, CPU, one thread on a shared 2-core machine): the default run
+    (10 texts x 64 tokens, both probes) takes 13 s, 7 s without the probes."""
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 2:
+        raise NeuroMagicsError(f"--max-tokens must be a whole number of at least 2 (got {max_tokens!r}).")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise NeuroMagicsError(f"--batch must be a whole number of at least 1 (got {batch_size!r}).")
+    if subject.tokenizer is None:
+        raise NeuroMagicsError("This subject has no tokenizer: load the model with its tokenizer to diff it.")
+    texts = _default_corpus() if corpus is None else list(load_corpus(corpus).texts)
+    rows = _token_rows(subject, texts, max_tokens)
+    device = str(subject.device)
+    states = _States(subject)
+    sides: list[_Side] = []
+    try:
+        for spec in (a, b):
+            sides.append(_resolve(subject, spec, device))
+        metadata = run_metadata(subject, texts, analysis="model_diff", a=a, b=b, max_tokens=max_tokens,
+                                side_interventions={side.label: [i.spec for i in side.interventions]
+                                                    for side in sides if side.program is not None},
+                                side_programs={side.label: list(side.program.steps)
+                                               for side in sides if side.program is not None})
+        return _measure(subject, sides, states, texts, rows, batch_size, probes, progress, metadata)
+    finally:
+        states.restore()
+        for side in sides:
+            if side.loaded:
+                side.subject.release()
+
+
+def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[str], rows: list[list[int]],
+             batch_size: int, probes: bool, progress: bool, metadata: dict[str, Any]) -> ModelDiffResult:
+    side_a, side_b = sides
+    n_steps = min(len(s.subject.program) if s.program is None else len(s.program) for s in sides)
+    width = max(len(row) for row in rows)
+    kl = np.full((len(rows), width), np.nan, dtype=np.float32)
+    top = {"a": np.full((len(rows), width), -1, dtype=np.int32), "b": np.full((len(rows), width), -1, dtype=np.int32)}
+    l2_sum = torch.zeros(n_steps, dtype=torch.float64)
+    relative_sum = torch.zeros(n_steps, dtype=torch.float64)
+    cosine_sum = torch.zeros(n_steps, dtype=torch.float64)
+    differences: list[list[torch.Tensor]] = [[] for _ in range(n_steps)]
+    counted = 0
+    batches = [list(range(k, min(k + batch_size, len(rows)))) for k in range(0, len(rows), batch_size)]
+    work = len(batches) + (2 if probes else 0) + 1
+    with ProgressBar(work, f"diff {side_a.label} vs {side_b.label}", "part", enabled=progress) as bar:
+        for batch in batches:
+            ids, mask = _batch([rows[k] for k in batch], subject.pad_token_id, subject.device)
+            outputs = []
+            for side in sides:
+                outputs.append(_forward(states.enter(side), ids, mask))
+            (logprobs_a, resid_a), (logprobs_b, resid_b) = outputs
+            token_kl = kl_divergence(logprobs_a, logprobs_b).cpu().numpy()
+            top_a, top_b = logprobs_a.argmax(-1).cpu().numpy(), logprobs_b.argmax(-1).cpu().numpy()
+            keep = mask.bool().clone()
+            for r, k in enumerate(batch):
+                offset = ids.shape[1] - len(rows[k])
+                kl[k, :len(rows[k])] = token_kl[r, offset:]
+                top["a"][k, :len(rows[k])] = top_a[r, offset:]
+                top["b"][k, :len(rows[k])] = top_b[r, offset:]
+                keep[r, offset] = False  # the first token: an attention sink, 20-30x the other norms
+            states_a, states_b = resid_a[:n_steps][:, keep].double(), resid_b[:n_steps][:, keep].double()
+            difference = states_b - states_a
+            norm_a = states_a.norm(dim=-1)
+            l2 = difference.norm(dim=-1)
+            l2_sum += l2.sum(-1).cpu()
+            relative_sum += (l2 / norm_a.clamp_min(torch.finfo(torch.float64).tiny)).sum(-1).cpu()
+            cosine_sum += torch.nn.functional.cosine_similarity(states_a, states_b, dim=-1).sum(-1).cpu()
+            room = PCA_MAX_TOKENS - sum(len(d) for d in differences[0]) if n_steps else 0
+            for step in range(n_steps if room > 0 else 0):
+                differences[step].append(difference[step, :room].float().cpu())
+            counted += int(keep.sum())
+            bar.update()
+        matrices, change, rank = _weight_changes(subject, sides, states)
+        bar.update()
+        probe_a = probe_b = np.zeros(0, dtype=np.float32)
+        if probes:
+            scores = []
+            for side in sides:
+                scores.append(probe_scores(states.enter(side)))
+                bar.update()
+            probe_a = np.array([scores[0][p] for p in SCORED_PROBES], dtype=np.float32)
+            probe_b = np.array([scores[1][p] for p in SCORED_PROBES], dtype=np.float32)
+    count = max(counted, 1)
+    pca = np.stack([explained_variance(torch.cat(d), PCA_COMPONENTS) if counted else np.zeros(PCA_COMPONENTS)
+                    for d in differences]) if n_steps else np.zeros((0, PCA_COMPONENTS), dtype=np.float32)
+    used = sorted({int(t) for t in (*top["a"].ravel(), *top["b"].ravel()) if t >= 0})
+    return ModelDiffResult(
+        a=side_a.label, b=side_b.label, texts=texts, pieces=[subject.token_pieces(row) for row in rows],
+        token_ids=np.array([row + [-1] * (width - len(row)) for row in rows], dtype=np.int32), kl=kl,
+        top_a=top["a"], top_b=top["b"], top_pieces={str(t): subject.tokenizer.decode([t]) for t in used},
+        drift_l2=(l2_sum / count).numpy().astype(np.float32),
+        drift_relative=(relative_sum / count).numpy().astype(np.float32),
+        drift_cosine=(cosine_sum / count).numpy().astype(np.float32) if counted else np.ones(n_steps, np.float32),
+        drift_pca=np.asarray(pca, dtype=np.float32), matrices=matrices, weight_change=change, weight_rank=rank,
+        probes=list(SCORED_PROBES) if probes else [], probe_a=probe_a, probe_b=probe_b,
+        steps=tuple(len(s.subject.program) if s.program is None else len(s.program) for s in sides),
+        metadata=metadata,
+    )
+
+
+@torch.no_grad()
+def _weight_changes(subject: Subject, sides: list[_Side], states: _States) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Relative change and numerical rank of every block matrix between what A and B run."""
+    touched = {id(p) for interventions in (states.interventions, *(s.interventions for s in sides))
+               for i in interventions if i.weights is not None for p in i.weights.parameters}
+    own = block_linear_modules(subject)
+    snapshots = []
+    for side in sides:
+        modules = block_linear_modules(side.subject)
+        if side.program is None:
+            snapshots.append((modules, {}))
+            continue
+        states.enter(side)
+        snapshots.append((modules, {name: weight_matrix(m).detach().double().cpu()
+                                    for name, m in modules.items() if id(m.weight) in touched}))
+    names = list(own)
+    change = np.full(len(names), np.nan, dtype=np.float32)
+    rank = np.full(len(names), -1, dtype=np.int32)
+    for k, name in enumerate(names):
+        weights = []
+        for side, (modules, kept) in zip(sides, snapshots):
+            if name not in modules:
+                break
+            weight = kept[name] if name in kept else weight_matrix(modules[name]).detach().double().cpu()
+            delta = side.hooked_delta(name)
+            weights.append(weight if delta is None else weight + delta.cpu())
+        if len(weights) < 2 or weights[0].shape != weights[1].shape:
+            continue
+        difference = weights[1] - weights[0]
+        norm_a = float(weights[0].norm())
+        change[k] = float(difference.norm()) / norm_a if norm_a > 0 else float(difference.norm())
+        # Changes below the float rounding of the stored weights are rounding, not rank.
+        eps = torch.finfo(weight_matrix(own[name]).dtype).eps
+        rank[k] = numerical_rank(difference, eps * (norm_a + float(weights[1].norm())))
+    return names, change, rank
+

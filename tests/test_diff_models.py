@@ -1,0 +1,314 @@
+"""%diff_models (ORACLES.md rows 32-33).
+
+Oracles: a model diffed with itself is exactly 0 everywhere; KL from two plain HF forwards of
+each text alone (torch's ``kl_div``), one of a deepcopy with the update merged by hand; drift
+from the test's own forward hooks on the blocks; the PCA from numpy's SVD; the weight change
+of a LoRA as ``||alpha / r * B @ A|| / ||W||`` by hand and its rank r; a second checkpoint
+saved with ``save_pretrained``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from IPython.core.error import UsageError
+from tiny_models import tiny_model, tiny_tokenizer
+
+import neuro_magics as nm
+from neuro_magics.analyses import finetune as ft
+from neuro_magics.analyses import model_diff
+from neuro_magics.core.adapters import weight_matrix
+
+TEXTS = ["The cat sat on the mat and looked out of the window.", "2 + 2 = 4, and 3 * 3 = 9.",
+         "def add(a, b):\n    return a + b"]
+
+
+@pytest.fixture(autouse=True)
+def adapter_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEURO_MAGICS_CACHE", str(tmp_path / "cache"))
+
+
+def llama() -> nm.Subject:
+    return nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+
+
+def random_adapter(subject: nm.Subject, rank: int = 3, targets=None, seed: int = 3) -> ft.LoraAdapter:
+    generator = torch.Generator().manual_seed(seed)
+    modules = ft.block_linear_modules(subject)
+    A, B = {}, {}
+    for name in targets or ft.resolve_targets(subject, None):
+        out_features, in_features = weight_matrix(modules[name]).shape
+        A[name] = torch.randn(rank, in_features, generator=generator) * 0.3
+        B[name] = torch.randn(out_features, rank, generator=generator) * 0.3
+    adapter = ft.LoraAdapter(rank=rank, alpha=2.0 * rank, A=A, B=B, base_model=subject.name)
+    adapter.cache(subject)
+    return adapter
+
+
+def state(subject: nm.Subject, ids: torch.Tensor):
+    with torch.no_grad():
+        return subject.program, subject.interventions, subject.model(ids).logits
+
+
+def test_a_model_diffed_with_itself_is_exactly_zero(token_ids):
+    """Oracle: identity. Also under a program, a steering vector and a LoRA; the state is kept."""
+    subject = llama()
+    subject.set_program([0, 1, 1, 2, 3])
+    nm.steer(subject, layer=1, coef=2.0, vector=torch.ones(32))
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    program, interventions, logits = state(subject, token_ids)
+    result = nm.diff_models(subject, "current", "current", corpus=TEXTS, progress=False)
+    assert np.all(result.kl[np.isfinite(result.kl)] == 0) and result.n_tokens == sum(
+        len(subject.tokenizer(t)["input_ids"]) for t in TEXTS)
+    assert np.all(result.drift_l2 == 0) and np.all(result.drift_relative == 0) and np.all(result.drift_pca == 0)
+    assert np.allclose(result.drift_cosine, 1, atol=1e-6) and len(result.drift_l2) == 5
+    assert np.all(result.weight_change == 0) and np.all(result.weight_rank == 0)
+    assert np.array_equal(result.probe_a, result.probe_b)
+    after = state(subject, token_ids)
+    assert after[0] == program and after[1] == interventions and torch.equal(after[2], logits)
+
+
+def test_kl_and_drift_equal_hand_computations_from_hf_forwards():
+    """Oracle: each text alone through (A) the model without the adapter and (B) a deepcopy with
+    the update merged by hand; KL by ``torch.nn.functional.kl_div``; the residual drift from the
+    test's own forward hooks on the blocks, first token left out; the PCA by numpy's SVD
+    (fails with KL(B || A), or the drift a layer off, or the first token kept)."""
+    subject = llama()
+    adapter = random_adapter(subject)
+    merged = copy.deepcopy(subject.model)
+    with torch.no_grad():
+        for name in adapter.targets:
+            weight_matrix(merged.get_submodule(ft.module_path(subject, name))).add_(adapter.delta(name))
+    ft.adapter_intervention(subject, adapter).install(subject)
+    result = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS, progress=False, probes=False)
+    nm.remove_adapters(subject)
+
+    def forward(model, ids):
+        outputs = []
+        handles = [block.register_forward_hook(lambda m, a, o: outputs.append(o[0] if isinstance(o, tuple) else o))
+                   for block in model.model.layers]
+        try:
+            with torch.no_grad():
+                logits = model(ids).logits[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        return logits, torch.stack(outputs)[:, 0]
+
+    differences, l2, relative, cosine = [], [], [], []
+    for k, text in enumerate(TEXTS):
+        ids = subject.tokenizer(text, return_tensors="pt")["input_ids"]
+        logits_a, states_a = forward(subject.model, ids)
+        logits_b, states_b = forward(merged, ids)
+        expected = torch.nn.functional.kl_div(logits_b.log_softmax(-1), logits_a.log_softmax(-1), log_target=True,
+                                              reduction="none").sum(-1)
+        np.testing.assert_allclose(result.kl[k, :ids.shape[1]], expected.numpy(), rtol=1e-4, atol=1e-6)
+        assert np.isnan(result.kl[k, ids.shape[1]:]).all()
+        a, b = states_a[:, 1:].double(), states_b[:, 1:].double()
+        differences.append((b - a).numpy())
+        l2.append((b - a).norm(dim=-1))
+        relative.append((b - a).norm(dim=-1) / a.norm(dim=-1))
+        cosine.append(torch.nn.functional.cosine_similarity(a, b, dim=-1))
+    assert result.mean_kl > 1e-4
+    np.testing.assert_allclose(result.drift_l2, torch.cat(l2, 1).mean(1).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(result.drift_relative, torch.cat(relative, 1).mean(1).numpy(), rtol=1e-4)
+    np.testing.assert_allclose(result.drift_cosine, torch.cat(cosine, 1).mean(1).numpy(), rtol=1e-4, atol=1e-6)
+    for step in range(4):
+        rows = np.concatenate([d[step] for d in differences])
+        values = np.linalg.svd(rows - rows.mean(0), compute_uv=False) ** 2
+        np.testing.assert_allclose(result.drift_pca[step], values[:5] / values.sum(), rtol=1e-3, atol=1e-6)
+    top = result.top_tokens(3)
+    assert top[0]["kl"] == np.nanmax(result.kl) and top[0]["kl"] >= top[1]["kl"] >= top[2]["kl"]
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+@pytest.mark.parametrize("merged", [False, True])
+def test_weight_change_of_a_lora_is_its_update_by_hand_and_its_rank(rank, merged):
+    """Oracle: ``||alpha / r * B @ A||_F / ||W||_F`` in numpy and rank r, for the hooked and the
+    merged adapter (fails with the hooked update left out, or the rank counted with no tolerance
+    for the merged weights' float rounding)."""
+    subject = llama()
+    adapter = random_adapter(subject, rank=rank)
+    weights = {name: weight_matrix(m).detach().double().numpy().copy() for name, m in ft.block_linear_modules(subject).items()}
+    ft.adapter_intervention(subject, adapter).install(subject)
+    if merged:
+        nm.merge_adapters(subject)
+    result = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS[:1], progress=False, probes=False)
+    assert [i.kind for i in subject.interventions] == ["lora_merged" if merged else "lora"]
+    for name, change, found_rank in zip(result.matrices, result.weight_change, result.weight_rank):
+        if name in adapter.A:
+            update = adapter.alpha / rank * adapter.B[name].double().numpy() @ adapter.A[name].double().numpy()
+            expected = np.linalg.norm(update) / np.linalg.norm(weights[name])
+            np.testing.assert_allclose(change, expected, rtol=1e-5 if merged else 1e-6)
+            assert found_rank == rank, name
+        else:
+            assert change == 0 and found_rank == 0, name
+
+
+def test_layer_program_side_against_hf_under_that_program():
+    """Oracle: KL of HF forwards with the program applied by the test; weights unchanged."""
+    subject = llama()
+    result = nm.diff_models(subject, "original", "0-3,1-3", corpus=TEXTS[:2], progress=False, probes=False)
+    assert result.steps == (4, 7) and len(result.drift_l2) == 4
+    assert np.all(result.weight_change == 0)
+    assert np.all(result.drift_l2 == 0)  # the first 4 steps run blocks 0-3 on both sides
+    for k, text in enumerate(TEXTS[:2]):
+        ids = subject.tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            a = subject.model(ids).logits[0].log_softmax(-1)
+            with subject.program_applied([0, 1, 2, 3, 1, 2, 3]):
+                b = subject.model(ids).logits[0].log_softmax(-1)
+        expected = (a.exp() * (a - b)).sum(-1)
+        np.testing.assert_allclose(result.kl[k, :ids.shape[1]], expected.numpy(), rtol=1e-4, atol=1e-6)
+    assert subject.program.is_identity
+
+
+def test_a_second_checkpoint_is_loaded_compared_and_released(tmp_path, monkeypatch):
+    """Oracle: the saved copy is the same model (weights exactly equal; KL within 1e-6, as the reload
+    runs SDPA attention where the tiny model runs eager); a copy with one matrix scaled by 1.5
+    changes by exactly 0.5 there, at full rank; the loaded subject is released afterwards."""
+    subject = llama()
+    subject.model.save_pretrained(tmp_path / "same")
+    subject.tokenizer.save_pretrained(tmp_path / "same")
+    changed = copy.deepcopy(subject.model)
+    with torch.no_grad():
+        changed.model.layers[2].mlp.up_proj.weight.mul_(1.5)
+    changed.save_pretrained(tmp_path / "changed")
+    subject.tokenizer.save_pretrained(tmp_path / "changed")
+    released = []
+    original_release = nm.Subject.release
+    monkeypatch.setattr(nm.Subject, "release", lambda self: (released.append(self.name), original_release(self)))
+    same = nm.diff_models(subject, "current", str(tmp_path / "same"), corpus=TEXTS[:1], progress=False)
+    assert np.abs(same.kl[np.isfinite(same.kl)]).max() < 1e-6 and np.all(same.weight_change == 0)
+    other = nm.diff_models(subject, "current", str(tmp_path / "changed"), corpus=TEXTS[:1], progress=False)
+    index = other.matrices.index("2.mlp.up_proj")
+    assert abs(other.weight_change[index] - 0.5) < 1e-6 and other.weight_rank[index] == 32
+    assert np.count_nonzero(other.weight_change) == 1 and other.mean_kl > 0
+    assert released == [str(tmp_path / "same"), str(tmp_path / "changed")]
+
+
+def test_the_state_comes_back_after_an_interrupt(monkeypatch, token_ids):
+    subject = llama()
+    subject.set_program([0, 1, 1, 2, 3])
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    nm.merge_adapters(subject)
+    before = state(subject, token_ids)
+    parameters = {n: p.detach().clone() for n, p in subject.model.named_parameters()}
+
+    def interrupt(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model_diff, "kl_divergence", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        nm.diff_models(subject, "original", "-adapter", corpus=TEXTS, progress=False)
+    after = state(subject, token_ids)
+    assert after[0] == before[0] and after[1] == before[1] and torch.equal(after[2], before[2])
+    for name, parameter in subject.model.named_parameters():
+        assert torch.equal(parameter, parameters[name]), name
+
+
+@pytest.mark.parametrize("a, b, options, message", [
+    ("current", "-steer", {}, "no steer intervention is active"),
+    ("", "current", {}, "Empty model spec"),
+    ("current", "0-9", {}, "reaches block 9"),
+    ("current", "/nonexistent/checkpoint", {}, ""),
+    ("current", "original", {"max_tokens": 1}, "--max-tokens"),
+    ("current", "original", {"corpus": []}, "The corpus is empty"),
+])
+def test_bad_input_is_one_line_and_changes_nothing(a, b, options, message, token_ids):
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    before = state(subject, token_ids)
+    with pytest.raises(nm.NeuroMagicsError, match=message) as error:
+        nm.diff_models(subject, a, b, progress=False, **options)
+    assert "\n" not in str(error.value).strip()
+    after = state(subject, token_ids)
+    assert after[0] == before[0] and after[1] == before[1] and torch.equal(after[2], before[2])
+
+
+def test_another_tokenizer_is_refused_in_one_line(tmp_path):
+    subject = llama()
+    subject.model.save_pretrained(tmp_path / "other")
+    from transformers import AutoTokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_tokens(["<extra>"])
+    tokenizer.save_pretrained(tmp_path / "other")
+    assert AutoTokenizer.from_pretrained(tmp_path / "other").get_vocab() != subject.tokenizer.get_vocab()
+    with pytest.raises(nm.NeuroMagicsError, match="another tokenizer"):
+        nm.diff_models(subject, "current", str(tmp_path / "other"), corpus=TEXTS, progress=False)
+
+
+def test_result_saves_loads_frames_and_draws(tmp_path):
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    result = nm.diff_models(subject, "current", "-adapter", corpus=TEXTS, progress=False)
+    loaded = nm.load_result(result.save(tmp_path / "d.npz"))
+    np.testing.assert_array_equal(loaded.kl, result.kl)
+    assert loaded.matrices == result.matrices and loaded.steps == result.steps
+    assert repr(loaded) == repr(result) and "mean KL" in repr(result)
+    frame = result.to_pandas()
+    assert len(frame) == result.n_tokens and set(frame.columns) >= {"token", "kl", "top_a", "top_b"}
+    assert len(result.layers_frame()) == 4 and len(result.matrices_frame()) == 28
+    box = result.widget()
+    assert len(box.children) == 4 and "Largest KL" in box.children[-1].value
+    assert box.children[1].values.shape == (2, 4, 7)
+
+
+def test_magic(tiny_in_shell, shell, token_ids):
+    subject = tiny_in_shell
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    before = state(subject, token_ids)
+    result = shell.run_line_magic("diff_models", "current -adapter --no-probes --max-tokens 16 -o d")
+    assert shell.user_ns["d"] is result and result.kl.shape[1] == 16 and result.probes == []
+    with pytest.raises(UsageError, match="--max-tokens must be at least 1"):
+        shell.run_line_magic("diff_models", "current original --max-tokens 0")
+    with pytest.raises(UsageError, match="no steer intervention"):
+        shell.run_line_magic("diff_models", "current -steer")
+    after = state(subject, token_ids)
+    assert after[1] == before[1] and torch.equal(after[2], before[2])
+
+
+def test_figures():
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    result = nm.diff_models(subject, "current", "-adapter", corpus=TEXTS[:1], progress=False, probes=False)
+    assert result.figure().data[0].z.shape == (4, 7)
+    assert len(result.figure("drift").data) == 2
+    with pytest.raises(nm.NeuroMagicsError, match="Unknown measure"):
+        result.figure("nope")
+    tuned = nm.finetune(subject, TEXTS[0] * 4, steps=2, context=16, progress=False)
+    assert len(tuned.figure().data[0].y) == 2
+
+
+def test_the_pca_reads_at_most_its_token_budget(monkeypatch):
+    """Oracle: numpy's SVD of the first 10 differences (the hooked update as the only change)."""
+    subject = llama()
+    ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
+    full = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS[:1], progress=False, probes=False)
+    monkeypatch.setattr(model_diff, "PCA_MAX_TOKENS", 10)
+    capped = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS, progress=False, probes=False)
+    ids = subject.tokenizer(TEXTS[0], return_tensors="pt")["input_ids"]
+    assert ids.shape[1] > 11
+    np.testing.assert_array_equal(capped.kl[0, :ids.shape[1]], full.kl[0, :ids.shape[1]])
+    assert not np.allclose(capped.drift_pca, full.drift_pca) and np.all(capped.drift_pca.sum(1) <= 1 + 1e-6)
+    outputs = {}
+    for name, model_state in (("a", "-adapter"), ("b", "current")):
+        states = []
+        handles = [block.register_forward_hook(lambda m, a, o: states.append(o[0] if isinstance(o, tuple) else o))
+                   for block in subject.blocks]
+        removed = nm.adapters_off(subject) if model_state == "-adapter" else 0
+        with torch.no_grad():
+            subject.model(ids)
+        if removed:
+            nm.adapters_on(subject)
+        for handle in handles:
+            handle.remove()
+        outputs[name] = torch.stack(states)[:, 0, 1:11].double()
+    for step in range(4):
+        rows = (outputs["b"][step] - outputs["a"][step]).numpy()
+        values = np.linalg.svd(rows - rows.mean(0), compute_uv=False) ** 2
+        np.testing.assert_allclose(capped.drift_pca[step], values[:5] / values.sum(), rtol=1e-3, atol=1e-6)
