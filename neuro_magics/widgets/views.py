@@ -481,11 +481,14 @@ def sae_widget(result) -> SaeDashboard:
 
 # -- fine-tunes and model diffs ------------------------------------------------------------------
 
+#: Most points a training curve sends to the browser (evenly spaced steps).
+CURVE_POINTS = 200
+
 
 def finetune_widget(result) -> LinesWidget:
     """The loss curve of a LoRA fine-tune, titled with what was trained."""
     loss = np.asarray(result.loss, dtype=np.float32)
-    steps = np.unique(np.linspace(0, len(loss) - 1, min(len(loss), SAE_CURVE_POINTS)).round().astype(int)) \
+    steps = np.unique(np.linspace(0, len(loss) - 1, min(len(loss), CURVE_POINTS)).round().astype(int)) \
         if len(loss) else np.zeros(0, dtype=int)
     stopped = f", interrupted after {result.steps_done}" if result.interrupted else ""
     return LinesWidget(
