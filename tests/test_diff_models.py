@@ -214,7 +214,7 @@ def test_the_state_comes_back_after_an_interrupt(monkeypatch, token_ids):
     ("current", "-steer", {}, "no steer intervention is active"),
     ("", "current", {}, "Empty model spec"),
     ("current", "0-9", {}, "reaches block 9"),
-    ("current", "/nonexistent/checkpoint", {}, ""),
+    ("current", "/nonexistent/checkpoint", {}, "No folder '/nonexistent/checkpoint'"),
     ("current", "original", {"max_tokens": 1}, "--max-tokens"),
     ("current", "original", {"corpus": []}, "The corpus is empty"),
 ])
