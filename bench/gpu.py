@@ -1,0 +1,182 @@
+"""The engine on a CUDA device: every heavy path checked against HF on that device, then timed.
+
+    python bench/gpu.py --model DIR [--dtype float32|bfloat16] [--quick] [--brainscan-bench]
+
+``--model`` is a folder with ``config.json`` and the tokenizer of the model to build; without
+weights in it, the model is SmolLM2-135M-Instruct's architecture with seeded random weights
+(the real weights do not fit the GPU machine's 64 MiB upload): speed does not depend on the
+values, and every check compares our path with HF's own forward of the same weights.
+
+Checks (each prints its largest difference and fails loudly past its tolerance):
+- residual captures of the runner = HF ``output_hidden_states`` on the GPU;
+- a patching map on the GPU = the same map on the CPU (same weights);
+- brain-scan item scores on the GPU = the CPU's, on a few configs;
+- ``nm.compare``'s after side (speculative reuse of the before side) = HF ``generate`` per prompt;
+- a LoRA fine-tune trains on the GPU and ``remove_adapters`` restores every weight bit for bit;
+- an SAE trains and a network decomposition and a model diff run on GPU activations.
+Timings are wall seconds with ``torch.cuda.synchronize()`` around each. ``--brainscan-bench``
+then runs ``bench/brainscan.py --device cuda`` (the sweep against per-config loops) on this model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import runpy
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
+
+import neuro_magics as nm  # noqa: E402
+from neuro_magics.analyses.corpus import builtin_corpus  # noqa: E402
+from neuro_magics.core.runner import Capture, position_ids_for, prepare, run  # noqa: E402
+
+PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Seven times eight is", "Once upon a time"]
+
+
+def build(folder: Path, device: str, dtype: torch.dtype) -> nm.Subject:
+    """The model in ``folder``: its weights if it has them, else seeded random ones."""
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if any(folder.glob("*.safetensors")):
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        name = folder.name
+    else:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
+        name = f"{folder.name} (random weights)"
+    return nm.Subject(model.to(device), tokenizer, name=name)
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def timed(label: str, times: dict):
+    synchronize()
+    started = time.perf_counter()
+    yield
+    synchronize()
+    times[label] = time.perf_counter() - started
+    print(f"  {label:<58} {times[label]:8.2f} s", flush=True)
+
+
+def check(label: str, difference: float, tolerance: float) -> None:
+    verdict = "ok" if difference <= tolerance else "FAILED"
+    print(f"  {label:<58} max diff {difference:.3g} (tolerance {tolerance:g}) {verdict}", flush=True)
+    if difference > tolerance:
+        raise SystemExit(f"check failed: {label}")
+
+
+@torch.no_grad()
+def check_runner(subject: nm.Subject, tolerance: float) -> None:
+    encoded = subject.encode(PROMPTS)
+    mask = encoded["attention_mask"]
+    hf = subject.model(**encoded, position_ids=position_ids_for(mask), output_hidden_states=True, use_cache=False)
+    ours = run(subject, prepare(subject, encoded["input_ids"], mask),
+               capture=Capture(sites=("resid_pre",), steps=range(subject.n_layers)), logits_at=None)
+    hf_states = torch.stack(hf.hidden_states[: subject.n_layers])
+    valid = mask.bool()[None, :, :, None]
+    difference = ((ours.captures["resid_pre"].float() - hf_states.float()).abs() * valid).max().item()
+    check("runner resid_pre captures = HF hidden states", difference, tolerance)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="folder with config.json and the tokenizer")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+    parser.add_argument("--quick", action="store_true", help="fewer steps in the timed runs")
+    parser.add_argument("--brainscan-bench", action="store_true", help="also run bench/brainscan.py on the GPU")
+    parser.add_argument("--device", default="cuda", help="cuda; cpu only to try this script out")
+    parser.add_argument("--checks-only", action="store_true", help="stop after the checks")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("No CUDA device: this script checks and times the GPU paths.")
+    dtype = getattr(torch, args.dtype)
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+    subject = build(args.model, args.device, dtype)
+    where = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
+    print(f"{subject.name} on {where}, {args.dtype}, torch {torch.__version__}")
+    times: dict[str, float] = {}
+
+    print("checks against HF on the same device:")
+    check_runner(subject, tolerance * 10)
+
+    cpu = build(args.model, "cpu", torch.float32)
+    clean, corrupt = "When Mary and John went to the store, John gave a drink to", \
+        "When Mary and John went to the store, Mary gave a drink to"
+    on_gpu = nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
+    on_cpu = nm.patch(cpu, clean, corrupt, [" Mary", " John"], progress=False)
+    check("patching map GPU = CPU", float(np.abs(on_gpu.to_numpy() - on_cpu.to_numpy()).max()),
+          1e-3 if dtype == torch.float32 else 0.5)
+
+    small = dict(limit=4, layers="10:16", progress=False)
+    scan_gpu, scan_cpu = nm.brainscan(subject, **small), nm.brainscan(cpu, **small)
+    finished = ~np.isnan(scan_cpu.scores)
+    check("brain-scan scores GPU = CPU (4 items, configs in 10:16)",
+          float(np.abs(scan_gpu.scores[finished] - scan_cpu.scores[finished]).max()),
+          1e-3 if dtype == torch.float32 else 0.5)
+
+    program = nm.LayerProgram.duplicate(subject.n_layers, 12, 16)
+    diff = nm.compare(subject, lambda: subject.program_applied(program), PROMPTS, max_new_tokens=12)
+    mismatches = 0
+    with subject.program_applied(program):
+        for row, prompt in enumerate(PROMPTS):
+            encoded = subject.encode(prompt)
+            out = subject.model.generate(**encoded, max_new_tokens=12, do_sample=False,
+                                         pad_token_id=subject.pad_token_id)[0, encoded["input_ids"].shape[1]:]
+            expected = out.tolist()
+            eos = set(subject.eos_token_ids)
+            cut = next((k + 1 for k, t in enumerate(expected) if t in eos), len(expected))
+            got = [t for t in diff.after.tokens[row].tolist() if t >= 0]
+            mismatches += got != expected[:cut]
+    check("compare: after-side continuations = HF generate (prompts differing)", mismatches, 0)
+
+    before = {name: p.detach().clone() for name, p in subject.model.named_parameters()}
+    steps = 10 if args.quick else 30
+    text = " ".join(builtin_corpus().texts[:80])
+    with timed(f"LoRA fine-tune, rank 8, {steps} steps (4 x 128 tokens each)", times):
+        tuned = nm.finetune(subject, text, rank=8, steps=steps, progress=False)
+    print(f"    loss {tuned.loss[0]:.3f} -> {tuned.loss[-1]:.3f}")
+    with timed("diff_models current vs -adapter (KL, drift, weights, probes)", times):
+        nm.diff_models(subject, "current", "-adapter", progress=False)
+    nm.remove_adapters(subject)
+    changed = sum(not torch.equal(p, before[name]) for name, p in subject.model.named_parameters())
+    check("weights bit-identical after removing the adapter (parameters changed)", changed, 0)
+
+    with timed(f"train_sae layer 12, 4x, {100 if args.quick else 300} steps", times):
+        sae = nm.train_sae(subject, layer=12, steps=100 if args.quick else 300, progress=False)
+    print(f"    FVU {sae.fvu:.3f}, L0 {sae.l0:.1f}")
+    with timed("networks, default corpus and components", times):
+        found = nm.networks(subject, progress=False)
+    print(f"    {int(found.key_mask.sum())} key neurons")
+
+    if args.checks_only:
+        return
+    print("timings:")
+    with timed("patching sweep (resid_pre, 30 layers x every position)", times):
+        nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
+    with timed("brain scan, math probe (16 items), all 465 configs", times):
+        nm.brainscan(subject, progress=False)
+    with timed("compare, a repeated click (before side remembered)", times):
+        nm.compare(subject, lambda: subject.program_applied(program))
+    with timed("scan with logit lens, one prompt", times):
+        nm.scan(subject, PROMPTS[0], lens=True, progress=False)
+
+    if args.brainscan_bench:
+        nm.load_model = lambda *a, **k: build(args.model, args.device, dtype)  # the bench loads "the default model"
+        sys.argv = ["bench/brainscan.py", "--device", args.device, "--dtype", args.dtype]
+        runpy.run_path(str(Path(__file__).parent / "brainscan.py"), run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
