@@ -307,8 +307,8 @@ def checkup(
     subject: Subject,
     corpus: str | Sequence[str] | None = None,
     *,
-    max_texts: int = 40,
-    max_tokens: int = 64,
+    max_texts: int = 32,
+    max_tokens: int = 48,
     batch_size: int = 8,
     spectra: bool = True,
 ) -> CheckupResult:
@@ -438,8 +438,8 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals,
     width = ids.shape[1]
     positions = torch.arange(max(0, width - LENS_POSITIONS), width)
     read = valid[:, positions]
-    tops = torch.stack([unembed(subject, resid[k].to(device=subject.device, dtype=subject.dtype), positions)
-                        .argmax(-1).cpu() for k in range(len(steps))])  # [L, B, P]
+    lensed = resid[:, :, positions].flatten(0, 1).to(device=subject.device, dtype=subject.dtype)  # one matmul
+    tops = unembed(subject, lensed, "all").argmax(-1).cpu().view(len(steps), *read.shape)  # [L, B, P]
     totals.lens_hits = _add(totals.lens_hits, ((tops == tops[-1:]) & read[None]).sum(dim=(1, 2)).double())
     totals.lens_count += float(read.sum())
 
@@ -491,7 +491,8 @@ def _importance_pass(subject: Subject, batch) -> np.ndarray:
                                    position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=False).logits
             targets = ids[:, 1:]
             scored = mask[:, 1:].bool() & mask[:, :-1].bool()
-            losses = torch.nn.functional.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(),
+            wide = torch.promote_types(logits.dtype, torch.float32)  # half models score in fp32
+            losses = torch.nn.functional.cross_entropy(logits[:, :-1].to(wide).flatten(0, 1), targets.flatten(),
                                                        reduction="none").view(targets.shape)
             per_text = (losses * scored).sum(-1) / scored.sum(-1).clamp_min(1)
             (gradient,) = torch.autograd.grad(per_text.sum(), gates)
