@@ -127,6 +127,7 @@ def test_planted_sink_head_is_found_and_sink_mass_and_entropy_match_hf_attention
     result = checkup(_subject(model), TEXTS)
     sinks = [(f.layer, f.head) for f in result.findings if f.kind == "attention_sink"]
     assert sinks == [(SINK_LAYER, SINK_HEAD)], result
+    assert list(zip(*np.nonzero(result.sink_mass > 0.5))) == [(SINK_LAYER, SINK_HEAD)]
     assert result.sink_mass[SINK_LAYER, SINK_HEAD] > 0.95
     # hand computation from HF's attentions, each text alone (queries 1.. attend to key 0)
     tokenizer = tiny_tokenizer()

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const staticDir = join(here, "..", "neuro_magics", "static");
-const entries = ["heatmap", "attention", "diff", "attribution", "scatter", "lines"];
+const entries = ["heatmap", "attention", "diff", "attribution", "scatter", "lines", "checkup"];
 
 async function bundle(outdir) {
   await build({

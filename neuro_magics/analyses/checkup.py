@@ -523,11 +523,15 @@ def _findings(arrays: dict[str, np.ndarray], names: list[str], steps: list[int],
     """Findings by severity (high, medium, info), each read off one array."""
     findings = _massive_findings(steps, massive)
     sink, entropy, importance = arrays["sink_mass"], arrays["entropy"], arrays["importance"]
-    for step, head in zip(*np.nonzero(sink > SINK_MASS)):
+    sinks = sorted(zip(*np.nonzero(sink > SINK_MASS)), key=lambda pair: -sink[pair])
+    if sinks:
+        step, head = sinks[0]
+        strongest = ", ".join(f"{a}.{b} {sink[a, b]:.0%}" for a, b in sinks[:4])
         findings.append(Finding(
-            "medium", "attention_sink", f"Attention sink: head {step}.{head} puts {sink[step, head]:.0%} on the first token",
-            f"Head {head} of layer {step} sends {sink[step, head]:.0%} of its attention to the first token (entropy "
-            f"{entropy[step, head]:.2f} nats); trained models park unneeded attention there (Xiao et al. 2023).",
+            "medium", "attention_sink",
+            f"Attention sink: {len(sinks)} of {sink.size} heads put over {SINK_MASS:.0%} on the first token",
+            f"Strongest: {strongest} (head {step}.{head}'s entropy {entropy[step, head]:.2f} nats); trained models park "
+            "attention they do not need on the first token (Xiao et al. 2023), usually where a massive activation sits.",
             "sink_mass", layer=int(step), head=int(head), token=0, value=float(sink[step, head]),
             action={"kind": "ablate_heads", "heads": [[steps[step], int(head)]]}))
     median_importance = float(np.median(importance))

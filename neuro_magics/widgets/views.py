@@ -465,6 +465,13 @@ def sae_widget(result) -> LinesWidget:
     )
 
 
+def checkup_widget(result) -> ipywidgets.Widget:
+    """The checkup's findings, views and actions (``widgets/checkup.py``)."""
+    from .checkup import checkup_widget as build
+
+    return build(result)
+
+
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "scan": scan_widget,
     "scan_batch": scan_batch_widget,
@@ -483,4 +490,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "weights": weights_widget,
     "quantize": quantize_widget,
     "sae": sae_widget,
+    "checkup": checkup_widget,
 }
+
