@@ -66,6 +66,7 @@ _LAZY = {
     "weight_views": "analyses.weights",
     "quantize": "analyses.quantization",
     "train_sae": "analyses.sae",
+    "checkup": "analyses.checkup",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

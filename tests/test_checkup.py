@@ -24,6 +24,7 @@ TEXTS = [
     "The train left early; nobody on the platform seemed to mind much.",
     "The river runs north past the mill, then bends east toward the sea.",
     "The code compiles, but the tests fail on the second run of the loop.",
+    "The sun rose.",  # shorter than the rest: batches are left-padded
 ]
 MASSIVE_DIM, CONSTANT_DIM, FIRST_DIM = 5, 7, 9
 SINK_LAYER, SINK_HEAD = 2, 1
@@ -244,3 +245,67 @@ def test_default_model_reports_its_first_token_sink_and_massive_dims(default_sub
     massive = [f for f in result.findings if f.kind == "massive_activation"]
     assert sinks and all(f.token == 0 for f in sinks)
     assert massive and massive[0].token == 0 and massive[0].value > 1000
+
+
+def test_magic_stores_the_result_writes_html_and_refuses_bad_paths_first(shell, tmp_path):
+    from IPython.core.error import UsageError
+
+    subject = _subject(tiny_model("llama"))
+    shell.neuro_magics_session.subject = subject
+    corpus = tmp_path / "texts.txt"
+    corpus.write_text("\n".join(TEXTS))
+    result = shell.run_line_magic("checkup", f"--corpus {corpus} --max-texts 3 --no-spectra --html {tmp_path / 'r'} -o c")
+    assert shell.user_ns["c"] is result and result.metadata["n_texts"] == 3 and result.alpha.size == 0
+    assert result.metadata["corpus"] == "texts.txt"
+    assert (tmp_path / "r.html").read_text().count("nm-esm") >= 1
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    calls = []
+    for line, message in [(f"--html {blocker}/report.html", "HTML report"),
+                          (f"--html {tmp_path / 'r.html'}", "exists"),
+                          ("--max-texts 0", "at least 1"),
+                          ("-o 1x", "variable name"),
+                          ("--corpus /nonexistent.txt", "No corpus file"),
+                          ("--overwrite", "--overwrite goes with --html")]:
+        with pytest.raises(UsageError, match=message):
+            shell.run_line_magic("checkup", line)
+        calls.append(line)
+    assert subject.interventions == () and len(calls) == 6
+
+
+def test_widget_action_reports_queued_while_the_model_is_busy_then_applies():
+    """A click while another thread holds the model waits ("queued") and applies after it."""
+    import threading
+    import time
+
+    from neuro_magics.widgets.checkup import CheckupView
+
+    model = tiny_model("llama")
+    with torch.no_grad():
+        model.model.layers[DEAD_LAYER].mlp.gate_proj.weight[DEAD_NEURON] = 0.0
+    subject = _subject(model)
+    result = checkup(subject, TEXTS, spectra=False)
+    view = result.widget()
+    assert isinstance(view, CheckupView) and view.findings.actions_enabled
+    index = next(k for k, f in enumerate(result.findings) if f.kind == "dead_neurons")
+    statuses = []
+    view.findings.observe(lambda change: statuses.append(change["new"]), "status")
+    release = threading.Event()
+
+    def busy():
+        with subject.lock:
+            release.wait(10)
+
+    holder = threading.Thread(target=busy)
+    holder.start()
+    time.sleep(0.05)
+    clicker = threading.Thread(target=view.findings._message, args=(view.findings, {"type": "apply", "index": index}, []))
+    clicker.start()
+    time.sleep(0.2)
+    assert statuses and "queued" in statuses[-1] and subject.interventions == ()
+    release.set()
+    holder.join()
+    clicker.join(30)
+    assert statuses[-1].startswith(f"Applied finding {index}") and [i.kind for i in subject.interventions] == ["ablate"]
+    assert view.diff is not None and view.diff.kind == "diff"
+    assert result.figure().data  # the paper figure draws too

@@ -22,8 +22,8 @@ is (layer / head / token / dim), the array that shows it and an action one click
   smallest KS distance); outside ``[2, 6]`` is reported as info (WeightWatcher's range for
   well-trained layers; a random initialisation has no power-law tail and lands above 6).
 
-``weightwatcher`` itself is not used: it pulls matplotlib, powerlaw and tqdm for one fit of
-twenty lines.
+``weightwatcher`` itself is not used: it pulls matplotlib, powerlaw and a progress-bar package
+for one fit of twenty lines.
 """
 
 from __future__ import annotations

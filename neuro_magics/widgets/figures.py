@@ -386,6 +386,26 @@ def sae_figure(result, bins: int = 40) -> go.Figure:
     return figure
 
 
+def checkup_figure(result) -> go.Figure:
+    """Attention to the first token per head, head importance, and the first token's residual
+    norm against the other tokens' per layer (where sinks and massive activations live)."""
+    figure = make_subplots(rows=1, cols=3, subplot_titles=["attention to the first token", "head importance |dL/d gate|",
+                                                           "residual norm (log)"], horizontal_spacing=0.08)
+    for col, (values, label) in enumerate(((result.sink_mass, "sink"), (result.importance, "importance")), start=1):
+        figure.add_trace(go.Heatmap(z=values, colorscale=SEQUENTIAL, showscale=False,
+                                    hovertemplate=f"layer %{{y}} head %{{x}}<br>{label} %{{z:.4g}}<extra></extra>"),
+                         row=1, col=col)
+        figure.update_yaxes(title_text="layer", autorange="reversed", row=1, col=col)
+        figure.update_xaxes(title_text="head", row=1, col=col)
+    layers = list(range(len(result.resid_norm)))
+    figure.add_trace(go.Scatter(x=layers, y=result.first_norm, name="first token"), row=1, col=3)
+    figure.add_trace(go.Scatter(x=layers, y=result.resid_norm, name="other tokens (mean)"), row=1, col=3)
+    figure.update_yaxes(type="log", row=1, col=3)
+    figure.update_xaxes(title_text="layer", row=1, col=3)
+    figure.update_layout(title=f"checkup · {result.metadata.get('model', '')}", height=420, width=1300)
+    return figure
+
+
 _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "scan": scan_figure,
     "scan_batch": scan_batch_figure,
@@ -403,5 +423,6 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "edit": edit_figure,
     "weights": weights_figure,
     "quantize": quantize_figure,
+    "checkup": checkup_figure,
     "sae": sae_figure,
 }

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import NeuroMagicsError
 from ..core.paths import check_file_target, user_path
 
 _PAGE = """<!DOCTYPE html>
@@ -95,13 +96,23 @@ def standalone_html(widget, *, title: str = "neuro_magics", note: str = "") -> s
     )
 
 
-def write_standalone(widget, path: str | Path, *, title: str = "neuro_magics", note: str = "",
-                     overwrite: bool = False) -> Path:
-    """Write ``standalone_html`` to ``path`` (``.html`` added if missing); refuses to overwrite unasked."""
+def html_target(path: str | Path, *, overwrite: bool = False) -> Path:
+    """Where ``write_standalone`` would write (``.html`` added if missing), checked writable now,
+    so a magic can refuse a bad path before any work."""
     path = user_path(path, "HTML report")
     if path.suffix.lower() not in (".html", ".htm"):
         path = path.with_name(path.name + ".html")
     check_file_target(path, "HTML report", overwrite=overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(standalone_html(widget, title=title, note=note), encoding="utf-8")
+    return path
+
+
+def write_standalone(widget, path: str | Path, *, title: str = "neuro_magics", note: str = "",
+                     overwrite: bool = False) -> Path:
+    """Write ``standalone_html`` to ``path``; refuses to overwrite a file unasked."""
+    path = html_target(path, overwrite=overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(standalone_html(widget, title=title, note=note), encoding="utf-8")
+    except OSError as error:
+        raise NeuroMagicsError(f"Could not write {str(path)!r}: {error.strerror or error}.") from None
     return path
