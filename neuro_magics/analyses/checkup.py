@@ -307,7 +307,7 @@ def checkup(
     subject: Subject,
     corpus: str | Sequence[str] | None = None,
     *,
-    max_texts: int = 32,
+    max_texts: int = 24,
     max_tokens: int = 48,
     batch_size: int = 8,
     spectra: bool = True,
@@ -510,7 +510,9 @@ def _spectra(subject: Subject, bar: ProgressBar) -> tuple[np.ndarray, list[str]]
     for block_index, block in enumerate(subject.blocks):
         for name, module in linear_modules(block).items():
             if name in names:
-                values = torch.linalg.svdvals(weight_matrix(module).detach().float().cpu()).double().numpy() ** 2
+                matrix = weight_matrix(module).detach().cpu().double()
+                gram = matrix.T @ matrix if matrix.shape[0] >= matrix.shape[1] else matrix @ matrix.T
+                values = torch.linalg.eigvalsh(gram).numpy()  # the nonzero eigenvalues of W^T W, 2x faster than an SVD
                 alpha[block_index, names.index(name)] = power_law_alpha(values)[0]
         bar.update()
     return alpha, names

@@ -16,7 +16,7 @@ class CheckupMagics(SessionMagics):
     @magic_arguments()
     @argument("--corpus", default="builtin",
               help="builtin (the five-genre corpus), builtin:math,code, or a .txt / .jsonl file of texts.")
-    @argument("--max-texts", type=int, default=32, help="Texts read from the corpus (spread over it).")
+    @argument("--max-texts", type=int, default=24, help="Texts read from the corpus (spread over it).")
     @argument("--max-tokens", type=int, default=48, help="Tokens kept of each text.")
     @argument("--no-spectra", action="store_true", help="Skip the weight spectra (power-law alpha per matrix).")
     @argument("--html", default=None, metavar="PATH", help="Also write the report as one offline HTML file.")
