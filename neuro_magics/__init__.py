@@ -76,6 +76,7 @@ _LAZY = {
     "adapters_on": "analyses.finetune",
     "remove_adapters": "analyses.finetune",
     "diff_models": "analyses.model_diff",
+    "checkup": "analyses.checkup",
     "active_interventions": "core.interventions",
     "reset_interventions": "core.interventions",
 }

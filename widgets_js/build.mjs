@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const staticDir = join(here, "..", "neuro_magics", "static");
-const entries = ["heatmap", "attention", "diff", "attribution", "scatter", "lines", "sae_dashboard"];
+const entries = ["heatmap", "attention", "diff", "attribution", "scatter", "lines", "sae_dashboard", "checkup"];
 
 async function bundle(outdir) {
   await build({

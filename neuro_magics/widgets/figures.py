@@ -414,6 +414,23 @@ def model_diff_figure(result, measure: str = "change") -> go.Figure:
     figure.update_yaxes(title_text="block", autorange="reversed")
     figure.update_layout(title=f"{'|W_B - W_A| / |W_A|' if measure == 'change' else 'rank of W_B - W_A'} · "
                                f"{result.a} vs {result.b} · mean KL {result.mean_kl:.3g}")
+def checkup_figure(result) -> go.Figure:
+    """Attention to the first token per head, head importance, and the first token's residual
+    norm against the other tokens' per layer (where sinks and massive activations live)."""
+    figure = make_subplots(rows=1, cols=3, subplot_titles=["attention to the first token", "head importance |dL/d gate|",
+                                                           "residual norm (log)"], horizontal_spacing=0.08)
+    for col, (values, label) in enumerate(((result.sink_mass, "sink"), (result.importance, "importance")), start=1):
+        figure.add_trace(go.Heatmap(z=values, colorscale=SEQUENTIAL, showscale=False,
+                                    hovertemplate=f"layer %{{y}} head %{{x}}<br>{label} %{{z:.4g}}<extra></extra>"),
+                         row=1, col=col)
+        figure.update_yaxes(title_text="layer", autorange="reversed", row=1, col=col)
+        figure.update_xaxes(title_text="head", row=1, col=col)
+    layers = list(range(len(result.resid_norm)))
+    figure.add_trace(go.Scatter(x=layers, y=result.first_norm, name="first token"), row=1, col=3)
+    figure.add_trace(go.Scatter(x=layers, y=result.resid_norm, name="other tokens (mean)"), row=1, col=3)
+    figure.update_yaxes(type="log", row=1, col=3)
+    figure.update_xaxes(title_text="layer", row=1, col=3)
+    figure.update_layout(title=f"checkup · {result.metadata.get('model', '')}", height=420, width=1300)
     return figure
 
 
@@ -434,6 +451,7 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "edit": edit_figure,
     "weights": weights_figure,
     "quantize": quantize_figure,
+    "checkup": checkup_figure,
     "sae": sae_figure,
     "finetune": finetune_figure,
     "model_diff": model_diff_figure,

@@ -539,6 +539,11 @@ def model_diff_widget(result) -> ipywidgets.VBox:
             title=f"residual drift per step (first {len(result.drift_l2)} steps; first token left out)"))
     parts.append(top_kl_table(result))
     return ipywidgets.VBox(parts)
+def checkup_widget(result) -> ipywidgets.Widget:
+    """The checkup's findings, views and actions (``widgets/checkup.py``)."""
+    from .checkup import checkup_widget as build
+
+    return build(result)
 
 
 _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
@@ -561,4 +566,6 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "sae": sae_widget,
     "finetune": finetune_widget,
     "model_diff": model_diff_widget,
+    "checkup": checkup_widget,
 }
+

@@ -1,0 +1,54 @@
+"""%checkup: a health report of the loaded model's internals (thin shell over nm.checkup)."""
+
+from __future__ import annotations
+
+from IPython.core.magic import line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ..analyses.checkup import CheckupResult, checkup
+from ..analyses.corpus import load_corpus
+from ..core.errors import NeuroMagicsError
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+
+
+@magics_class
+class CheckupMagics(SessionMagics):
+    @magic_arguments()
+    @argument("--corpus", default="builtin",
+              help="builtin (the five-genre corpus), builtin:math,code, or a .txt / .jsonl file of texts.")
+    @argument("--max-texts", type=int, default=24, help="Texts read from the corpus (spread over it).")
+    @argument("--max-tokens", type=int, default=48, help="Tokens kept of each text.")
+    @argument("--no-spectra", action="store_true", help="Skip the weight spectra (power-law alpha per matrix).")
+    @argument("--html", default=None, metavar="PATH", help="Also write the report as one offline HTML file.")
+    @argument("--overwrite", action="store_true", help="Let --html replace an existing file.")
+    @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
+    @line_magic
+    @one_line_errors
+    def checkup(self, line: str) -> CheckupResult:
+        """Massive activations, attention sinks, dead or redundant heads, dead neurons, residual
+        growth, Block Influence, where the logit lens settles and weight spectra, from a few
+        batched passes over a small corpus; each finding opens onto its view and its action
+        (click: apply it and see the diff). Python: nm.checkup(subject, corpus)."""
+        args = parse_arguments(self.checkup, line)
+        check_positive(args, "max_texts", "max_tokens")
+        if args.output is not None and not args.output.isidentifier():
+            raise NeuroMagicsError(f"-o needs a Python variable name, not {args.output!r}.")
+        html = None
+        if args.html is not None:
+            from ..widgets.standalone import html_target
+
+            html = html_target(args.html, overwrite=args.overwrite)
+        elif args.overwrite:
+            raise NeuroMagicsError("--overwrite goes with --html PATH.")
+        load_corpus(args.corpus)  # a missing or empty file is refused before any work
+        subject = self.session.require_subject()
+        result = checkup(subject, args.corpus,
+                         max_texts=args.max_texts, max_tokens=args.max_tokens, spectra=not args.no_spectra)
+        if args.output is not None:
+            self.shell.user_ns[args.output] = result
+        if html is not None:
+            print(f"Wrote {result.to_html(html, overwrite=args.overwrite)}")
+        return result
+
+
+MAGICS = (CheckupMagics,)

@@ -1,0 +1,87 @@
+var G={float32:Float32Array,int32:Int32Array,uint8:Uint8Array,float16:Uint16Array},M=null;function X(){if(M)return M;M=new Float32Array(65536);for(let t=0;t<65536;t++)M[t]=K(t);return M}function K(t){let e=t&32768?-1:1,n=t>>10&31,r=t&1023;return n===0?e*2**-14*(r/1024):n===31?r?NaN:e*(1/0):e*2**(n-15)*(1+r/1024)}function H(t){if(t instanceof DataView||ArrayBuffer.isView(t))return{buffer:t.buffer,byteOffset:t.byteOffset,byteLength:t.byteLength};if(t instanceof ArrayBuffer)return{buffer:t,byteOffset:0,byteLength:t.byteLength};throw new TypeError("binary array expected a DataView, TypedArray or ArrayBuffer as 'view'")}function L(t){if(t==null)return null;let{dtype:e,shape:n}=t,r=G[e];if(!r)throw new TypeError(`unsupported dtype ${e}`);let{buffer:a,byteOffset:o,byteLength:i}=H(t.view),s=n.reduce((c,h)=>c*h,1);if(s*r.BYTES_PER_ELEMENT!==i)throw new RangeError(`${e} array of shape [${n}] needs ${s*r.BYTES_PER_ELEMENT} bytes, got ${i}`);let l=o%r.BYTES_PER_ELEMENT===0?new r(a,o,s):new r(a.slice(o,o+i));if(e!=="float16")return{data:l,shape:[...n],dtype:e};let p=X(),d=new Float32Array(s);for(let c=0;c<s;c++)d[c]=p[l[c]];return{data:d,shape:[...n],dtype:e}}var B={sequential:["#440154","#482878","#3e4989","#31688e","#26828e","#1f9e89","#35b779","#6ece58","#b5de2b","#fde725"],diverging:["#2166ac","#4393c3","#92c5de","#d1e5f0","#f7f7f7","#fddbc7","#f4a582","#d6604d","#b2182b"],categorical:["#4e79a7","#f28e2b","#e15759","#76b7b2","#59a14f","#edc948","#b07aa1","#ff9da7","#9c755f","#17becf","#bcbd22","#1f3b73"]},S=new Map;function E(t){let e=parseInt(t.slice(1),16);return[e>>16&255,e>>8&255,e&255]}function J(t){let e=String(t||"").trim(),n=/^#([0-9a-f]{3})$/i.exec(e);return n?[...n[1]].map(r=>parseInt(r+r,16)):(n=/^#([0-9a-f]{6})$/i.exec(e),n?E(e):(n=/^rgba?\(\s*(\d+)[,\s]+(\d+)[,\s]+(\d+)/i.exec(e),n?n.slice(1,4).map(Number):null))}function Q([t,e,n]){return .2126*t+.7152*e+.0722*n<128}var P=[["#92c5de","#4393c3","#2b5f8a"],["#9e3a2e","#d6604d","#f4a582"]];function z(t,e=null){let n=t in B?t:"sequential",r=n==="diverging"?J(e):null,a=r&&Q(r),o=a?`${n}:${r.join(",")}`:n;if(S.has(o))return S.get(o);let i=a?[...P[0].map(E),r,...P[1].map(E)]:B[n].map(E),s=new Uint8ClampedArray(256*3);for(let f=0;f<256;f++){let l=f/255*(i.length-1),p=Math.min(Math.floor(l),i.length-2),d=l-p;for(let c=0;c<3;c++)s[f*3+c]=Math.round(i[p][c]*(1-d)+i[p+1][c]*d)}return S.set(o,s),s}function T(t,e){let n=1/0,r=-1/0;for(let o=0;o<t.length;o++){let i=t[o];i<n&&(n=i),i>r&&(r=i)}n===1/0&&(n=r=0);let a=!1;if(e.clip!=null&&e.scale!=="diverging"){let[o,i]=j(t,[1-e.clip,e.clip]);a=o>n||i<r,n=o,r=i}if(e.scale==="diverging"){let o=e.center??0,i=Math.max(Math.abs(n-o),Math.abs(r-o))||1;if(e.clip!=null){let s=Float64Array.from(t,l=>Math.abs(l-o)),f=j(s,[e.clip])[0];f>0&&f<i&&(i=f,a=!0)}n=o-i,r=o+i}return e.vmin!=null&&(n=e.vmin),e.vmax!=null&&(r=e.vmax),r===n&&(r=n+1),{lo:n,hi:r,clipped:a}}function j(t,e){let n=Float64Array.from(Array.prototype.filter.call(t,r=>Number.isFinite(r))).sort();return n.length?e.map(r=>{let a=r*(n.length-1),o=Math.floor(a),i=Math.min(n.length-1,o+1);return n[o]+(n[i]-n[o])*(a-o)}):e.map(()=>0)}function O(t,e,n){let r=(t-e)/(n-e);return Math.max(0,Math.min(255,Math.round(r*255)))}function D(t,e){return`rgb(${t[e*3]}, ${t[e*3+1]}, ${t[e*3+2]})`}var q=`
+/* Theme: Jupyter variables first, then VS Code, then Colab, then the OS colour scheme. */
+.nm-root {
+  --nm-fallback-fg: #1f1f1f;
+  --nm-fallback-muted: #5f6368;
+  --nm-fallback-bg: #ffffff;
+  --nm-fallback-panel: #ffffff;
+  --nm-fallback-border: #c8c8c8;
+  --nm-fallback-accent: #1a73e8;
+  --nm-fg: var(--jp-ui-font-color0, var(--vscode-editor-foreground, var(--colab-primary-text-color, var(--nm-fallback-fg))));
+  --nm-muted: var(--jp-ui-font-color2, var(--vscode-descriptionForeground, var(--colab-secondary-text-color, var(--nm-fallback-muted))));
+  --nm-bg: var(--jp-layout-color0, var(--vscode-editor-background, var(--colab-primary-surface-color, var(--nm-fallback-bg))));
+  --nm-panel: var(--jp-layout-color1, var(--vscode-editorWidget-background, var(--colab-primary-surface-color, var(--nm-fallback-panel))));
+  --nm-border: var(--jp-border-color2, var(--vscode-panel-border, var(--colab-border-color, var(--nm-fallback-border))));
+  --nm-accent: var(--jp-brand-color1, var(--vscode-focusBorder, var(--nm-fallback-accent)));
+  position: relative;
+  box-sizing: border-box;
+  max-width: 100%;
+  color: var(--nm-fg);
+  font-family: var(--jp-ui-font-family, var(--vscode-font-family, system-ui, -apple-system, "Segoe UI", sans-serif));
+  font-size: 12px;
+  line-height: 1.35;
+}
+@media (prefers-color-scheme: dark) {
+  .nm-root {
+    --nm-fallback-fg: #e8eaed;
+    --nm-fallback-muted: #a0a4a8;
+    --nm-fallback-bg: #1e1e1e;
+    --nm-fallback-panel: #2a2a2a;
+    --nm-fallback-border: #4a4a4a;
+    --nm-fallback-accent: #8ab4f8;
+  }
+}
+.nm-root *, .nm-root *::before, .nm-root *::after { box-sizing: border-box; }
+.nm-toolbar { display: flex; flex-wrap: wrap; align-items: center; gap: 6px 14px; margin-bottom: 6px; }
+.nm-title { font-weight: 600; font-size: 13px; }
+.nm-toolbar label { display: inline-flex; align-items: center; gap: 4px; color: var(--nm-muted); }
+.nm-toolbar select, .nm-toolbar button, .nm-toolbar input {
+  font: inherit; color: var(--nm-fg); background: var(--nm-panel);
+  border: 1px solid var(--nm-border); border-radius: 3px; padding: 1px 4px;
+}
+.nm-toolbar input[type="number"] { width: 4.5em; }
+.nm-readout { color: var(--nm-muted); font-variant-numeric: tabular-nums; }
+.nm-body { display: flex; align-items: flex-start; max-width: 100%; }
+.nm-scroll { position: relative; overflow-x: auto; overflow-y: hidden; flex: 1 1 auto; min-width: 0; }
+.nm-stack { position: relative; }
+.nm-stack canvas, .nm-body canvas { display: block; }
+.nm-overlay { position: absolute; left: 0; top: 0; cursor: crosshair; outline: none; }
+.nm-overlay:focus-visible { box-shadow: 0 0 0 2px var(--nm-accent); }
+.nm-axis-title { text-align: center; color: var(--nm-muted); margin-top: 2px; }
+.nm-legend { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 10px; margin-top: 6px; color: var(--nm-muted); }
+.nm-colorbar { display: inline-flex; align-items: center; gap: 6px; font-variant-numeric: tabular-nums; }
+.nm-colorbar canvas { width: 160px; height: 10px; border: 1px solid var(--nm-border); }
+.nm-mark-key { display: inline-flex; align-items: center; gap: 4px; }
+.nm-mark-key i { display: inline-block; width: 10px; height: 10px; border: 2px solid var(--nm-fg); }
+.nm-tooltip {
+  position: absolute; z-index: 10; pointer-events: none; display: none; max-width: 320px;
+  padding: 5px 8px; border: 1px solid var(--nm-border); border-radius: 4px;
+  background: var(--nm-panel); color: var(--nm-fg); box-shadow: 0 2px 8px rgba(0, 0, 0, 0.25);
+  font-variant-numeric: tabular-nums; white-space: nowrap;
+}
+.nm-tooltip .nm-tip-title { font-weight: 600; margin-bottom: 2px; white-space: normal; overflow-wrap: anywhere; }
+.nm-tooltip table { border-collapse: collapse; }
+.nm-tooltip td { padding: 0 6px 0 0; }
+.nm-tooltip td.nm-num { text-align: right; }
+.nm-token { font-family: var(--jp-code-font-family, var(--vscode-editor-font-family, ui-monospace, Menlo, Consolas, monospace)); }
+.nm-attn-layout { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.nm-attn-grid { max-height: 460px; overflow: auto; border: 1px solid var(--nm-border); border-radius: 3px; position: relative; }
+.nm-attn-zoom { min-width: 200px; }
+.nm-attn-zoom-title { font-weight: 600; margin-bottom: 4px; }
+.nm-empty { color: var(--nm-muted); padding: 8px 0; }
+`;function u(t,e={},n=[]){let r=document.createElement(t);for(let[a,o]of Object.entries(e))a==="className"?r.className=o:a==="text"?r.textContent=o:a==="style"?Object.assign(r.style,o):r.setAttribute(a,o);for(let a of n)r.append(a);return r}function V(t,e){let n=u("div",{className:`nm-root nm-${e}`});return n.append(u("style",{text:q})),t.append(n),n}var W=16384;function $(t,e,n){let r=Math.min(globalThis.devicePixelRatio||1,W/Math.max(1,e),W/Math.max(1,n));t.width=Math.max(1,Math.round(e*r)),t.height=Math.max(1,Math.round(n*r)),t.style.width=`${e}px`,t.style.height=`${n}px`;let a=t.getContext("2d");return a.setTransform(r,0,0,r,0,0),a}function A(t){let e=getComputedStyle(t),n=(r,a)=>{let o=e.getPropertyValue(r).trim();return o&&!o.startsWith("var(")?o:a};return{fg:n("--nm-fg","#1f1f1f"),muted:n("--nm-muted","#5f6368"),bg:n("--nm-bg","#ffffff"),border:n("--nm-border","#c8c8c8"),accent:n("--nm-accent","#1a73e8"),font:`11px ${e.fontFamily||"sans-serif"}`}}function _(t,e=800){return t.clientWidth||t.parentElement?.clientWidth||e}var Z=/^(\+)?(?:\.(\d+))?([fegd%])?$/;function w(t,e=""){if(t==null||Number.isNaN(t))return"–";if(!Number.isFinite(t))return t>0?"∞":"−∞";let n=Z.exec(e||"");if(!n)return String(t);let[,r,a,o="g"]=n,i=a===void 0?null:Number(a),s;switch(o){case"f":s=t.toFixed(i??6);break;case"e":s=t.toExponential(i??6).replace(/e([+-])(\d)$/,"e$10$2");break;case"%":s=`${(t*100).toFixed(i??6)}%`;break;case"d":s=Math.round(t).toString();break;default:s=String(Number(t.toPrecision(Math.max(1,i??4))))}return r&&t>=0?`+${s}`:s}var tt=`
+.nm-checkup .nm-finding { border-top: 1px solid var(--nm-border); padding: 4px 0; }
+.nm-checkup .nm-finding-head { display: flex; gap: 8px; align-items: baseline; cursor: pointer; }
+.nm-checkup .nm-severity { flex: none; width: 5.2em; text-align: center; border-radius: 3px; padding: 0 4px;
+  font-size: 11px; border: 1px solid var(--nm-border); }
+.nm-checkup .nm-severity-high { background: var(--nm-fg); color: var(--nm-bg); border-color: var(--nm-fg); }
+.nm-checkup .nm-severity-medium { background: var(--nm-muted); color: var(--nm-bg); border-color: var(--nm-muted); }
+.nm-checkup .nm-severity-info { color: var(--nm-muted); }
+.nm-checkup .nm-finding-body { display: none; padding: 4px 0 4px 6.2em; }
+.nm-checkup .nm-finding.nm-open .nm-finding-body { display: block; }
+.nm-checkup .nm-explanation { color: var(--nm-muted); margin-bottom: 4px; }
+.nm-checkup button { font: inherit; color: var(--nm-fg); background: var(--nm-panel);
+  border: 1px solid var(--nm-border); border-radius: 3px; padding: 1px 8px; margin-top: 4px; cursor: pointer; }
+.nm-checkup button:disabled { cursor: default; opacity: 0.6; }
+.nm-checkup .nm-status { color: var(--nm-muted); margin: 4px 0; min-height: 1.2em; }
+`,et={sink_mass:"attention to the first token (layer x head)",entropy:"attention entropy, nats (layer x head)",importance:"head importance |dL/d gate| (layer x head)",head_cosine:"cosine between heads' outputs in this layer (head x head)",resid_max:"max |h| in this dim per layer (log10), and 1000x the layer's median (line)",neuron_max:"max |activation| of each neuron in this layer (log10)",resid_norm:"mean residual norm per layer (first token left out)",block_influence:"Block Influence 1 - cos(x_in, x_out) per layer",lens_agreement:"logit lens top-1 agreement with the output per layer",alpha:"power-law alpha per block (rows) and matrix (columns)"};function nt(t,e,n=[]){let r=e[t.view];if(!r)return null;let{data:a,shape:o}=r;if(t.view==="head_cosine"){let[,i]=o,s=(t.layer??0)*i*i;return{kind:"grid",values:a.subarray(s,s+i*i),rows:i,cols:i,mark:{row:t.head,col:null}}}if(t.view==="resid_max"){let[i,s]=o,f=Float32Array.from({length:i},(d,c)=>Math.log10(Math.max(a[c*s+t.dim],1e-30))),l=e.resid_median?.data,p=l?Float32Array.from(l,d=>Math.log10(Math.max(1e3*d,100))):null;return{kind:"bars",values:f,mark:t.layer,line:p}}if(t.view==="neuron_max"){let[,i]=o,s=a.subarray(t.layer*i,(t.layer+1)*i);return{kind:"bars",values:Float32Array.from(s,f=>Math.log10(Math.max(f,1e-12))),mark:t.dim}}return o.length===2?{kind:"grid",values:a,rows:o[0],cols:o[1],mark:{row:t.layer,col:t.head},colLabels:t.view==="alpha"?n:null}:{kind:"bars",values:a,mark:t.layer}}function rt(t,e,n){let r=A(n),a=Math.max(6,Math.min(22,Math.floor(Math.min(560,_(n)-40)/e.cols))),o=28,i=4,s=o+a*e.cols+4,f=i+a*e.rows+16,l=$(t,s,f),p=z("sequential"),{lo:d,hi:c}=T(e.values,{});for(let m=0;m<e.rows;m++)for(let y=0;y<e.cols;y++){let v=e.values[m*e.cols+y];l.fillStyle=Number.isFinite(v)?D(p,O(v,d,c)):r.bg,l.fillRect(o+y*a,i+m*a,a,a)}l.strokeStyle=r.fg,l.lineWidth=2;let{row:h,col:x}=e.mark||{};h!=null&&x!=null?l.strokeRect(o+x*a,i+h*a,a,a):h!=null&&l.strokeRect(o,i+h*a,a*e.cols,a),l.fillStyle=r.muted,l.font=r.font,l.textAlign="right",l.textBaseline="middle";let b=Math.max(1,Math.ceil(12/a));for(let m=0;m<e.rows;m+=b)l.fillText(String(m),o-3,i+(m+.5)*a);l.textAlign="center",l.textBaseline="top";for(let m=0;m<e.cols;m+=b)l.fillText(String(m),o+(m+.5)*a,i+e.rows*a+2);return{lo:d,hi:c}}function ot(t,e,n){let r=A(n),a=e.values.length,o=Math.min(640,_(n)-40),i=120,s=$(t,o,i),{lo:f,hi:l}=T(e.values,{});if(e.line){let c=T(e.line,{});f=Math.min(f,c.lo),l=Math.max(l,c.hi)}f=Math.min(f,0);let p=c=>i-14-(c-f)/(l-f||1)*(i-20),d=(o-8)/a;for(let c=0;c<a;c++){let h=e.values[c];if(!Number.isFinite(h))continue;s.fillStyle=c===e.mark?r.fg:r.muted;let x=p(h);s.fillRect(4+c*d,Math.min(x,p(0)),Math.max(1,d-1),Math.abs(p(0)-x))}return e.line&&(s.strokeStyle=r.accent,s.beginPath(),e.line.forEach((c,h)=>(h?s.lineTo:s.moveTo).call(s,4+(h+.5)*d,p(c))),s.stroke()),s.fillStyle=r.muted,s.font=r.font,s.textBaseline="bottom",s.fillText(`0 … ${a-1}`,4,i),s.textAlign="right",s.fillText(`${w(f,".3g")} … ${w(l,".3g")}`,o-4,i),{lo:f,hi:l}}function at({model:t,el:e}){let n=V(e,"checkup");n.append(u("style",{text:tt}));let r=u("div",{className:"nm-title"}),a=u("div",{className:"nm-readout"}),o=u("div",{className:"nm-status"}),i=u("div",{className:"nm-findings"});n.append(r,a,o,i);let s=new Set;function f(){let d={};for(let[c,h]of Object.entries(t.get("arrays")||{}))d[c]=L(h);return d}function l(){let d=t.get("findings")||[],c=f(),h=t.get("actions_enabled");r.textContent=t.get("title")||"Checkup";let x={high:0,medium:0,info:0};for(let b of d)x[b.severity]=(x[b.severity]||0)+1;a.textContent=`${x.high} high · ${x.medium} medium · ${x.info} info`,i.replaceChildren(...d.map((b,m)=>{let y=u("div",{className:`nm-finding${s.has(m)?" nm-open":""}`,"data-index":String(m)}),v=u("div",{className:"nm-finding-head",role:"button",tabindex:"0"},[u("span",{className:`nm-severity nm-severity-${b.severity}`,text:b.severity}),u("span",{className:"nm-finding-title",text:b.title})]),N=u("div",{className:"nm-finding-body"},[u("div",{className:"nm-explanation",text:b.explanation})]),C={done:!1},F=()=>{if(C.done)return;let g=nt(b,c,t.get("matrix_names")||[]);if(!g)return;C.done=!0;let k=u("canvas",{className:"nm-chart"}),I=u("div",{className:"nm-readout"});N.insertBefore(u("div",{},[I,k]),N.children[1]||null);let{lo:Y,hi:U}=g.kind==="grid"?rt(k,g,n):ot(k,g,n);I.textContent=`${et[b.view]||b.view} · ${w(Y,".3g")} to ${w(U,".3g")}`};if(b.action){let g=u("button",{className:"nm-action",text:it(b.action)});h||(g.disabled=!0,g.title="actions run in a live notebook; this is a static copy"),g.addEventListener("click",k=>{k.stopPropagation(),t.send({type:"apply",index:m})}),N.append(g)}let R=()=>{s.has(m)?s.delete(m):s.add(m),y.classList.toggle("nm-open",s.has(m)),s.has(m)&&F()};return v.addEventListener("click",R),v.addEventListener("keydown",g=>{(g.key==="Enter"||g.key===" ")&&(g.preventDefault(),R())}),y.append(v,N),s.has(m)&&queueMicrotask(F),y})),o.textContent=t.get("status")||""}let p=()=>{o.textContent=t.get("status")||""};return l(),t.on("change:findings",l),t.on("change:arrays",l),t.on("change:status",p),()=>{t.off("change:findings",l),t.off("change:arrays",l),t.off("change:status",p)}}function it(t){return t.kind==="massive"?`set to their ${t.mode} and diff`:t.kind==="ablate_heads"?"ablate this head and diff":t.kind==="ablate_neurons"?"ablate these neurons and diff":"apply and diff"}var gt={render:at};export{it as actionLabel,gt as default,nt as viewData};
