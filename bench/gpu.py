@@ -13,6 +13,7 @@ Checks (each prints its largest difference and fails loudly past its tolerance):
 - brain-scan item scores on the GPU = the CPU's, on a few configs;
 - ``nm.compare``'s after side (speculative reuse of the before side) = HF ``generate`` per prompt;
 - a LoRA fine-tune trains on the GPU and ``remove_adapters`` restores every weight bit for bit;
+- the checkup's sink mass and head importance on the GPU = the CPU's;
 - an SAE trains and a network decomposition and a model diff run on GPU activations.
 Timings are wall seconds with ``torch.cuda.synchronize()`` around each. ``--brainscan-bench``
 then runs ``bench/brainscan.py --device cuda`` (the sweep against per-config loops) on this model.
@@ -125,6 +126,14 @@ def main() -> None:
     check("brain-scan scores GPU = CPU (4 items, configs in 10:16)",
           float(np.abs(scan_gpu.scores[finished] - scan_cpu.scores[finished]).max()),
           1e-3 if dtype == torch.float32 else 0.5)
+
+    with timed("checkup (24 texts: statistics, head gradients, spectra)", times):
+        health = nm.checkup(subject)
+    reference = nm.checkup(cpu, spectra=False)
+    check("checkup sink mass and head importance GPU = CPU (relative)",
+          max(float(np.abs(health.sink_mass - reference.sink_mass).max()),
+              float(np.abs(health.importance - reference.importance).max() / np.abs(reference.importance).max())),
+          1e-3 if dtype == torch.float32 else 0.1)
 
     program = nm.LayerProgram.duplicate(subject.n_layers, 12, 16)
     diff = nm.compare(subject, lambda: subject.program_applied(program), PROMPTS, max_new_tokens=12)
