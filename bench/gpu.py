@@ -87,7 +87,8 @@ def check_runner(subject: nm.Subject, tolerance: float) -> None:
                capture=Capture(sites=("resid_pre",), steps=range(subject.n_layers)), logits_at=None)
     hf_states = torch.stack(hf.hidden_states[: subject.n_layers])
     valid = mask.bool()[None, :, :, None]
-    difference = ((ours.captures["resid_pre"].float() - hf_states.float()).abs() * valid).max().item()
+    captured = ours.captures["resid_pre"].to(hf_states.device).float()
+    difference = ((captured - hf_states.float()).abs() * valid).max().item()
     check("runner resid_pre captures = HF hidden states", difference, tolerance)
 
 
