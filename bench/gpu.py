@@ -118,8 +118,10 @@ def main() -> None:
         "When Mary and John went to the store, Mary gave a drink to"
     on_gpu = nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
     on_cpu = nm.patch(cpu, clean, corrupt, [" Mary", " John"], progress=False)
-    check("patching map GPU = CPU", float(np.abs(on_gpu.to_numpy() - on_cpu.to_numpy()).max()),
-          1e-3 if dtype == torch.float32 else 0.5)
+    # the patched logit difference itself: the normalised effect divides by clean - corrupt,
+    # which random weights make tiny, so rounding in bfloat16 would swamp it
+    check("patched logit differences GPU = CPU", float(np.abs(on_gpu.patched_metric - on_cpu.patched_metric).max()),
+          1e-3 if dtype == torch.float32 else 0.1)
 
     small = dict(limit=4, layers="10:16", progress=False)
     scan_gpu, scan_cpu = nm.brainscan(subject, **small), nm.brainscan(cpu, **small)
