@@ -113,30 +113,30 @@ def main() -> None:
     print("checks against HF on the same device:")
     check_runner(subject, tolerance * 10)
 
-    cpu = build(args.model, "cpu", torch.float32)
     clean, corrupt = "When Mary and John went to the store, John gave a drink to", \
         "When Mary and John went to the store, Mary gave a drink to"
-    on_gpu = nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
-    on_cpu = nm.patch(cpu, clean, corrupt, [" Mary", " John"], progress=False)
-    # the patched logit difference itself: the normalised effect divides by clean - corrupt,
-    # which random weights make tiny, so rounding in bfloat16 would swamp it
-    check("patched logit differences GPU = CPU", float(np.abs(on_gpu.patched_metric - on_cpu.patched_metric).max()),
-          1e-3 if dtype == torch.float32 else 0.1)
-
-    small = dict(limit=4, layers="10:16", progress=False)
-    scan_gpu, scan_cpu = nm.brainscan(subject, **small), nm.brainscan(cpu, **small)
-    finished = ~np.isnan(scan_cpu.scores)
-    check("brain-scan scores GPU = CPU (4 items, configs in 10:16)",
-          float(np.abs(scan_gpu.scores[finished] - scan_cpu.scores[finished]).max()),
-          1e-3 if dtype == torch.float32 else 0.5)
+    # Against the CPU in float32 only: bfloat16 rounding (about 3 digits, over 30 blocks) differs
+    # between devices by more than random weights' tiny clean-corrupt gaps and score spreads.
+    cpu = build(args.model, "cpu", torch.float32) if dtype == torch.float32 else None
+    if cpu is not None:
+        on_gpu = nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
+        on_cpu = nm.patch(cpu, clean, corrupt, [" Mary", " John"], progress=False)
+        check("patched logit differences GPU = CPU", float(np.abs(on_gpu.patched_metric - on_cpu.patched_metric).max()),
+              1e-3)
+        small = dict(limit=4, layers="10:16", progress=False)
+        scan_gpu, scan_cpu = nm.brainscan(subject, **small), nm.brainscan(cpu, **small)
+        finished = ~np.isnan(scan_cpu.scores)
+        check("brain-scan scores GPU = CPU (4 items, configs in 10:16)",
+              float(np.abs(scan_gpu.scores[finished] - scan_cpu.scores[finished]).max()), 1e-3)
 
     with timed("checkup (24 texts: statistics, head gradients, spectra)", times):
         health = nm.checkup(subject)
-    reference = nm.checkup(cpu, spectra=False)
-    check("checkup sink mass and head importance GPU = CPU (relative)",
-          max(float(np.abs(health.sink_mass - reference.sink_mass).max()),
-              float(np.abs(health.importance - reference.importance).max() / np.abs(reference.importance).max())),
-          1e-3 if dtype == torch.float32 else 0.1)
+    if cpu is not None:
+        reference = nm.checkup(cpu, spectra=False)
+        check("checkup sink mass and head importance GPU = CPU (relative)",
+              max(float(np.abs(health.sink_mass - reference.sink_mass).max()),
+                  float(np.abs(health.importance - reference.importance).max() / np.abs(reference.importance).max())),
+              1e-3)
 
     program = nm.LayerProgram.duplicate(subject.n_layers, 12, 16)
     diff = nm.compare(subject, lambda: subject.program_applied(program), PROMPTS, max_new_tokens=12)
