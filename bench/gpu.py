@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import runpy
 import sys
@@ -43,17 +44,28 @@ from neuro_magics.core.runner import Capture, position_ids_for, prepare, run  # 
 PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Seven times eight is", "Once upon a time"]
 
 
-def build(folder: Path, device: str, dtype: torch.dtype) -> nm.Subject:
-    """The model in ``folder``: its weights if it has them, else seeded random ones."""
+def build(folder: Path, device: str, dtype: torch.dtype, overrides: dict | None = None) -> nm.Subject:
+    """The model in ``folder``: its weights if it has them, else seeded random ones, initialised
+    on ``device`` (a 7B model initialises in seconds there, minutes on the CPU). ``overrides``
+    change the config (another shape: ``{"model_type": "qwen2", "hidden_size": 3584, ...}``)."""
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    if any(folder.glob("*.safetensors")):
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    if any(folder.glob("*.safetensors")) and not overrides:
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
         name = folder.name
     else:
+        config = AutoConfig.from_pretrained(folder)
+        if overrides:
+            base = config.to_dict()
+            kind = overrides.get("model_type", base["model_type"])
+            base.update(overrides)
+            base.pop("model_type", None)
+            config = AutoConfig.for_model(kind, **{k: v for k, v in base.items() if k not in ("architectures",)})
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder), dtype=dtype)
-        name = f"{folder.name} (random weights)"
-    return nm.Subject(model.to(device), tokenizer, name=name)
+        with torch.device(device):
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        n = sum(p.numel() for p in model.parameters())
+        name = f"{folder.name} (random weights)" if not overrides else f"{config.model_type} {n / 1e9:.1f}B (random weights)"
+    return nm.Subject(model, tokenizer, name=name)
 
 
 def synchronize() -> None:
@@ -100,12 +112,18 @@ def main() -> None:
     parser.add_argument("--brainscan-bench", action="store_true", help="also run bench/brainscan.py on the GPU")
     parser.add_argument("--device", default="cuda", help="cuda; cpu only to try this script out")
     parser.add_argument("--checks-only", action="store_true", help="stop after the checks")
+    parser.add_argument("--bench-only", action="store_true", help="only the brain-scan bench (with --brainscan-bench)")
+    parser.add_argument("--config", default=None, help="JSON overrides of the model's config (another shape)")
+    parser.add_argument("--bench-args", default="", help="more arguments for bench/brainscan.py")
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("No CUDA device: this script checks and times the GPU paths.")
     dtype = getattr(torch, args.dtype)
     tolerance = 1e-4 if dtype == torch.float32 else 5e-2
-    subject = build(args.model, args.device, dtype)
+    overrides = json.loads(args.config) if args.config else None
+    if args.bench_only:
+        return run_brainscan_bench(args, dtype, overrides)
+    subject = build(args.model, args.device, dtype, overrides)
     where = torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device
     print(f"{subject.name} on {where}, {args.dtype}, torch {torch.__version__}")
     times: dict[str, float] = {}
@@ -185,9 +203,15 @@ def main() -> None:
         nm.scan(subject, PROMPTS[0], lens=True, progress=False)
 
     if args.brainscan_bench:
-        nm.load_model = lambda *a, **k: build(args.model, args.device, dtype)  # the bench loads "the default model"
-        sys.argv = ["bench/brainscan.py", "--device", args.device, "--dtype", args.dtype]
-        runpy.run_path(str(Path(__file__).parent / "brainscan.py"), run_name="__main__")
+        del subject
+        run_brainscan_bench(args, dtype, overrides)
+
+
+def run_brainscan_bench(args: argparse.Namespace, dtype: torch.dtype, overrides: dict | None) -> None:
+    """``bench/brainscan.py`` on this model (it loads "the default model": that is this one here)."""
+    nm.load_model = lambda *a, **k: build(args.model, args.device, dtype, overrides)
+    sys.argv = ["bench/brainscan.py", "--device", args.device, "--dtype", args.dtype, *args.bench_args.split()]
+    runpy.run_path(str(Path(__file__).parent / "brainscan.py"), run_name="__main__")
 
 
 if __name__ == "__main__":
