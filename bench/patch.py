@@ -4,8 +4,11 @@ Baselines, all on the same prompts, all checked to give the same effects (1e-5):
 - a hand-batched HF loop: per layer, one HF forward of the corrupt prompt repeated once per
   position, a forward pre-hook on block l swapping row r's position r for the clean state,
   and the unembedding applied to the last position only (the strongest plain-HF way);
-- nnsight's batched invokes and TransformerLens ``get_act_patch_resid_pre`` when those
-  packages are importable (they are not installed in the project's environment);
+- nnsight's batched invokes (per layer one trace, one invoke per position: its documented way
+  to batch interventions) and TransformerLens ``get_act_patch_resid_pre`` on its
+  ``TransformerBridge`` around the same HF model, when those packages are importable. They are
+  not project dependencies; a venv with them: ``pip install nnsight transformer_lens`` beside
+  this package (measured with nnsight 0.8.1 and transformer-lens 4.3.0);
 - ``naive_sweep``: one hooked HF forward per cell (also the tests' reference).
 
 Times are CPU seconds of this process (``time.process_time``), best of ``--repeats``.
@@ -65,6 +68,63 @@ def naive_sweep(subject: nm.Subject, clean: str, corrupt: str, answers, metric: 
             patched = metric_values(logits, answer_ids, metric).item()
             effects[row, position] = (patched - corrupt_metric) / (clean_metric - corrupt_metric)
     return effects
+
+
+@torch.no_grad()
+def nnsight_batched_sweep(subject: nm.Subject, clean: str, corrupt: str, answers, metric: str = "logit_diff") -> np.ndarray:
+    """Normalised resid_pre effects [layers, positions] the nnsight way: the clean run's layer
+    inputs saved in one trace, then per layer one trace with one invoke per position (nnsight
+    batches a trace's invokes into one forward)."""
+    from nnsight import LanguageModel
+
+    model = LanguageModel(subject.model, tokenizer=subject.tokenizer)
+    answer_ids = answer_token_ids(subject, answers)
+    clean_ids, corrupt_ids = subject.encode(clean)["input_ids"], subject.encode(corrupt)["input_ids"]
+    n_layers, n_positions = subject.n_layers, clean_ids.shape[1]
+    states, corrupt_logits = [], []
+    with model.trace(clean_ids):
+        for layer in range(n_layers):
+            states.append(model.model.layers[layer].input.save())
+        clean_logits = model.lm_head.output[:, -1].save()
+    with model.trace(corrupt_ids):
+        corrupt_logits.append(model.lm_head.output[:, -1].save())
+    clean_metric = metric_values(clean_logits, answer_ids, metric).item()
+    corrupt_metric = metric_values(corrupt_logits[0], answer_ids, metric).item()
+    effects = np.full((n_layers, n_positions), np.nan, dtype=np.float32)
+    for layer in range(n_layers):
+        patched = []
+        with model.trace() as tracer:
+            for position in range(n_positions):
+                with tracer.invoke(corrupt_ids):
+                    model.model.layers[layer].input[:, position] = states[layer][:, position]
+                    patched.append(model.lm_head.output[:, -1].save())
+        values = metric_values(torch.cat(patched), answer_ids, metric)
+        effects[layer] = ((values - corrupt_metric) / (clean_metric - corrupt_metric)).cpu().numpy()
+    return effects
+
+
+@torch.no_grad()
+def transformer_lens_sweep(subject: nm.Subject, clean: str, corrupt: str, answers,
+                           metric: str = "logit_diff") -> np.ndarray:
+    """Normalised resid_pre effects [layers, positions] the TransformerLens way:
+    ``patching.get_act_patch_resid_pre`` on a TransformerBridge around the same HF model."""
+    from transformer_lens import patching
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from neuro_magics.core.loading import default_model_path
+
+    bridge = TransformerBridge.boot_transformers(str(default_model_path()), hf_model=subject.model,
+                                                 tokenizer=subject.tokenizer, device=str(subject.device))
+    answer_ids = answer_token_ids(subject, answers)
+    clean_ids, corrupt_ids = subject.encode(clean)["input_ids"], subject.encode(corrupt)["input_ids"]
+    clean_logits, cache = bridge.run_with_cache(clean_ids)
+    clean_metric = metric_values(clean_logits[:, -1], answer_ids, metric).item()
+    corrupt_metric = metric_values(bridge(corrupt_ids)[:, -1], answer_ids, metric).item()
+
+    def normalised(logits: torch.Tensor) -> torch.Tensor:
+        return (metric_values(logits[:, -1], answer_ids, metric)[0] - corrupt_metric) / (clean_metric - corrupt_metric)
+
+    return patching.get_act_patch_resid_pre(bridge, corrupt_ids, cache, normalised).cpu().numpy()
 
 
 @torch.no_grad()
@@ -136,11 +196,14 @@ def main() -> None:
     baselines["hand-batched HF loop, last position only"] = seconds
     print(f"hand-batched HF loop, last position only: {seconds:.2f} s")
     check("hand-batched HF loop", effects)
-    for name in ("nnsight", "transformer_lens"):
+    for name, sweep in (("nnsight", nnsight_batched_sweep), ("transformer_lens", transformer_lens_sweep)):
         if importlib.util.find_spec(name) is None:
             print(f"{name}: not importable here, skipped")
-        else:
-            print(f"{name}: importable, but no baseline for it is written here yet, skipped")
+            continue
+        seconds, effects = _cpu_time(lambda: sweep(subject, CLEAN, CORRUPT, ANSWERS), args.repeats)
+        baselines[name] = seconds
+        print(f"{name}: {seconds:.2f} s")
+        check(name, effects)
 
     layers = list(range(0, subject.n_layers, 6)) if args.quick else list(range(subject.n_layers))
     started = time.process_time()

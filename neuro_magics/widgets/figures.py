@@ -414,6 +414,9 @@ def model_diff_figure(result, measure: str = "change") -> go.Figure:
     figure.update_yaxes(title_text="block", autorange="reversed")
     figure.update_layout(title=f"{'|W_B - W_A| / |W_A|' if measure == 'change' else 'rank of W_B - W_A'} · "
                                f"{result.a} vs {result.b} · mean KL {result.mean_kl:.3g}")
+    return figure
+
+
 def checkup_figure(result) -> go.Figure:
     """Attention to the first token per head, head importance, and the first token's residual
     norm against the other tokens' per layer (where sinks and massive activations live)."""
