@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.adapters import linear_modules, weight_matrix
+from ..core.adapters import linear_modules
+from ..core.offload import weight_value
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, register, rebuilder
 from ..core.progress import ProgressBar
@@ -510,7 +511,7 @@ def _spectra(subject: Subject, bar: ProgressBar) -> tuple[np.ndarray, list[str]]
     for block_index, block in enumerate(subject.blocks):
         for name, module in linear_modules(block).items():
             if name in names:
-                matrix = weight_matrix(module).detach().cpu().double()
+                matrix = weight_value(module).cpu().double()
                 gram = matrix.T @ matrix if matrix.shape[0] >= matrix.shape[1] else matrix @ matrix.T
                 values = torch.linalg.eigvalsh(gram).numpy()  # the nonzero eigenvalues of W^T W, 2x faster than an SVD
                 alpha[block_index, names.index(name)] = power_law_alpha(values)[0]

@@ -31,6 +31,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from ..core.errors import NeuroMagicsError
+from ..core.offload import parameter_values
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import position_ids_for
@@ -278,7 +279,7 @@ def state_fingerprint(subject: Subject) -> tuple:
     """What the model computes with: its program, its interventions, and a checksum of every
     weight (about 30 ms on the default model), so an in-place weight edit is noticed too."""
     with torch.no_grad():
-        sums = torch.stack([p.detach().float().sum() for p in subject.model.parameters()]).cpu().numpy()
+        sums = torch.stack([p.float().sum().cpu() for p in parameter_values(subject.model)]).numpy()
     specs = json.dumps([intervention.spec for intervention in subject.interventions], sort_keys=True, default=str)
     return (id(subject.model), tuple(subject.program.steps), specs, sums.tobytes())
 

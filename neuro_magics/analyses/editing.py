@@ -31,6 +31,7 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, active_interventions, rebuilder
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -380,6 +381,7 @@ def edit(
     """
     if subject.tokenizer is None:
         raise NeuroMagicsError("Editing reads prompts: the subject needs a tokenizer.")
+    refuse_offloaded(subject.model, "Editing (ROME)")
     template = fact_template(prompt, subject_text)
     new_ids = target_tokens(subject, target)
     if isinstance(neighbours, str):

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ..core.adapters import linear_modules, weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.offload import refuse_offloaded
 from ..core.interventions import Hook, Intervention, WeightChange, rebuilder
 from ..core.loading import cache_dir
 from ..core.paths import check_folder_target, user_path
@@ -416,6 +417,8 @@ def unmerge_adapters(subject: Subject) -> int:
 
 
 def _switch(subject: Subject, kind: str, merged: bool) -> int:
+    if merged:
+        refuse_offloaded(subject.model, "Merging adapters")
     program, before = subject.program, list(subject.interventions)
     after = [adapter_intervention(subject, i.adapter, merged=merged) if i.kind == kind else i for i in before]
     changed = sum(a is not b for a, b in zip(after, before))

@@ -29,6 +29,7 @@ import torch
 
 from ..core.adapters import linear_modules, weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -293,6 +294,7 @@ def prune(
             raise NeuroMagicsError("--drop is for --method layers; wanda and magnitude take --sparsity.")
         if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 < sparsity < 1:
             raise NeuroMagicsError(f"--sparsity must be a fraction strictly between 0 and 1, e.g. 0.5 (got {sparsity}).")
+        refuse_offloaded(subject.model, f"Pruning ({method})")
     passages = calibration_passages(corpus) if method != "magnitude" else []
     if subject.tokenizer is None:
         raise NeuroMagicsError("Pruning reports perplexity and probe scores: the subject needs a tokenizer.")

@@ -19,6 +19,7 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
@@ -117,6 +118,7 @@ def quantize(
     is left as it was unless ``install``."""
     if bits not in BITS:
         raise NeuroMagicsError(f"bits must be 4 or 8 (got {bits}).")
+    refuse_offloaded(subject.model, "Quantizing")
     blocks = range(subject.n_layers) if layers is None else (
         parse_ranges(layers, subject.n_layers) if isinstance(layers, str) else [int(b) for b in layers])
     bad = [b for b in blocks if not 0 <= b < subject.n_layers]

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.adapters import linear_modules, weight_matrix
+from ..core.adapters import linear_modules
+from ..core.offload import weight_value
 from ..core.errors import NeuroMagicsError
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -32,18 +33,18 @@ def attention_matrices(subject: Subject, block: int) -> tuple[torch.Tensor, torc
     n, kv, hd, d = subject.n_heads, subject.n_kv_heads, subject.head_dim, subject.d_model
     modules = linear_modules(attention)
     if {"q_proj", "k_proj", "v_proj"} <= set(modules):
-        q, k, v = (weight_matrix(modules[name]) for name in ("q_proj", "k_proj", "v_proj"))
+        q, k, v = (weight_value(modules[name]) for name in ("q_proj", "k_proj", "v_proj"))
     elif "qkv_proj" in modules:  # Phi-3: [q; k; v] along the output
-        q, k, v = weight_matrix(modules["qkv_proj"]).split([n * hd, kv * hd, kv * hd])
+        q, k, v = weight_value(modules["qkv_proj"]).split([n * hd, kv * hd, kv * hd])
     elif "c_attn" in modules:  # GPT-2: [q; k; v] along the output
-        q, k, v = weight_matrix(modules["c_attn"]).split([n * hd, kv * hd, kv * hd])
+        q, k, v = weight_value(modules["c_attn"]).split([n * hd, kv * hd, kv * hd])
     elif "query_key_value" in modules:  # GPT-NeoX: per head [q; k; v]
-        per_head = weight_matrix(modules["query_key_value"]).reshape(n, 3, hd, d)
+        per_head = weight_value(modules["query_key_value"]).reshape(n, 3, hd, d)
         q, k, v = (per_head[:, i].reshape(n * hd, d) for i in range(3))
     else:
         raise NeuroMagicsError(f"Weight views do not know where {type(attention).__name__} keeps its query, key "
                                "and value matrices.")
-    output = weight_matrix(subject.adapter.output_projection(subject.blocks[block]))
+    output = weight_value(subject.adapter.output_projection(subject.blocks[block]))
     return (q.detach().reshape(n, hd, d), k.detach().reshape(kv, hd, d), v.detach().reshape(kv, hd, d),
             output.detach().reshape(d, n, hd).permute(1, 0, 2))
 
@@ -129,7 +130,7 @@ def weight_views(subject: Subject) -> WeightsResult:
                 norms[block, :, index] = torch.linalg.matrix_norm(matrix).cpu().numpy()
                 spectra[block, :, index] = torch.linalg.svdvals(matrix)[..., :hd].cpu().numpy()
             modules = linear_modules(subject.adapter.submodule(subject.blocks[block], mlp_path))
-            mlp_norms[block] = [float(torch.linalg.matrix_norm(weight_matrix(modules[name]).double()))
+            mlp_norms[block] = [float(torch.linalg.matrix_norm(weight_value(modules[name]).double()))
                                 for name in mlp_names]
             bar.update()
     return WeightsResult(norms, spectra, mlp_norms, mlp_names, run_metadata(subject))

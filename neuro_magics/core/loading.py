@@ -76,12 +76,14 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return DTYPES[dtype]
 
 
-def check_load_options(device: str = "auto", dtype: str = "auto",
-                       device_map: str | None = None) -> tuple[torch.device | None, torch.dtype]:
+def check_load_options(device: str = "auto", dtype: str = "auto", device_map: str | dict | None = None,
+                       offload_folder: str | None = None) -> tuple[torch.device | None, torch.dtype]:
     """The device (``None`` when accelerate places the model) and dtype a load would use;
     raises on an unknown or unavailable one before anything is read."""
-    if device_map not in (None, "auto"):
-        raise ModelLoadError(f"--device-map {device_map!r}: only 'auto' is supported.")
+    if device_map is not None and device_map != "auto" and not isinstance(device_map, dict):
+        raise ModelLoadError(f"--device-map {device_map!r}: only 'auto' (or, from Python, a dict) is supported.")
+    if offload_folder is not None and device_map is None:
+        raise ModelLoadError("--offload-folder is where --device-map puts blocks on disk: give --device-map auto too.")
     target = resolve_device(device) if device_map is None else None
     return target, resolve_dtype(dtype, target or resolve_device("auto"))
 
@@ -91,23 +93,26 @@ def load_model(
     *,
     device: str = "auto",
     dtype: str = "auto",
-    device_map: str | None = None,
+    device_map: str | dict | None = None,
+    offload_folder: str | os.PathLike | None = None,
     trust_remote_code: bool = False,
 ) -> Subject:
     """Load a causal LM (hub id or local folder; ``None`` = the built-in default).
 
     Remote code runs only with ``trust_remote_code=True``. ``device_map="auto"`` hands
-    placement to accelerate for models larger than one GPU.
+    placement to accelerate for models larger than one GPU; a dict (module name -> ``"cpu"``,
+    ``"disk"``, a GPU index) places by hand. Blocks placed on disk live in ``offload_folder``.
     """
     if name_or_path is not None and not str(name_or_path).strip():
         raise ModelLoadError("The model name is empty: give a hub id or folder, or None for the built-in model.")
-    target, torch_dtype = check_load_options(device, dtype, device_map)
+    target, torch_dtype = check_load_options(device, dtype, device_map, offload_folder)
     if name_or_path is None or (name_or_path == DEFAULT_MODEL and not Path(name_or_path).exists()):
         source, display_name = default_model_path(), DEFAULT_MODEL
     else:
         source, display_name = name_or_path, name_or_path
     model, tokenizer = _load_pretrained(
-        str(source), torch_dtype, trust_remote_code, device_map=device_map
+        str(source), torch_dtype, trust_remote_code, device_map=device_map,
+        offload_folder=None if offload_folder is None else str(offload_folder),
     )
     if target is not None:
         try:

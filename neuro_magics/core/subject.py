@@ -198,6 +198,9 @@ class Subject:
             id(p) not in own_parameters for p in intervention.weights.parameters)
         if foreign_weights or any(id(hook.module) not in own for hook in intervention.hooks):
             raise NeuroMagicsError(f"{intervention!r} was built for another model; build it again for {self.name}.")
+        if intervention.weights is not None and any(p.device.type == "meta" for p in intervention.weights.parameters):
+            raise NeuroMagicsError(f"{intervention!r} rewrites weights that accelerate keeps offloaded (device_map), "
+                                   "where a write would be lost; load the model without offloading to install it.")
         handles = register(intervention.hooks)
         try:
             originals = _write_weights(intervention)
@@ -256,7 +259,11 @@ class Subject:
 
     @property
     def device(self) -> torch.device:
-        return self.adapter.unembedding_module(self.model).weight.device
+        """Where the unembedding runs (accelerate's execution device when it keeps it offloaded)."""
+        module = self.adapter.unembedding_module(self.model)
+        if module.weight.device.type == "meta":
+            return torch.device(module._hf_hook.execution_device)
+        return module.weight.device
 
     @property
     def dtype(self) -> torch.dtype:

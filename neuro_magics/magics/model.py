@@ -23,6 +23,7 @@ class ModelMagics(SessionMagics):
     @argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")
     @argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16.")
     @argument("--device-map", default=None, help="'auto' lets accelerate spread a large model over devices.")
+    @argument("--offload-folder", default=None, help="Where --device-map auto keeps blocks that go to disk.")
     @argument("--trust-remote-code", action="store_true", help="Allow the model's own Python code to run.")
     @argument("--replace", action="store_true", help="Replace the model that is loaded now.")
     @line_magic
@@ -33,7 +34,7 @@ class ModelMagics(SessionMagics):
         if args.name is not None and not args.name.strip():
             raise UsageError("The model name is empty: give a hub id or folder, or nothing for the built-in model.")
         name = args.name
-        check_load_options(args.device, args.dtype, args.device_map)
+        check_load_options(args.device, args.dtype, args.device_map, args.offload_folder)
         current = self.session.subject
         if current is not None and not args.replace:
             wanted = name or DEFAULT_MODEL
@@ -49,6 +50,7 @@ class ModelMagics(SessionMagics):
             device=args.device,
             dtype=args.dtype,
             device_map=args.device_map,
+            offload_folder=args.offload_folder,
             trust_remote_code=args.trust_remote_code,
         )
         self.session.subject = subject

@@ -1,0 +1,124 @@
+"""A tiny model split by accelerate over CPU and disk runs every analysis as the unsplit one.
+
+Oracle: the same public call on the same weights loaded whole on the CPU (float32). Offloading
+only moves where weights wait between forwards, so every number must agree to float32 noise
+(1e-5). Analyses that rewrite weights must refuse in one line and leave the model untouched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import neuro_magics as nm
+from neuro_magics.analyses.diffing import state_fingerprint
+from neuro_magics.core.offload import offloaded_modules
+from tiny_models import tiny_model, tiny_tokenizer
+
+ATOL = 1e-5
+DISK_BLOCKS = (1, 3)
+ITEMS = [{"prompt": "ab", "answer": "cd"}, {"prompt": "The cat sat on the", "answer": "mat"}]
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """(split, whole): the same saved tiny Llama, blocks 1 and 3 on disk, the rest on CPU."""
+    folder = tmp_path_factory.mktemp("tiny")
+    tiny_model("llama").save_pretrained(folder / "model")
+    tiny_tokenizer().save_pretrained(folder / "model")
+    device_map = {"model.embed_tokens": "cpu", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu",
+                  **{f"model.layers.{b}": "disk" if b in DISK_BLOCKS else "cpu" for b in range(4)}}
+    split = nm.load_model(str(folder / "model"), dtype="float32", device_map=device_map,
+                          offload_folder=str(folder / "offload"))
+    whole = nm.load_model(str(folder / "model"), device="cpu", dtype="float32")
+    for subject in (split, whole):
+        subject.model.generation_config.eos_token_id = None
+    yield split, whole
+    for subject in (split, whole):
+        nm.reset_interventions(subject)
+
+
+def test_the_split_really_offloads_blocks_to_disk(pair, tmp_path_factory):
+    split, _ = pair
+    offloaded = offloaded_modules(split.model)
+    assert offloaded and all(any(f"layers.{b}." in name for b in DISK_BLOCKS) for name in offloaded)
+    assert split.device.type == "cpu"
+
+
+def _same(a, b, atol=ATOL):
+    np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), atol=atol, rtol=0)
+
+
+def test_scan_patch_and_brainscan_match_the_unsplit_model(pair):
+    split, whole = pair
+    scans = [nm.scan(s, "hello there", sites="resid,attn,mlp,neurons", lens=True, progress=False) for s in pair]
+    for site in scans[1].captures:
+        _same(scans[0].captures[site], scans[1].captures[site])
+    _same(scans[0].top_probs, scans[1].top_probs)
+    patches = [nm.patch(s, "ab cdefgh", "ab cdXfgh", ("e", "X"), progress=False) for s in pair]
+    _same(patches[0].patched_metric, patches[1].patched_metric)
+    scores = [nm.brainscan(s, items=ITEMS, layers="1:3", max_new_tokens=3, progress=False).scores for s in pair]
+    assert np.array_equal(np.isnan(scores[0]), np.isnan(scores[1]))
+    _same(np.nan_to_num(scores[0]), np.nan_to_num(scores[1]))
+
+
+def test_a_layer_program_compare_and_an_intervention_match(pair):
+    """Block 1 (on disk) runs twice; the ablation hooks an offloaded block."""
+    diffs = [nm.compare(s, lambda s=s: s.program_applied([0, 1, 1, 2, 3]), ["ab cd", "the cat"], max_new_tokens=3)
+             for s in pair]
+    for side in ("before", "after"):
+        a, b = getattr(diffs[0], side), getattr(diffs[1], side)
+        assert np.array_equal(a.tokens, b.tokens)
+        _same(a.logprobs, b.logprobs)
+        _same(a.topk_probs, b.topk_probs)
+    for subject in pair:
+        nm.ablate(subject, heads="1.2,3.0")
+    try:
+        scans = [nm.scan(s, "ab cd", progress=False) for s in pair]
+        _same(scans[0].captures["resid_post"], scans[1].captures["resid_post"])
+    finally:
+        for subject in pair:
+            nm.reset_interventions(subject)
+
+
+def test_the_runner_with_captures_and_edits_matches(pair):
+    outputs = []
+    for subject in pair:
+        inputs = nm.prepare(subject, torch.tensor([[5, 17, 33, 8, 61, 9]]))
+        edit = nm.Edit(step=2, site="resid_pre", op="add", value=torch.ones(32), positions=[3])
+        outputs.append(nm.run(subject, inputs, program=[0, 1, 3, 3], edits=[edit], logits_at="all",
+                              capture=nm.Capture(sites=("resid_post", "neurons", "heads"))))
+    for site in outputs[1].captures:
+        _same(outputs[0].captures[site], outputs[1].captures[site])
+    _same(outputs[0].logits, outputs[1].logits)
+
+
+def test_weight_reading_analyses_read_offloaded_weights(pair):
+    """Weight views, checkup spectra and the compare fingerprint load offloaded weights through accelerate."""
+    views = [nm.weight_views(s) for s in pair]
+    _same(views[0].norms, views[1].norms)
+    _same(views[0].mlp_norms, views[1].mlp_norms)
+    checkups = [nm.checkup(s, ["The cat sat on the mat.", "One two three."], max_texts=2, max_tokens=16) for s in pair]
+    _same(checkups[0].alpha, checkups[1].alpha, atol=1e-4)
+    assert state_fingerprint(pair[0])[3] == state_fingerprint(pair[1])[3]
+    assert offloaded_modules(pair[0].model)  # read, then dropped again
+
+
+@pytest.mark.parametrize("action, message", [
+    (lambda s: nm.edit(s, "{} plays the sport of", "Bob Smith", " golf", layer=1, diff=False), "Editing"),
+    (lambda s: nm.prune(s, "magnitude", 0.5), "Pruning"),
+    (lambda s: nm.quantize(s, 8, prompts=["ab"], max_new_tokens=2), "Quantizing"),
+])
+def test_weight_writing_analyses_refuse_in_one_line(pair, action, message):
+    split, _ = pair
+    before = state_fingerprint(split)
+    with pytest.raises(nm.NeuroMagicsError, match=f"{message}.*offloaded") as error:
+        action(split)
+    assert "\n" not in str(error.value)
+    assert state_fingerprint(split) == before and not split.interventions
+
+
+def test_offload_folder_needs_a_device_map():
+    with pytest.raises(nm.NeuroMagicsError, match="--device-map auto"):
+        nm.load_model("unused", offload_folder="/tmp/x")
