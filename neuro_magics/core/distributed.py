@@ -221,20 +221,22 @@ def run_sharded(
 
 
 def _actor_options(ray, subject: Subject, workers: int) -> tuple[dict[str, Any], int]:
-    """One GPU per worker for a CUDA model; otherwise an equal share of the cluster's CPUs
-    (and as many torch threads)."""
+    """One GPU per worker for a CUDA model; otherwise an equal share of the cluster's CPUs.
+    A worker runs as many torch threads as its share, but never more than this process runs:
+    with the same thread count its CPU matmuls reduce in the same order as here, so its rows
+    are bit-identical to the single-process sweep's."""
     resources = ray.cluster_resources()
     cpus = float(resources.get("CPU", os.cpu_count() or 1))
-    if subject.device.type == "cuda":
-        gpus = int(resources.get("GPU", 0))
-        if gpus < workers:
-            advice = f"use --workers {gpus} or fewer" if gpus else "load the model with --device cpu to use CPU workers"
-            raise NeuroMagicsError(f"--workers {workers} needs {workers} GPUs (one per worker); this Ray cluster has "
-                                   f"{gpus}: {advice}.")
-        share = max(1.0, cpus // workers) if cpus >= workers else cpus / workers
-        return {"num_gpus": 1, "num_cpus": share}, max(1, int(share))
     share = cpus // workers if cpus >= workers else cpus / workers
-    return {"num_cpus": share}, max(1, int(share))
+    threads = max(1, min(int(share), torch.get_num_threads()))
+    if subject.device.type != "cuda":
+        return {"num_cpus": share}, threads
+    gpus = int(resources.get("GPU", 0))
+    if gpus < workers:
+        advice = f"use --workers {gpus} or fewer" if gpus else "load the model with --device cpu to use CPU workers"
+        raise NeuroMagicsError(f"--workers {workers} needs {workers} GPUs (one per worker); this Ray cluster has "
+                               f"{gpus}: {advice}.")
+    return {"num_gpus": 1, "num_cpus": min(share, 1.0)}, threads
 
 
 def _cause(error: Exception) -> str:
