@@ -1,7 +1,7 @@
 # Two entry points: `make demo` (the tour on the default model) and `make test`.
 # Both set up everything they need on a fresh machine: a venv in .venv, torch pinned
 # first (an unpinned torch would pull several GB of CUDA wheels), the package, the
-# default model's package, and for the tests Node deps, Chromium and Playwright.
+# default model's package, and for the tests Node deps, Chromium, Playwright and Ray.
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,7 +13,7 @@ JUPYTERLAB_VERSION := 4.6.6
 NOTEBOOK_VERSION := 7.6.5
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install js browser front-ends lab live clean
+.PHONY: demo test install js browser front-ends distributed lab live clean
 
 install: $(VENV)/.installed
 
@@ -40,14 +40,18 @@ browser: install
 demo: install
 	$(PY) demo_notebooks/run_demo.py
 
-# A tool the tests use (chromium, playwright, node, the browser JS assets) that is missing
+# A tool the tests use (chromium, playwright, node, the browser JS assets, Ray) that is missing
 # fails the run instead of skipping its tests: NEURO_MAGICS_REQUIRE_TOOLS=1.
 # The suite includes tests/live: a real JupyterLab 4 and Notebook 7 server and kernel on
 # 127.0.0.1, driven by chromium (`make live` runs only those).
-test: install js browser front-ends
+test: install js browser front-ends distributed
 	cd widgets_js && npm test && npm run check
 	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
+
+# Ray for the sharded sweeps (%%brainscan --workers): the tests run them on a local cluster.
+distributed: install
+	$(PIP) install -e ".[test,distributed]"
 
 front-ends: install
 	$(PIP) install jupyterlab==$(JUPYTERLAB_VERSION) notebook==$(NOTEBOOK_VERSION)

@@ -3,6 +3,7 @@
     python bench/brainscan.py [--probe math] [--limit N] [--layers I0:J0] [--threads N]
                               [--naive-every K] [--strongest-every K] [--device cpu|cuda]
                               [--dtype float32|bfloat16]
+    python bench/brainscan.py --workers N [--probe math] [--limit N] [--layers I0:J0] [--device cpu|cuda]
 
 Three ways to score every duplication config (i, j) on the probe, all in this process:
 - ``nm.brainscan``: shared prefixes, suffixes batched across ends j, items grouped by
@@ -19,6 +20,11 @@ loop; its total is then extrapolated and marked so. The sweep always runs in ful
 
 Also printed: each way's FLOPs per CPU-second as a share of a large fp32 matmul's at the
 same thread count (the practical peak). The last line reads ``speedup vs strongest: N.NNx``.
+
+``--workers N`` times something else: the same sweep sharded over 1 and then N Ray workers
+(a local cluster on this machine; one GPU each for ``--device cuda``), in wall time since
+the work runs in other processes, worker start-up included. Both must equal the
+single-process sweep. The last line reads ``scaling 1 -> N workers: N.NNx``.
 """
 
 from __future__ import annotations
@@ -143,11 +149,14 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on GPU")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (torch.set_num_threads)")
+    parser.add_argument("--workers", type=int, default=None, help="time 1 and N Ray workers instead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
     subject = nm.load_model(device=args.device, dtype=dtype)
+    if args.workers:
+        return worker_scaling(subject, args)
     device = subject.device
     probe = load_probe(args.probe, limit=args.limit)
     batch = teacher_forced_batch(subject, probe)
@@ -193,6 +202,29 @@ def main() -> None:
     print(f"best config: duplicate {best.i}:{best.j} (Δ {best.delta:+.4f} on baseline {result.baseline:.4f})")
     print(f"speedup vs naive: {naive_total / batched_s:.2f}x")
     print(f"speedup vs strongest: {strongest_total / batched_s:.2f}x")
+
+
+def worker_scaling(subject: nm.Subject, args) -> None:
+    """Wall time of the sweep on 1 and on ``args.workers`` Ray workers, and their ratio."""
+    from neuro_magics.core.distributed import connect
+
+    options = dict(probe=args.probe, limit=args.limit, layers=args.layers, progress=False)
+    ray = connect()
+    print(f"model: {subject.name}, {subject.n_layers} layers, {subject.device}, {subject.dtype}; "
+          f"Ray cluster: {ray.cluster_resources().get('CPU', 0):g} CPUs, {ray.cluster_resources().get('GPU', 0):g} GPUs; "
+          f"driver {torch.get_num_threads()} threads")
+    started = time.perf_counter()
+    here = nm.brainscan(subject, **options)
+    print(f"in this process: {time.perf_counter() - started:8.1f} s wall ({here.n_configs} configs)")
+    walls = {}
+    for workers in sorted({1, args.workers}):
+        started = time.perf_counter()
+        result = nm.brainscan(subject, workers=workers, **options)
+        walls[workers] = time.perf_counter() - started
+        difference = float(np.nanmax(np.abs(result.item_scores - here.item_scores)))
+        print(f"{workers:3d} worker(s):     {walls[workers]:8.1f} s wall, max |difference| to this process "
+              f"{difference:.1e}{' (bit-identical)' if difference == 0 else ''}")
+    print(f"scaling 1 -> {args.workers} workers: {walls[1] / walls[args.workers]:.2f}x")
 
 
 def _sample_note(sampled: list, configs: list) -> str:

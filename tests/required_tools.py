@@ -1,4 +1,4 @@
-"""Tests that need an outside tool (chromium, playwright, node, the fetched JS assets) skip
+"""Tests that need an outside tool (chromium, playwright, node, the fetched JS assets, Ray) skip
 without it on a developer's machine, but fail under ``make test``, which sets
 NEURO_MAGICS_REQUIRE_TOOLS=1: there a missing tool is a broken setup, not a pass."""
 

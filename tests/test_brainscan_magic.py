@@ -121,6 +121,8 @@ def test_save_then_resume_does_no_more_work(loaded, tmp_path):
         ("-o 2bad", None, "-o needs a Python variable name"),
         ("--resume nowhere.npz", None, "No file"),
         ("--probe facts extra", None, "unrecognized arguments"),
+        ("--workers 0", None, "--workers must be at least 1"),
+        ("--ray-address 127.0.0.1:6379", None, "--ray-address needs --workers N"),
     ],
 )
 def test_bad_input_is_one_line_and_the_model_is_unchanged(loaded, line, cell, message):

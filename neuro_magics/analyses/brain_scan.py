@@ -96,6 +96,8 @@ def brainscan(
     overwrite: bool = False,
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     progress: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> BrainScanResult:
     """Score every duplication config (i, j) of ``subject`` on a probe set.
 
@@ -119,6 +121,15 @@ def brainscan(
         raise NeuroMagicsError(f"--max-new-tokens must be at least 1 (got {max_new_tokens}).")
     if batch_tokens < 1:
         raise NeuroMagicsError(f"batch_tokens must be at least 1 (got {batch_tokens}).")
+    if workers is not None and workers < 1:
+        raise NeuroMagicsError(f"--workers must be at least 1 (got {workers}).")
+    if ray_address is not None and workers is None:
+        raise NeuroMagicsError("--ray-address needs --workers N: how many workers to run on that cluster.")
+    if workers is not None:
+        from ..core.distributed import check_shippable, require_ray
+
+        require_ray()
+        check_shippable(subject)
     n_layers = subject.n_layers
     probe_set = load_probe(probe, items, limit)
     if score == "generate" and probe_set.is_text:
@@ -155,11 +166,35 @@ def brainscan(
 
     todo = [(i, j) for i in range(low, high) for j in range(i + 1, high + 1) if not result.finished[i, j]]
     bar = ProgressBar(sum(_cost(i, j, n_layers, times) for i, j in todo), "brainscan", "block", enabled=progress)
+
+    def record(i: int, j: int, item_scores: np.ndarray) -> None:
+        result._record(i, j, item_scores)
+        bar.update(_cost(i, j, n_layers, times))
+        bar.set_postfix(f"{result.n_finished}/{result.n_configs} configs")
+
+    def record_row(unit: tuple[int, list[int]], scored: list[tuple[int, np.ndarray]]) -> None:
+        for j, item_scores in scored:
+            record(unit[0], j, item_scores)
+        checkpoint()
+
     try:
-        if score == "logprob":
-            _sweep_logprob(subject, batch, result, todo, times, batch_tokens, bar, checkpoint)
+        rows = _sweep_rows(subject, probe_set, batch, score, times, batch_tokens, max_new_tokens)
+        result._set_proxies(*rows.proxies())
+        result._set_baseline(rows.baseline())
+        if workers is None:
+            for i, ends in _by_start(todo):
+                for j, item_scores in rows.row(i, ends):
+                    record(i, j, item_scores)
+                checkpoint()
         else:
-            _sweep_generate(subject, probe_set, batch, result, todo, times, max_new_tokens, bar, checkpoint)
+            from ..core.distributed import ShardedWork, run_sharded
+
+            units = list(_by_start(todo))
+            run_sharded(
+                subject, ShardedWork(_worker_rows, (probe_set, score, times, batch_tokens, max_new_tokens)),
+                units, [sum(_cost(i, j, n_layers, times) for j in ends) for i, ends in units],
+                workers=workers, ray_address=ray_address, on_result=record_row,
+            )
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
@@ -209,30 +244,61 @@ class _LengthGroup(NamedTuple):
         return self.batch.n_items * self.batch.n_tokens
 
 
-@torch.no_grad()
-def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batch_tokens, bar, checkpoint) -> None:
-    """Suffix runs per start i, per group of equal-length items (no padding: stacked
-    copies of a padded batch would multiply its pad tokens), on chunks of ends j. A
-    cell is recorded once every group has scored it."""
-    n_layers, n_items = subject.n_layers, batch.n_items
-    groups = []
-    for items, part in batch.by_length():
-        inputs = prepare(subject, part.input_ids, part.attention_mask)
-        groups.append(_LengthGroup(items, part, inputs, _identity_states(subject, inputs)))
-    tokens = torch.cat([group.states.flatten(1, 2) for group in groups], dim=1)  # [L+1, real tokens, d]
-    result._set_proxies(*proxy_metrics(tokens[:, None], torch.ones(1, tokens.shape[1], dtype=torch.long)))
-    baseline = torch.empty(n_items, dtype=torch.float64)
-    for group in groups:
-        baseline[group.items.cpu()] = _logprob_scores(subject, group.states[-1], group.batch, 1)
-    result._set_baseline(baseline.numpy())
-    for i, ends in _by_start(todo):
-        suffix = list(range(i, n_layers))
+def _sweep_rows(subject: Subject, probe_set: Probe, batch, score: str, times: int, batch_tokens: int,
+                max_new_tokens: int) -> _LogprobRows | _GenerateRows:
+    if score == "logprob":
+        return _LogprobRows(subject, batch, times, batch_tokens)
+    return _GenerateRows(subject, probe_set, batch, times, max_new_tokens)
+
+
+def _worker_rows(subject: Subject, probe_set: Probe, score: str, times: int, batch_tokens: int,
+                 max_new_tokens: int) -> Callable[[tuple[int, list[int]]], list[tuple[int, np.ndarray]]]:
+    """What a Ray worker runs on its copy of the model: a start row ``(i, ends)`` -> its scored
+    cells, computed exactly as the single-process sweep computes that row."""
+    if score == "logprob":
+        batch = teacher_forced_batch(subject, probe_set)
+    else:
+        batch = prompt_batch(subject, probe_set, max_new_tokens)
+    rows = _sweep_rows(subject, probe_set, batch, score, times, batch_tokens, max_new_tokens)
+    return lambda unit: list(rows.row(*unit))
+
+
+class _LogprobRows:
+    """The teacher-forced sweep: suffix runs per start i, per group of equal-length items (no
+    padding: stacked copies of a padded batch would multiply its pad tokens), on chunks of
+    ends j. A cell is finished once every group has scored it."""
+
+    @torch.no_grad()
+    def __init__(self, subject: Subject, batch: TeacherForcedBatch, times: int, batch_tokens: int) -> None:
+        self.subject, self.batch, self.times, self.batch_tokens = subject, batch, times, batch_tokens
+        self.groups = []
+        for items, part in batch.by_length():
+            inputs = prepare(subject, part.input_ids, part.attention_mask)
+            self.groups.append(_LengthGroup(items, part, inputs, _identity_states(subject, inputs)))
+
+    @torch.no_grad()
+    def proxies(self) -> tuple[np.ndarray, np.ndarray]:
+        tokens = torch.cat([group.states.flatten(1, 2) for group in self.groups], dim=1)  # [L+1, real tokens, d]
+        return proxy_metrics(tokens[:, None], torch.ones(1, tokens.shape[1], dtype=torch.long))
+
+    @torch.no_grad()
+    def baseline(self) -> np.ndarray:
+        baseline = torch.empty(self.batch.n_items, dtype=torch.float64)
+        for group in self.groups:
+            baseline[group.items.cpu()] = _logprob_scores(self.subject, group.states[-1], group.batch, 1)
+        return baseline.numpy()
+
+    @torch.no_grad()
+    def row(self, i: int, ends: list[int]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(j, item scores)`` for each end in ``ends``, as each cell finishes."""
+        subject, groups, times = self.subject, self.groups, self.times
+        suffix = list(range(i, subject.n_layers))
         runs = sorted(
             ((chunk[-1], g, chunk) for g, group in enumerate(groups)
-             for chunk in _even_chunks(ends, max(1, batch_tokens // group.n_tokens))),
+             for chunk in _even_chunks(ends, max(1, self.batch_tokens // group.n_tokens))),
             key=lambda run_: run_[:2],
         )
-        scores = {j: torch.empty(n_items, dtype=torch.float64) for j in ends}
+        scores = {j: torch.empty(self.batch.n_items, dtype=torch.float64) for j in ends}
         missing = {j: len(groups) for j in ends}
         for _, g, chunk in runs:
             group = groups[g]
@@ -250,10 +316,7 @@ def _sweep_logprob(subject, batch: TeacherForcedBatch, result, todo, times, batc
                 scores[j][group.items.cpu()] = row
                 missing[j] -= 1
                 if missing[j] == 0:
-                    result._record(i, j, scores.pop(j).numpy())
-                    bar.update(_cost(i, j, n_layers, times))
-            bar.set_postfix(f"{result.n_finished}/{result.n_configs} configs")
-        checkpoint()
+                    yield j, scores.pop(j).numpy()
 
 
 def _logprob_scores(subject: Subject, resid: torch.Tensor, batch: TeacherForcedBatch, repeats: int) -> torch.Tensor:
@@ -275,19 +338,30 @@ def _logprob_scores(subject: Subject, resid: torch.Tensor, batch: TeacherForcedB
     return (totals / valid.sum(-1).double()).cpu()
 
 
-@torch.no_grad()
-def _sweep_generate(subject, probe: Probe, prompts, result, todo, times, max_new_tokens, bar, checkpoint) -> None:
-    n_layers = subject.n_layers
-    states = _identity_states(subject, prepare(subject, prompts["input_ids"], prompts["attention_mask"]))
-    result._set_proxies(*proxy_metrics(states, prompts["attention_mask"]))
-    result._set_baseline(_generate_scores(subject, probe, prompts, LayerProgram.identity(n_layers), max_new_tokens))
-    for i, ends in _by_start(todo):
+class _GenerateRows:
+    """The generating sweep: greedy decoding under each config's program, graded per item."""
+
+    def __init__(self, subject: Subject, probe_set: Probe, prompts, times: int, max_new_tokens: int) -> None:
+        self.subject, self.probe_set, self.prompts = subject, probe_set, prompts
+        self.times, self.max_new_tokens = times, max_new_tokens
+
+    @torch.no_grad()
+    def proxies(self) -> tuple[np.ndarray, np.ndarray]:
+        prompts = self.prompts
+        states = _identity_states(self.subject, prepare(self.subject, prompts["input_ids"], prompts["attention_mask"]))
+        return proxy_metrics(states, prompts["attention_mask"])
+
+    @torch.no_grad()
+    def baseline(self) -> np.ndarray:
+        return self._scores(LayerProgram.identity(self.subject.n_layers))
+
+    @torch.no_grad()
+    def row(self, i: int, ends: list[int]) -> Iterator[tuple[int, np.ndarray]]:
         for j in ends:
-            program = LayerProgram.duplicate(n_layers, i, j, times)
-            result._record(i, j, _generate_scores(subject, probe, prompts, program, max_new_tokens))
-            bar.update(_cost(i, j, n_layers, times))
-            bar.set_postfix(f"{result.n_finished}/{result.n_configs} configs")
-        checkpoint()
+            yield j, self._scores(LayerProgram.duplicate(self.subject.n_layers, i, j, self.times))
+
+    def _scores(self, program: LayerProgram) -> np.ndarray:
+        return _generate_scores(self.subject, self.probe_set, self.prompts, program, self.max_new_tokens)
 
 
 def _generate_scores(subject: Subject, probe: Probe, prompts, program: LayerProgram, max_new_tokens: int) -> np.ndarray:

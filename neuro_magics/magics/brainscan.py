@@ -28,6 +28,11 @@ class BrainScanMagics(SessionMagics):
     @argument("--resume", default=None, metavar="PATH",
               help="Continue the scan saved at PATH (same model, probe and score); keeps saving there.")
     @argument("--overwrite", action="store_true", help="Let --save replace an existing file.")
+    @argument("--workers", type=int, default=None, metavar="N",
+              help="Shard the start rows over N Ray workers, each with its own copy of the model (one GPU each "
+                   "for a CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")
+    @argument("--ray-address", default=None, metavar="ADDR",
+              help="Join the Ray cluster at ADDR with --workers (default: start a local one).")
     @line_cell_magic
     @one_line_errors
     def brainscan(self, line: str, cell: str | None = None) -> BrainScanResult:
@@ -43,6 +48,7 @@ class BrainScanMagics(SessionMagics):
             subject, probe=args.probe, score=args.score, items=cell, limit=args.limit,
             layers=args.layers, times=args.times, max_new_tokens=args.max_new_tokens,
             save=args.save, resume=args.resume, overwrite=args.overwrite,
+            workers=args.workers, ray_address=args.ray_address,
         )
         if args.output is not None:
             self.shell.user_ns[args.output] = result
