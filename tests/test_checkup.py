@@ -156,6 +156,39 @@ def test_planted_dead_neuron_is_found():
     assert {f.kind for f in _serious(result)} == {"dead_neurons"}
 
 
+def test_planted_saturated_neuron_is_found_and_neuron_moments_match_an_hf_hook():
+    """Ground truth: GPT-2 neuron 11 of layer 2 gets a zero input row and a bias of 4, so it is
+    gelu(4) on every token: saturated, and the only serious finding. The per-neuron mean and
+    spread equal those of the MLP activations read by a hook written here on HF's ``act``
+    module, one text at a time."""
+    model = tiny_model("gpt2")
+    with torch.no_grad():
+        model.transformer.h[2].mlp.c_fc.weight[:, 11] = 0.0  # Conv1D: [in, out]
+        model.transformer.h[2].mlp.c_fc.bias[11] = 4.0
+    subject = Subject(model, tiny_tokenizer(), name="tiny-gpt2")
+    result = checkup(subject, TEXTS, spectra=False)
+    stuck = [f for f in result.findings if f.kind == "saturated_neurons"]
+    assert [(f.layer, f.dim) for f in stuck] == [(2, 11)], result
+    assert stuck[0].value == pytest.approx(float(torch.nn.functional.gelu(torch.tensor(4.0), approximate="tanh")), rel=1e-4)
+    assert {f.kind for f in _serious(result)} == {"saturated_neurons"}
+    seen = []
+    handles = [block.mlp.act.register_forward_hook(lambda m, a, o: seen.append(o[0].double()))
+               for block in model.transformer.h]
+    try:
+        with torch.no_grad():
+            for text in TEXTS:
+                ids = tiny_tokenizer()(text, return_tensors="pt")["input_ids"]
+                model(ids[:, :result.metadata["max_tokens"]])  # the checkup cuts texts to the context
+    finally:
+        for handle in handles:
+            handle.remove()
+    layers = len(model.transformer.h)
+    per_layer = [torch.cat(seen[layer::layers]) for layer in range(layers)]  # [tokens, N] each
+    np.testing.assert_allclose(result.neuron_mean, np.stack([a.mean(0).numpy() for a in per_layer]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(result.neuron_std, np.stack([a.std(0, unbiased=False).numpy() for a in per_layer]),
+                               rtol=1e-3, atol=1e-5)
+
+
 def test_planted_dead_head_is_found_and_its_ablation_changes_nothing():
     model = tiny_model("llama")
     with torch.no_grad():
@@ -204,7 +237,8 @@ def test_padded_batches_equal_one_text_at_a_time():
     """Left padding changes nothing: batched statistics equal batch_size=1 ones."""
     subject = _subject(tiny_model("llama"))
     batched, serial = (checkup(subject, TEXTS, batch_size=size, spectra=False) for size in (4, 1))
-    for name in ("importance", "sink_mass", "entropy", "resid_norm", "neuron_max", "block_influence", "resid_max"):
+    for name in ("importance", "sink_mass", "entropy", "resid_norm", "neuron_max", "neuron_mean", "neuron_std",
+                 "block_influence", "resid_max"):
         np.testing.assert_allclose(getattr(batched, name), getattr(serial, name), rtol=1e-4, atol=1e-6, err_msg=name)
 
 

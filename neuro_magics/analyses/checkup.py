@@ -15,6 +15,10 @@ is (layer / head / token / dim), the array that shows it and an action one click
   residual stream) over the corpus ``> 0.95``; action: ablate and diff;
 - dead MLP neurons: ``max |a|`` over the corpus below ``1e-3 x`` the layer's median neuron's
   (exactly 0 for a neuron whose gate never opens); action: ablate and diff (a no-op check);
+- saturated MLP neurons: stuck at one value on every token (spread ``std < 0.05 x |mean|``)
+  while as strong as the layer's typical neuron (``|mean| >=`` its median RMS): a neuron
+  driven into its nonlinearity's flat end, or a bias in disguise, carrying no information
+  about the token; action: zero it and diff;
 - residual norm growth, Block Influence per layer (Men et al. 2024, ShortGPT) and the depth
   where the logit lens settles (its top-1 agrees with the output's for most tokens): info;
 - weight spectra: the power-law exponent alpha of each matrix's eigenvalues of ``W^T W``
@@ -61,6 +65,8 @@ DEAD_HEAD_FRACTION = 1e-3
 REDUNDANT_COSINE = 0.95
 #: ``max |a|`` below this fraction of the layer's median neuron's marks a dead neuron.
 DEAD_NEURON_FRACTION = 1e-3
+#: A neuron whose spread over the corpus is below this fraction of its mean is saturated (if strong).
+SATURATED_SPREAD = 0.05
 #: WeightWatcher's range of alpha for well-trained layers.
 ALPHA_RANGE = (2.0, 6.0)
 #: The logit lens has settled from the first layer whose top-1 agrees with the output's this often.
@@ -156,8 +162,9 @@ class CheckupResult(Result):
 
     Arrays (L program steps, H heads): ``resid_max [L, d]`` max ``|h|`` per dim, ``resid_median
     [L]``, ``resid_norm [L]`` mean norm without the first token, ``first_norm [L]`` the first
-    token's; ``sink_mass, entropy, importance [L, H]``; ``head_cosine [L, H, H]``; ``neuron_max
-    [L, N]``; ``block_influence [L]``; ``lens_agreement [L]``; ``alpha [blocks, matrices]``.
+    token's; ``sink_mass, entropy, importance [L, H]``; ``head_cosine [L, H, H]``; ``neuron_max,
+    neuron_mean, neuron_std [L, N]``; ``block_influence [L]``; ``lens_agreement [L]``; ``alpha
+    [blocks, matrices]``.
     """
 
     kind = "checkup"
@@ -172,6 +179,8 @@ class CheckupResult(Result):
     importance: np.ndarray
     head_cosine: np.ndarray
     neuron_max: np.ndarray
+    neuron_mean: np.ndarray
+    neuron_std: np.ndarray
     block_influence: np.ndarray
     lens_agreement: np.ndarray
     alpha: np.ndarray
@@ -181,7 +190,7 @@ class CheckupResult(Result):
     _subject: weakref.ReferenceType[Subject] | None = field(default=None, init=False)
 
     ARRAYS = ("resid_max", "resid_median", "resid_norm", "first_norm", "sink_mass", "entropy", "importance",
-              "head_cosine", "neuron_max", "block_influence", "lens_agreement", "alpha")
+              "head_cosine", "neuron_max", "neuron_mean", "neuron_std", "block_influence", "lens_agreement", "alpha")
 
     @property
     def subject(self) -> Subject | None:
@@ -296,6 +305,8 @@ class _Totals:
     query_count: float = 0.0
     gram: torch.Tensor = None
     neuron_max: torch.Tensor = None
+    neuron_sum: torch.Tensor = None  # float64 [L, N], over real tokens
+    neuron_square_sum: torch.Tensor = None
     influence_sum: np.ndarray = None
     token_count: float = 0.0
     lens_hits: torch.Tensor = None
@@ -365,6 +376,7 @@ def _finish(totals: _Totals) -> dict[str, np.ndarray]:
     medians = np.stack([m for m, _ in totals.medians])
     weights = np.array([w for _, w in totals.medians], dtype=np.float64)
     diagonal = torch.diagonal(totals.gram, dim1=1, dim2=2).clamp_min(1e-30).sqrt()
+    neuron_mean = totals.neuron_sum / totals.token_count
     arrays = {
         "resid_max": totals.resid_max,
         "resid_median": (medians * weights[:, None]).sum(0) / weights.sum(),
@@ -374,6 +386,8 @@ def _finish(totals: _Totals) -> dict[str, np.ndarray]:
         "entropy": totals.entropy_sum / max(totals.query_count, 1),
         "head_cosine": totals.gram / (diagonal[:, :, None] * diagonal[:, None, :]),
         "neuron_max": totals.neuron_max,
+        "neuron_mean": neuron_mean,
+        "neuron_std": (totals.neuron_square_sum / totals.token_count - neuron_mean**2).clamp_min(0).sqrt(),
         "block_influence": totals.influence_sum / totals.token_count,
         "lens_agreement": totals.lens_hits / max(totals.lens_count, 1),
     }
@@ -429,8 +443,11 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals,
         written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1)  # [H, M*d]
         grams.append(written.double() @ written.double().T)
     totals.gram = _add(totals.gram, torch.stack(grams))
-    neurons = output.captures["neurons"].abs().masked_fill(~valid[None, :, :, None], 0).amax(dim=(1, 2))
+    activations = output.captures["neurons"][:, valid].double()  # [L, M, N] real tokens
+    neurons = activations.abs().amax(dim=1).float()
     totals.neuron_max = neurons if totals.neuron_max is None else torch.maximum(totals.neuron_max, neurons)
+    totals.neuron_sum = _add(totals.neuron_sum, activations.sum(dim=1))
+    totals.neuron_square_sum = _add(totals.neuron_square_sum, (activations**2).sum(dim=1))
     states = torch.cat([inputs.embeddings[None].float().cpu(), resid])
     influence, _ = proxy_metrics(states, valid)
     totals.influence_sum = _add(totals.influence_sum, influence * float(valid.sum()))
@@ -568,9 +585,33 @@ def _findings(arrays: dict[str, np.ndarray], names: list[str], steps: list[int],
                 f"({typical:.3g}): {share:.1%} of layer {step}'s neurons never fire.",
                 "neuron_max", layer=int(step), dim=int(dead[0]), value=float(neuron_max[step, dead[0]]),
                 action={"kind": "ablate_neurons", "neurons": [[steps[step], int(d)] for d in dead]}))
+    findings += _saturated_neurons(arrays, steps)
     findings += _info_findings(arrays, names)
     order = {s: k for k, s in enumerate(SEVERITIES)}
     return sorted(findings, key=lambda f: order[f.severity])
+
+
+def _saturated_neurons(arrays: dict[str, np.ndarray], steps: list[int]) -> list[Finding]:
+    """Per layer, the neurons stuck at one strong value on every token."""
+    findings = []
+    mean, spread = np.abs(arrays["neuron_mean"]), arrays["neuron_std"]
+    for step in range(mean.shape[0]):
+        typical = float(np.median(np.sqrt(mean[step] ** 2 + spread[step] ** 2)))  # median RMS
+        stuck = np.nonzero((spread[step] < SATURATED_SPREAD * mean[step]) & (mean[step] >= typical)
+                           & (mean[step] > 0))[0]
+        if not stuck.size:
+            continue
+        listed = ",".join(map(str, stuck[:8])) + ("..." if stuck.size > 8 else "")
+        first = int(stuck[0])
+        findings.append(Finding(
+            "medium", "saturated_neurons",
+            f"{stuck.size} saturated MLP neuron{'s' if stuck.size > 1 else ''} in layer {step} ({listed})",
+            f"Neuron {first} of layer {step} is {arrays['neuron_mean'][step, first]:.3g} on every token (spread "
+            f"{spread[step, first]:.2g}, under {SATURATED_SPREAD:g}x its mean; the layer's typical neuron: RMS "
+            f"{typical:.3g}): it tells the model nothing about the token, a bias in disguise.",
+            "neuron_max", layer=int(step), dim=first, value=float(arrays["neuron_mean"][step, first]),
+            action={"kind": "ablate_neurons", "neurons": [[steps[step], int(d)] for d in stuck]}))
+    return findings
 
 
 def _info_findings(arrays: dict[str, np.ndarray], names: list[str]) -> list[Finding]:
