@@ -14,7 +14,8 @@ Checks (each prints its largest difference and fails loudly past its tolerance):
 - ``nm.compare``'s after side (speculative reuse of the before side) = HF ``generate`` per prompt;
 - a LoRA fine-tune trains on the GPU and ``remove_adapters`` restores every weight bit for bit;
 - the checkup's sink mass and head importance on the GPU = the CPU's;
-- an SAE trains and a network decomposition and a model diff run on GPU activations.
+- an SAE trains and a model diff runs on GPU activations; the FastICA of ``%%networks`` in torch
+  on the GPU gives scikit-learn's maps on the same signals.
 Timings are wall seconds with ``torch.cuda.synchronize()`` around each. ``--brainscan-bench``
 then runs ``bench/brainscan.py --device cuda`` (the sweep against per-config loops) on this model.
 """
@@ -39,6 +40,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa
 
 import neuro_magics as nm  # noqa: E402
 from neuro_magics.analyses.corpus import builtin_corpus  # noqa: E402
+from neuro_magics.analyses.networks import decompose  # noqa: E402
 from neuro_magics.core.runner import Capture, position_ids_for, prepare, run  # noqa: E402
 
 PROMPTS = ["The capital of France is", "def add(a, b):\n    return", "Seven times eight is", "Once upon a time"]
@@ -186,9 +188,14 @@ def main() -> None:
     with timed(f"train_sae layer 12, 4x, {100 if args.quick else 300} steps", times):
         sae = nm.train_sae(subject, layer=12, steps=100 if args.quick else 300, progress=False)
     print(f"    FVU {sae.fvu:.3f}, L0 {sae.l0:.1f}")
-    with timed("networks, default corpus and components", times):
+    with timed("networks, default corpus and components (FastICA in torch here)", times):
         found = nm.networks(subject, progress=False)
-    print(f"    {int(found.key_mask.sum())} key neurons")
+    print(f"    {int(found.key_mask.sum())} key neurons, {found.metadata.get('backend')}")
+    rng = np.random.default_rng(0)
+    signals = rng.laplace(size=(6000, 8)) @ rng.normal(size=(8, 1024)) + rng.normal(0, 0.1, size=(6000, 1024))
+    ours, _, _ = decompose(signals.astype(np.float32), 8, device=args.device)
+    reference, _, _ = decompose(signals.astype(np.float32), 8)
+    check("FastICA maps in torch on the GPU = scikit-learn's", float(np.abs(ours - reference).max()), 1e-3)
 
     if args.checks_only:
         return

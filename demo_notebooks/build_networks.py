@@ -56,8 +56,10 @@ cells = [
         "## The lesion experiment\n\n"
         "`nm.network_lesion` scores a probe (here the built-in facts, by the mean log-probability of each "
         "answer) with the model as it is, with the key neurons zeroed, with random masks of the same count in "
-        "every layer (five seeds, never touching a key neuron), and with everything but the key neurons zeroed "
-        "in the layers read (keep-only). `%%networks --lesion` does the same in one cell."
+        "every layer (five seeds, never touching a key neuron), with random masks matched in count *and energy* "
+        "(each stand-in neuron has nearly the same mean squared output as the key neuron it replaces), and with "
+        "everything but the key neurons zeroed in the layers read (keep-only). `%%networks --lesion` does the "
+        "same in one cell."
     ),
     new_code_cell("lesion = nm.network_lesion(m, nets, 'facts', seeds=5)\nlesion"),
     new_code_cell(
@@ -70,6 +72,20 @@ cells = [
         metadata=CHECK,
     ),
     new_code_cell("lesion.figure()"),
+    new_markdown_cell(
+        "The key neurons are under 2% of the neurons but carry over a third of the MLP output's energy, so a "
+        "plain random mask of the same count removes far less signal. Matched in energy, random masks hurt "
+        "the facts probe as much as the key networks do: there, the networks' lesion effect is mostly their "
+        "magnitude. (On the math probe the key networks still cost far more than energy-matched masks: "
+        "`nm.network_lesion(m, nets, 'math')`.)"
+    ),
+    new_code_cell(
+        "energy = nets.energy\n"
+        "print('key neurons carry over 20% of the MLP-output energy:', bool(energy[nets.key_mask].sum() > 0.2 * energy.sum()))\n"
+        "matched = [v for c, v in means.items() if c.startswith('energy-matched')]\n"
+        "print('energy-matched masks cost more than plain random ones:', bool(sum(matched) / len(matched) < sum(random) / len(random)))",
+        metadata=CHECK,
+    ),
     new_markdown_cell(
         "## Masking by hand\n\n"
         "A network mask is an ordinary ablation: `%ablate --network K|key` installs it (with `--mode keep-only` "

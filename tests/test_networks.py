@@ -62,6 +62,22 @@ def test_ica_recovers_planted_networks(reduce):
         assert np.corrcoef(found[:, j], sources[:, planted])[0, 1] > 0  # oriented: heavy tail positive
 
 
+def test_torch_fastica_gives_scikit_learns_networks():
+    """The GPU path (torch, here on the CPU) against scikit-learn's FastICA on the same data: the
+    same maps, sources and iteration count (same algorithm, whitening and start); reduced, the
+    same planted networks (the randomized PCAs differ)."""
+    signals, supports, sources = _planted(3000, 256, k=4, size=8)
+    maps, found, facts = decompose(signals, 4, random_state=0, reduce=False)
+    torch_maps, torch_found, torch_facts = decompose(signals, 4, random_state=0, reduce=False, device="cpu")
+    assert torch_facts["backend"] == "torch (cpu)" and torch_facts["iterations"] == facts["iterations"]
+    np.testing.assert_allclose(torch_maps, maps, atol=1e-4)
+    np.testing.assert_allclose(torch_found, found, atol=1e-4)
+    reduced, _, reduced_facts = decompose(signals, 4, random_state=0, reduce=True, device="cpu")
+    assert reduced_facts["reduced"] and reduced_facts["converged"]
+    overlap = iou(reduced > 3.6, supports)
+    assert overlap.max(axis=1).min() > 0.9 and sorted(overlap.argmax(axis=1)) == [0, 1, 2, 3]
+
+
 def test_maps_are_z_scored_and_oriented():
     """Oracle: the definition. Each map has mean 0 and standard deviation 1 across neurons
     and positive skew; networks come sorted by explained variance (sources have unit variance)."""

@@ -24,6 +24,11 @@ Where this deviates from the paper, and why:
 - Wider signals than ``REDUCE_ABOVE`` features are first reduced to ``k`` dimensions by a
   randomized PCA (the projection FastICA's own whitening computes, without forming a
   features x features covariance); the maps are mapped back through it.
+- On a GPU the same FastICA runs in torch there (``decompose(..., device=)``; ``networks``
+  uses the model's device): scikit-learn's algorithm step for step (SVD whitening to unit
+  variance, parallel FastICA with logcosh, symmetric decorrelation, its tolerance and its
+  ``w_init`` drawn from ``random_state``), so on the same data it gives sklearn's maps. No
+  library offers FastICA on the GPU with sklearn's numbers.
 """
 
 from __future__ import annotations
@@ -61,13 +66,15 @@ MATCH_IOU = 0.2
 
 
 def decompose(signals: np.ndarray, components: int, *, random_state: int = 0, reduce: bool | None = None,
-              max_iter: int = 1000) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+              max_iter: int = 1000, device: str | torch.device | None = None
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """FastICA of ``signals`` [tokens, features] (centred here, else used as given).
 
     Returns the z-scored maps [k, features] (each oriented so its heavy tail is positive,
     sorted by explained variance), the sources [tokens, k] (unit variance, same signs), and
     facts about the fit. ``reduce`` (default: wider than ``REDUCE_ABOVE``) runs a
-    randomized PCA to ``k`` dimensions first."""
+    randomized PCA to ``k`` dimensions first. ``device``: run it in torch there (a GPU);
+    None: scikit-learn on the CPU."""
     from sklearn.decomposition import FastICA
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.utils.extmath import randomized_svd
@@ -81,6 +88,11 @@ def decompose(signals: np.ndarray, components: int, *, random_state: int = 0, re
     if n_features < components:
         raise NeuroMagicsError(f"{n_features} neurons are too few for {components} components: use fewer --components.")
     reduce = n_features > REDUCE_ABOVE if reduce is None else reduce
+    if device is not None:
+        mixing, sources, iterations, converged = _torch_fastica(signals, components, random_state, reduce, max_iter,
+                                                                torch.device(device))
+        return _oriented(mixing, sources, {"reduced": bool(reduce), "iterations": iterations, "converged": converged,
+                                           "backend": f"torch ({torch.device(device).type})"})
     centred = signals - signals.mean(axis=0, dtype=np.float64).astype(signals.dtype)
     # float64 and the SVD whitening: sklearn's "eigh" whitening of float32 data whose
     # principal axes differ in scale by 100x loses the sources (seen on planted networks).
@@ -97,13 +109,69 @@ def decompose(signals: np.ndarray, components: int, *, random_state: int = 0, re
             sources = ica.fit_transform(centred.astype(np.float64))
             mixing = ica.mixing_
     converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return _oriented(mixing, sources, {"reduced": bool(reduce), "iterations": int(ica.n_iter_),
+                                       "converged": converged, "backend": "scikit-learn"})
+
+
+def _oriented(mixing: np.ndarray, sources: np.ndarray, facts: dict[str, Any]
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Z-scored maps with their heavy tail positive, sorted by explained variance, and the sources to match."""
     maps = _zscore(mixing.T.astype(np.float64))
     skew = (maps ** 3).mean(axis=1)
     signs = np.where(skew < 0, -1.0, 1.0)
     maps, sources = maps * signs[:, None], sources * signs[None, :]
     order = np.argsort(-(mixing ** 2).sum(axis=0), kind="stable")  # unit-variance sources: |a|^2 is the variance
-    facts = {"reduced": bool(reduce), "iterations": int(ica.n_iter_), "converged": converged}
     return maps[order].astype(np.float32), sources[:, order].astype(np.float32), facts
+
+
+#: scikit-learn FastICA's default tolerance on the change of the unmixing rows.
+ICA_TOLERANCE = 1e-4
+
+
+@torch.no_grad()
+def _torch_fastica(signals: np.ndarray, components: int, random_state: int, reduce: bool, max_iter: int,
+                   device: torch.device) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """scikit-learn's ``FastICA(whiten="unit-variance", whiten_solver="svd")`` in float64 torch on
+    ``device``: (mixing [features, k], sources [tokens, k], iterations, converged)."""
+    data = torch.as_tensor(signals, device=device, dtype=torch.float64)
+    data = data - data.mean(dim=0)
+    axes = None
+    if reduce:  # a randomized PCA to k dimensions, as the CPU path does (torch's own randomized SVD)
+        torch.manual_seed(random_state)
+        left, scale, axes = torch.svd_lowrank(data, q=components + max(10, components), niter=4)
+        data, axes = left[:, :components] * scale[:components], axes[:, :components]
+        data = data - data.mean(dim=0)
+    n_tokens = data.shape[0]
+    u, d, _ = torch.linalg.svd(data.T, full_matrices=False)
+    u = u * torch.sign(u[0])
+    whitening = (u / d).T[:components]  # [k, features]
+    white = whitening @ data.T * math.sqrt(n_tokens)  # [k, tokens]
+    start = np.random.RandomState(random_state).normal(size=(components, components))
+    unmixing = _symmetric_decorrelation(torch.as_tensor(start, device=device, dtype=torch.float64))
+    converged = False
+    for iteration in range(1, max_iter + 1):
+        squashed = torch.tanh(unmixing @ white)  # logcosh: g = tanh, g' = 1 - tanh^2
+        slope = (1 - squashed**2).mean(dim=1)
+        updated = _symmetric_decorrelation(squashed @ white.T / n_tokens - slope[:, None] * unmixing)
+        change = ((updated * unmixing).sum(dim=1).abs() - 1).abs().max()
+        unmixing = updated
+        if change < ICA_TOLERANCE:
+            converged = True
+            break
+    sources = (unmixing @ whitening @ data.T).T
+    spread = sources.std(dim=0, unbiased=False, keepdim=True)
+    sources = sources / spread
+    mixing = torch.linalg.pinv((unmixing / spread.T) @ whitening)  # [features or k, k]
+    if axes is not None:
+        mixing = axes @ mixing
+    return mixing.cpu().numpy(), sources.cpu().numpy(), iteration, converged
+
+
+def _symmetric_decorrelation(matrix: torch.Tensor) -> torch.Tensor:
+    """``(W W^T)^{-1/2} W``: the rows made orthonormal without favouring any."""
+    values, vectors = torch.linalg.eigh(matrix @ matrix.T)
+    values = values.clamp_min(torch.finfo(matrix.dtype).tiny)
+    return (vectors / values.sqrt()) @ vectors.T @ matrix
 
 
 def _zscore(rows: np.ndarray) -> np.ndarray:
@@ -495,7 +563,8 @@ def networks(
         matrix -= matrix.mean(axis=0, dtype=np.float64).astype(np.float32)
         spread = matrix.std(axis=0, dtype=np.float64).astype(np.float32)
         matrix /= np.where(spread > 0, spread, 1.0).astype(np.float32)
-    maps, sources, facts = decompose(matrix, int(components), random_state=random_state)
+    maps, sources, facts = decompose(matrix, int(components), random_state=random_state,
+                                     device=None if subject.device.type == "cpu" else subject.device)
     del matrix
     metadata.update(facts)
     if not facts["converged"]:
