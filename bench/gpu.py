@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import runpy
@@ -137,7 +138,8 @@ def main() -> None:
         "When Mary and John went to the store, Mary gave a drink to"
     # Against the CPU in float32 only: bfloat16 rounding (about 3 digits, over 30 blocks) differs
     # between devices by more than random weights' tiny clean-corrupt gaps and score spreads.
-    cpu = build(args.model, "cpu", torch.float32) if dtype == torch.float32 else None
+    cpu = nm.Subject(copy.deepcopy(subject.model).to("cpu"), subject.tokenizer, name=subject.name) \
+        if dtype == torch.float32 else None  # the same weights (random ones differ by the device they are drawn on)
     if cpu is not None:
         on_gpu = nm.patch(subject, clean, corrupt, [" Mary", " John"], progress=False)
         on_cpu = nm.patch(cpu, clean, corrupt, [" Mary", " John"], progress=False)
