@@ -3,10 +3,7 @@
 Run it after editing a cell: python demo_notebooks/build_neurosurgery.py
 """
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 CHECK = {"tags": ["nbval-check-output"]}
 
@@ -98,18 +95,7 @@ cells = [
     ),
 ]
 
-notebook = new_notebook(
-    cells=cells,
-    metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-)
-path = Path(__file__).with_name("09_neurosurgery.ipynb")
-nbformat.write(notebook, path)
+if __name__ == "__main__":
+    from run_demo import build_notebook
 
-if __name__ == "__main__" and "--no-execute" not in __import__("sys").argv:
-    # Store the outputs in the source notebook: nbval compares the tagged cells against them.
-    from run_demo import execute
-
-    nbformat.write(execute(path), path)
+    build_notebook("09_neurosurgery.ipynb", cells)

@@ -3,10 +3,7 @@
 Run it after editing a cell: python demo_notebooks/build_tour.py
 """
 
-from pathlib import Path
-
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
 
 CHECK = {"tags": ["nbval-check-output"]}
 
@@ -107,18 +104,7 @@ cells = [
     ),
 ]
 
-notebook = new_notebook(
-    cells=cells,
-    metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
-        "language_info": {"name": "python"},
-    },
-)
-nbformat.write(notebook, Path(__file__).with_name("01_tour.ipynb"))
+if __name__ == "__main__":
+    from run_demo import build_notebook
 
-if __name__ == "__main__" and "--no-execute" not in __import__("sys").argv:
-    # Store the outputs in the source notebook: nbval compares the tagged cells against them.
-    from run_demo import execute
-
-    path = Path(__file__).with_name("01_tour.ipynb")
-    nbformat.write(execute(path), path)
+    build_notebook("01_tour.ipynb", cells)

@@ -27,6 +27,26 @@ PAGE_ASSETS = {
 ANYWIDGET = "anywidget/dist/index.js"
 
 
+def build_notebook(name: str, cells: list) -> Path:
+    """Write demo_notebooks/NAME from ``cells`` (what every build_*.py does) and, unless the
+    command line says --no-execute, execute it in place: nbval compares its tagged cells
+    against the stored outputs."""
+    from nbformat.v4 import new_notebook
+
+    notebook = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+    )
+    path = HERE / name
+    nbformat.write(notebook, path)
+    if "--no-execute" not in sys.argv:
+        nbformat.write(execute(path), path)
+    return path
+
+
 def execute(path: Path, timeout: int = 1200) -> nbformat.NotebookNode:
     """Run every cell in a fresh kernel; widget state is stored in the notebook."""
     notebook = nbformat.read(path, as_version=4)
