@@ -117,6 +117,8 @@ class NeurosurgeryMagics(SessionMagics):
             if args.layers is not None or args.prompt is not None:
                 raise UsageError("--layers and --prompt go with --quantize 4|8.")
             return weights.weight_views(subject)
+        if args.quantize not in (4, 8):
+            raise UsageError(f"--quantize must be 4 or 8 (got {args.quantize}).")
         return quantization.quantize(subject, args.quantize, layers=args.layers, prompts=args.prompt,
                                      max_new_tokens=args.max_new_tokens)
 
