@@ -238,7 +238,10 @@ def _actor_options(ray, subject: Subject, workers: int) -> tuple[dict[str, Any],
     """One GPU per worker for a CUDA model; otherwise an equal share of the cluster's CPUs.
     A worker runs as many torch threads as its share, but never more than this process runs:
     with the same thread count its CPU matmuls reduce in the same order as here, so its rows
-    are bit-identical to the single-process sweep's."""
+    are bit-identical to the single-process sweep's. MKL may still pick kernels by a buffer's
+    memory alignment, which differs between processes: on SmolLM2 patching, the last bit or two
+    of a few fp32 cells (4.8e-7 on a logit difference); with ``MKL_CBWR=AUTO,STRICT`` set
+    before Python starts (Ray workers inherit it), bit-identical."""
     resources = ray.cluster_resources()
     cpus = float(resources.get("CPU", os.cpu_count() or 1))
     share = cpus // workers if cpus >= workers else cpus / workers
