@@ -121,15 +121,10 @@ def brainscan(
         raise NeuroMagicsError(f"--max-new-tokens must be at least 1 (got {max_new_tokens}).")
     if batch_tokens < 1:
         raise NeuroMagicsError(f"batch_tokens must be at least 1 (got {batch_tokens}).")
-    if workers is not None and workers < 1:
-        raise NeuroMagicsError(f"--workers must be at least 1 (got {workers}).")
-    if ray_address is not None and workers is None:
-        raise NeuroMagicsError("--ray-address needs --workers N: how many workers to run on that cluster.")
-    if workers is not None:
-        from ..core.distributed import check_shippable, require_ray
+    if workers is not None or ray_address is not None:
+        from ..core.distributed import check_workers
 
-        require_ray()
-        check_shippable(subject)
+        check_workers(subject, workers, ray_address)
     n_layers = subject.n_layers
     probe_set = load_probe(probe, items, limit)
     if score == "generate" and probe_set.is_text:

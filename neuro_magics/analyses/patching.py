@@ -14,7 +14,7 @@ into the clean run (there 1.0 means the patch did nothing).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..core.errors import NeuroMagicsError
+from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, RunInputs, prepare, run
 from ..core.subject import Subject, with_lock
@@ -119,6 +120,8 @@ def patch(
     top_k: int = 5,
     batch_size: int = 64,
     progress: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> PatchResult:
     """Patch ``site`` (per program step x position, or x head for ``heads``) from one prompt's
     run into the other's and measure ``metric`` on ``answers`` at the last position.
@@ -127,6 +130,8 @@ def patch(
     ``answers``: single tokens; ``logit_diff`` needs two (the clean answer, then the corrupt
     one), ``logprob`` / ``prob`` use the first. ``heads`` patches a head's output at every
     position. Interrupting keeps the finished steps (the rest are NaN); the model is untouched.
+    ``workers``: run the exact sweep's steps on that many Ray workers (at ``ray_address``, else a
+    local cluster), each with a copy of the model; same numbers, a dead worker's step re-done.
     """
     check_choice("site", site, SITES)
     check_choice("metric", metric, METRICS)
@@ -145,6 +150,13 @@ def patch(
         raise NeuroMagicsError(f"top_k must be between 1 and {subject.vocab_size} (got {top_k}).")
     if batch_size < 1:
         raise NeuroMagicsError(f"batch_size must be at least 1 (got {batch_size}).")
+    if workers is not None and method == "attribution":
+        raise NeuroMagicsError("--workers shards the exact sweep; --method attribution is one gradient run here: "
+                               "drop --workers.")
+    if workers is not None or ray_address is not None:
+        from ..core.distributed import check_workers
+
+        check_workers(subject, workers, ray_address)
     answer_ids = answer_token_ids(subject, answers)
     clean_ids, corrupt_ids = encode_one(subject, clean, "clean"), encode_one(subject, corrupt, "corrupt")
     if clean_ids.shape[1] != corrupt_ids.shape[1]:
@@ -159,7 +171,7 @@ def patch(
         )
 
     sides = {"clean": _record(subject, clean_ids, site), "corrupt": _record(subject, corrupt_ids, site)}
-    base, source = (sides["corrupt"], sides["clean"]) if direction == "denoise" else (sides["clean"], sides["corrupt"])
+    base, source = _base_and_source(sides["clean"], sides["corrupt"], direction)
     clean_metric = metric_values(sides["clean"].logits, answer_ids, metric).item()
     corrupt_metric = metric_values(sides["corrupt"].logits, answer_ids, metric).item()
     scale = clean_metric - corrupt_metric
@@ -178,7 +190,8 @@ def patch(
     interrupted = False
     if method in ("exact", "both"):
         patched, topk_ids, topk_probs, interrupted = _exact_sweep(
-            subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size, progress
+            subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size, progress, workers, ray_address,
+            (clean_ids, corrupt_ids, site, direction, answer_ids, metric, n_cols, top_k, batch_size),
         )
     if method in ("attribution", "both") and not interrupted:
         estimate = _attribution(subject, base, source, site, answer_ids, metric)
@@ -210,34 +223,105 @@ def patch(
     )
 
 
-def _exact_sweep(subject, base: _Side, source: _Side, site, answer_ids, metric, n_cols, top_k, batch_size, progress):
-    """Every (step, column) cell; each step's cells are rows of batched runs from that step."""
+def _exact_sweep(subject, base: _Side, source: _Side, site, answer_ids, metric, n_cols, top_k, batch_size, progress,
+                 workers: int | None = None, ray_address: str | None = None, worker_arguments: tuple = ()):
+    """Every (step, column) cell; each step's cells are rows of batched runs from that step.
+    With ``workers`` the steps go to Ray workers (``worker_arguments`` rebuild the sweep there)."""
     n_steps = len(subject.program)
     patched = np.full((n_steps, n_cols), np.nan, dtype=np.float32)
     topk_ids = np.full((n_steps, n_cols, top_k), -1, dtype=np.int32)
     topk_probs = np.zeros((n_steps, n_cols, top_k), dtype=np.float32)
-    batches = [(step, list(range(first, min(first + batch_size, n_cols))))
-               for step in range(n_steps) for first in range(0, n_cols, batch_size)]
-
-    base_metric = metric_values(base.logits, answer_ids, metric).cpu().numpy()
-    base_ids, base_probs = (t.cpu().numpy() for t in top_tokens(base.logits, top_k))
+    if workers is not None:
+        interrupted = _sharded_rows(subject, site, n_steps, patched, topk_ids, topk_probs, progress, workers,
+                                    ray_address, worker_arguments)
+        return patched, topk_ids, topk_probs, interrupted
+    rows = _StepCells(subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size)
 
     def work(batch: tuple[int, list[int]]) -> int:
         step, cols = batch
-        # A patch whose value is bit-identical to the base run's changes nothing: that cell IS the
-        # base run, so it gets the base run's numbers exactly (effect exactly 0, or 1 for noise).
-        changed = [c for c in cols if not _same_cell(base, source, site, step, c)]
-        unchanged = [c for c in cols if c not in changed]
-        patched[step, unchanged], topk_ids[step, unchanged], topk_probs[step, unchanged] = base_metric, base_ids, base_probs
-        if changed:
-            logits = _patched_logits(subject, base, source, site, step, changed)
-            patched[step, changed] = metric_values(logits, answer_ids, metric).cpu().numpy()
-            ids, probs = top_tokens(logits, top_k)
-            topk_ids[step, changed], topk_probs[step, changed] = ids.cpu().numpy(), probs.cpu().numpy()
+        patched[step, cols], topk_ids[step, cols], topk_probs[step, cols] = rows.cells(step, cols)
         return len(cols)
 
+    batches = [(step, cols) for step in range(n_steps) for cols in rows.batches()]
     interrupted = sweep(batches, work, total=n_steps * n_cols, desc=f"patch {site}", progress=progress)
     return patched, topk_ids, topk_probs, interrupted
+
+
+class _StepCells:
+    """The exact sweep's cells of one program step, ``batch_size`` columns per batched run.
+    The single process and every Ray worker compute a step with this, so they agree bit for bit."""
+
+    def __init__(self, subject, base: _Side, source: _Side, site, answer_ids, metric, n_cols, top_k, batch_size):
+        self.subject, self.base, self.source, self.site = subject, base, source, site
+        self.answer_ids, self.metric, self.n_cols, self.top_k, self.batch_size = answer_ids, metric, n_cols, top_k, batch_size
+        self.base_metric = metric_values(base.logits, answer_ids, metric).cpu().numpy()
+        self.base_ids, self.base_probs = (t.cpu().numpy() for t in top_tokens(base.logits, top_k))
+
+    def batches(self) -> list[list[int]]:
+        return [list(range(first, min(first + self.batch_size, self.n_cols)))
+                for first in range(0, self.n_cols, self.batch_size)]
+
+    def cells(self, step: int, cols: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Patched metric ``[cols]``, top-k ids and probabilities ``[cols, k]`` of one batch."""
+        values = np.empty(len(cols), dtype=np.float32)
+        ids = np.empty((len(cols), self.top_k), dtype=np.int32)
+        probs = np.empty((len(cols), self.top_k), dtype=np.float32)
+        # A patch whose value is bit-identical to the base run's changes nothing: that cell IS the
+        # base run, so it gets the base run's numbers exactly (effect exactly 0, or 1 for noise).
+        changed = [r for r, c in enumerate(cols) if not _same_cell(self.base, self.source, self.site, step, c)]
+        unchanged = [r for r in range(len(cols)) if r not in changed]
+        values[unchanged], ids[unchanged], probs[unchanged] = self.base_metric, self.base_ids, self.base_probs
+        if changed:
+            logits = _patched_logits(self.subject, self.base, self.source, self.site, step, [cols[r] for r in changed])
+            values[changed] = metric_values(logits, self.answer_ids, self.metric).cpu().numpy()
+            top_ids, top_probs = top_tokens(logits, self.top_k)
+            ids[changed], probs[changed] = top_ids.cpu().numpy(), top_probs.cpu().numpy()
+        return values, ids, probs
+
+    def row(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every cell of ``step``, batch by batch as the single-process sweep runs them."""
+        parts = [self.cells(step, cols) for cols in self.batches()]
+        return tuple(np.concatenate(part) for part in zip(*parts))
+
+
+def _worker_rows(subject: Subject, clean_ids: torch.Tensor, corrupt_ids: torch.Tensor, site: str, direction: str,
+                 answer_ids: list[int], metric: str, n_cols: int, top_k: int,
+                 batch_size: int) -> Callable[[int], tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """What a Ray worker runs on its copy of the model: a program step -> its row of cells. The
+    worker records both prompts' runs itself (same code, same threads: the driver's states)."""
+    base, source = _base_and_source(_record(subject, clean_ids, site), _record(subject, corrupt_ids, site), direction)
+    return _StepCells(subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size).row
+
+
+def _sharded_rows(subject, site, n_steps, patched, topk_ids, topk_probs, progress, workers, ray_address,
+                  worker_arguments) -> bool:
+    """Fill the maps a step at a time as Ray workers finish them; returns whether Ctrl-C stopped it."""
+    from ..core.distributed import ShardedWork, run_sharded
+
+    bar = ProgressBar(n_steps, f"patch {site}", "step", enabled=progress)
+    finished = 0
+
+    def record_row(step: int, row: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        nonlocal finished
+        patched[step], topk_ids[step], topk_probs[step] = row
+        finished += 1
+        bar.update(1)
+
+    try:
+        steps = list(range(n_steps))
+        run_sharded(subject, ShardedWork(_worker_rows, worker_arguments), steps, [n_steps - s for s in steps],
+                    workers=workers, ray_address=ray_address, on_result=record_row)
+    except KeyboardInterrupt:
+        print(f"Interrupted: kept the {finished} finished steps of {n_steps}; the rest are NaN.")
+        return True
+    finally:
+        bar.close()
+    return False
+
+
+def _base_and_source(clean: _Side, corrupt: _Side, direction: str) -> tuple[_Side, _Side]:
+    """The run that is patched and the run that gives the patched values."""
+    return (corrupt, clean) if direction == "denoise" else (clean, corrupt)
 
 
 def _same_cell(base: _Side, source: _Side, site: str, step: int, col: int) -> bool:

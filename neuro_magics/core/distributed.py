@@ -1,6 +1,7 @@
 """Work sharded over Ray workers, each holding its own copy of a Subject.
 
-A sweep splits into independent units (the brain scan's start rows). Each worker is a Ray
+A sweep splits into independent units (the brain scan's start rows, the patching sweep's
+program steps). Each worker is a Ray
 actor that rebuilds the driver's Subject (the model's class, config and current weights
 through Ray's object store, its tokenizer, its layer program, and its hook interventions
 rebuilt from their specs) and a piece of work on it; units go out largest cost first to
@@ -108,6 +109,19 @@ def check_shippable(subject: Subject) -> list[dict[str, Any]]:
     if type(model).__module__.startswith("transformers_modules"):
         raise NeuroMagicsError("A model with its own code (trust_remote_code) cannot be copied to Ray workers.")
     return shippable_interventions(subject)
+
+
+def check_workers(subject: Subject, workers: int | None, ray_address: str | None) -> None:
+    """Refuse, in one line and before any work, bad ``workers`` / ``ray_address`` options, a
+    missing Ray, or a Subject the workers cannot rebuild."""
+    if workers is None:
+        if ray_address is not None:
+            raise NeuroMagicsError("--ray-address needs --workers N: how many workers to run on that cluster.")
+        return
+    if workers < 1:
+        raise NeuroMagicsError(f"--workers must be at least 1 (got {workers}).")
+    require_ray()
+    check_shippable(subject)
 
 
 def ship(subject: Subject, ray) -> tuple[SubjectShipment, Any]:
@@ -224,7 +238,10 @@ def _actor_options(ray, subject: Subject, workers: int) -> tuple[dict[str, Any],
     """One GPU per worker for a CUDA model; otherwise an equal share of the cluster's CPUs.
     A worker runs as many torch threads as its share, but never more than this process runs:
     with the same thread count its CPU matmuls reduce in the same order as here, so its rows
-    are bit-identical to the single-process sweep's."""
+    are bit-identical to the single-process sweep's. MKL may still pick kernels by a buffer's
+    memory alignment, which differs between processes: on SmolLM2 patching, the last bit or two
+    of a few fp32 cells (4.8e-7 on a logit difference); with ``MKL_CBWR=AUTO,STRICT`` set
+    before Python starts (Ray workers inherit it), bit-identical."""
     resources = ray.cluster_resources()
     cpus = float(resources.get("CPU", os.cpu_count() or 1))
     share = cpus // workers if cpus >= workers else cpus / workers

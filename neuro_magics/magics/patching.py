@@ -26,6 +26,11 @@ class PatchingMagics(SessionMagics):
     @argument("--subject", default=None, help="For --method trace: the text in --clean whose embeddings are noised.")
     @argument("--top-k", type=int, default=5, help="Next-token candidates kept per cell.")
     @argument("--batch-size", type=int, default=64, help="Patched runs per batched forward.")
+    @argument("--workers", type=int, default=None, metavar="N",
+              help="Run the exact sweep's layer rows on N Ray workers, each with its own copy of the model (one GPU "
+                   "each for a CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")
+    @argument("--ray-address", default=None, metavar="ADDR",
+              help="Join the Ray cluster at ADDR with --workers (default: start a local one).")
     @line_magic
     @one_line_errors
     def patch(self, line: str):
@@ -36,7 +41,11 @@ class PatchingMagics(SessionMagics):
         check_positive(args, "top_k", "batch_size")
         if args.top_k > subject.vocab_size:
             raise UsageError(f"--top-k {args.top_k} is more than the {subject.vocab_size} tokens of the vocabulary.")
+        if args.workers is not None:
+            check_positive(args, "workers")
         if args.method == "trace":
+            if args.workers is not None or args.ray_address is not None:
+                raise UsageError("--workers shards patching's exact sweep; --method trace runs here: drop --workers.")
             from ..analyses.tracing import trace
 
             if args.corrupt is not None:
@@ -56,6 +65,7 @@ class PatchingMagics(SessionMagics):
         return patch(
             subject, args.clean, args.corrupt, answers, site=args.site, metric=args.metric,
             direction=args.direction, method=args.method, top_k=args.top_k, batch_size=args.batch_size,
+            workers=args.workers, ray_address=args.ray_address,
         )
 
 
