@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from ..core.adapters import linear_modules
-from ..core.offload import weight_value
+from ..core.offload import weight_float64
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, register, rebuilder
 from ..core.progress import ProgressBar
@@ -528,9 +528,7 @@ def _spectra(subject: Subject, bar: ProgressBar) -> tuple[np.ndarray, list[str]]
     for block_index, block in enumerate(subject.blocks):
         for name, module in linear_modules(block).items():
             if name in names:
-                weight = weight_value(module)
-                # float64 eigensolvers exist on CUDA and the CPU (a 7B model's 196 matrices: minutes on the CPU)
-                matrix = weight.to(weight.device if weight.device.type == "cuda" else "cpu", torch.float64)
+                matrix = weight_float64(module)
                 gram = matrix.T @ matrix if matrix.shape[0] >= matrix.shape[1] else matrix @ matrix.T
                 values = torch.linalg.eigvalsh(gram).cpu().numpy()  # the nonzero eigenvalues of W^T W, 2x faster than an SVD
                 alpha[block_index, names.index(name)] = power_law_alpha(values)[0]

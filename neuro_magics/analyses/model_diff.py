@@ -31,7 +31,7 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
-from ..core.offload import weight_value
+from ..core.offload import weight_float64
 from ..core.interventions import Intervention
 from ..core.programs import LayerProgram
 from ..core.progress import ProgressBar
@@ -442,7 +442,7 @@ def _weight_changes(subject: Subject, sides: list[_Side], states: _States) -> tu
             snapshots.append((modules, {}))
             continue
         states.enter(side)
-        snapshots.append((modules, {name: weight_value(m).double().cpu()
+        snapshots.append((modules, {name: weight_float64(m).clone()
                                     for name, m in modules.items() if id(m.weight) in touched}))
     names = list(own)
     change = np.full(len(names), np.nan, dtype=np.float32)
@@ -452,9 +452,9 @@ def _weight_changes(subject: Subject, sides: list[_Side], states: _States) -> tu
         for side, (modules, kept) in zip(sides, snapshots):
             if name not in modules:
                 break
-            weight = kept[name] if name in kept else weight_value(modules[name]).double().cpu()
+            weight = kept[name] if name in kept else weight_float64(modules[name])
             delta = side.hooked_delta(name)
-            weights.append(weight if delta is None else weight + delta.cpu())
+            weights.append(weight if delta is None else weight + delta.to(weight.device))
         if len(weights) < 2 or weights[0].shape != weights[1].shape:
             continue
         difference = weights[1] - weights[0]

@@ -56,6 +56,13 @@ def weight_value(module: nn.Module) -> torch.Tensor:
         return weight_matrix(module).detach().clone()
 
 
+def weight_float64(module: nn.Module) -> torch.Tensor:
+    """``weight_value`` in float64 where float64 linear algebra is fast: on its CUDA device,
+    else on the CPU (MPS has no float64). A 7.6B model's spectra took 165 s on the CPU."""
+    weight = weight_value(module)
+    return weight.to(weight.device if weight.device.type == "cuda" else "cpu", torch.float64)
+
+
 def parameter_values(model: nn.Module) -> Iterator[torch.Tensor]:
     """Every parameter's current value, in ``model.parameters()`` order; offloaded ones are
     loaded one module at a time, so memory stays bounded by the largest module."""
