@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import NeuroMagicsError
+from ..core.paths import read_user_text
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -82,10 +83,7 @@ def _read_file(path: Path) -> Corpus:
         raise NeuroMagicsError(
             f"No corpus file {str(path)!r}: give a .txt file (texts separated by blank lines, or one per line), "
             "a .jsonl file of {\"text\": ...} lines, or builtin.")
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8.") from None
+    content = read_user_text(path)
     if path.suffix == ".jsonl":
         texts, labels = [], []
         for number, line in enumerate(content.splitlines(), 1):

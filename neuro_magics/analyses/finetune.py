@@ -42,7 +42,7 @@ from ..core.errors import NeuroMagicsError
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Hook, Intervention, WeightChange, rebuilder
 from ..core.loading import cache_dir
-from ..core.paths import check_folder_target, user_path
+from ..core.paths import check_folder_target, read_user_text, user_path
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
@@ -541,10 +541,7 @@ def _read_texts(text: str | Sequence[str] | None, file: str | Path | None) -> li
         path = user_path(file, "--file")
         if not path.is_file():
             raise NeuroMagicsError(f"No file {str(path)!r}: give a UTF-8 text file to fine-tune on.")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8.") from None
+        text = read_user_text(path)
     texts = [text] if isinstance(text, str) else [str(t) for t in text]
     texts = [t for t in texts if t.strip()]
     if not texts:

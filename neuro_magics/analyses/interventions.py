@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
+from ..core.paths import read_user_text
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
@@ -377,10 +378,7 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise NeuroMagicsError(f"No file {str(path)!r}: give a JSONL file of {{\"positive\": ..., \"negative\": ...}} lines.")
     pairs = []
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON lines.") from None
+    text = read_user_text(path, "UTF-8 JSON lines")
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

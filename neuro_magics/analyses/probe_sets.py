@@ -25,6 +25,7 @@ import torch
 from transformers import StoppingCriteria
 
 from ..core.errors import NeuroMagicsError
+from ..core.paths import read_user_text
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -103,10 +104,7 @@ def load_probe(
         if not path.is_file():
             raise NeuroMagicsError(f"No probe file {str(path)!r}: check the path.")
         name = path.name
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON lines.") from None
+        text = read_user_text(path, "UTF-8 JSON lines")
         parsed = parse_items(text, path.name, default_scorer=None)
     if not parsed:
         raise NeuroMagicsError(f"The probe {name!r} has no items: give at least one.")

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import NeuroMagicsError
+from ..core.paths import read_user_text
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
@@ -48,10 +49,7 @@ def read_labelled(path: str | Path) -> tuple[list[str], list[str], list[str] | N
     path = Path(path).expanduser()
     if not path.is_file():
         raise NeuroMagicsError(f"No file {str(path)!r}: give a JSONL file of {{\"text\": ..., \"label\": ...}} lines.")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8 JSON lines.") from None
+    lines = read_user_text(path, "UTF-8 JSON lines").splitlines()
     texts, labels, groups = [], [], []
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -29,6 +29,7 @@ import torch
 
 from ..core.adapters import linear_modules, weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.paths import read_user_text
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
@@ -56,10 +57,7 @@ def calibration_passages(corpus: str = "builtin") -> list[str]:
         path = Path(corpus).expanduser()
         if not path.is_file():
             raise NeuroMagicsError(f"No corpus file {str(path)!r}: give a text file, or --corpus builtin.")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8.") from None
+        text = read_user_text(path)
     passages = [p.strip() for p in text.split("\n\n") if p.strip()]
     if not passages:
         raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")

@@ -1,4 +1,5 @@
-"""Where results and exports are written: checked before any work, never overwritten unasked.
+"""Where results and exports are written: checked before any work, never overwritten unasked;
+and the one way the user's text files are read.
 
 Every writer (``Result.save``, the brain scan's checkpoints, ``save_materialized``,
 ``mergekit_yaml``) checks its target here first, so a bad path costs one line and no
@@ -21,6 +22,15 @@ def user_path(path: str | os.PathLike, what: str) -> Path:
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
         raise NeuroMagicsError(f"{what}: the path is empty; give a file or folder name.")
     return Path(path).expanduser()
+
+
+def read_user_text(path: Path, save_as: str = "UTF-8") -> str:
+    """A user's text file; one line saying how to save it when it is not UTF-8 (``save_as``:
+    the format that line asks for)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise NeuroMagicsError(f"{path} is not UTF-8 text (byte {error.start}): save it as {save_as}.") from None
 
 
 def check_file_target(path: str | os.PathLike, what: str, *, overwrite: bool = False) -> Path:
