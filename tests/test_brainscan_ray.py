@@ -22,35 +22,10 @@ import torch
 import neuro_magics as nm
 from neuro_magics.analyses.brain_scan import BrainScanResult
 from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
-from required_tools import missing_tool
+from ray_cluster import cluster, one_thread, ray  # noqa: F401 (shared fixtures)
 from test_brainscan import ITEMS, assert_untouched, model_state, ordinary_score
 from tiny_models import tiny_model, tiny_tokenizer
 
-try:
-    import ray
-except ImportError:
-    ray = None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The driver runs one torch thread, as each of two workers on two CPUs does (a worker never
-    runs more than the driver): matmuls then reduce in the same order everywhere. With other
-    thread counts fp32 sums may round differently (measured: 1.2e-7 on an item score)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """One local Ray cluster (2 CPUs) for the whole module: starting Ray costs seconds."""
-    if ray is None:
-        missing_tool("Ray is not installed (pip install 'neuro-magics[distributed]'; make test installs it)")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def llama() -> nm.Subject:

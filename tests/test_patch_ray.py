@@ -14,45 +14,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
 import neuro_magics.core.distributed as distributed
 from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
-from required_tools import missing_tool
+from ray_cluster import cluster, one_thread, ray  # noqa: F401 (shared fixtures)
 from test_brainscan import assert_untouched, model_state
 from test_brainscan_ray import kill_every_worker
 from tiny_models import tiny_model, tiny_tokenizer
 
-try:
-    import ray
-except ImportError:
-    ray = None
 
 CLEAN, CORRUPT = "ab cdefgh", "ab cdXfgh"  # char tokenizer: one token per character
 DIFFERING = 5
 ANSWERS = ("e", "X")
 MAPS = ("patched_metric", "effect", "topk_ids", "topk_probs")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The driver runs one torch thread, as each of two workers on two CPUs does."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """One local Ray cluster (2 CPUs) for the whole module: starting Ray costs seconds."""
-    if ray is None:
-        missing_tool("Ray is not installed (pip install 'neuro-magics[distributed]'; make test installs it)")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def llama() -> nm.Subject:
