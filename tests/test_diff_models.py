@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from IPython.core.error import UsageError
+import test_finetune as finetune_tests
 from tiny_models import tiny_model, tiny_tokenizer
 
 import neuro_magics as nm
@@ -35,17 +36,9 @@ def llama() -> nm.Subject:
     return nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
 
 
-def random_adapter(subject: nm.Subject, rank: int = 3, targets=None, seed: int = 3) -> ft.LoraAdapter:
-    generator = torch.Generator().manual_seed(seed)
-    modules = ft.block_linear_modules(subject)
-    A, B = {}, {}
-    for name in targets or ft.resolve_targets(subject, None):
-        out_features, in_features = weight_matrix(modules[name]).shape
-        A[name] = torch.randn(rank, in_features, generator=generator) * 0.3
-        B[name] = torch.randn(out_features, rank, generator=generator) * 0.3
-    adapter = ft.LoraAdapter(rank=rank, alpha=2.0 * rank, A=A, B=B, base_model=subject.name)
-    adapter.cache(subject)
-    return adapter
+def random_adapter(subject: nm.Subject, rank: int = 3) -> ft.LoraAdapter:
+    """test_finetune's random adapter, rank 3 with alpha 2 x rank."""
+    return finetune_tests.random_adapter(subject, rank=rank, alpha=2.0 * rank)
 
 
 def state(subject: nm.Subject, ids: torch.Tensor):
