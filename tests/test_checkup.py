@@ -310,13 +310,14 @@ def test_magic_stores_the_result_writes_html_and_refuses_bad_paths_first(shell, 
     for line, message in [(f"--html {blocker}/report.html", "HTML report"),
                           (f"--html {tmp_path / 'r.html'}", "exists"),
                           ("--max-texts 0", "at least 1"),
+                          ("--max-tokens 1", "--max-tokens must be at least 2"),
                           ("-o 1x", "variable name"),
                           ("--corpus /nonexistent.txt", "No corpus file"),
                           ("--overwrite", "--overwrite goes with --html")]:
         with pytest.raises(UsageError, match=message):
             shell.run_line_magic("checkup", line)
         calls.append(line)
-    assert subject.interventions == () and len(calls) == 6
+    assert subject.interventions == () and len(calls) == 7
 
 
 def test_widget_action_reports_queued_while_the_model_is_busy_then_applies():

@@ -393,6 +393,14 @@ def test_magics(tiny_in_shell, shell, tmp_path, token_ids):
         assert torch.equal(subject.model(token_ids).logits, base)
 
 
+def test_switches_with_no_adapter_say_there_is_nothing_to_do(tiny_in_shell, shell, capsys):
+    for action, said in (("--merge", "nothing to merge"), ("--unmerge", "nothing to unmerge"),
+                         ("--off", "nothing to turn off"), ("--on", "nothing to turn on"), ("--remove", "No adapter to remove")):
+        shell.run_line_magic("finetune", action)
+        assert said in capsys.readouterr().out
+    assert tiny_in_shell.interventions == ()
+
+
 def test_result_saves_loads_and_draws(tmp_path):
     subject = llama()
     result = nm.finetune(subject, TEXT, steps=3, lr=1e-2, context=32, progress=False)

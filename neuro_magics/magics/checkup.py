@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
@@ -30,7 +31,9 @@ class CheckupMagics(SessionMagics):
         batched passes over a small corpus; each finding opens onto its view and its action
         (click: apply it and see the diff). Python: nm.checkup(subject, corpus)."""
         args = parse_arguments(self.checkup, line)
-        check_positive(args, "max_texts", "max_tokens")
+        check_positive(args, "max_texts")
+        if args.max_tokens < 2:
+            raise UsageError(f"--max-tokens must be at least 2: a text needs a token to predict (got {args.max_tokens}).")
         if args.output is not None and not args.output.isidentifier():
             raise NeuroMagicsError(f"-o needs a Python variable name, not {args.output!r}.")
         html = None

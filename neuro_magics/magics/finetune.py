@@ -15,6 +15,17 @@ from .session import SessionMagics, check_positive, one_line_errors, parse_argum
 
 #: The adapter actions of %finetune, each a flag taking no training option.
 ACTIONS = ("list", "off", "on", "merge", "unmerge", "remove", "save", "load")
+#: action -> (the function doing it, what it says when it did something, what it says when there was nothing to do)
+SWITCHES = {
+    "off": ("adapters_off", "Turned off {} adapter(s); %finetune --on turns them on again.",
+            "No adapter is installed: nothing to turn off."),
+    "on": ("adapters_on", "Turned on {} adapter(s).", "No adapter is turned off: nothing to turn on."),
+    "merge": ("merge_adapters", "Merged {} adapter(s) into the weights; %finetune --unmerge undoes it.",
+              "No hooked adapter is installed: nothing to merge."),
+    "unmerge": ("unmerge_adapters", "Unmerged {} adapter(s); the weights are as before the merge.",
+                "No adapter is merged: nothing to unmerge."),
+    "remove": ("remove_adapters", "Removed {} adapter(s); the base model is as it was.", "No adapter to remove."),
+}
 _WITHOUT_KIND = re.compile(r"^-[A-Za-z_]\w*$")
 _TRAINING = ("rank", "alpha", "steps", "lr", "modules", "file", "seed", "context", "batch", "dropout")
 
@@ -92,16 +103,10 @@ class FinetuneMagics(SessionMagics):
                 print(f"{number}. {intervention.description}")
             for adapter in parked:
                 print(f"off: {adapter.describe()}")
-        elif action == "off":
-            print(f"Turned off {lora.adapters_off(subject)} adapter(s); %finetune --on turns them on again.")
-        elif action == "on":
-            print(f"Turned on {lora.adapters_on(subject)} adapter(s).")
-        elif action == "merge":
-            print(f"Merged {lora.merge_adapters(subject)} adapter(s) into the weights; %finetune --unmerge undoes it.")
-        elif action == "unmerge":
-            print(f"Unmerged {lora.unmerge_adapters(subject)} adapter(s); the weights are as before the merge.")
-        elif action == "remove":
-            print(f"Removed {lora.remove_adapters(subject)} adapter(s); the base model is as it was.")
+        elif action in SWITCHES:
+            switch, done, nothing = SWITCHES[action]
+            count = getattr(lora, switch)(subject)
+            print(done.format(count) if count else nothing)
         elif action == "save":
             print(f"Saved the adapter to {lora.save_adapter(subject, args.save, overwrite=args.overwrite)} "
                   "(peft's format: PeftModel.from_pretrained(model, folder) loads it).")
