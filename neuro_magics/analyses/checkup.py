@@ -443,11 +443,12 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals,
         written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1)  # [H, M*d]
         grams.append(written.double() @ written.double().T)
     totals.gram = _add(totals.gram, torch.stack(grams))
-    activations = output.captures["neurons"][:, valid].double()  # [L, M, N] real tokens
-    neurons = activations.abs().amax(dim=1).float()
+    activations = output.captures["neurons"][:, valid]  # [L, M, N] real tokens, float32
+    neurons = activations.abs().amax(dim=1)
     totals.neuron_max = neurons if totals.neuron_max is None else torch.maximum(totals.neuron_max, neurons)
-    totals.neuron_sum = _add(totals.neuron_sum, activations.sum(dim=1))
-    totals.neuron_square_sum = _add(totals.neuron_square_sum, (activations**2).sum(dim=1))
+    # float64 sums without a float64 copy of every activation (a 7B model: ~1 GB per batch)
+    totals.neuron_sum = _add(totals.neuron_sum, activations.sum(dim=1, dtype=torch.float64))
+    totals.neuron_square_sum = _add(totals.neuron_square_sum, activations.square().sum(dim=1, dtype=torch.float64))
     states = torch.cat([inputs.embeddings[None].float().cpu(), resid])
     influence, _ = proxy_metrics(states, valid)
     totals.influence_sum = _add(totals.influence_sum, influence * float(valid.sum()))
