@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.distributed import ShardedWork, check_workers, run_units
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.runner import Capture, prepare, run
@@ -79,7 +80,6 @@ MEMORY_FRACTION = 0.6
 
 
 @with_lock
-@torch.no_grad()
 def collect(
     subject: Subject,
     texts: Sequence[str],
@@ -89,11 +89,16 @@ def collect(
     unit: str = "token",
     batch_size: int = BATCH_SIZE,
     on_batch: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> Activations:
     """Capture ``site`` at program ``steps`` for every text, batched; ``on_batch(n_texts)``
-    reports progress after each batch. Refuses up front what would not fit in memory."""
+    reports progress after each batch. Refuses up front what would not fit in memory.
+    ``workers``: run the batches on that many Ray workers (at ``ray_address``, else a local
+    cluster), each with its own copy of the model; the vectors are the same."""
     check_choice("site", site, VECTOR_SITES)
     check_choice("unit", unit, UNITS)
+    check_workers(subject, workers, ray_address)
     texts = list(texts)
     if not texts or any(not isinstance(t, str) or not t.strip() for t in texts):
         raise NeuroMagicsError("Every text must be non-empty: give one text per line.")
@@ -102,34 +107,55 @@ def collect(
     lengths = [len(ids) - prefix_length for ids in subject.tokenizer([CONTRAST_PREFIX + t for t in texts])["input_ids"]]
     if min(lengths) < 1:
         raise NeuroMagicsError(f"Text {lengths.index(min(lengths))} has no tokens of its own: give it some text.")
-    n_points = sum(lengths) if unit == "token" else len(texts)
-    _check_memory(len(steps), n_points, _width(subject, site))
-    vectors = np.empty((len(steps), n_points, _width(subject, site)), dtype=np.float32)
-    text_index = np.repeat(np.arange(len(texts), dtype=np.int32), lengths if unit == "token" else 1)
+    points = lengths if unit == "token" else [1] * len(texts)
+    offsets = np.concatenate([[0], np.cumsum(points)]).astype(int)
+    _check_memory(len(steps), int(offsets[-1]), _width(subject, site))
+    vectors = np.empty((len(steps), int(offsets[-1]), _width(subject, site)), dtype=np.float32)
+    text_index = np.repeat(np.arange(len(texts), dtype=np.int32), points)
     positions = (np.concatenate([np.arange(n, dtype=np.int32) for n in lengths]) if unit == "token"
                  else np.full(len(texts), -1, dtype=np.int32))
-    text_tokens, filled = [], 0
-    for start in range(0, len(texts), batch_size):
-        batch = texts[start:start + batch_size]
-        encoded = subject.encode([CONTRAST_PREFIX + text for text in batch])
+    text_tokens: list[list[str]] = [[] for _ in texts]
+
+    def record(batch: tuple[int, tuple[str, ...], tuple[int, ...]], result: tuple[np.ndarray, list[list[str]]]) -> None:
+        start, batch_texts, _ = batch
+        batch_vectors, pieces = result
+        vectors[:, offsets[start]:offsets[start + len(batch_texts)]] = batch_vectors
+        text_tokens[start:start + len(batch_texts)] = pieces
+        if on_batch is not None:
+            on_batch(len(batch_texts))
+
+    batches = [(start, tuple(texts[start:start + batch_size]), tuple(lengths[start:start + batch_size]))
+               for start in range(0, len(texts), batch_size)]
+    run_units(subject, ShardedWork(_batch_reader, (steps, site, unit)), batches,
+              [sum(batch[2]) for batch in batches], workers=workers, ray_address=ray_address, on_result=record)
+    program = subject.program
+    return Activations(vectors=vectors, steps=steps, blocks=[program.steps[s] for s in steps], site=site, unit=unit,
+                       text_index=text_index, position=positions, text_tokens=text_tokens)
+
+
+def _batch_reader(subject: Subject, steps: list[int], site: str, unit: str
+                  ) -> Callable[[tuple[int, tuple[str, ...], tuple[int, ...]]], tuple[np.ndarray, list[list[str]]]]:
+    """A batch ``(start, texts, own token counts)`` -> its points' vectors ``[steps, points,
+    features]`` and each text's token pieces: what one process or a Ray worker runs."""
+
+    @torch.no_grad()
+    def read(batch: tuple[int, tuple[str, ...], tuple[int, ...]]) -> tuple[np.ndarray, list[list[str]]]:
+        _, texts, lengths = batch
+        encoded = subject.encode([CONTRAST_PREFIX + text for text in texts])
         inputs = prepare(subject, encoded["input_ids"], encoded["attention_mask"])
         output = run(subject, inputs, stop=max(steps) + 1, logits_at=None,
                      capture=Capture(sites=(site,), steps=steps, device="cpu", dtype=torch.float32))
         captured = output.captures[site]  # [steps, batch, tokens, features]
         width = encoded["input_ids"].shape[1]
-        for row, length in enumerate(lengths[start:start + batch_size]):
+        kept, pieces = [], []
+        for row, length in enumerate(lengths):
             first = width - length  # left padding and the prefix come before
-            text_tokens.append(subject.token_pieces(encoded["input_ids"][row, first:].tolist()))
-            kept = captured[:, row, first:]
-            if unit != "token":
-                kept = (kept.mean(1) if unit == "mean" else kept[:, -1])[:, None]
-            vectors[:, filled:filled + kept.shape[1]] = kept.numpy()
-            filled += kept.shape[1]
-        if on_batch is not None:
-            on_batch(len(batch))
-    program = subject.program
-    return Activations(vectors=vectors, steps=steps, blocks=[program.steps[s] for s in steps], site=site, unit=unit,
-                       text_index=text_index, position=positions, text_tokens=text_tokens)
+            pieces.append(subject.token_pieces(encoded["input_ids"][row, first:].tolist()))
+            own = captured[:, row, first:]
+            kept.append(own if unit == "token" else (own.mean(1) if unit == "mean" else own[:, -1])[:, None])
+        return torch.cat(kept, dim=1).numpy(), pieces
+
+    return read
 
 
 def _width(subject: Subject, site: str) -> int:

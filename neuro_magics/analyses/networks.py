@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.distributed import ShardedWork, check_workers, run_units
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.programs import LayerProgram, parse_ranges
 from ..core.progress import ProgressBar
@@ -461,14 +462,14 @@ def _select(subject: Subject, corpus: Corpus, max_tokens: int | None, skip_first
     return chosen, _Signals(ids, first)
 
 
-@torch.no_grad()
-def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The [tokens, L * d] matrix of MLP outputs (float32, CPU), texts batched by length,
-    and which texts were read (all, unless Ctrl-C stopped the capture)."""
-    d, n_layers = subject.d_model, len(layers)
+def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: bool, workers: int | None = None,
+             ray_address: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The [tokens, L * d] matrix of MLP outputs (float32, CPU), texts batched by length (on
+    ``workers`` Ray workers when given), and which texts were read (all, unless Ctrl-C stopped
+    the capture)."""
     lengths = [len(row) - signals.first for row in signals.ids]
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    matrix = np.empty((int(offsets[-1]), n_layers * d), dtype=np.float32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(int)
+    matrix = np.empty((int(offsets[-1]), len(layers) * subject.d_model), dtype=np.float32)
     order = sorted(range(len(signals.ids)), key=lambda t: len(signals.ids[t]))
     batches, current = [], []
     for text in order:
@@ -478,32 +479,53 @@ def _capture(subject: Subject, signals: _Signals, layers: list[int], progress: b
         current.append(text)
     if current:
         batches.append(current)
-    program = LayerProgram.identity(subject.n_layers)
-    capture = Capture(sites=("mlp_out",), steps=layers, device="cpu", dtype=torch.float32)
+    units = [tuple((text, tuple(signals.ids[text])) for text in batch) for batch in batches]
     done = np.zeros(len(signals.ids), dtype=bool)
     bar = ProgressBar(int(offsets[-1]), "networks: capture", "token", enabled=progress)
+
+    def record(unit: tuple[tuple[int, tuple[int, ...]], ...], blocks: list[np.ndarray]) -> None:
+        for (text, _), block in zip(unit, blocks):
+            matrix[offsets[text]:offsets[text + 1]] = block
+            done[text] = True
+        bar.update(sum(lengths[text] for text, _ in unit))
+
     try:
-        for batch in batches:
-            width = max(len(signals.ids[t]) for t in batch)
-            input_ids = torch.full((len(batch), width), subject.pad_token_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, text in enumerate(batch):
-                input_ids[row, width - len(signals.ids[text]):] = torch.tensor(signals.ids[text])
-                attention_mask[row, width - len(signals.ids[text]):] = 1
-            output = run(subject, prepare(subject, input_ids, attention_mask), program=program,
-                         stop=layers[-1] + 1, capture=capture, logits_at=None)
-            states = output.captures["mlp_out"]  # [L, batch, width, d]
-            for row, text in enumerate(batch):
-                start = width - len(signals.ids[text]) + signals.first
-                block = states[:, row, start:].permute(1, 0, 2).reshape(width - start, n_layers * d)
-                matrix[offsets[text]:offsets[text + 1]] = block.numpy()
-            done[batch] = True
-            bar.update(sum(lengths[t] for t in batch))
+        run_units(subject, ShardedWork(_mlp_reader, (layers, signals.first)), units,
+                  [len(unit) * len(unit[-1][1]) for unit in units], workers=workers, ray_address=ray_address,
+                  on_result=record)
     except KeyboardInterrupt:
         pass
     finally:
         bar.close()
     return matrix, done
+
+
+def _mlp_reader(subject: Subject, layers: list[int], first: int
+                ) -> Callable[[tuple[tuple[int, tuple[int, ...]], ...]], list[np.ndarray]]:
+    """A batch of ``(text, token ids)`` -> each text's ``[tokens, L * d]`` MLP outputs from
+    position ``first`` on: what one process or a Ray worker runs."""
+    program = LayerProgram.identity(subject.n_layers)
+    capture = Capture(sites=("mlp_out",), steps=layers, device="cpu", dtype=torch.float32)
+
+    @torch.no_grad()
+    def read(batch: tuple[tuple[int, tuple[int, ...]], ...]) -> list[np.ndarray]:
+        rows = [ids for _, ids in batch]
+        width = max(len(ids) for ids in rows)
+        input_ids = torch.full((len(rows), width), subject.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, ids in enumerate(rows):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            attention_mask[row, width - len(ids):] = 1
+        output = run(subject, prepare(subject, input_ids, attention_mask), program=program,
+                     stop=layers[-1] + 1, capture=capture, logits_at=None)
+        states = output.captures["mlp_out"]  # [L, batch, width, d]
+        blocks = []
+        for row, ids in enumerate(rows):
+            start = width - len(ids) + first
+            blocks.append(states[:, row, start:].permute(1, 0, 2).reshape(width - start, -1).numpy())
+        return blocks
+
+    return read
 
 
 @with_lock
@@ -519,6 +541,8 @@ def networks(
     skip_first: bool = True,
     random_state: int = 0,
     progress: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> NetworksResult:
     """Find ``components`` functional networks in ``subject``'s MLP outputs on a corpus.
 
@@ -527,12 +551,15 @@ def networks(
     all). ``max_tokens`` caps the signal tokens (texts taken in turn from each genre).
     ``threshold``: the z above which a neuron belongs to a network. The capture runs the
     identity program (maps are per original block) with the active interventions on.
-    Ctrl-C during the capture fits on the tokens read so far.
+    Ctrl-C during the capture fits on the tokens read so far. ``workers``: read the corpus on
+    that many Ray workers (at ``ray_address``, else a local cluster), each with its own copy of
+    the model; the networks are the same.
     """
     if not isinstance(components, (int, np.integer)) or components < 1:
         raise NeuroMagicsError(f"--components must be a whole number of at least 1 (got {components}).")
     if max_tokens is not None and max_tokens < 1:
         raise NeuroMagicsError(f"--max-tokens must be at least 1 (got {max_tokens}).")
+    check_workers(subject, workers, ray_address)
     chosen_layers = parse_layers(layers, subject.n_layers)
     _check_threshold(threshold, len(chosen_layers) * subject.d_model)
     corpus = load_corpus(texts)
@@ -550,7 +577,7 @@ def networks(
         max_tokens=max_tokens, standardize=standardize, skip_first=skip_first, random_state=random_state,
         site="mlp_out", module=subject.adapter.mlp,
     )
-    matrix, done = _capture(subject, signals, chosen_layers, progress)
+    matrix, done = _capture(subject, signals, chosen_layers, progress, workers, ray_address)
     rows_kept = np.repeat(done, [len(row) - signals.first for row in signals.ids])
     if not done.all():
         if rows_kept.sum() <= components:

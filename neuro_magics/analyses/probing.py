@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError
 from ..core.paths import read_user_text
 from ..core.progress import ProgressBar
@@ -313,6 +314,8 @@ def probe(
     pooling: str = "mean",
     seed: int = 0,
     progress: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> ProbeResult:
     """A linear probe per layer for a labelled set of texts.
 
@@ -320,8 +323,11 @@ def probe(
     ``read_labelled``) or a list of ``(text, label)`` or ``(text, label, group)``;
     ``task`` a built-in task instead (``tasks()``: sentiment, truth, language). ``kind`` is
     ``"logreg"`` or ``"massmean"``; ``cv`` the number of stratified folds; each text is one
-    vector: the ``pooling`` (``"mean"`` or ``"last"``) of its tokens at ``site``.
+    vector: the ``pooling`` (``"mean"`` or ``"last"``) of its tokens at ``site``. ``workers``:
+    capture on that many Ray workers (at ``ray_address``, else a local cluster), each with its
+    own copy of the model; the vectors are the same.
     """
+    check_workers(subject, workers, ray_address)
     check_choice("probe kind", kind, KINDS)
     check_choice("pooling", pooling, POOLING)
     if (data is None) == (task is None):
@@ -345,7 +351,8 @@ def probe(
     steps = parse_layers(layers, subject)
 
     with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
-        activations = collect(subject, texts, steps, site=site, unit=pooling, on_batch=bar.update)
+        activations = collect(subject, texts, steps, site=site, unit=pooling, on_batch=bar.update,
+                              workers=workers, ray_address=ray_address)
         fitted = probe_activations(activations.vectors, labels, kind=kind, folds=cv, seed=seed, groups=groups,
                                    steps=steps, bar=bar)
     metadata = run_metadata(subject, texts, labels=labels, task=task, data=str(data) if isinstance(data, (str, Path))

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -343,6 +344,8 @@ def project(
     color: str | None = None,
     seed: int = 0,
     progress: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> ProjectionResult:
     """Map the activations of ``texts`` at ``layers`` to 2-D, one aligned map per layer.
 
@@ -353,7 +356,10 @@ def project(
     the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list). ``color`` is what the
     map colours first (default: the cluster when clustering, else the label). Ctrl-C after the
     first layer is mapped returns the layers finished so far (``result.interrupted``).
+    ``workers``: capture on that many Ray workers (at ``ray_address``, else a local cluster),
+    each with its own copy of the model; the activations are the same.
     """
+    check_workers(subject, workers, ray_address)
     check_choice("method", method, METHODS)
     check_choice("unit", unit, UNITS)
     check_choice("pooling", pooling, TEXT_POOLING)
@@ -378,7 +384,7 @@ def project(
 
     with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit="token" if unit == "token" else pooling,
-                              on_batch=bar.update)
+                              on_batch=bar.update, workers=workers, ray_address=ray_address)
         check_clusters(clusters, activations.vectors.shape[1])
         coords, explained, cluster_labels = project_activations(activations, method=method, clusters=clusters,
                                                                 seed=seed, bar=bar)

@@ -234,6 +234,26 @@ def run_sharded(
             ray.kill(actor)
 
 
+def run_units(
+    subject: Subject,
+    work: ShardedWork,
+    units: Sequence[Any],
+    costs: Sequence[float],
+    *,
+    workers: int | None,
+    ray_address: str | None = None,
+    on_result: Callable[[Any, Any], None],
+) -> None:
+    """``run_sharded`` with ``workers``; without, the same work function built here and run on
+    each unit in order: one code path computes a unit's result in both cases."""
+    if workers is not None:
+        run_sharded(subject, work, units, costs, workers=workers, ray_address=ray_address, on_result=on_result)
+        return
+    compute = work.factory(subject, *work.arguments)
+    for unit in units:
+        on_result(unit, compute(unit))
+
+
 def _actor_options(ray, subject: Subject, workers: int) -> tuple[dict[str, Any], int]:
     """One GPU per worker for a CUDA model; otherwise an equal share of the cluster's CPUs.
     A worker runs as many torch threads as its share, but never more than this process runs:

@@ -7,7 +7,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.brain_scan import BrainScanResult, brainscan
 from ..core.errors import NeuroMagicsError
-from .session import SessionMagics, one_line_errors, parse_arguments
+from .session import SessionMagics, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -28,11 +28,7 @@ class BrainScanMagics(SessionMagics):
     @argument("--resume", default=None, metavar="PATH",
               help="Continue the scan saved at PATH (same model, probe and score); keeps saving there.")
     @argument("--overwrite", action="store_true", help="Let --save replace an existing file.")
-    @argument("--workers", type=int, default=None, metavar="N",
-              help="Shard the start rows over N Ray workers, each with its own copy of the model (one GPU each "
-                   "for a CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")
-    @argument("--ray-address", default=None, metavar="ADDR",
-              help="Join the Ray cluster at ADDR with --workers (default: start a local one).")
+    @worker_options("the start rows")
     @line_cell_magic
     @one_line_errors
     def brainscan(self, line: str, cell: str | None = None) -> BrainScanResult:

@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses.activations import VECTOR_SITES
 from ..analyses.probing import KINDS, POOLING, ProbeResult, probe, tasks
 from ..analyses.projection import COLORS, METHODS, UNITS, ProjectionResult, check_clusters, project
-from .session import SessionMagics, one_line_errors, parse_arguments
+from .session import SessionMagics, one_line_errors, parse_arguments, worker_options
 
 
 def labelled_lines(cell: str) -> tuple[list[str], list[str] | None]:
@@ -54,6 +54,7 @@ class GeometryMagics(SessionMagics):
                                                    "and French.")
     @argument("--seed", type=int, default=0, help="Seed of UMAP, t-SNE and k-means.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
+    @worker_options("the activation capture")
     @line_cell_magic
     @one_line_errors
     def project(self, line: str, cell: str | None = None) -> ProjectionResult:
@@ -79,7 +80,8 @@ class GeometryMagics(SessionMagics):
         texts, labels = (None, None) if args.demo else labelled_lines(body)
         subject = self.session.require_subject()
         result = project(subject, texts, labels, layers=args.layers, site=args.site, method=args.method,
-                         unit=args.unit, pooling=args.pool, clusters=clusters, color=args.color, seed=args.seed)
+                         unit=args.unit, pooling=args.pool, clusters=clusters, color=args.color, seed=args.seed,
+                         workers=args.workers, ray_address=args.ray_address)
         if result.interrupted:
             print(f"Interrupted: layers {', '.join(map(str, result.steps))} were mapped and kept.")
         if args.output is not None:
@@ -96,6 +98,7 @@ class GeometryMagics(SessionMagics):
     @argument("--site", default="resid_pre", help="Where to read (default: resid_pre, where %%steer adds).")
     @argument("--pool", default="mean", help="mean or last token of each text (default: mean).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
+    @worker_options("the activation capture")
     @line_magic
     @one_line_errors
     def probe(self, line: str) -> ProbeResult:
@@ -115,7 +118,7 @@ class GeometryMagics(SessionMagics):
             raise UsageError(f"--cv must be at least 2 folds (got {args.cv}).")
         subject = self.session.require_subject()
         result = probe(subject, args.data, task=args.task, layers=args.layers, kind=args.kind, cv=args.cv,
-                       site=args.site, pooling=args.pool)
+                       site=args.site, pooling=args.pool, workers=args.workers, ray_address=args.ray_address)
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result

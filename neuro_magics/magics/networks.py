@@ -8,7 +8,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.networks import DEFAULT_COMPONENTS, DEFAULT_THRESHOLD, networks
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -30,6 +30,7 @@ class NetworkMagics(SessionMagics):
     @argument("--score", default="logprob", choices=("logprob", "generate"), help="How the lesion scores the probe.")
     @argument("-o", "--output", default=None, metavar="NAME",
               help="Store the networks in NAME (and the lesion in NAME_lesion).")
+    @worker_options("the corpus capture")
     @line_cell_magic
     @one_line_errors
     def networks(self, line: str, cell: str | None = None):
@@ -52,7 +53,7 @@ class NetworkMagics(SessionMagics):
             load_probe(args.probe)
         result = networks(subject, texts if texts is not None else args.corpus, components=args.components,
                           threshold=args.threshold, layers=args.layers, max_tokens=args.max_tokens,
-                          random_state=args.seed)
+                          random_state=args.seed, workers=args.workers, ray_address=args.ray_address)
         self.session.networks = result
         if args.output is not None:
             self.shell.user_ns[args.output] = result

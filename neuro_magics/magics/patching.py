@@ -7,7 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.patching import DIRECTIONS, METHODS, METRICS, SITES, patch
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -26,11 +26,7 @@ class PatchingMagics(SessionMagics):
     @argument("--subject", default=None, help="For --method trace: the text in --clean whose embeddings are noised.")
     @argument("--top-k", type=int, default=5, help="Next-token candidates kept per cell.")
     @argument("--batch-size", type=int, default=64, help="Patched runs per batched forward.")
-    @argument("--workers", type=int, default=None, metavar="N",
-              help="Run the exact sweep's layer rows on N Ray workers, each with its own copy of the model (one GPU "
-                   "each for a CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")
-    @argument("--ray-address", default=None, metavar="ADDR",
-              help="Join the Ray cluster at ADDR with --workers (default: start a local one).")
+    @worker_options("the exact sweep's layer rows")
     @line_magic
     @one_line_errors
     def patch(self, line: str):

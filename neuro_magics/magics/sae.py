@@ -10,7 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
 
 ACTIONS = ("train", "load", "show", "steer", "ablate")
 
@@ -41,6 +41,7 @@ class SaeMagics(SessionMagics):
     @argument("--text", default=None, help="show: the features most active on TEXT (runs the model on it).")
     @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
+    @worker_options("train's activation capture")
     @line_cell_magic
     @one_line_errors
     def sae(self, line: str, cell: str | None = None):
@@ -56,6 +57,8 @@ class SaeMagics(SessionMagics):
             raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
         if args.action == "train":
             return self._train(args, cell)
+        if args.workers is not None or args.ray_address is not None:
+            raise UsageError(f"--workers is for %sae train; %sae {args.action} runs here: drop --workers.")
         if cell and cell.strip():
             raise UsageError(f"%sae {args.action} takes no cell; texts go with %%sae train.")
         if args.action == "load":
@@ -84,7 +87,8 @@ class SaeMagics(SessionMagics):
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site or "resid_post",
                            expansion=args.expansion, k=args.k, texts=texts if texts is not None else args.corpus,
-                           steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed)
+                           steps=args.steps, batch_size=args.batch, lr=args.lr, seed=args.seed,
+                           workers=args.workers, ray_address=args.ray_address)
         self.session.sae = result
         if args.output is not None:
             self.shell.user_ns[args.output] = result

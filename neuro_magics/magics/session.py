@@ -10,6 +10,7 @@ import warnings
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics
+from IPython.core.magic_arguments import argument
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning, NoModelError
 from ..core.interventions import active_interventions
@@ -89,6 +90,20 @@ def check_positive(args, *names: str) -> None:
     for name in names:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)}).")
+
+
+def worker_options(what: str):
+    """The ``--workers N`` / ``--ray-address ADDR`` pair of a magic whose ``what`` runs on Ray
+    workers (the engine checks them before any work)."""
+
+    def add(magic):
+        magic = argument("--ray-address", default=None, metavar="ADDR",
+                         help="Join the Ray cluster at ADDR with --workers (default: start a local one).")(magic)
+        return argument("--workers", type=int, default=None, metavar="N",
+                        help=f"Run {what} on N Ray workers, each with its own copy of the model (one GPU each for a "
+                             "CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")(magic)
+
+    return add
 
 
 def print_active(subject, kind: str, plural: str) -> None:
