@@ -27,6 +27,7 @@ from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ray_cluster import cluster, one_thread, ray  # noqa: F401 (shared fixtures)
 from test_brainscan import assert_untouched, model_state
 from test_brainscan_ray import kill_every_worker
+from test_networks import hf_mlp_outputs
 from test_patch_ray import on_first_row
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -106,23 +107,6 @@ def capture_signals(monkeypatch) -> dict:
 
     monkeypatch.setattr(networks_module, "decompose", keep)
     return seen
-
-
-def hf_mlp_outputs(subject: nm.Subject, texts, layers) -> np.ndarray:
-    """HF forward hooks on the unmodified MLPs, one text at a time, first token left out."""
-    rows = []
-    for text in texts:
-        outputs = []
-        handles = [subject.blocks[layer].mlp.register_forward_hook(lambda m, a, o: outputs.append(o[0, 1:].clone()))
-                   for layer in layers]
-        try:
-            with torch.no_grad():
-                subject.model(subject.tokenizer(text, return_tensors="pt")["input_ids"])
-        finally:
-            for handle in handles:
-                handle.remove()
-        rows.append(torch.cat(outputs, dim=-1))
-    return torch.cat(rows).numpy()
 
 
 def test_networks_on_workers_read_hf_mlp_outputs_and_equal_one_process(cluster, monkeypatch):

@@ -105,6 +105,24 @@ def llama():
     return subject
 
 
+def hf_mlp_outputs(subject: nm.Subject, texts, layers) -> np.ndarray:
+    """HF forward hooks on the unmodified MLPs of ``layers``, one text at a time (no padding),
+    the first token left out: ``[tokens, len(layers) * d]``."""
+    rows = []
+    for text in texts:
+        outputs = []
+        handles = [subject.blocks[layer].mlp.register_forward_hook(lambda m, a, o: outputs.append(o[0, 1:].clone()))
+                   for layer in layers]
+        try:
+            with torch.no_grad():
+                subject.model(subject.tokenizer(text, return_tensors="pt")["input_ids"])
+        finally:
+            for handle in handles:
+                handle.remove()
+        rows.append(torch.cat(outputs, dim=-1))
+    return torch.cat(rows).numpy()
+
+
 def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
     """Oracle: HF forward hooks written here on each block's unmodified MLP module, one text
     at a time (no padding). The matrix ICA sees (before standardising) holds exactly those
@@ -120,21 +138,10 @@ def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
     monkeypatch.setattr(module, "decompose", keep)
     texts = TEXTS[:3]
     found = networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=False, progress=False)
-    expected = []
-    for text in texts:
-        outputs = []
-        handles = [llama.blocks[layer].mlp.register_forward_hook(lambda m, a, o: outputs.append(o[0, 1:].clone()))
-                   for layer in (1, 2)]
-        try:
-            with torch.no_grad():
-                llama.model(llama.tokenizer(text, return_tensors="pt")["input_ids"])
-        finally:
-            for handle in handles:
-                handle.remove()
-        expected.append(torch.cat(outputs, dim=-1))
-    np.testing.assert_allclose(seen["signals"], torch.cat(expected).numpy(), atol=1e-6, rtol=1e-5)
+    expected = hf_mlp_outputs(llama, texts, (1, 2))
+    np.testing.assert_allclose(seen["signals"], expected, atol=1e-6, rtol=1e-5)
     # each neuron's energy: the mean square of those same outputs
-    energy = (torch.cat(expected).double() ** 2).mean(0).reshape(2, llama.d_model).numpy()
+    energy = (expected.astype(np.float64) ** 2).mean(0).reshape(2, llama.d_model)
     np.testing.assert_allclose(found.energy, energy, rtol=1e-5)
 
 
