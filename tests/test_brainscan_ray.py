@@ -166,3 +166,41 @@ def test_an_intervention_that_cannot_be_rebuilt_is_refused_before_any_work(clust
         nm.brainscan(subject, items=ITEMS, progress=False, workers=2)
     assert_untouched(subject, before)
     assert subject.interventions == (unknown,)
+
+
+class _Resources:
+    """A stand-in for the ``ray`` module: only ``cluster_resources``."""
+
+    def __init__(self, cpus: float, gpus: float) -> None:
+        self.resources = {"CPU": cpus, "GPU": gpus}
+
+    def cluster_resources(self) -> dict[str, float]:
+        return dict(self.resources)
+
+
+@pytest.mark.parametrize("cpus, gpus, workers, device, expected", [
+    (16, 0, 4, "cpu", {"num_cpus": 4}),
+    (2, 0, 4, "cpu", {"num_cpus": 0.5}),
+    (16, 2, 2, "cuda", {"num_gpus": 1, "num_cpus": 1.0}),
+    (16, 8, 3, "cuda", {"num_gpus": 1, "num_cpus": 1.0}),
+])
+def test_each_worker_gets_one_gpu_or_an_equal_share_of_the_cpus(monkeypatch, cpus, gpus, workers, device, expected):
+    """The resources each actor asks Ray for (hand-computed): one whole GPU per worker of a
+    CUDA model, never a shared one; otherwise the cluster's CPUs split evenly."""
+    from neuro_magics.core.distributed import _actor_options
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    subject = dataclasses.make_dataclass("Stub", ["device"])(torch.device(device))
+    options, threads = _actor_options(_Resources(cpus, gpus), subject, workers)
+    assert options == expected
+    assert threads == max(1, int(cpus // workers))  # torch threads: the worker's share of the CPUs
+
+
+@pytest.mark.parametrize("gpus, advice", [(1, "use --workers 1 or fewer"), (0, "load the model with --device cpu")])
+def test_more_cuda_workers_than_gpus_is_one_line(gpus, advice):
+    from neuro_magics.core.distributed import _actor_options
+
+    subject = dataclasses.make_dataclass("Stub", ["device"])(torch.device("cuda"))
+    with pytest.raises(NeuroMagicsError, match=f"--workers 2 needs 2 GPUs \\(one per worker\\); this Ray cluster has "
+                                               f"{gpus}: {advice}"):
+        _actor_options(_Resources(16, gpus), subject, 2)
