@@ -24,12 +24,16 @@ same thread count (the practical peak). The last line reads ``speedup vs stronge
 ``--workers N`` times something else: the same sweep sharded over 1 and then N Ray workers
 (a local cluster on this machine; one GPU each for ``--device cuda``), in wall time since
 the work runs in other processes, worker start-up included. Both must equal the
-single-process sweep. The last line reads ``scaling 1 -> N workers: N.NNx``.
+single-process sweep. The start-up (shipping the model, starting the workers, rebuilding it
+there) is timed up to the moment the workers are ready, and the scaling printed with and
+after it. The last line reads ``scaling 1 -> N workers: N.NNx``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import time
 
@@ -216,15 +220,32 @@ def worker_scaling(subject: nm.Subject, args) -> None:
     started = time.perf_counter()
     here = nm.brainscan(subject, **options)
     print(f"in this process: {time.perf_counter() - started:8.1f} s wall ({here.n_configs} configs)")
-    walls = {}
+    walls, starts = {}, {}
     for workers in sorted({1, args.workers}):
         started = time.perf_counter()
-        result = nm.brainscan(subject, workers=workers, **options)
+        with ready_time_kept(lambda: starts.setdefault(workers, time.perf_counter() - started)):
+            result = nm.brainscan(subject, workers=workers, **options)
         walls[workers] = time.perf_counter() - started
         difference = float(np.nanmax(np.abs(result.item_scores - here.item_scores)))
-        print(f"{workers:3d} worker(s):     {walls[workers]:8.1f} s wall, max |difference| to this process "
-              f"{difference:.1e}{' (bit-identical)' if difference == 0 else ''}")
+        print(f"{workers:3d} worker(s):     {walls[workers]:8.1f} s wall, of which {starts[workers]:.1f} s start the "
+              f"workers; max |difference| to this process {difference:.1e}"
+              f"{' (bit-identical)' if difference == 0 else ''}")
+    print(f"scaling 1 -> {args.workers} workers after their start-up: "
+          f"{(walls[1] - starts[1]) / (walls[args.workers] - starts[args.workers]):.2f}x")
     print(f"scaling 1 -> {args.workers} workers: {walls[1] / walls[args.workers]:.2f}x")
+
+
+@contextlib.contextmanager
+def ready_time_kept(on_ready):
+    """Within the block, sharded calls report when their workers have rebuilt the model."""
+    import neuro_magics.core.distributed as distributed
+
+    run_sharded = distributed.run_sharded
+    distributed.run_sharded = functools.partial(run_sharded, on_ready=on_ready)
+    try:
+        yield
+    finally:
+        distributed.run_sharded = run_sharded
 
 
 def _sample_note(sampled: list, configs: list) -> str:

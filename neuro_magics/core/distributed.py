@@ -180,9 +180,11 @@ def run_sharded(
     workers: int,
     ray_address: str | None = None,
     on_result: Callable[[Any, Any], None],
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Run every unit on ``workers`` Ray workers holding copies of ``subject``; ``on_result(unit,
-    result)`` is called here as each finishes. Ctrl-C (or an error) stops the workers at once."""
+    result)`` is called here as each finishes, ``on_ready()`` once the first workers have rebuilt
+    the model (what came before is start-up). Ctrl-C (or an error) stops the workers at once."""
     if not units:
         return
     ray = connect(ray_address)
@@ -208,6 +210,8 @@ def run_sharded(
             ray.get([actor.ready.remote() for actor in idle])
         except RayActorError as error:
             raise NeuroMagicsError(f"A Ray worker could not rebuild the model: {_cause(error)}") from None
+        if on_ready is not None:
+            on_ready()
         pending: dict[Any, tuple[Any, int]] = {}
         while queue or pending:
             while queue and idle:
