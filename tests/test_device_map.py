@@ -122,3 +122,98 @@ def test_weight_writing_analyses_refuse_in_one_line(pair, action, message):
 def test_offload_folder_needs_a_device_map():
     with pytest.raises(nm.NeuroMagicsError, match="--device-map auto"):
         nm.load_model("unused", offload_folder="/tmp/x")
+
+
+# -- every other analysis that runs the model ---------------------------------------------
+
+TEXTS = ["The cat sat on the mat and looked at the door.", "x = [i * i for i in range(10)]",
+         "A: Where is the station?\nB: Left after the bank.", "Seven times eight is fifty-six."] * 3
+VOLATILE = {"seconds", "created", "started", "elapsed", "adapter_path", "path"}  # wall time, file names
+
+
+def _same_value(a, b, where: str, atol: float) -> None:
+    """Recursive equality of result fields: numbers to ``atol``, the rest exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            if key not in VOLATILE:
+                _same_value(a[key], b[key], f"{where}.{key}", atol)
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for k, (x, y) in enumerate(zip(a, b)):
+            _same_value(x, y, f"{where}[{k}]", atol)
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, where
+        if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), atol=atol, rtol=0, err_msg=where)
+        else:
+            assert np.array_equal(a, b), where
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=atol, nan_ok=True), where
+    elif hasattr(a, "__dataclass_fields__"):
+        _same_value(vars(a), vars(b), where, atol)
+    else:
+        assert a == b, where
+
+
+def _same_result(a: nm.Result, b: nm.Result, atol: float = ATOL) -> None:
+    """Every array and field of two results (metadata aside: it names the model's placement)."""
+    _same_value(a._arrays(), b._arrays(), "arrays", atol)
+    _same_value(a._fields(), b._fields(), "fields", atol)
+
+
+def test_the_full_checkup_matches(pair):
+    """Findings and every statistic, not only the spectra."""
+    checkups = [nm.checkup(s, TEXTS, max_texts=6, max_tokens=16) for s in pair]
+    assert checkups[1].findings
+    _same_result(*checkups, atol=1e-4)  # alpha: a power-law fit, 1e-4 as in the spectra check above
+
+
+def test_networks_their_lesion_and_mask_match(pair):
+    found = [nm.networks(s, TEXTS, components=3, threshold=1.5, progress=False) for s in pair]
+    _same_result(*found, atol=1e-4)  # FastICA iterates on the captured activations: 1e-4
+    lesions = [nm.network_lesion(s, f, items=ITEMS, seeds=2, max_new_tokens=3, progress=False)
+               for s, f in zip(pair, found)]
+    _same_result(*lesions)
+    try:
+        for subject, networks in zip(pair, found):
+            nm.mask_network(subject, networks, "key")
+        scans = [nm.scan(s, "ab cd", progress=False) for s in pair]
+        _same(scans[0].captures["resid_post"], scans[1].captures["resid_post"])
+    finally:
+        for subject in pair:
+            nm.reset_interventions(subject)
+
+
+def test_geometry_project_language_similarity_and_probe_match(pair):
+    projections = [nm.project(s, TEXTS[:4], ["x", "y", "x", "y"], layers="1,3", clusters=2, progress=False)
+                   for s in pair]
+    _same_result(*projections, atol=1e-4)  # PCA scores through an SVD of the activations
+    similarities = [nm.language_similarity(s, layers="0-3", progress=False) for s in pair]
+    _same_result(*similarities)
+    probes = [nm.probe(s, task="language", layers="1,3", cv=3, progress=False) for s in pair]
+    _same_result(*probes, atol=1e-4)  # logistic regression fit: solver tolerance
+
+
+def test_trace_and_attribute_match(pair):
+    traces = [nm.trace(s, "The cat sat on the", "cat", samples=2, window=2, progress=False) for s in pair]
+    _same_result(*traces)
+    attributions = [nm.attribute(s, "The cat sat on the", method="all", steps=4, generate=2, progress=False)
+                    for s in pair]
+    _same_result(*attributions)
+
+
+def test_steer_vector_and_its_effect_on_generate_match(pair):
+    """The contrast vector reads the stream entering offloaded block 1; generate runs HF's own
+    loop with the KV cache through accelerate's hooks."""
+    before = [nm.generate(s, "The cat", max_new_tokens=6) for s in pair]
+    assert str(before[0]) == str(before[1]) and before[0].n_new_tokens == 6
+    try:
+        steering = [nm.steer(s, layer=1, coef=8.0, pos="I love this", neg="I hate this") for s in pair]
+        _same(steering[0].vector, steering[1].vector)
+        steered = [nm.generate(s, "The cat", max_new_tokens=6) for s in pair]
+        assert str(steered[0]) == str(steered[1]) != str(before[1])
+    finally:
+        for subject in pair:
+            nm.reset_interventions(subject)
