@@ -13,6 +13,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.diffing import state_fingerprint
+from neuro_magics.analyses.surgery import _materialize
 from neuro_magics.core.offload import offloaded_modules
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -221,6 +222,11 @@ def test_steer_vector_and_its_effect_on_generate_match(pair):
             nm.reset_interventions(subject)
 
 
+def store(block) -> object:
+    """accelerate's weight store behind an offloaded block's q_proj."""
+    return block.self_attn.q_proj._hf_hook.weights_map.dataset
+
+
 def test_surgery_programs_mergekit_and_save_materialized(pair, tmp_path):
     """A program from duplicate/drop runs the disk blocks like the whole model; the saved
     folder, loaded back plainly, gives the same logits as the whole model under that program."""
@@ -233,6 +239,9 @@ def test_surgery_programs_mergekit_and_save_materialized(pair, tmp_path):
         logits = [nm.run(s, nm.prepare(s, ids), logits_at="all").logits for s in pair]
         _same(logits[0], logits[1])
         assert nm.mergekit_yaml(pair[0]) == nm.mergekit_yaml(pair[1])
+        clone = _materialize(pair[0], pair[0].program)  # step 0 is disk block 1: its store is shared, not copied
+        assert store(clone.model.layers[0]) is store(pair[0].blocks[1]) is store(clone.model.layers[2])
+        del clone
         saved = nm.save_materialized(pair[0], tmp_path / "materialized")
         from transformers import AutoModelForCausalLM
 
