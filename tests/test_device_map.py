@@ -2,7 +2,11 @@
 
 Oracle: the same public call on the same weights loaded whole on the CPU (float32). Offloading
 only moves where weights wait between forwards, so every number must agree to float32 noise
-(1e-5). Analyses that rewrite weights must refuse in one line and leave the model untouched.
+(1e-5), every array and field of each result (the full checkup with its findings, networks, the
+lesion, project, language similarity, probe, trace, attribute, attribution patching, steer,
+generate, an SAE trained and loaded, diff_models, LoRA training). A program saved with
+``save_materialized`` and loaded back plainly gives the whole model's logits under the program.
+Analyses that rewrite weights must refuse in one line and leave the model untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.diffing import state_fingerprint
+from neuro_magics.analyses.surgery import _materialize
 from neuro_magics.core.offload import offloaded_modules
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -122,3 +127,191 @@ def test_weight_writing_analyses_refuse_in_one_line(pair, action, message):
 def test_offload_folder_needs_a_device_map():
     with pytest.raises(nm.NeuroMagicsError, match="--device-map auto"):
         nm.load_model("unused", offload_folder="/tmp/x")
+
+
+# -- every other analysis that runs the model ---------------------------------------------
+
+TEXTS = ["The cat sat on the mat and looked at the door.", "x = [i * i for i in range(10)]",
+         "A: Where is the station?\nB: Left after the bank.", "Seven times eight is fifty-six."] * 3
+VOLATILE = {"seconds"}  # wall time
+
+
+def _same_value(a, b, where: str, atol: float) -> None:
+    """Recursive equality of result fields: numbers to ``atol``, the rest exactly."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), where
+        for key in a:
+            if key not in VOLATILE:
+                _same_value(a[key], b[key], f"{where}.{key}", atol)
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
+        for k, (x, y) in enumerate(zip(a, b)):
+            _same_value(x, y, f"{where}[{k}]", atol)
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, where
+        if a.dtype.kind in "fc" or b.dtype.kind in "fc":
+            np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), atol=atol, rtol=0, err_msg=where)
+        else:
+            assert np.array_equal(a, b), where
+    elif isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, abs=atol, nan_ok=True), where
+    elif hasattr(a, "__dataclass_fields__"):
+        _same_value(vars(a), vars(b), where, atol)
+    else:
+        assert a == b, where
+
+
+def _same_result(a: nm.Result, b: nm.Result, atol: float = ATOL) -> None:
+    """Every array and field of two results (metadata aside: it names the model's placement)."""
+    _same_value(a._arrays(), b._arrays(), "arrays", atol)
+    _same_value(a._fields(), b._fields(), "fields", atol)
+
+
+def test_the_full_checkup_matches(pair):
+    """Findings and every statistic, not only the spectra."""
+    checkups = [nm.checkup(s, TEXTS, max_texts=6, max_tokens=16) for s in pair]
+    assert checkups[1].findings
+    _same_result(*checkups)
+
+
+def test_networks_their_lesion_and_mask_match(pair):
+    found = [nm.networks(s, TEXTS, components=3, threshold=1.5, progress=False) for s in pair]
+    _same_result(*found)
+    lesions = [nm.network_lesion(s, f, items=ITEMS, seeds=2, max_new_tokens=3, progress=False)
+               for s, f in zip(pair, found)]
+    _same_result(*lesions)
+    try:
+        for subject, networks in zip(pair, found):
+            nm.mask_network(subject, networks, "key")
+        scans = [nm.scan(s, "ab cd", progress=False) for s in pair]
+        _same(scans[0].captures["resid_post"], scans[1].captures["resid_post"])
+    finally:
+        for subject in pair:
+            nm.reset_interventions(subject)
+
+
+def test_geometry_project_language_similarity_and_probe_match(pair):
+    projections = [nm.project(s, TEXTS[:4], ["x", "y", "x", "y"], layers="1,3", clusters=2, progress=False)
+                   for s in pair]
+    _same_result(*projections)
+    similarities = [nm.language_similarity(s, layers="0-3", progress=False) for s in pair]
+    _same_result(*similarities)
+    probes = [nm.probe(s, task="language", layers="1,3", cv=3, progress=False) for s in pair]
+    _same_result(*probes)
+
+
+def test_trace_and_attribute_match(pair):
+    traces = [nm.trace(s, "The cat sat on the", "cat", samples=2, window=2, progress=False) for s in pair]
+    _same_result(*traces)
+    attributions = [nm.attribute(s, "The cat sat on the", method="all", steps=4, generate=2, progress=False)
+                    for s in pair]
+    _same_result(*attributions)
+    patches = [nm.patch(s, "ab cdefgh", "ab cdXfgh", ("e", "X"), method="attribution", progress=False) for s in pair]
+    _same_result(*patches)  # attribution patching: gradients through the offloaded blocks
+
+
+def test_steer_vector_and_its_effect_on_generate_match(pair):
+    """The contrast vector reads the stream entering offloaded block 1; generate runs HF's own
+    loop with the KV cache through accelerate's hooks."""
+    before = [nm.generate(s, "The cat", max_new_tokens=6) for s in pair]
+    assert str(before[0]) == str(before[1]) and before[0].n_new_tokens == 6
+    try:
+        steering = [nm.steer(s, layer=1, coef=8.0, pos="I love this", neg="I hate this") for s in pair]
+        _same(steering[0].vector, steering[1].vector)
+        steered = [nm.generate(s, "The cat", max_new_tokens=6) for s in pair]
+        assert str(steered[0]) == str(steered[1]) != str(before[1])
+    finally:
+        for subject in pair:
+            nm.reset_interventions(subject)
+
+
+def store(block) -> object:
+    """accelerate's weight store behind an offloaded block's q_proj."""
+    return block.self_attn.q_proj._hf_hook.weights_map.dataset
+
+
+def test_surgery_programs_mergekit_and_save_materialized(pair, tmp_path):
+    """A program from duplicate/drop runs the disk blocks like the whole model; the saved
+    folder, loaded back plainly, gives the same logits as the whole model under that program."""
+    ids = torch.tensor([[5, 17, 33, 8, 61, 9]])
+    try:
+        for subject in pair:
+            nm.duplicate_layers(subject, 1, 3, diff=False)
+            nm.drop_layers(subject, "0", diff=False)
+        assert pair[0].program.steps == pair[1].program.steps == (1, 2, 1, 2, 3)
+        logits = [nm.run(s, nm.prepare(s, ids), logits_at="all").logits for s in pair]
+        _same(logits[0], logits[1])
+        assert nm.mergekit_yaml(pair[0]) == nm.mergekit_yaml(pair[1])
+        clone = _materialize(pair[0], pair[0].program)  # step 0 is disk block 1: its store is shared, not copied
+        assert store(clone.model.layers[0]) is store(pair[0].blocks[1]) is store(clone.model.layers[2])
+        del clone
+        saved = nm.save_materialized(pair[0], tmp_path / "materialized")
+        from transformers import AutoModelForCausalLM
+
+        plain = AutoModelForCausalLM.from_pretrained(saved, torch_dtype=torch.float32)
+        with torch.no_grad():
+            _same(plain(input_ids=ids).logits, logits[1])
+    finally:
+        for subject in pair:
+            nm.set_program(subject, "0-3", diff=False)
+    assert offloaded_modules(pair[0].model)
+
+
+def test_an_sae_trained_and_loaded_on_the_split_model_matches(pair, tmp_path):
+    saes = [nm.train_sae(s, layer=1, texts=TEXTS, expansion=2, k=4, steps=5, batch_size=64, progress=False)
+            for s in pair]
+    _same_result(*saes)
+    folder = saes[1].save_saelens(tmp_path / "sae")
+    loaded = [nm.load_sae(s, folder, texts=TEXTS, progress=False) for s in pair]
+    _same_result(*loaded)
+
+
+def test_diff_models_matches(pair):
+    """Program sides run the disk blocks twice; the weight diff reads offloaded weights."""
+    diffs = [nm.diff_models(s, "original", "0-3,1-3", corpus=TEXTS[:3], max_tokens=12, progress=False) for s in pair]
+    _same_result(*diffs)
+    assert np.nanmax(diffs[1].kl) > 0
+
+
+def test_lora_finetune_on_offloaded_blocks_matches_and_merging_refuses(pair, tmp_path):
+    """The adapter's hooks sit on q_proj / v_proj of the disk blocks too; the frozen base is only
+    read, so training matches the whole model's (loss, A and B to 1e-5 after 3 AdamW steps) and
+    every parameter's requires_grad is as before (accelerate swaps an offloaded module's
+    parameter objects on every forward). Merging would write into weights accelerate drops after
+    each use: it refuses in one line."""
+    before = state_fingerprint(pair[0])
+    grads = [[p.requires_grad for p in s.model.parameters()] for s in pair]
+    try:
+        results = [nm.finetune(s, " ".join(TEXTS), steps=3, lr=1e-2, context=16, batch_size=2, progress=False)
+                   for s in pair]
+        _same(results[0].loss, results[1].loss)
+        for name in results[1].adapter.A:
+            _same(results[0].adapter.A[name], results[1].adapter.A[name])
+            _same(results[0].adapter.B[name], results[1].adapter.B[name])
+        assert float(results[1].adapter.B[next(iter(results[1].adapter.B))].abs().max()) > 0
+        assert [[p.requires_grad for p in s.model.parameters()] for s in pair] == grads
+        scans = [nm.scan(s, "ab cd", progress=False) for s in pair]
+        _same(scans[0].captures["resid_post"], scans[1].captures["resid_post"])
+        diffs = [nm.diff_models(s, "-adapter", "current", corpus=TEXTS[:2], max_tokens=12, probes=False,
+                                progress=False) for s in pair]
+        _same_result(*diffs)  # the weight change divides by the norm of the base weights read from disk
+        assert np.count_nonzero(diffs[1].weight_change > 0) == 8  # q_proj and v_proj of the 4 blocks
+        with pytest.raises(nm.NeuroMagicsError, match="Merging adapters.*offloaded") as error:
+            nm.merge_adapters(pair[0])
+        assert "\n" not in str(error.value)
+        assert [i.spec for i in pair[0].interventions] == [i.spec for i in pair[1].interventions]
+        folder = nm.save_adapter(pair[0], tmp_path / "adapter")
+        for subject in pair:  # off and on, then the saved peft folder alone
+            nm.adapters_off(subject)
+            nm.adapters_on(subject)
+            nm.remove_adapters(subject)
+            nm.load_adapter(subject, folder)
+        reloaded = [nm.scan(s, "ab cd", progress=False) for s in pair]
+        _same(reloaded[0].captures["resid_post"], scans[1].captures["resid_post"])
+        _same(reloaded[1].captures["resid_post"], scans[1].captures["resid_post"])
+    finally:
+        for subject in pair:
+            nm.remove_adapters(subject)
+            nm.reset_interventions(subject)
+    assert state_fingerprint(pair[0])[3] == before[3]

@@ -634,13 +634,15 @@ def finetune(
     losses: list[float] = []
     interrupted = False
     started = time.perf_counter()
-    frozen = [(p, p.requires_grad) for p in subject.model.parameters()]
+    # By owner and name: accelerate swaps an offloaded module's parameter objects on every forward.
+    frozen = [(module, name, p.requires_grad) for module in subject.model.modules()
+              for name, p in module.named_parameters(recurse=False)]
     training = {"on": True}
     hooked = adapter_intervention(subject, live, training=lambda: training["on"])
     devices = [subject.device] if subject.device.type == "cuda" else []
     try:
-        for parameter, _ in frozen:
-            parameter.requires_grad_(False)
+        for module, name, _ in frozen:
+            getattr(module, name).requires_grad_(False)
         with torch.random.fork_rng(devices=devices), hooked.applied(subject), torch.enable_grad(), ProgressBar(
                 steps, f"LoRA r={rank}, {len(targets)} modules", "step", enabled=progress) as bar:
             torch.manual_seed(seed)
@@ -670,8 +672,8 @@ def finetune(
         interrupted = True
     finally:
         training["on"] = False
-        for parameter, requires_grad in frozen:
-            parameter.requires_grad_(requires_grad)
+        for module, name, requires_grad in frozen:
+            getattr(module, name).requires_grad_(requires_grad)
     adapter = LoraAdapter(rank=rank, alpha=float(alpha), A=committed["A"], B=committed["B"], dropout=float(dropout),
                           use_rslora=use_rslora, steps=len(losses), interrupted=interrupted, base_model=subject.name)
     installed = None

@@ -28,6 +28,7 @@ from torch import nn
 
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.offload import shared_stores
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
 from ..core.progress import ProgressBar, transformers_bars
@@ -238,12 +239,14 @@ def check_exportable(subject: Subject, *, weights_saved: bool = False) -> None:
 
 def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:
     """A separate model whose blocks are deep copies in program order. Only the blocks in
-    the program are copied (the original block list is swapped out during the copy)."""
+    the program are copied (the original block list is swapped out during the copy). Offloaded
+    blocks stay offloaded in the copy, sharing accelerate's stores; ``save_pretrained`` loads
+    them one at a time through those (transformers does, for a model with ``hf_device_map``)."""
     adapter, model = subject.adapter, subject.model
     with subject.program_applied(LayerProgram.identity(subject.n_layers)):
         adapter.set_block_list(model, nn.ModuleList())
         try:
-            clone = copy.deepcopy(model)
+            clone = copy.deepcopy(model, shared_stores(model))
         finally:
             adapter.set_block_list(model, subject.blocks)
         layer_types = getattr(model.config, "layer_types", None)  # the original ones, per block
@@ -251,7 +254,7 @@ def _materialize(subject: Subject, program: LayerProgram) -> nn.Module:
     blocks = nn.ModuleList()
     with ProgressBar(len(program), "materialize", "block", leave=False) as bar:
         for position, block_index in enumerate(program.steps):
-            block = copy.deepcopy(subject.blocks[block_index])
+            block = copy.deepcopy(subject.blocks[block_index], shared_stores(subject.blocks[block_index]))
             for module in block.modules():
                 if isinstance(getattr(module, "layer_idx", None), int):
                     module.layer_idx = position

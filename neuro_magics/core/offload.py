@@ -78,6 +78,21 @@ def parameter_values(model: nn.Module) -> Iterator[torch.Tensor]:
                 yield getattr(module, name).detach()
 
 
+def shared_stores(module: nn.Module) -> dict[int, object]:
+    """A ``copy.deepcopy`` memo that keeps accelerate's weight stores shared: a copied offloaded
+    block then loads from the same store (files on disk, offloaded CPU weights) instead of
+    carrying its own copy of every offloaded weight of the model."""
+    memo: dict[int, object] = {}
+    for part in module.modules():
+        hook = getattr(part, "_hf_hook", None)
+        for one in getattr(hook, "hooks", (hook,)):
+            store = getattr(one, "weights_map", None)
+            for shared in (store, getattr(store, "dataset", None)):
+                if shared is not None:
+                    memo[id(shared)] = shared
+    return memo
+
+
 def refuse_offloaded(model: nn.Module, action: str) -> None:
     """One line saying why ``action`` (which rewrites weights) cannot run on an offloaded model."""
     names = offloaded_modules(model)
