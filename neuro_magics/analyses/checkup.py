@@ -289,11 +289,10 @@ class CheckupResult(Result):
 
 @dataclass
 class _Totals:
-    """Running reductions over batches."""
+    """Reductions of one batch (statistics and importance passes), or of every batch so far
+    merged in batch order by ``_merge``: the single process and Ray workers make the same
+    per-batch partials and the driver merges them in the same order, so the sums agree bit for bit."""
 
-    steps: int
-    heads: int
-    d_model: int
     resid_max: torch.Tensor = None
     medians: list = field(default_factory=list)  # (median [L], weight)
     norm_sum: torch.Tensor = None
@@ -312,6 +311,7 @@ class _Totals:
     lens_hits: torch.Tensor = None
     lens_count: float = 0.0
     massive: dict = field(default_factory=dict)  # (step, dim) -> [count, sum, max, positions{}, pieces{}]
+    block_importance: np.ndarray = None  # float64 [blocks, heads], summed over texts
 
 
 @with_lock
@@ -323,15 +323,25 @@ def checkup(
     max_tokens: int = 48,
     batch_size: int = 8,
     spectra: bool = True,
+    workers: int | None = None,
+    ray_address: str | None = None,
 ) -> CheckupResult:
     """Check ``subject`` on ``max_texts`` texts of ``corpus`` (default: the built-in corpus,
     spread over its genres), each cut to ``max_tokens`` tokens. See the module docstring for
-    what is found and the thresholds."""
+    what is found and the thresholds. ``workers``: run the corpus batches on that many Ray
+    workers (at ``ray_address``, else a local cluster), each with a copy of the model; same
+    numbers, a dead worker's batch re-done (the spectra are computed here)."""
     if subject.tokenizer is None:
         raise NeuroMagicsError("The checkup reads text: this model has no tokenizer.")
     for name, value, low in (("max_texts", max_texts, 1), ("max_tokens", max_tokens, 2), ("batch_size", batch_size, 1)):
         if not isinstance(value, int) or value < low:
             raise NeuroMagicsError(f"{name} must be an integer of at least {low} (got {value!r}).")
+    if workers is not None and not isinstance(workers, int):
+        raise NeuroMagicsError(f"workers must be a whole number of Ray workers (got {workers!r}).")
+    if workers is not None or ray_address is not None:
+        from ..core.distributed import check_workers
+
+        check_workers(subject, workers, ray_address)
     loaded = load_corpus(corpus)
     picks = np.unique(np.linspace(0, len(loaded) - 1, min(max_texts, len(loaded))).round().astype(int))
     texts = [loaded.texts[k] for k in picks]
@@ -344,23 +354,15 @@ def checkup(
     batches = [rows[k:k + batch_size] for k in range(0, len(rows), batch_size)]
     steps = list(subject.program.steps)
     n_blocks = subject.n_layers
-    totals = _Totals(len(steps), subject.n_heads, subject.d_model)
-    out_proj = {}
     with ProgressBar(2 * len(batches) + (n_blocks if spectra else 0), "checkup", "pass", leave=False) as bar:
-        with eager_attention(subject):
-            for batch in batches:
-                _statistics_pass(subject, _padded(subject, batch), steps, totals, out_proj)
-                bar.update()
-        importance = np.zeros((len(steps), subject.n_heads))
-        block_importance = np.zeros((n_blocks, subject.n_heads))
-        for batch in batches:
-            block_importance += _importance_pass(subject, _padded(subject, batch))
-            bar.update()
-        block_importance /= len(rows)
-        importance[:] = block_importance[steps]
+        if workers is None:
+            totals = _corpus_passes(subject, batches, bar)
+        else:
+            totals = _sharded_corpus_passes(subject, batches, bar, workers, ray_address)
         alpha, names = np.full((0, 0), np.nan), []
         if spectra:
             alpha, names = _spectra(subject, bar)
+    importance = (totals.block_importance / len(rows))[steps]
     n_tokens = int(sum(len(r) for r in rows))
     metadata = run_metadata(subject, texts, corpus=loaded.name, n_texts=len(rows), n_tokens=n_tokens,
                             max_tokens=max_tokens)
@@ -369,6 +371,90 @@ def checkup(
     result = CheckupResult(findings, **arrays, matrix_names=names, program_steps=steps, metadata=metadata)
     result._subject = weakref.ref(subject)
     return result
+
+
+class _BatchPasses:
+    """The statistics and importance passes of one corpus batch, each into a fresh ``_Totals``.
+    The single process and every Ray worker compute a batch with this."""
+
+    def __init__(self, subject: Subject, batches: list[list[list[int]]]) -> None:
+        self.subject, self.batches = subject, batches
+        self.steps = list(subject.program.steps)
+        self.out_proj: dict[int, torch.Tensor] = {}  # each block's output projection, per head
+
+    def statistics(self, index: int) -> _Totals:
+        with eager_attention(self.subject):
+            return _statistics_pass(self.subject, _padded(self.subject, self.batches[index]), self.steps, self.out_proj)
+
+    def importance(self, index: int, part: _Totals) -> _Totals:
+        part.block_importance = _importance_pass(self.subject, _padded(self.subject, self.batches[index]))
+        return part
+
+    def __call__(self, index: int) -> _Totals:
+        return self.importance(index, self.statistics(index))
+
+
+def _worker_batches(subject: Subject, batches: list[list[list[int]]]) -> _BatchPasses:
+    """What a Ray worker runs on its copy of the model: a batch index -> that batch's ``_Totals``."""
+    return _BatchPasses(subject, batches)
+
+
+def _corpus_passes(subject: Subject, batches: list[list[list[int]]], bar: ProgressBar) -> _Totals:
+    passes, totals = _BatchPasses(subject, batches), None
+    for index in range(len(batches)):
+        part = passes.statistics(index)
+        bar.update()
+        totals = _merge(totals, passes.importance(index, part))
+        bar.update()
+    return totals
+
+
+def _sharded_corpus_passes(subject: Subject, batches: list[list[list[int]]], bar: ProgressBar, workers: int,
+                           ray_address: str | None) -> _Totals:
+    """The batches on Ray workers; a batch that finishes early waits until every batch before
+    it is merged, so the totals are the single process's sums in its order."""
+    from ..core.distributed import ShardedWork, run_sharded
+
+    waiting: dict[int, _Totals] = {}
+    totals, merged = None, 0
+
+    def record(index: int, part: _Totals) -> None:
+        nonlocal totals, merged
+        waiting[index] = part
+        bar.update(2)
+        while merged in waiting:
+            totals = _merge(totals, waiting.pop(merged))
+            merged += 1
+
+    units = list(range(len(batches)))
+    costs = [len(batch) * max(len(row) for row in batch) for batch in batches]  # padded tokens
+    run_sharded(subject, ShardedWork(_worker_batches, (batches,)), units, costs, workers=workers,
+                ray_address=ray_address, on_result=record)
+    return totals
+
+
+def _merge(totals: _Totals | None, part: _Totals) -> _Totals:
+    """``totals`` (every batch before ``part``'s) with ``part`` added; the first batch's is the total."""
+    if totals is None:
+        return part
+    totals.resid_max = torch.maximum(totals.resid_max, part.resid_max)
+    totals.medians.extend(part.medians)
+    for name in ("norm_sum", "norm_count", "first_sum", "first_count", "sink_sum", "entropy_sum", "query_count",
+                 "gram", "neuron_sum", "neuron_square_sum", "influence_sum", "token_count", "lens_hits", "lens_count",
+                 "block_importance"):
+        setattr(totals, name, getattr(totals, name) + getattr(part, name))
+    totals.neuron_max = torch.maximum(totals.neuron_max, part.neuron_max)
+    for key, found in part.massive.items():
+        entry = totals.massive.setdefault(key, {"count": 0, "sum": 0.0, "max": 0.0, "threshold": 0.0,
+                                                "positions": {}, "pieces": {}})
+        entry["count"] += found["count"]
+        entry["sum"] += found["sum"]
+        entry["max"] = max(entry["max"], found["max"])
+        entry["threshold"] = max(entry["threshold"], found["threshold"])
+        for where in ("positions", "pieces"):
+            for value, count in found[where].items():
+                entry[where][value] = entry[where].get(value, 0) + count
+    return totals
 
 
 def _finish(totals: _Totals) -> dict[str, np.ndarray]:
@@ -403,8 +489,11 @@ def _padded(subject: Subject, batch: list[list[int]]) -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals, out_proj: dict) -> None:
+def _statistics_pass(subject: Subject, batch, steps: list[int], out_proj: dict) -> _Totals:
+    """One batch's reductions under eager attention (``out_proj`` caches each block's output
+    projection per head)."""
     ids, mask = batch
+    totals = _Totals()
     inputs = prepare(subject, ids, mask)
     output = run(subject, inputs, capture=Capture(sites=("resid_post", "attn_weights", "heads", "neurons"),
                                                   dtype=torch.float32), logits_at=None)
@@ -412,28 +501,27 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals,
     first = valid.float().argmax(-1)  # first real token of each row
     resid = output.captures["resid_post"]  # [L, B, T, d]
     magnitude = resid.abs()
-    batch_max = magnitude.masked_fill(~valid[None, :, :, None], 0).amax(dim=(1, 2))
-    totals.resid_max = batch_max if totals.resid_max is None else torch.maximum(totals.resid_max, batch_max)
+    totals.resid_max = magnitude.masked_fill(~valid[None, :, :, None], 0).amax(dim=(1, 2))
     cells = magnitude[:, valid]  # [L, M, d]
     median = cells.flatten(1).median(-1).values.numpy()
-    totals.medians.append((median, cells.shape[1]))
+    totals.medians = [(median, cells.shape[1])]
     _collect_massive(subject, totals, magnitude, resid, valid, first, median, ids)
     norms = resid.norm(dim=-1)  # [L, B, T]
     is_first = torch.zeros_like(valid)
     is_first[torch.arange(len(first)), first] = True
     rest = valid & ~is_first
-    totals.norm_sum = _add(totals.norm_sum, (norms * rest).sum(dim=(1, 2)))
-    totals.norm_count += float(rest.sum())
-    totals.first_sum = _add(totals.first_sum, (norms * is_first).sum(dim=(1, 2)))
-    totals.first_count += float(is_first.sum())
+    totals.norm_sum = (norms * rest).sum(dim=(1, 2))
+    totals.norm_count = float(rest.sum())
+    totals.first_sum = (norms * is_first).sum(dim=(1, 2))
+    totals.first_count = float(is_first.sum())
     # attention [L, B, H, Tq, Tk], read from every query after the first real token
     weights = output.captures["attn_weights"]
     to_first = weights.gather(-1, first.view(1, -1, 1, 1, 1).expand(*weights.shape[:-1], 1))[..., 0]
     entropy = -(weights * weights.clamp_min(1e-30).log()).sum(-1)
     queries = rest[None, :, None, :].float()
-    totals.sink_sum = _add(totals.sink_sum, (to_first * queries).sum(dim=(1, 3)))
-    totals.entropy_sum = _add(totals.entropy_sum, (entropy * queries).sum(dim=(1, 3)))
-    totals.query_count += float(rest.sum())
+    totals.sink_sum = (to_first * queries).sum(dim=(1, 3))
+    totals.entropy_sum = (entropy * queries).sum(dim=(1, 3))
+    totals.query_count = float(rest.sum())
     # each head's output as written into the stream: its slice of the output projection
     heads = output.captures["heads"][:, valid]  # [L, M, H, hd]
     grams = []
@@ -442,29 +530,25 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], totals: _Totals,
             out_proj[block] = attention_matrices(subject, block)[3].float().cpu()  # [H, d, hd]
         written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1)  # [H, M*d]
         grams.append(written.double() @ written.double().T)
-    totals.gram = _add(totals.gram, torch.stack(grams))
+    totals.gram = torch.stack(grams)
     activations = output.captures["neurons"][:, valid]  # [L, M, N] real tokens, float32
-    neurons = activations.abs().amax(dim=1)
-    totals.neuron_max = neurons if totals.neuron_max is None else torch.maximum(totals.neuron_max, neurons)
+    totals.neuron_max = activations.abs().amax(dim=1)
     # float64 sums without a float64 copy of every activation (a 7B model: ~1 GB per batch)
-    totals.neuron_sum = _add(totals.neuron_sum, activations.sum(dim=1, dtype=torch.float64))
-    totals.neuron_square_sum = _add(totals.neuron_square_sum, activations.square().sum(dim=1, dtype=torch.float64))
+    totals.neuron_sum = activations.sum(dim=1, dtype=torch.float64)
+    totals.neuron_square_sum = activations.square().sum(dim=1, dtype=torch.float64)
     states = torch.cat([inputs.embeddings[None].float().cpu(), resid])
     influence, _ = proxy_metrics(states, valid)
-    totals.influence_sum = _add(totals.influence_sum, influence * float(valid.sum()))
-    totals.token_count += float(valid.sum())
+    totals.influence_sum = influence * float(valid.sum())
+    totals.token_count = float(valid.sum())
     # the logit lens at the last few positions (real tokens under left padding)
     width = ids.shape[1]
     positions = torch.arange(max(0, width - LENS_POSITIONS), width)
     read = valid[:, positions]
     lensed = resid[:, :, positions].flatten(0, 1).to(device=subject.device, dtype=subject.dtype)  # one matmul
     tops = unembed(subject, lensed, "all").argmax(-1).cpu().view(len(steps), *read.shape)  # [L, B, P]
-    totals.lens_hits = _add(totals.lens_hits, ((tops == tops[-1:]) & read[None]).sum(dim=(1, 2)).double())
-    totals.lens_count += float(read.sum())
-
-
-def _add(total, value):
-    return value if total is None else total + value
+    totals.lens_hits = ((tops == tops[-1:]) & read[None]).sum(dim=(1, 2)).double()
+    totals.lens_count = float(read.sum())
+    return totals
 
 
 def _collect_massive(subject, totals, magnitude, resid, valid, first, median, ids) -> None:
