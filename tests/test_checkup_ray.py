@@ -28,7 +28,10 @@ from test_brainscan_ray import kill_every_worker
 from test_checkup import MASSIVE_DIM, TEXTS, _first_token_id
 from tiny_models import tiny_model, tiny_tokenizer
 
-BATCH_SIZE = 2  # the 7 texts make 4 batches of uneven width: workers finish them out of order
+#: Shortest first, one text per batch, none cut: workers get the batches largest first, so they
+#: come back roughly last-first and the driver must hold them back to merge in batch order.
+CORPUS = sorted(TEXTS, key=len)
+BATCH_SIZE, MAX_TOKENS = 1, 80
 
 
 def planted_subject(ablated: bool = True) -> nm.Subject:
@@ -43,7 +46,7 @@ def planted_subject(ablated: bool = True) -> nm.Subject:
 
 
 def checkup(subject: nm.Subject, **options) -> CheckupResult:
-    return nm.checkup(subject, TEXTS, batch_size=BATCH_SIZE, **options)
+    return nm.checkup(subject, CORPUS, batch_size=BATCH_SIZE, max_tokens=MAX_TOKENS, **options)
 
 
 def assert_same_checkup(got: CheckupResult, expected: CheckupResult) -> None:
@@ -63,37 +66,60 @@ def no_worker_left() -> bool:
     return not [name for name in ray.util.list_named_actors() if name.startswith("neuro_magics-")]
 
 
-def test_two_workers_give_the_single_process_checkup_bit_for_bit(cluster):
+def watch_batches(monkeypatch, after_first=None) -> list[int]:
+    """The batch indices in the order the workers return them; ``after_first()`` is called
+    once the first one is recorded."""
+    run_sharded, arrivals = distributed.run_sharded, []
+
+    def wrapped(*args, on_result, **kwargs):
+        def record(unit, value):
+            arrivals.append(unit)
+            on_result(unit, value)
+            if len(arrivals) == 1 and after_first is not None:
+                after_first()
+
+        return run_sharded(*args, on_result=record, **kwargs)
+
+    monkeypatch.setattr(distributed, "run_sharded", wrapped)
+    return arrivals
+
+
+def test_two_workers_give_the_single_process_checkup_bit_for_bit(cluster, monkeypatch):
+    """With an ablation installed (it changes the numbers: the workers must rebuild it); the
+    batches come back out of order."""
     subject = planted_subject(ablated=False)
     plain = checkup(subject)
     nm.ablate(subject, heads="1.2,3.0")
     here = checkup(subject)
     assert not np.array_equal(plain.head_cosine, here.head_cosine)  # the ablation matters
-    assert len(range(0, here.metadata["n_texts"], BATCH_SIZE)) >= 3
     assert "massive_activation" in {f.kind for f in here.findings}
     before = logits(subject), subject.model.config._attn_implementation
+    arrivals = watch_batches(monkeypatch)
     sharded = checkup(subject, workers=2)
+    assert arrivals != sorted(arrivals) and sorted(arrivals) == list(range(len(CORPUS)))
     assert_same_checkup(sharded, here)
     assert torch.equal(logits(subject), before[0]) and subject.model.config._attn_implementation == before[1]
     assert len(subject.interventions) == 1 and no_worker_left()
 
 
-def after_first_batch(monkeypatch, action) -> None:
-    """Call ``action()`` when the first batch comes back from the workers."""
-    run_sharded = distributed.run_sharded
-
-    def wrapped(*args, on_result, **kwargs):
-        seen = []
-
-        def first_then_record(unit, value):
-            seen.append(unit)
-            on_result(unit, value)
-            if len(seen) == 1:
-                action()
-
-        return run_sharded(*args, on_result=first_then_record, **kwargs)
-
-    monkeypatch.setattr(distributed, "run_sharded", wrapped)
+def test_batch_partials_merge_into_the_one_batch_totals():
+    """The merge itself (both paths use it), against one batch holding every text (no merge):
+    the same arrays up to fp32 rounding, the same massive-activation findings, whose corpus
+    means, counts, positions and tokens are summed across the partials."""
+    subject = planted_subject()
+    merged = checkup(subject, spectra=False)
+    whole = nm.checkup(subject, CORPUS, batch_size=len(CORPUS), max_tokens=MAX_TOKENS, spectra=False)
+    for name in set(CheckupResult.ARRAYS) - {"resid_median", "alpha"}:  # a median of medians is not the median
+        np.testing.assert_allclose(getattr(merged, name), getattr(whole, name), rtol=1e-5, atol=1e-7, err_msg=name)
+    massive = [[f for f in result.findings if f.kind == "massive_activation"] for result in (merged, whole)]
+    assert massive[0] and len(massive[0]) == len(massive[1])
+    for got, expected in zip(*massive):
+        assert (got.title, got.explanation, got.dim, got.token) == (expected.title, expected.explanation, expected.dim,
+                                                                    expected.token)
+        assert [(b["block"], b["dims"]) for b in got.action["blocks"]] == [(b["block"], b["dims"])
+                                                                           for b in expected.action["blocks"]]
+        np.testing.assert_allclose([b["means"] for b in got.action["blocks"]],
+                                   [b["means"] for b in expected.action["blocks"]], rtol=1e-6)
 
 
 def test_killed_workers_are_replaced_and_the_numbers_are_the_same(cluster, monkeypatch):
@@ -101,23 +127,26 @@ def test_killed_workers_are_replaced_and_the_numbers_are_the_same(cluster, monke
     comes back as a death, is re-queued, and fresh workers finish the corpus."""
     subject = planted_subject()
     here = checkup(subject, spectra=False)
-    after_first_batch(monkeypatch, lambda: kill_every_worker(cluster))
+    watch_batches(monkeypatch, lambda: kill_every_worker(cluster))
     with pytest.warns(NeuroMagicsWarning, match="A Ray worker died"):
         sharded = checkup(subject, spectra=False, workers=2)
     assert_same_checkup(sharded, here)
 
 
-def test_an_interrupt_stops_the_workers_and_leaves_the_model_as_it_was(cluster, monkeypatch):
-    """Ctrl-C in the sharded pass raises, as in the single process (no partial report)."""
+def test_an_interrupt_in_the_magic_stops_the_workers_and_leaves_the_model_as_it_was(cluster, monkeypatch, shell):
+    """``%checkup --workers 2`` reaches the workers; Ctrl-C after its first of three batches
+    raises, as in the single process (no partial report)."""
     subject = planted_subject()
+    shell.neuro_magics_session.subject = subject
     before = logits(subject), subject.model.config._attn_implementation
 
     def interrupt():
         raise KeyboardInterrupt
 
-    after_first_batch(monkeypatch, interrupt)
+    arrivals = watch_batches(monkeypatch, interrupt)
     with pytest.raises(KeyboardInterrupt):
-        checkup(subject, workers=2)
+        shell.run_line_magic("checkup", "--max-texts 24 --max-tokens 16 --no-spectra --workers 2")
+    assert len(arrivals) == 1
     assert torch.equal(logits(subject), before[0]) and subject.model.config._attn_implementation == before[1]
     assert len(subject.interventions) == 1 and no_worker_left()
 
