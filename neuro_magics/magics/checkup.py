@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses.checkup import CheckupResult, checkup
 from ..analyses.corpus import load_corpus
 from ..core.errors import NeuroMagicsError
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments
+from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -23,11 +23,7 @@ class CheckupMagics(SessionMagics):
     @argument("--html", default=None, metavar="PATH", help="Also write the report as one offline HTML file.")
     @argument("--overwrite", action="store_true", help="Let --html replace an existing file.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
-    @argument("--workers", type=int, default=None, metavar="N",
-              help="Run the corpus batches on N Ray workers, each with its own copy of the model (one GPU each for "
-                   "a CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")
-    @argument("--ray-address", default=None, metavar="ADDR",
-              help="Join the Ray cluster at ADDR with --workers (default: start a local one).")
+    @worker_options("the corpus batches")
     @line_magic
     @one_line_errors
     def checkup(self, line: str) -> CheckupResult:
@@ -37,8 +33,6 @@ class CheckupMagics(SessionMagics):
         (click: apply it and see the diff). Python: nm.checkup(subject, corpus)."""
         args = parse_arguments(self.checkup, line)
         check_positive(args, "max_texts")
-        if args.workers is not None:
-            check_positive(args, "workers")
         if args.max_tokens < 2:
             raise UsageError(f"--max-tokens must be at least 2: a text needs a token to predict (got {args.max_tokens}).")
         if args.output is not None and not args.output.isidentifier():
