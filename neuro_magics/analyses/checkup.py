@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ..core.adapters import linear_modules
+from ..core.distributed import ShardedWork, check_workers, run_units
 from ..core.offload import weight_float64
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, register, rebuilder
@@ -338,10 +339,7 @@ def checkup(
             raise NeuroMagicsError(f"{name} must be an integer of at least {low} (got {value!r}).")
     if workers is not None and not isinstance(workers, int):
         raise NeuroMagicsError(f"workers must be a whole number of Ray workers (got {workers!r}).")
-    if workers is not None or ray_address is not None:
-        from ..core.distributed import check_workers
-
-        check_workers(subject, workers, ray_address)
+    check_workers(subject, workers, ray_address)
     loaded = load_corpus(corpus)
     picks = np.unique(np.linspace(0, len(loaded) - 1, min(max_texts, len(loaded))).round().astype(int))
     texts = [loaded.texts[k] for k in picks]
@@ -355,10 +353,7 @@ def checkup(
     steps = list(subject.program.steps)
     n_blocks = subject.n_layers
     with ProgressBar(2 * len(batches) + (n_blocks if spectra else 0), "checkup", "pass", leave=False) as bar:
-        if workers is None:
-            totals = _corpus_passes(subject, batches, bar)
-        else:
-            totals = _sharded_corpus_passes(subject, batches, bar, workers, ray_address)
+        totals = _corpus_passes(subject, batches, bar, workers, ray_address)
         alpha, names = np.full((0, 0), np.nan), []
         if spectra:
             alpha, names = _spectra(subject, bar)
@@ -374,7 +369,7 @@ def checkup(
 
 
 class _BatchPasses:
-    """The statistics and importance passes of one corpus batch, each into a fresh ``_Totals``.
+    """The statistics and importance passes of one corpus batch, into a fresh ``_Totals``.
     The single process and every Ray worker compute a batch with this."""
 
     def __init__(self, subject: Subject, batches: list[list[list[int]]]) -> None:
@@ -382,39 +377,18 @@ class _BatchPasses:
         self.steps = list(subject.program.steps)
         self.out_proj: dict[int, torch.Tensor] = {}  # each block's output projection, per head
 
-    def statistics(self, index: int) -> _Totals:
+    def __call__(self, index: int) -> _Totals:
+        batch = _padded(self.subject, self.batches[index])
         with eager_attention(self.subject):
-            return _statistics_pass(self.subject, _padded(self.subject, self.batches[index]), self.steps, self.out_proj)
-
-    def importance(self, index: int, part: _Totals) -> _Totals:
-        part.block_importance = _importance_pass(self.subject, _padded(self.subject, self.batches[index]))
+            part = _statistics_pass(self.subject, batch, self.steps, self.out_proj)
+        part.block_importance = _importance_pass(self.subject, batch)
         return part
 
-    def __call__(self, index: int) -> _Totals:
-        return self.importance(index, self.statistics(index))
 
-
-def _worker_batches(subject: Subject, batches: list[list[list[int]]]) -> _BatchPasses:
-    """What a Ray worker runs on its copy of the model: a batch index -> that batch's ``_Totals``."""
-    return _BatchPasses(subject, batches)
-
-
-def _corpus_passes(subject: Subject, batches: list[list[list[int]]], bar: ProgressBar) -> _Totals:
-    passes, totals = _BatchPasses(subject, batches), None
-    for index in range(len(batches)):
-        part = passes.statistics(index)
-        bar.update()
-        totals = _merge(totals, passes.importance(index, part))
-        bar.update()
-    return totals
-
-
-def _sharded_corpus_passes(subject: Subject, batches: list[list[list[int]]], bar: ProgressBar, workers: int,
-                           ray_address: str | None) -> _Totals:
-    """The batches on Ray workers; a batch that finishes early waits until every batch before
-    it is merged, so the totals are the single process's sums in its order."""
-    from ..core.distributed import ShardedWork, run_sharded
-
+def _corpus_passes(subject: Subject, batches: list[list[list[int]]], bar: ProgressBar, workers: int | None,
+                   ray_address: str | None) -> _Totals:
+    """Every batch's partial, here or on Ray workers, merged in batch order: a batch that comes
+    back early waits until every batch before it is merged, so the sums are the same either way."""
     waiting: dict[int, _Totals] = {}
     totals, merged = None, 0
 
@@ -428,8 +402,8 @@ def _sharded_corpus_passes(subject: Subject, batches: list[list[list[int]]], bar
 
     units = list(range(len(batches)))
     costs = [len(batch) * max(len(row) for row in batch) for batch in batches]  # padded tokens
-    run_sharded(subject, ShardedWork(_worker_batches, (batches,)), units, costs, workers=workers,
-                ray_address=ray_address, on_result=record)
+    run_units(subject, ShardedWork(_BatchPasses, (batches,)), units, costs, workers=workers, ray_address=ray_address,
+              on_result=record)
     return totals
 
 
