@@ -315,3 +315,63 @@ def test_lora_finetune_on_offloaded_blocks_matches_and_merging_refuses(pair, tmp
             nm.remove_adapters(subject)
             nm.reset_interventions(subject)
     assert state_fingerprint(pair[0])[3] == before[3]
+
+
+# -- hooks on blocks that live on another device (what a model spread over GPUs does) -------------
+
+
+def _spread_to_meta(subject: nm.Subject) -> None:
+    """Blocks 2-3, the final norm and the head on the meta device, each behind accelerate's own
+    ``AlignDevicesHook`` (what ``device_map`` over several GPUs installs): a block's inputs are
+    moved to its device and its outputs stay there. Meta stands in for a second GPU: mixing it
+    with CPU tensors raises exactly as cuda:0 with cuda:1 does."""
+    from accelerate.hooks import AlignDevicesHook, add_hook_to_module
+
+    model = subject.model
+    for module in (*subject.blocks[2:], model.model.norm, model.lm_head):
+        module.to("meta")
+        add_hook_to_module(module, AlignDevicesHook(execution_device="meta", io_same_device=False))
+
+
+def _sae(subject: nm.Subject):
+    return nm.train_sae(subject, layer=2, expansion=1, k=2, texts=["the cat sat", "a dog ran", "one two"], steps=2,
+                        batch_size=8, progress=False)
+
+
+SPREAD_INTERVENTIONS = {
+    "ablate heads (mean)": lambda s: nm.ablate(s, heads="2.1,3.0", mode="mean"),
+    "ablate a layer (mean)": lambda s: nm.ablate(s, layers="3", mode="mean"),
+    "ablate neurons (mean)": lambda s: nm.ablate(s, neurons="3:5", mode="mean"),
+    "steer": lambda s: nm.steer(s, layer=3, coef=1.0, vector=np.ones(s.d_model, dtype=np.float32)),
+    "mask MLP dims": lambda s: nm.mask_mlp_dims(s, {3: [1, 2]}, mode="amplify", value=2.0),
+    "SAE feature ablation": lambda s: _sae(s).ablate(s, 0),
+    "LoRA adapter": lambda s: s.add_intervention(_random_lora(s)),
+    "checkup's massive-activation fix": lambda s: s.add_intervention(_massive_fix(
+        s, {"blocks": [{"block": 3, "dims": [1, 4], "values": [0.0, 0.5], "threshold": 0.0}]}, "clamp")),
+}
+
+
+def _random_lora(subject: nm.Subject):
+    from neuro_magics.analyses.finetune import adapter_intervention
+    from test_finetune import random_adapter
+
+    return adapter_intervention(subject, random_adapter(subject))
+
+
+def _massive_fix(*args):
+    from neuro_magics.analyses.checkup import _massive_fix as fix
+
+    return fix(*args)
+
+
+@pytest.mark.parametrize("name", list(SPREAD_INTERVENTIONS))
+def test_intervention_hooks_run_on_blocks_on_another_device(name):
+    """Each hook's own tensors (means, vectors, the SAE, LoRA factors, clamp values) were made on
+    the model's first device; on a block elsewhere the hook must move them there (fails with a
+    device error without the move, as the steering, mean-ablation, SAE and clamp hooks did).
+    Meta's matmul kernels do not check devices, so a LoRA factor left behind is not caught here."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
+    SPREAD_INTERVENTIONS[name](subject)  # made while every block is on the CPU
+    _spread_to_meta(subject)
+    logits = subject.model(torch.tensor([[3, 4, 5, 6]]), use_cache=False).logits
+    assert logits.device.type == "meta" and logits.shape == (1, 4, subject.vocab_size)

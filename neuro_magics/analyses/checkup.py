@@ -146,9 +146,11 @@ def _clamp_hook(dims: torch.Tensor, values: torch.Tensor, threshold: float):
     def hook(module, args, output):
         is_tuple = isinstance(output, tuple)
         hidden = output[0] if is_tuple else output
-        chosen = hidden[..., dims]
+        index = dims.to(hidden.device)  # the block's device (a model spread over GPUs)
+        chosen = hidden[..., index]
         new = hidden.clone()
-        new[..., dims] = torch.where(chosen.abs() > threshold, values.to(hidden.dtype), chosen)
+        new[..., index] = torch.where(chosen.abs() > threshold, values.to(device=hidden.device, dtype=hidden.dtype),
+                                      chosen)
         return (new, *output[1:]) if is_tuple else new
 
     return hook
@@ -555,7 +557,8 @@ def _importance_pass(subject: Subject, batch) -> np.ndarray:
     def gate_hook(block: int):
         def hook(module, args):
             joined = args[0]
-            split = joined.view(*joined.shape[:-1], n_heads, -1) * gates[:, block, None, :, None]
+            gate = gates[:, block, None, :, None].to(joined.device)  # differentiable; the block's device
+            split = joined.view(*joined.shape[:-1], n_heads, -1) * gate
             return (split.reshape(joined.shape), *args[1:])
 
         return hook

@@ -101,8 +101,9 @@ def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text
     batch, ends = _key_batch(subject, texts, subject_text, target)
     keys = []
 
-    def grab(module, args):
-        keys.append(args[0][torch.arange(len(ends), device=ends.device), ends].float())
+    def grab(module, args):  # indexed on the module's device (a model spread over GPUs)
+        where = args[0].device
+        keys.append(args[0][torch.arange(len(ends), device=where), ends.to(where)].float().to(subject.device))
 
     handle = _mlp_down(subject, layer).register_forward_pre_hook(grab)
     try:
@@ -158,7 +159,8 @@ def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_t
     module = _mlp_down(subject, layer)
     with torch.no_grad():
         outputs = []
-        handle = module.register_forward_hook(lambda m, a, o: outputs.append(o[rows, ends].float()))
+        handle = module.register_forward_hook(
+            lambda m, a, o: outputs.append(o[rows.to(o.device), ends.to(o.device)].float().to(subject.device)))
         try:
             teacher_forced_logprobs(subject, batch)
         finally:
@@ -169,8 +171,9 @@ def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_t
     limit = CLAMP_NORM * original.norm()
 
     def shift(module, args, output):
+        at = (rows.to(output.device), ends.to(output.device))
         output = output.clone()
-        output[rows, ends] = output[rows, ends] + delta.to(output.dtype)
+        output[at] = output[at] + delta.to(device=output.device, dtype=output.dtype)
         return output
 
     handle = module.register_forward_hook(shift)
@@ -197,8 +200,9 @@ def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_t
 
 def rank_one_factors(key: torch.Tensor, delta: torch.Tensor, moment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(u, w)`` with ``W' = W + u w^T``: ``w = C^-1 k*``, ``u = delta / (k*^T C^-1 k*)``."""
-    direction = torch.linalg.solve(moment, key.double())
-    return (delta.double() / (key.double() @ direction)), direction
+    key = key.to(device=moment.device, dtype=torch.float64)  # the moment stays on its block's device
+    direction = torch.linalg.solve(moment, key)
+    return (delta.to(device=moment.device, dtype=torch.float64) / (key @ direction)), direction
 
 
 @rebuilder("edit")

@@ -312,7 +312,8 @@ def _lora_hook(A: torch.Tensor, B: torch.Tensor, scaling: float, dropout: float,
         x = args[0].to(A.dtype)
         if dropout and training():
             x = F.dropout(x, dropout, training=True)
-        return (output + F.linear(F.linear(x, A), B) * scaling).to(output.dtype)
+        # on the module's device (a model spread over GPUs); differentiable, so training still reaches A and B
+        return (output + F.linear(F.linear(x, A.to(x.device)), B.to(x.device)) * scaling).to(output.dtype)
 
     return hook
 

@@ -230,7 +230,7 @@ def _replace_input_heads(heads: list[int], n: int, mean: torch.Tensor | None):
         if mean is None:
             split[..., heads, :] = 0
         else:
-            split[..., heads, :] = mean.to(tensor.dtype)
+            split[..., heads, :] = mean.to(device=tensor.device, dtype=tensor.dtype)
         return (split.view_as(tensor), *args[1:])
 
     return hook
@@ -239,7 +239,7 @@ def _replace_input_heads(heads: list[int], n: int, mean: torch.Tensor | None):
 def _replace_input_columns(columns: list[int], mean: torch.Tensor | None):
     def hook(module, args):
         tensor = args[0].clone()
-        tensor[..., columns] = 0 if mean is None else mean.to(tensor.dtype)
+        tensor[..., columns] = 0 if mean is None else mean.to(device=tensor.device, dtype=tensor.dtype)
         return (tensor, *args[1:])
 
     return hook
@@ -249,7 +249,8 @@ def _replace_output(mean: torch.Tensor | None):
     def hook(module, args, output):
         is_tuple = isinstance(output, tuple)
         tensor = output[0] if is_tuple else output
-        new = torch.zeros_like(tensor) if mean is None else mean.to(tensor.dtype).expand_as(tensor).clone()
+        new = (torch.zeros_like(tensor) if mean is None
+               else mean.to(device=tensor.device, dtype=tensor.dtype).expand_as(tensor).clone())
         return (new, *output[1:]) if is_tuple else new
 
     return hook
@@ -496,10 +497,13 @@ def _steering_site(subject: Subject, layer: int) -> nn.Module:
 
 
 def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> Hook:
+    def shifted(tensor: torch.Tensor) -> torch.Tensor:  # on the block's device (models spread over GPUs)
+        return tensor + shift.to(device=tensor.device, dtype=tensor.dtype)
+
     def hook(module, args, kwargs):
         if args:
-            return (args[0] + shift.to(args[0].dtype), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + shift.to(kwargs["hidden_states"].dtype)}
+            return (shifted(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": shifted(kwargs["hidden_states"])}
 
     return Hook(_steering_site(subject, layer), "pre_kwargs", hook)
 

@@ -585,10 +585,13 @@ def _feature_ablation(subject: Subject, arguments: dict[str, Any], description: 
             raise NeuroMagicsError(f"The SAE file {arguments['sae']!r} changed since this feature ablation was "
                                    "recorded: it no longer holds the same SAE.")
         sae = SparseAutoencoder.load(path)
-    feature, coder = arguments["feature"], sae.coder(subject.device)
-    direction = sae.direction(feature).to(subject.device)
+    feature = arguments["feature"]
+    copies = {}  # device -> (the SAE, the feature's direction) where the site's block runs (models spread over GPUs)
 
     def remove_feature(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.device not in copies:
+            copies[tensor.device] = sae.coder(tensor.device), sae.direction(feature).to(tensor.device)
+        coder, direction = copies[tensor.device]
         with torch.no_grad():
             amount = coder.dense(tensor.float() * sae.scale)[..., feature:feature + 1]
         return tensor - (amount * direction).to(tensor.dtype)
