@@ -53,6 +53,7 @@ def execute(path: Path, timeout: int = 1200) -> nbformat.NotebookNode:
     NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
         store_widget_state=True,
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not the kernel's "TCP without encryption" notice
     ).execute()
     return notebook
 
