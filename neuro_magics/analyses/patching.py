@@ -191,7 +191,8 @@ def patch(
     if method in ("exact", "both"):
         patched, topk_ids, topk_probs, interrupted = _exact_sweep(
             subject, base, source, site, answer_ids, metric, n_cols, top_k, batch_size, progress, workers, ray_address,
-            (clean_ids, corrupt_ids, site, direction, answer_ids, metric, n_cols, top_k, batch_size),
+            # the ids travel on the CPU: a worker sees one GPU, and a pickled tensor remembers cuda:N
+            (clean_ids.cpu(), corrupt_ids.cpu(), site, direction, answer_ids, metric, n_cols, top_k, batch_size),
         )
     if method in ("attribution", "both") and not interrupted:
         estimate = _attribution(subject, base, source, site, answer_ids, metric)
