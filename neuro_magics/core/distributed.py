@@ -191,6 +191,8 @@ def run_sharded(
     from ray.exceptions import RayActorError
 
     shipment, weights = ship(subject, ray)
+    # once in the object store (as the weights are), not pickled again into every (replacement) worker
+    shipment, work = ray.put(shipment), ray.put(work)
     options, threads = _actor_options(ray, subject, workers)
     actor_class = ray.remote(_Worker)
     tag = uuid.uuid4().hex[:8]
