@@ -319,7 +319,7 @@ def _greedy(subject: Subject, encoded: dict[str, torch.Tensor], max_new_tokens: 
     The bar advances max_new_tokens steps, also when every row ends early."""
     done = bar.n
     output = subject.model.generate(
-        **encoded, max_new_tokens=max_new_tokens, do_sample=False,
+        **encoded, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,  # greedy, whatever the config says
         pad_token_id=subject.pad_token_id, use_cache=True, streamer=_TokenProgress(bar),
     )
     bar.update(done + max_new_tokens - bar.n)
@@ -398,7 +398,7 @@ def _greedy_reusing(subject: Subject, encoded: dict[str, torch.Tensor], referenc
         output = subject.model.generate(
             input_ids=torch.cat([encoded["input_ids"][keep], prefix], dim=1),
             attention_mask=torch.cat([encoded["attention_mask"][keep], torch.ones_like(prefix)], dim=1),
-            max_new_tokens=length - start - 1, do_sample=False, pad_token_id=subject.pad_token_id,
+            max_new_tokens=length - start - 1, do_sample=False, num_beams=1, pad_token_id=subject.pad_token_id,
             use_cache=True, streamer=_TokenProgress(bar, stream if show is not None else None),
         )
         generated = output[:, encoded["input_ids"].shape[1] + start + 1:]
