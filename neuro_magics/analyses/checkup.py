@@ -504,8 +504,8 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], out_proj: dict) 
     for k, block in enumerate(steps):
         if block not in out_proj:
             out_proj[block] = attention_matrices(subject, block)[3].float().cpu()  # [H, d, hd]
-        written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1)  # [H, M*d]
-        grams.append(written.double() @ written.double().T)
+        written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1).double()  # [H, M*d]
+        grams.append(written @ written.T)
     totals.gram = torch.stack(grams)
     activations = output.captures["neurons"][:, valid]  # [L, M, N] real tokens, float32
     totals.neuron_max = activations.abs().amax(dim=1)
@@ -579,7 +579,7 @@ def _importance_pass(subject: Subject, batch) -> np.ndarray:
     finally:
         for handle in handles:
             handle.remove()
-    return gradient.abs().sum(0).double().cpu().numpy()
+    return gradient.abs().double().sum(0).cpu().numpy()  # summed in float64: a bf16 sum over texts rounds
 
 
 @torch.no_grad()
