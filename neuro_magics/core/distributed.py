@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import uuid
 import warnings
 from collections.abc import Callable, Sequence
@@ -55,6 +56,22 @@ def connect(ray_address: str | None = None):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise NeuroMagicsError(f"Could not connect to Ray at {ray_address or 'a local cluster'}: {first}") from None
     return ray
+
+
+#: Seconds to wait for a Ray head to answer before saying it does not (Ray itself retries for minutes).
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(ray_address: str) -> None:
+    """Refuse in one line a ``host:port`` (or ``ray://host:port``) that nothing answers at."""
+    host, _, port = ray_address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray itself explains
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, OverflowError, ValueError) as error:
+        raise NeuroMagicsError(f"No Ray cluster answers at {ray_address} ({error}): check the address, or start one "
+                               "there with `ray start --head`.") from None
 
 
 class ShardedWork(NamedTuple):
@@ -122,6 +139,8 @@ def check_workers(subject: Subject, workers: int | None, ray_address: str | None
         raise NeuroMagicsError(f"--workers must be at least 1 (got {workers}).")
     require_ray()
     check_shippable(subject)
+    if ray_address is not None:
+        _check_reachable(ray_address)
 
 
 def ship(subject: Subject, ray) -> tuple[SubjectShipment, Any]:
