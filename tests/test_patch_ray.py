@@ -137,6 +137,7 @@ def test_bad_worker_options_are_one_line(options, message):
     ("--workers 2 --method attribution", "--method attribution is one gradient run here"),
     ("--workers x", "invalid int value"),
     ("--workers 2 --ray-address 127.0.0.1:1", "No Ray cluster answers at 127.0.0.1:1"),
+    ("--workers 2 --ray-address bogus", "--ray-address 'bogus' is not a Ray address"),
 ])
 def test_bad_magic_worker_options_are_one_line(shell, options, message):
     subject = llama()

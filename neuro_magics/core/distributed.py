@@ -63,10 +63,14 @@ CONNECT_TIMEOUT = 5.0
 
 
 def _check_reachable(ray_address: str) -> None:
-    """Refuse in one line a ``host:port`` (or ``ray://host:port``) that nothing answers at."""
+    """Refuse in one line an address that is not ``host:port``, ``ray://host:port``, ``auto`` or
+    ``local``, or one that nothing answers at."""
+    if ray_address in ("auto", "local"):
+        return
     host, _, port = ray_address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        return  # "auto", or a form Ray itself explains
+        raise NeuroMagicsError(f"--ray-address {ray_address!r} is not a Ray address: give HOST:PORT (the head's, "
+                               "e.g. 10.0.0.5:6379), ray://HOST:PORT, or auto.")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
     except (OSError, OverflowError, ValueError) as error:
