@@ -183,6 +183,37 @@ def test_a_second_checkpoint_is_loaded_compared_and_released(tmp_path, monkeypat
     assert released == [str(tmp_path / "same"), str(tmp_path / "changed")]
 
 
+def test_a_checkpoint_with_a_padded_vocabulary_is_the_same_model(tmp_path):
+    """Oracle (planted): the same weights with 32 extra embedding and head rows, as checkpoints of
+    one tokenizer pad their vocabularies to different sizes, are the same model on the tokenizer's
+    tokens: KL within 1e-6 (SDPA on reload) and no drift (fails with the padding rows left in the
+    softmax, or with a shape error)."""
+    subject = llama()
+    padded = copy.deepcopy(subject.model)
+    padded.resize_token_embeddings(subject.vocab_size + 32)
+    padded.save_pretrained(tmp_path / "padded")
+    subject.tokenizer.save_pretrained(tmp_path / "padded")
+    result = nm.diff_models(subject, "current", str(tmp_path / "padded"), corpus=TEXTS[:1], probes=False,
+                            progress=False)
+    assert np.abs(result.kl[np.isfinite(result.kl)]).max() < 1e-6
+    assert np.abs(result.drift_relative).max() < 1e-5 and np.array_equal(result.top_a, result.top_b)
+
+
+def test_a_checkpoint_of_another_width_is_refused_in_one_line(tmp_path):
+    subject = llama()
+    config = copy.deepcopy(subject.model.config)
+    config.hidden_size *= 2
+    wider = type(subject.model)(config)
+    wider.save_pretrained(tmp_path / "wider")
+    subject.tokenizer.save_pretrained(tmp_path / "wider")
+    before = state(subject, torch.tensor([[3, 4, 5]]))
+    with pytest.raises(nm.NeuroMagicsError, match="has d_model 64 and tiny-llama 32: .* same width") as error:
+        nm.diff_models(subject, "current", str(tmp_path / "wider"), corpus=TEXTS, progress=False)
+    assert "\n" not in str(error.value)
+    after = state(subject, torch.tensor([[3, 4, 5]]))
+    assert before[:2] == after[:2] and torch.equal(before[2], after[2])
+
+
 def test_the_state_comes_back_after_an_interrupt(monkeypatch, token_ids):
     subject = llama()
     subject.set_program([0, 1, 1, 2, 3])

@@ -107,6 +107,9 @@ def _resolve(subject: Subject, spec: str, device: str) -> _Side:
                 other.tokenizer.get_vocab() != subject.tokenizer.get_vocab():
             raise NeuroMagicsError(f"{spec} has another tokenizer than {subject.name}: next-token distributions "
                                    "cannot be compared token for token.")
+        if other.d_model != subject.d_model:
+            raise NeuroMagicsError(f"{spec} has d_model {other.d_model} and {subject.name} {subject.d_model}: the diff "
+                                   "compares residual streams dimension by dimension; pick a checkpoint of the same width.")
     except BaseException:
         other.release()
         raise
@@ -157,13 +160,14 @@ def _batch(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch
 
 
 @torch.no_grad()
-def _forward(subject: Subject, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Log-probs ``[batch, tokens, vocab]`` and every step's output ``[steps, batch, tokens, d]``
-    (float32), from the runner on the subject as it is now."""
+def _forward(subject: Subject, ids: torch.Tensor, mask: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs over the first ``vocab`` tokens ``[batch, tokens, vocab]`` (two checkpoints with one
+    tokenizer may pad their vocabularies differently) and every step's output ``[steps, batch,
+    tokens, d]`` (float32), from the runner on the subject as it is now."""
     inputs = prepare(subject, ids, mask)
     output = run(subject, inputs, capture=Capture(sites=("resid_post",), device=subject.device, dtype=torch.float32),
                  logits_at="all")
-    return torch.log_softmax(output.logits.float(), dim=-1), output.captures["resid_post"]
+    return torch.log_softmax(output.logits[..., :vocab].float(), dim=-1), output.captures["resid_post"]
 
 
 def kl_divergence(logprobs_a: torch.Tensor, logprobs_b: torch.Tensor) -> torch.Tensor:
@@ -363,6 +367,7 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
              batch_size: int, probes: bool, progress: bool, metadata: dict[str, Any]) -> ModelDiffResult:
     side_a, side_b = sides
     n_steps = min(len(s.subject.program) if s.program is None else len(s.program) for s in sides)
+    vocab = min(s.subject.vocab_size for s in sides)  # the larger one's extra rows are padding
     width = max(len(row) for row in rows)
     kl = np.full((len(rows), width), np.nan, dtype=np.float32)
     top = {"a": np.full((len(rows), width), -1, dtype=np.int32), "b": np.full((len(rows), width), -1, dtype=np.int32)}
@@ -378,7 +383,7 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
             ids, mask = _batch([rows[k] for k in batch], subject.pad_token_id, subject.device)
             outputs = []
             for side in sides:
-                outputs.append(_forward(states.enter(side), ids, mask))
+                outputs.append(_forward(states.enter(side), ids, mask, vocab))
             (logprobs_a, resid_a), (logprobs_b, resid_b) = outputs
             token_kl = kl_divergence(logprobs_a, logprobs_b).cpu().numpy()
             top_a, top_b = logprobs_a.argmax(-1).cpu().numpy(), logprobs_b.argmax(-1).cpu().numpy()
