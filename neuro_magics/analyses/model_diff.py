@@ -339,7 +339,7 @@ def diff_models(
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 2:
         raise NeuroMagicsError(f"--max-tokens must be a whole number of at least 2 (got {max_tokens!r}).")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise NeuroMagicsError(f"--batch must be a whole number of at least 1 (got {batch_size!r}).")
+        raise NeuroMagicsError(f"batch_size must be a whole number of at least 1 (got {batch_size!r}).")
     if subject.tokenizer is None:
         raise NeuroMagicsError("This subject has no tokenizer: load the model with its tokenizer to diff it.")
     texts = _default_corpus() if corpus is None else list(load_corpus(corpus).texts)

@@ -130,7 +130,7 @@ class FinetuneMagics(SessionMagics):
         (0-12,8-29), or a checkpoint folder / hub id. The model's state is restored afterwards.
         Python: nm.diff_models(subject, a, b)."""
         # "-adapter" reads as an option to argparse: spell a side without a kind "no-adapter".
-        words = ["no-" + word[1:] if _WITHOUT_KIND.match(word) and word != "-o" else word for word in split_line(line)]
+        words = ["no-" + word[1:] if _WITHOUT_KIND.match(word) and word not in ("-o", "-h") else word for word in split_line(line)]
         args = self.diff_models.parser.parse_args(words)
         check_positive(args, "max_tokens")
         if args.output is not None and not args.output.isidentifier():
