@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,39 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from tiny_models import FAMILIES, tiny_model, tiny_tokenizer  # noqa: E402
+
+
+class _DeprecationLog(logging.Handler):
+    """Keeps transformers' logged deprecations (``logger.warning_once("... deprecated ...")``),
+    which bypass the warnings filters in pyproject.toml."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "deprecat" in message.lower():
+            self.messages.append(message)
+
+
+@pytest.fixture(autouse=True)
+def library_deprecations_fail():
+    """A deprecation transformers logs during a test fails it, as its warnings do."""
+    from transformers.utils import logging as hf_logging
+
+    library_logger = hf_logging.get_logger()  # "transformers", the parent of every module's logger
+    catcher = _DeprecationLog()
+    level = library_logger.level
+    library_logger.addHandler(catcher)
+    library_logger.setLevel(min(level or logging.WARNING, logging.WARNING))
+    try:
+        yield
+    finally:
+        library_logger.removeHandler(catcher)
+        library_logger.setLevel(level)
+    if catcher.messages:
+        pytest.fail("transformers logged a deprecation: " + " | ".join(catcher.messages), pytrace=False)
 
 
 @pytest.fixture(params=FAMILIES)

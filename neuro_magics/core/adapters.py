@@ -9,6 +9,7 @@ Hugging Face modules, so numbers match HF's own forward by construction.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -31,7 +32,6 @@ class ArchitectureAdapter:
     neurons: str  # on a block: module whose *input* is the MLP neuron activations
     attn_weights: str  # on a block: attention module returning (output, weights [batch, heads, q, k])
     heads: str  # on a block: the attention output projection, whose *input* is the heads' outputs, concatenated
-    cache_argument: str = "past_key_values"  # the block's keyword for a KV cache
 
     def body_module(self, model: nn.Module) -> nn.Module:
         return getattr(model, self.body)
@@ -119,9 +119,24 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         neurons="mlp.dense_4h_to_h",
         attn_weights="attention",
         heads="attention.dense",
-        cache_argument="layer_past",
     ),
 }
+
+
+# Every name a decoder block has taken its KV cache under, newest first (transformers 5.25
+# renamed ``past_key_values`` to ``cache``; GPT-NeoX says ``layer_past``).
+CACHE_KEYWORDS = ("cache", "past_key_values", "past_key_value", "layer_past")
+
+
+def cache_keyword(block: nn.Module) -> str:
+    """The keyword under which this block's forward takes a KV cache, read from the installed
+    transformers' signature (so a rename is followed, not guessed per family)."""
+    parameters = inspect.signature(type(block).forward).parameters
+    for name in CACHE_KEYWORDS:
+        if name in parameters:
+            return name
+    raise UnsupportedArchitectureError(
+        f"{type(block).__name__}.forward takes no KV cache under any known name ({', '.join(CACHE_KEYWORDS)}).")
 
 
 def linear_modules(block: nn.Module) -> dict[str, nn.Module]:

@@ -18,6 +18,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .adapters import CACHE_KEYWORDS, cache_keyword
 from .errors import NeuroMagicsError
 from .programs import LayerProgram
 from .subject import Subject, with_lock
@@ -255,7 +256,9 @@ def run(
                     raise NeuroMagicsError(
                         f"{subject.adapter.family} blocks take positional inputs: keys and values cannot be passed in.")
                 kwargs = _cut_block_inputs(kwargs, from_position, inputs.n_tokens, hidden)
-                kwargs[subject.adapter.cache_argument] = cache
+                for name in CACHE_KEYWORDS:  # a recorded `cache=None` must not shadow ours
+                    kwargs.pop(name, None)
+                kwargs[cache_keyword(subject.blocks[steps[k]])] = cache
             hidden = edited("resid_pre", hidden)
             keep("resid_pre", hidden)
             output = subject.blocks[steps[k]](hidden, *args, **kwargs)

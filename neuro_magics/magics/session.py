@@ -65,24 +65,37 @@ def parse_arguments(magic, line: str) -> argparse.Namespace:
 
 def one_line_errors(magic):
     """Turn engine errors into IPython's one-line UsageError (the cell still fails), and
-    show engine warnings as one line each."""
+    show engine warnings as one line each. Other libraries' warnings are re-emitted once,
+    after the recording block has closed: re-emitting inside it would append to the list
+    being walked and never end."""
 
     @functools.wraps(magic)
     def wrapper(*args, **kwargs):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", NeuroMagicsWarning)
-            try:
-                return magic(*args, **kwargs)
-            except NeuroMagicsError as error:
-                raise UsageError(str(error)) from None
-            finally:
-                for warning in caught:
-                    if issubclass(warning.category, NeuroMagicsWarning):
-                        print(f"Warning: {warning.message}")
-                    else:
-                        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as recorded:
+                warnings.simplefilter("always", NeuroMagicsWarning)
+                try:
+                    return magic(*args, **kwargs)
+                except NeuroMagicsError as error:
+                    raise UsageError(str(error)) from None
+                finally:
+                    caught = list(recorded)
+        finally:
+            _show_warnings(caught)
 
     return wrapper
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Ours as one printed line each; any other library's through the warnings machinery
+    (so the user's filters apply and each shows once)."""
+    for warning in caught:
+        if issubclass(warning.category, NeuroMagicsWarning):
+            print(f"Warning: {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno,
+                                   source=warning.source)
 
 
 def check_positive(args, *names: str) -> None:
