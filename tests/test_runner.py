@@ -162,3 +162,30 @@ def test_bad_edits_and_ranges_are_one_line_errors(tiny, token_ids):
         nm.run(tiny, inputs, start=0, stop=99)
     with pytest.raises(nm.NeuroMagicsError, match="out of range"):
         nm.run(tiny, inputs, program=[0, 7])
+
+
+@torch.no_grad()
+def test_recorded_keys_values_equal_hf_cache_and_a_later_start_equals_the_full_run(tiny, token_ids):
+    """The step cache reaches every block under the keyword the installed transformers takes
+    (5.25 renamed past_key_values to cache and dropped the old name silently): each step's
+    recorded keys and values equal HF's own cache, and a run from a later position on equals
+    the full run there (patching's prefix reuse and DLA's value read rely on both)."""
+    inputs = nm.prepare(tiny, token_ids)
+    if any(args for args, _ in inputs.block_calls):  # blocks fed by position cannot take our cache
+        with pytest.raises(nm.NeuroMagicsError, match="positional"):
+            nm.run(tiny, inputs, record_keys_values=True)
+        return
+    hf = tiny.model(token_ids, use_cache=True)
+    hf_cache = hf["cache"] if "cache" in hf else hf["past_key_values"]
+    full = nm.run(tiny, inputs, record_keys_values=True, logits_at="all",
+                  capture=nm.Capture(sites=("resid_pre",)))
+    assert sorted(full.keys_values) == list(range(tiny.n_layers))
+    for step, (keys, values) in full.keys_values.items():
+        kept = hf_cache.layers[step].keys.shape[-2]  # a sliding-window layer's cache keeps only the window
+        assert kept == token_ids.shape[1] or kept < (getattr(tiny.model.config, "sliding_window", None) or 0)
+        torch.testing.assert_close(keys[..., -kept:, :], hf_cache.layers[step].keys, rtol=0, atol=0)
+        torch.testing.assert_close(values[..., -kept:, :], hf_cache.layers[step].values, rtol=0, atol=0)
+    first = 5
+    later = nm.run(tiny, inputs, start=0, resid=inputs.embeddings[:, first:], logits_at="all",
+                   from_position=first, keys_values=full.keys_values)
+    torch.testing.assert_close(later.logits, full.logits[:, first:], rtol=1e-5, atol=1e-5)
