@@ -26,7 +26,6 @@ class ArchitectureAdapter:
     body: str  # the base model holding the blocks, e.g. "model"
     blocks: str  # the ModuleList attribute on the body, e.g. "layers"
     final_norm: str  # attribute on the body
-    unembedding: str  # attribute on the CausalLM, e.g. "lm_head"
     attention: str  # on a block: module whose output[0] is the attention contribution
     mlp: str  # on a block: module whose output is the MLP contribution
     neurons: str  # on a block: module whose *input* is the MLP neuron activations
@@ -46,7 +45,9 @@ class ArchitectureAdapter:
         return getattr(self.body_module(model), self.final_norm)
 
     def unembedding_module(self, model: nn.Module) -> nn.Module:
-        return getattr(model, self.unembedding)
+        """HF's own accessor: the attribute's name differs between versions (GPT-NeoX's
+        ``embed_out`` became ``lm_head`` in transformers 5.13)."""
+        return model.get_output_embeddings()
 
     def unembed(self, model: nn.Module, normed: torch.Tensor) -> torch.Tensor:
         """Logits from final-normed residual states, with the family's softcap if any."""
@@ -75,7 +76,6 @@ _LLAMA_LIKE = dict(
     body="model",
     blocks="layers",
     final_norm="norm",
-    unembedding="lm_head",
     attention="self_attn",
     mlp="mlp",
     neurons="mlp.down_proj",
@@ -101,7 +101,6 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         body="transformer",
         blocks="h",
         final_norm="ln_f",
-        unembedding="lm_head",
         attention="attn",
         mlp="mlp",
         neurons="mlp.c_proj",
@@ -113,7 +112,6 @@ ADAPTERS: dict[str, ArchitectureAdapter] = {
         body="gpt_neox",
         blocks="layers",
         final_norm="final_layer_norm",
-        unembedding="lm_head",
         attention="attention",
         mlp="mlp",
         neurons="mlp.dense_4h_to_h",
@@ -169,7 +167,7 @@ def adapter_for_config(config) -> ArchitectureAdapter:
 
 def adapter_for_model(model: nn.Module) -> ArchitectureAdapter:
     adapter = adapter_for_config(model.config)
-    if not hasattr(model, adapter.unembedding) or not hasattr(model, adapter.body):
+    if model.get_output_embeddings() is None or not hasattr(model, adapter.body):
         raise UnsupportedArchitectureError(
             f"{type(model).__name__} is not a causal LM with an unembedding; load it with "
             "AutoModelForCausalLM."

@@ -121,13 +121,21 @@ class RunOutput:
     keys_values: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)  # step -> (K, V)
 
 
-class _CallRecorder(nn.Module):
-    """Stands in for a block during ``prepare``: records its call, passes hidden through."""
+class _RecordingDone(Exception):
+    """Raised by the last recorder: nothing after the blocks is needed to prepare a run."""
 
-    def __init__(self, index: int, sink: dict, block: nn.Module):
+
+class _CallRecorder(nn.Module):
+    """Stands in for a block during ``prepare``: records its call. It hands on a one-element
+    tuple, which both bodies that index a block's output (``outputs[0]``: GPT-2 and GPT-NeoX in
+    some transformers versions) and bodies that pass it straight to the next block accept; the
+    last recorder stops the forward, so the final norm never sees it."""
+
+    def __init__(self, index: int, sink: dict, block: nn.Module, last: bool):
         super().__init__()
         self.index = index
         self.sink = sink
+        self.last = last
         for attribute in ("attention_type", "layer_type", "is_sliding", "sliding_window"):
             if hasattr(block, attribute):
                 setattr(self, attribute, getattr(block, attribute))
@@ -135,7 +143,9 @@ class _CallRecorder(nn.Module):
     def forward(self, hidden_states, *args, **kwargs):
         self.sink.setdefault("embeddings", hidden_states)
         self.sink[self.index] = (args, kwargs)
-        return hidden_states
+        if self.last:
+            raise _RecordingDone
+        return (hidden_states,)
 
 
 def position_ids_for(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -154,13 +164,16 @@ def prepare(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Ten
     attention_mask = attention_mask.to(subject.device)
     position_ids = position_ids_for(attention_mask)
     sink: dict = {}
-    recorders = nn.ModuleList(_CallRecorder(i, sink, b) for i, b in enumerate(subject.blocks))
+    last = subject.n_layers - 1
+    recorders = nn.ModuleList(_CallRecorder(i, sink, b, i == last) for i, b in enumerate(subject.blocks))
     with subject.program_applied(LayerProgram.identity(subject.n_layers)):
         adapter.set_block_list(model, recorders)
         try:
             adapter.body_module(model)(
                 input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
             )
+        except _RecordingDone:
+            pass
         finally:
             adapter.set_block_list(model, subject.blocks)
     return RunInputs(
