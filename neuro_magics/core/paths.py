@@ -45,15 +45,15 @@ def check_file_target(path: str | os.PathLike, what: str, *, overwrite: bool = F
     return target
 
 
-def check_folder_target(path: str | os.PathLike, what: str, *, overwrite: bool = False) -> Path:
+def check_folder_target(path: str | os.PathLike, what: str, *, overwrite: bool = False,
+                        how: str = "or ask to overwrite it") -> Path:
     """A new folder can be made at ``path`` (or an existing empty one used; a non-empty
-    one only with ``overwrite``), under a writable folder."""
+    one only with ``overwrite``; ``how``: the refusal's words for asking), under a writable folder."""
     target = user_path(path, what)
     if target.exists() and not target.is_dir():
         raise NeuroMagicsError(f"{what} {str(target)!r} is a file: give a new folder name.")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise NeuroMagicsError(f"{what} {str(target)!r} already exists and is not empty: pick a new folder, "
-                               "or ask to overwrite it.")
+        raise NeuroMagicsError(f"{what} {str(target)!r} already exists and is not empty: pick a new folder, {how}.")
     _check_writable_parent(target, what)
     return target
 
