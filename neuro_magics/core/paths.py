@@ -5,7 +5,8 @@ Every writer (``Result.save``, the brain scan's checkpoints, ``save_materialized
 ``mergekit_yaml``) checks its target here first, so a bad path costs one line and no
 lost work: an empty path, a folder where a file goes (or the reverse), a path under a
 file, a folder that cannot be written, or an existing file that ``overwrite`` does not
-allow replacing.
+allow replacing. The write itself goes through ``files``, which replaces the file or folder
+only once the new one is complete.
 """
 
 from __future__ import annotations
