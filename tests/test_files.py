@@ -23,7 +23,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.core import files
-from neuro_magics.core.results import Result
+from test_results import _Example
 from tiny_models import tiny_model, tiny_tokenizer
 
 TESTS = str(Path(__file__).parent)
@@ -34,21 +34,9 @@ class _Killed(BaseException):
     """A crash: not an Exception, so no ``except Exception`` of the product handles it."""
 
 
-class Saved(Result):
-    kind = "files-test"
-
-    def __init__(self, values: np.ndarray, metadata: dict | None = None):
-        self.values, self.metadata = values, metadata or {"note": "files test"}
-
-    def _arrays(self):
-        return {"values": self.values}
-
-    def _fields(self):
-        return {}
-
-    @classmethod
-    def _rebuild(cls, arrays, fields, metadata):
-        return cls(arrays["values"], metadata)
+def saved(values) -> _Example:
+    """A result of the test kind ``test_results`` registers, holding ``values``."""
+    return _Example(np.asarray(values, dtype=np.float64), ["files test"], {"note": "files test"})
 
 
 def staging_entries(folder: Path) -> list[str]:
@@ -255,16 +243,16 @@ def _halve(path) -> None:
 
 
 def test_result_save_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = Saved(np.arange(5.0) + 0.5).save(tmp_path / "result.npz")
+    target = saved(np.arange(5.0) + 0.5).save(tmp_path / "result.npz")
     old_bytes = target.read_bytes()
     _crash_after(monkeypatch, np, "savez_compressed", lambda handle, **arrays: handle.truncate(handle.tell() // 2))
     with pytest.raises(_Killed):
-        Saved(np.full(300, -7.0)).save(target, overwrite=True)
+        saved(np.full(300, -7.0)).save(target, overwrite=True)
     monkeypatch.undo()
     assert target.read_bytes() == old_bytes
     np.testing.assert_array_equal(nm.load_result(target).values, np.arange(5.0) + 0.5)
     assert staging_entries(tmp_path) == []
-    Saved(np.full(3, -7.0)).save(target, overwrite=True)
+    saved(np.full(3, -7.0)).save(target, overwrite=True)
     np.testing.assert_array_equal(nm.load_result(target).values, [-7.0, -7.0, -7.0])
 
 
@@ -274,7 +262,7 @@ import numpy as np
 kill = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
 writer, target = sys.argv[1], sys.argv[2]
 if writer == "result":
-    from test_files import Saved
+    from test_files import saved
     original = np.savez_compressed
     def half_then_kill(handle, **arrays):
         original(handle, **arrays)
@@ -282,7 +270,7 @@ if writer == "result":
         handle.flush()
         kill()
     np.savez_compressed = half_then_kill
-    Saved(np.full(300, -7.0)).save(target, overwrite=True)
+    saved(np.full(300, -7.0)).save(target, overwrite=True)
 else:
     import neuro_magics as nm
     from transformers import PreTrainedModel
@@ -301,11 +289,11 @@ else:
 
 
 def test_kill_9_during_result_save_keeps_the_old_result(tmp_path):
-    target = Saved(np.arange(5.0) + 0.5).save(tmp_path / "scan.npz")
+    target = saved(np.arange(5.0) + 0.5).save(tmp_path / "scan.npz")
     run_and_kill(_KILL_WRITER, "result", str(target))
     np.testing.assert_array_equal(nm.load_result(target).values, np.arange(5.0) + 0.5)
     assert len(staging_entries(tmp_path)) == 1
-    Saved(np.full(2, 3.0)).save(tmp_path / "another.npz")
+    saved(np.full(2, 3.0)).save(tmp_path / "another.npz")
     assert staging_entries(tmp_path) == []
 
 
