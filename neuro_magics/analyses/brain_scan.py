@@ -17,7 +17,6 @@ per layer and the angular distance between layer inputs.
 from __future__ import annotations
 
 import math
-import os
 import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -500,16 +499,9 @@ class BrainScanResult(Result):
         self.block_influence, self.angular_distance = block_influence, angular_distance
 
     def save_atomic(self, path: str | Path) -> Path:
-        """Save next to ``path`` and rename over it, so an interrupt never leaves half a file."""
-        final = _npz_path(path, "save")
-        temporary = final.with_name(f".{final.name}.partial.npz")
-        self.save(temporary, overwrite=True)
-        try:
-            os.replace(temporary, final)
-        except OSError as error:
-            temporary.unlink(missing_ok=True)
-            raise NeuroMagicsError(f"Could not write {str(final)!r}: {error.strerror or error}.") from None
-        return final
+        """A checkpoint: replace ``path`` (checked when the sweep began) with this scan so far;
+        ``save`` writes beside it and renames, so an interrupt never leaves half a file."""
+        return self.save(path, overwrite=True)
 
     # -- reading ---------------------------------------------------------------------
 

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import shutil
-import tempfile
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -39,6 +37,7 @@ import torch.nn.functional as F
 
 from ..core.adapters import linear_modules, weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.files import move_folder_into_place, replacing_folder, staged_folder
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Hook, Intervention, WeightChange, rebuilder
 from ..core.loading import cache_dir
@@ -99,17 +98,11 @@ class LoraAdapter:
 
     def save(self, subject: Subject, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``adapter_config.json`` and ``adapter_model.safetensors`` as peft does; the
-        folder can be loaded with ``PeftModel.from_pretrained(model, folder)``."""
+        folder can be loaded with ``PeftModel.from_pretrained(model, folder)``. Written beside
+        ``folder`` and swapped in, so an interrupted save leaves the old folder whole."""
         folder = check_folder_target(folder, "save", overwrite=overwrite)
-        staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=_existing_parent(folder)))
-        try:
+        with replacing_folder(folder) as staging:
             self._write(subject, staging)
-            if folder.exists():
-                shutil.rmtree(folder)
-            staging.rename(folder)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         self.path, self.sha256 = folder.resolve(), weights_sha256(folder / WEIGHTS_FILE)
         return self.path
 
@@ -196,20 +189,13 @@ class LoraAdapter:
     def cache(self, subject: Subject) -> Path:
         """Save into the cache under the sha256 of its weights (idempotent) and return the folder."""
         root = cache_dir() / "adapters"
-        root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".adapter-", dir=root))
-        try:
+        with staged_folder(root, "adapter") as staging:
             self._write(subject, staging)
             digest = weights_sha256(staging / WEIGHTS_FILE)
             target = root / f"{_slug(subject.name)}-{digest[:16]}"
-            if target.is_dir() and (target / WEIGHTS_FILE).is_file() and weights_sha256(target / WEIGHTS_FILE) == digest:
-                shutil.rmtree(staging)
-            else:
-                shutil.rmtree(target, ignore_errors=True)
-                staging.rename(target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+            if not (target.is_dir() and (target / WEIGHTS_FILE).is_file()
+                    and weights_sha256(target / WEIGHTS_FILE) == digest):
+                move_folder_into_place(staging, target)
         self.path, self.sha256 = target.resolve(), digest
         return target
 
@@ -233,12 +219,6 @@ def weights_sha256(path: Path) -> str:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.rsplit("/", 1)[-1])[:40] or "model"
-
-
-def _existing_parent(folder: Path) -> Path:
-    parent = folder.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    return parent
 
 
 def block_linear_modules(subject: Subject) -> dict[str, torch.nn.Module]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import time
 import weakref
 from collections.abc import Sequence
@@ -35,8 +34,10 @@ import torch
 
 from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError
+from ..core.files import move_file_into_place, staged_file
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.loading import cache_dir
+from ..core.paths import check_folder_target
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
@@ -471,11 +472,10 @@ class SparseAutoencoder(Result):
     def _save_to_cache(self) -> Path:
         """Save into the cache folder under the first 16 hex digits of the file's SHA-256."""
         folder = cache_dir() / "sae"
-        folder.mkdir(parents=True, exist_ok=True)
-        scratch = folder / f"saving-{os.getpid()}-{id(self)}.npz"
-        written = Result.save(self, scratch, overwrite=True)
-        target = folder / f"{_file_digest(written)[:16]}.npz"
-        os.replace(written, target)
+        with staged_file(folder, "sae.npz") as scratch:
+            self._write_npz(scratch)
+            target = folder / f"{_file_digest(scratch)[:16]}.npz"
+            move_file_into_place(scratch, target)
         self.path = target.resolve()
         return self.path
 
@@ -489,9 +489,12 @@ class SparseAutoencoder(Result):
         sae.path = Path(path).expanduser().resolve()
         return sae
 
-    def save_saelens(self, folder: str | Path) -> Path:
+    def save_saelens(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the SAE as a SAELens folder (``cfg.json`` + ``sae_weights.safetensors``), its
-        scale folded into the weights so the file works on the model's own units."""
+        scale folded into the weights so the file works on the model's own units. A non-empty
+        folder is replaced only with ``overwrite=True``, swapped whole once the new one is written."""
+        folder = check_folder_target(folder, "save_saelens", overwrite=overwrite,
+                                     how="or pass overwrite=True to replace it")
         s = self.scale
         weights = {"W_enc": self.W_enc * s, "b_enc": self.b_enc, "W_dec": self.W_dec / s, "b_dec": self.b_dec / s}
         if self.threshold is not None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import NeuroMagicsError
+from ..core.files import replacing_folder
 
 SAELENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
@@ -175,12 +176,13 @@ def _check_shapes(weights: SaeWeights, d_in: int | None, width: int | None) -> N
 
 
 def write_saelens(folder: str | Path, weights: dict[str, np.ndarray], config: dict[str, Any]) -> Path:
-    """Write ``weights`` (SAELens tensor names) and ``config`` as a SAELens folder."""
+    """Write ``weights`` (SAELens tensor names) and ``config`` as a SAELens folder, replacing
+    ``folder`` whole (weights and config together) once both are written."""
     from safetensors.numpy import save_file
 
     folder = Path(folder).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file({name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()},
-              str(folder / SAELENS_WEIGHTS))
-    (folder / CONFIG).write_text(json.dumps(config, indent=1))
+    with replacing_folder(folder) as staging:
+        save_file({name: np.ascontiguousarray(value, dtype=np.float32) for name, value in weights.items()},
+                  str(staging / SAELENS_WEIGHTS))
+        (staging / CONFIG).write_text(json.dumps(config, indent=1))
     return folder

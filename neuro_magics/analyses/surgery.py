@@ -19,8 +19,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from torch import nn
 
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from ..core.errors import NeuroMagicsError, ProgramError
+from ..core.files import replace_file_text, replacing_folder
 from ..core.offload import shared_stores
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
@@ -188,8 +187,9 @@ def save_materialized(
     match, safetensors + config + tokenizer. ``AutoModelForCausalLM.from_pretrained(path)``
     then gives the same logits as the subject under that program.
 
-    Written to a temporary folder and renamed, so an interrupted save leaves nothing half
-    written; the subject is not changed. Weight changes (%prune masks, %edit updates) are in
+    Written to a folder beside ``path`` and swapped in, so an interrupted save leaves the old
+    folder whole (and its staging folder, removed by the next save there); the subject is not
+    changed. Weight changes (%prune masks, %edit updates) are in
     the weights, so they are saved with them (and listed in ``neuro_magics_program.json``);
     refuses while hook interventions (ablation, steering) are active: the saved model would
     silently leave them out.
@@ -198,29 +198,20 @@ def save_materialized(
     program = subject.program if program is None else as_program(subject, program)
     target = check_folder_target(path, "--save", overwrite=overwrite)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".materializing-", dir=target.parent))
-    except OSError as error:
-        raise NeuroMagicsError(f"--save {str(target)!r}: {error.strerror or error}.") from None
-    try:
-        clone = _materialize(subject, program)
-        with transformers_bars():
-            clone.save_pretrained(staging)
-        del clone
-        if subject.tokenizer is not None:
-            subject.tokenizer.save_pretrained(staging)
-        (staging / "neuro_magics_program.json").write_text(json.dumps({
-            "source": subject.name, "program": str(program), "steps": list(program.steps),
-            "n_layers": program.n_layers,
-            "weight_changes": [i.spec["description"] for i in subject.interventions if i.weights is not None],
-        }, indent=1))
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        with replacing_folder(target) as staging:
+            clone = _materialize(subject, program)
+            with transformers_bars():
+                clone.save_pretrained(staging)
+            del clone
+            if subject.tokenizer is not None:
+                subject.tokenizer.save_pretrained(staging)
+            (staging / "neuro_magics_program.json").write_text(json.dumps({
+                "source": subject.name, "program": str(program), "steps": list(program.steps),
+                "n_layers": program.n_layers,
+                "weight_changes": [i.spec["description"] for i in subject.interventions if i.weights is not None],
+            }, indent=1))
     except OSError as error:
         raise NeuroMagicsError(f"--save {str(target)!r}: could not write the model ({error.strerror or error}).") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
@@ -294,8 +285,7 @@ def mergekit_yaml(
     text = "\n".join(lines)
     if target is not None:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text)
+            replace_file_text(target, text)
         except OSError as error:
             raise NeuroMagicsError(f"--mergekit {str(target)!r}: {error.strerror or error}.") from None
     return text

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .adapters import adapter_for_config
 from .errors import ModelLoadError
+from .files import replacing_folder
 from .progress import transformers_bars
 from .subject import Subject
 
@@ -206,13 +205,6 @@ def _convert_gguf(gguf_dir: Path, gguf_file: str, target: Path) -> None:
     model.config.__dict__.pop("quantization_config", None)
     model.hf_quantizer = None
     model.config.name_or_path = DEFAULT_MODEL
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
-    try:
+    with replacing_folder(target) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)

@@ -5,7 +5,8 @@ Every writer (``Result.save``, the brain scan's checkpoints, ``save_materialized
 ``mergekit_yaml``) checks its target here first, so a bad path costs one line and no
 lost work: an empty path, a folder where a file goes (or the reverse), a path under a
 file, a folder that cannot be written, or an existing file that ``overwrite`` does not
-allow replacing.
+allow replacing. The write itself goes through ``files``, which replaces the file or folder
+only once the new one is complete.
 """
 
 from __future__ import annotations
@@ -45,15 +46,15 @@ def check_file_target(path: str | os.PathLike, what: str, *, overwrite: bool = F
     return target
 
 
-def check_folder_target(path: str | os.PathLike, what: str, *, overwrite: bool = False) -> Path:
+def check_folder_target(path: str | os.PathLike, what: str, *, overwrite: bool = False,
+                        how: str = "or ask to overwrite it") -> Path:
     """A new folder can be made at ``path`` (or an existing empty one used; a non-empty
-    one only with ``overwrite``), under a writable folder."""
+    one only with ``overwrite``; ``how``: the refusal's words for asking), under a writable folder."""
     target = user_path(path, what)
     if target.exists() and not target.is_dir():
         raise NeuroMagicsError(f"{what} {str(target)!r} is a file: give a new folder name.")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise NeuroMagicsError(f"{what} {str(target)!r} already exists and is not empty: pick a new folder, "
-                               "or ask to overwrite it.")
+        raise NeuroMagicsError(f"{what} {str(target)!r} already exists and is not empty: pick a new folder, {how}.")
     _check_writable_parent(target, what)
     return target
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import NeuroMagicsError
+from .files import replacing_file
 from .paths import check_file_target, user_path
 
 _REGISTRY: dict[str, type[Result]] = {}
@@ -84,20 +85,25 @@ class Result:
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the result to one ``.npz`` file (arrays + JSON fields + metadata); an
-        existing file is replaced only with ``overwrite=True``."""
+        existing file is replaced only with ``overwrite=True``, in one rename once the new file
+        is complete, so an interrupted save leaves the old one whole."""
         path = user_path(path, "save")
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         check_file_target(path, "save", overwrite=overwrite)
-        header = json.dumps({"kind": self.kind, "fields": self._fields(), "metadata": self.metadata})
-        arrays = {f"array_{name}": value for name, value in self._arrays().items()}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "wb") as handle:
-                np.savez_compressed(handle, __header__=np.array(header), **arrays)
+            with replacing_file(path) as staging:
+                self._write_npz(staging)
         except OSError as error:
             raise NeuroMagicsError(f"Could not write {str(path)!r}: {error.strerror or error}.") from None
         return path
+
+    def _write_npz(self, path: Path) -> None:
+        """The arrays, the JSON fields and the metadata as one ``.npz`` file at ``path``."""
+        header = json.dumps({"kind": self.kind, "fields": self._fields(), "metadata": self.metadata})
+        arrays = {f"array_{name}": value for name, value in self._arrays().items()}
+        with open(path, "wb") as handle:
+            np.savez_compressed(handle, __header__=np.array(header), **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Result:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import NeuroMagicsError
+from ..core.files import replace_file_text
 from ..core.paths import check_file_target, user_path
 
 _PAGE = """<!DOCTYPE html>
@@ -108,11 +109,11 @@ def html_target(path: str | Path, *, overwrite: bool = False) -> Path:
 
 def write_standalone(widget, path: str | Path, *, title: str = "neuro_magics", note: str = "",
                      overwrite: bool = False) -> Path:
-    """Write ``standalone_html`` to ``path``; refuses to overwrite a file unasked."""
+    """Write ``standalone_html`` to ``path``; refuses to overwrite a file unasked, and replaces
+    one only once the new page is complete."""
     path = html_target(path, overwrite=overwrite)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(standalone_html(widget, title=title, note=note), encoding="utf-8")
+        replace_file_text(path, standalone_html(widget, title=title, note=note))
     except OSError as error:
         raise NeuroMagicsError(f"Could not write {str(path)!r}: {error.strerror or error}.") from None
     return path
