@@ -13,7 +13,10 @@ JUPYTERLAB_VERSION := 4.6.6
 NOTEBOOK_VERSION := 7.6.5
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: demo test install js browser front-ends distributed lab live clean
+LOWEST := .venv-lowest
+LOWEST_PIP := $(LOWEST)/bin/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test test-lowest install js browser front-ends distributed lab live clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +52,19 @@ test: install js browser front-ends distributed
 	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests demo_notebooks --nbval-lax --nbval-current-env \
 	  --nbval-sanitize-with demo_notebooks/nbval_sanitize.cfg
 
+# The fast unit tests against the lowest versions pyproject.toml admits for torch, transformers,
+# accelerate and peft (ci/constraints-lowest.txt), so the declared range is a tested range. The
+# lowest torch has no CPU-only wheel on PyPI: this venv pulls its CUDA libraries (about 3 GB).
+test-lowest: $(LOWEST)/.installed
+	$(LOWEST)/bin/python -m pytest -q tests -m "not integration" --ignore=tests/browser --ignore=tests/live \
+	  $(addprefix --ignore=,$(wildcard tests/test_*_ray.py))
+
+$(LOWEST)/.installed: pyproject.toml ci/constraints-lowest.txt
+	test -d $(LOWEST) || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST_PIP) install -c ci/constraints-lowest.txt torch
+	$(LOWEST_PIP) install -c ci/constraints-lowest.txt -e ".[test]"
+	touch $@
+
 # Ray for the sharded sweeps (%%brainscan --workers): the tests run them on a local cluster.
 distributed: install
 	$(PIP) install -e ".[test,distributed]"
@@ -63,4 +79,4 @@ lab: install front-ends
 	$(VENV)/bin/jupyter lab demo_notebooks/01_tour.ipynb
 
 clean:
-	rm -rf $(VENV) widgets_js/node_modules demo_notebooks/out
+	rm -rf $(VENV) $(LOWEST) widgets_js/node_modules demo_notebooks/out
