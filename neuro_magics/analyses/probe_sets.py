@@ -237,6 +237,8 @@ def teacher_forced_batch(subject, probe: Probe) -> TeacherForcedBatch:
     for item in probe.items:
         prompt_ids = tokenizer(item.prompt)["input_ids"] if item.prompt else tokenizer("")["input_ids"]
         answer = item.answer
+        if not answer:
+            raise NeuroMagicsError(f"The item {item.prompt[:40]!r} has nothing to score: its answer is empty.")
         if item.prompt and not item.prompt[-1].isspace() and not answer[0].isspace():
             answer = " " + answer
         answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"]
