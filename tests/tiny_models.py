@@ -47,11 +47,13 @@ def tiny_model(family: str, attn: str = "eager", seed: int = 0):
 
 
 def tiny_tokenizer():
-    """A character-level fast tokenizer whose ids fit the tiny vocabularies."""
+    """A character-level fast tokenizer whose ids are exactly the tiny vocabularies'."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
     from transformers import PreTrainedTokenizerFast
 
     chars = [chr(c) for c in range(32, 127)]
+    # every id of the tiny vocabularies decodes to one character (a random model generates any id)
+    chars += [chr(0xC0 + i) for i in range(VOCAB - 3 - len(chars))]
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
