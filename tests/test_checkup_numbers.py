@@ -17,7 +17,8 @@ import torch
 
 from neuro_magics import Subject
 from neuro_magics.analyses.checkup import (
-    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, _info_findings, checkup, power_law_alpha,
+    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, _findings, _info_findings, checkup,
+    power_law_alpha,
 )
 from neuro_magics.core.adapters import linear_modules
 from tiny_models import tiny_model, tiny_tokenizer
@@ -270,21 +271,28 @@ MASSIVE_DIM = 5
 
 
 def test_massive_activation_position_and_values_count_from_each_text_s_first_token():
-    """Ground truth: "Q" (always the third token) gets 400 in one embedding dim; in a batch
+    """Ground truth: "Q" (always the third token) gets 400 in one embedding dim, which layer 2's
+    MLP raises further; in a batch
     with texts of different lengths it sits at different padded positions. The finding must
     say position 2, token 'Q', the peak |h| and, per block, the corpus mean of the flagged cells
     and the threshold, from the hand passes (fails with the position counted from the padding)."""
     model = tiny_model("llama")
     q = tiny_tokenizer().convert_tokens_to_ids("Q")
+    mlp = model.model.layers[2].mlp  # neuron 0 of layer 2 reads the massive dim and adds ~250 to it: the peak is later
     with torch.no_grad():
         model.model.embed_tokens.weight[q, MASSIVE_DIM] = 400.0
+        for weight in (mlp.gate_proj.weight, mlp.up_proj.weight):
+            weight[0] = 0.0
+            weight[0, MASSIVE_DIM] = 2.0
+        mlp.down_proj.weight[:, 0] = 0.0
+        mlp.down_proj.weight[MASSIVE_DIM, 0] = 2.0
     result = checkup(_subject(model), MASSIVE_TEXTS, batch_size=8, spectra=False)
     hand = _hand_passes(model, MASSIVE_TEXTS)
     (finding,) = [f for f in result.findings if f.kind == "massive_activation"]
     assert (finding.dim, finding.token) == (MASSIVE_DIM, 2) and "'Q'" in finding.explanation
     at_q = np.stack([t["out"][:, 2, MASSIVE_DIM] for t in hand], axis=1)  # [L, texts]
     assert finding.value == pytest.approx(np.abs(at_q).max(), rel=1e-5)
-    assert finding.layer == int(np.argmax(np.abs(at_q).max(1)))
+    assert finding.layer == int(np.argmax(np.abs(at_q).max(1))) >= 2
     cells = np.concatenate([np.abs(t["out"]).reshape(t["out"].shape[0], -1) for t in hand], 1)
     thresholds = np.maximum(MASSIVE_ABSOLUTE, MASSIVE_RATIO * np.sort(cells, 1)[:, (cells.shape[1] - 1) // 2])
     assert (np.abs(at_q) > thresholds[:, None]).all()
@@ -292,3 +300,28 @@ def test_massive_activation_position_and_values_count_from_each_text_s_first_tok
     assert [entry["block"] for entry in blocks] == list(range(len(hand[0]["out"])))
     np.testing.assert_allclose([entry["means"][0] for entry in blocks], at_q.mean(1), rtol=1e-5)
     np.testing.assert_allclose([entry["threshold"] for entry in blocks], thresholds, rtol=1e-5)
+
+
+def test_findings_read_off_planted_arrays_name_blocks_severities_and_values():
+    """Planted arrays on a two-step program running blocks 5 and 7: sinks ranked by mass, a
+    dead head under 1e-3 x the median importance, one redundant pair, dead neurons at exactly
+    10% of a layer (medium) and at 20% (high); actions name blocks, not steps."""
+    eye = np.stack([np.eye(3)] * 2)
+    eye[0, 0, 2] = eye[0, 2, 0] = 0.97
+    arrays = {"sink_mass": np.array([[0.1, 0.7, 0.2], [0.9, 0.3, 0.55]]), "entropy": np.ones((2, 3)),
+              "importance": np.array([[1.0, 2.0, 3.0], [5e-4, 4.0, 5.0]]), "head_cosine": eye,
+              "neuron_max": np.array([[1.0] * 3 + [0.0] + [1.0] * 6, [1.0, 0.0, 1.0, 1.0, 0.0] + [1.0] * 5]),
+              "neuron_mean": np.zeros((2, 10)), "neuron_std": np.ones((2, 10)),
+              "resid_norm": np.array([1.0, 2.0]), "first_norm": np.array([1.0, 2.0]),
+              "block_influence": np.array([0.2, 0.1]), "lens_agreement": np.array([0.2, 1.0]), "alpha": np.zeros((0, 0))}
+    findings = _findings(arrays, [], [5, 7], {})
+    serious = [(f.severity, f.kind, f.layer, f.head, f.dim) for f in findings if f.severity != "info"]
+    assert serious == [("high", "dead_neurons", 1, None, 1), ("medium", "attention_sink", 1, 0, None),
+                       ("medium", "dead_head", 1, 0, None), ("medium", "redundant_heads", 0, 2, None),
+                       ("medium", "dead_neurons", 0, None, 3)]
+    by_kind = {f.kind: f for f in findings}
+    assert by_kind["attention_sink"].value == 0.9 and "3 of 6 heads" in by_kind["attention_sink"].title
+    assert by_kind["attention_sink"].action == {"kind": "ablate_heads", "heads": [[7, 0]]}
+    assert by_kind["dead_head"].value == 5e-4 and by_kind["dead_head"].action["heads"] == [[7, 0]]
+    assert by_kind["redundant_heads"].value == 0.97 and by_kind["redundant_heads"].action["heads"] == [[5, 2]]
+    assert findings[0].action == {"kind": "ablate_neurons", "neurons": [[7, 1], [7, 4]]} and "20.0%" in findings[0].explanation
