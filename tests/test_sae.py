@@ -14,11 +14,14 @@ from scipy.optimize import linear_sum_assignment
 
 import neuro_magics as nm
 from neuro_magics.analyses.interventions import CONTRAST_PREFIX
-from neuro_magics.analyses.sae import HOLDOUT, SparseAutoencoder, fit_topk
+from neuro_magics.analyses.sae import EVAL_BATCH, HOLDOUT, SparseAutoencoder, fit_topk
 from neuro_magics.core.errors import NeuroMagicsError
 from tiny_models import tiny_model, tiny_tokenizer
 
 TEXTS = [f"the cat {i} sat on the mat while {i * 7} dogs ran home" for i in range(30)]
+WORDS = "the cat sat on a mat while seven dogs ran home and one bird sang quietly near the old mill".split()
+#: 170 texts of 3 to 11 words: 17 held out, over three evaluation batches of different lengths.
+MANY_TEXTS = [" ".join(WORDS[(3 * i + j) % len(WORDS)] for j in range(3 + i % 9)) + f" {i}" for i in range(170)]
 
 
 @pytest.fixture
@@ -47,13 +50,18 @@ def test_topk_sae_recovers_a_planted_dictionary():
     assert torch.allclose(model.W_dec.norm(dim=1), torch.ones(2 * atoms), atol=1e-5)
 
 
-def _hand_codes(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    """TopK encode / decode written out from the saved arrays."""
+def _hand_dense(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
+    """TopK codes written out from the saved arrays (in the SAE's scaled units)."""
     scaled = x.double() * sae.scale
     pre = (scaled - torch.from_numpy(sae.b_dec).double()) @ torch.from_numpy(sae.W_enc).double() \
         + torch.from_numpy(sae.b_enc).double()
     values, indices = torch.relu(pre).topk(sae.k, dim=-1)
-    dense = torch.zeros_like(pre).scatter(-1, indices, values)
+    return torch.zeros_like(pre).scatter(-1, indices, values)
+
+
+def _hand_codes(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
+    """TopK encode / decode written out from the saved arrays."""
+    dense = _hand_dense(sae, x)
     return ((dense @ torch.from_numpy(sae.W_dec).double() + torch.from_numpy(sae.b_dec).double()) / sae.scale)
 
 
@@ -62,14 +70,17 @@ def test_spliced_loss_equals_a_hand_computation(llama, site):
     """Oracle: each held-out text alone through HF's own forward, with a forward hook written
     here on the block (resid_post) or its MLP (mlp_out) replacing the output at the text's own
     tokens by the hand-written TopK reconstruction (or zero), and the mean next-token
-    cross-entropy from log_softmax over those tokens (fails with the splice one layer off,
-    the scored positions shifted, or the prefix token spliced)."""
-    sae = nm.train_sae(llama, layer=1, site=site, texts=TEXTS, expansion=2, k=4, steps=30, batch_size=128,
+    cross-entropy from log_softmax over those tokens. The 17 held-out texts of different
+    lengths fill three evaluation batches (fails with the splice one layer off, the scored
+    positions shifted, the prefix token spliced, or a batch's sums dropped)."""
+    sae = nm.train_sae(llama, layer=1, site=site, texts=MANY_TEXTS, expansion=2, k=4, steps=30, batch_size=128,
                        progress=False)
     model, block = llama.model, llama.blocks[1]
     module = block if site == "resid_post" else block.mlp
     totals, count = {"original": 0.0, "spliced": 0.0, "zero": 0.0}, 0
-    for text in TEXTS[::HOLDOUT]:
+    held_out = MANY_TEXTS[::HOLDOUT]
+    assert len(held_out) > 2 * EVAL_BATCH
+    for text in held_out:
         ids = llama.tokenizer(CONTRAST_PREFIX + text, return_tensors="pt")["input_ids"]
         own = slice(1, None)  # the tiny tokenizer reads the prefix as one token
         for name in totals:
@@ -127,9 +138,23 @@ def test_steering_by_a_feature_equals_adding_its_decoder_vector(llama):
 
 
 def test_encode_decode_save_load_and_reading(llama, tmp_path):
-    """Oracle: the hand-written TopK encode/decode; the held-out codes equal encoding the
-    held-out captures again; a saved SAE loads back to the same numbers."""
+    """Oracle: the hand-written TopK encode/decode; the held-out codes equal the hand codes of
+    the held-out texts' own tokens captured by a hook written here on block 2; the logit
+    effects equal ``lm_head.weight @ (W_dec[f] / scale)``; a saved SAE loads back to the same
+    numbers."""
     sae = nm.train_sae(llama, layer=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    captured = []
+    handle = llama.blocks[2].register_forward_hook(
+        lambda module, args, output: captured.append((output[0] if isinstance(output, tuple) else output)[0, 1:]))
+    try:
+        with torch.no_grad():
+            for text in TEXTS[::HOLDOUT]:
+                llama.model(llama.tokenizer(CONTRAST_PREFIX + text, return_tensors="pt")["input_ids"])
+    finally:
+        handle.remove()
+    stored = torch.zeros(len(sae.code_indices), sae.width, dtype=torch.float64).scatter(
+        1, torch.from_numpy(sae.code_indices).long(), torch.from_numpy(sae.code_values).double())
+    torch.testing.assert_close(stored, _hand_dense(sae, torch.cat(captured)), rtol=1e-4, atol=1e-4)
     x = torch.randn(7, llama.d_model) * 3
     assert torch.allclose(sae.decode(sae.encode(x)).double(), _hand_codes(sae, x), atol=1e-4)
     assert (np.count_nonzero(sae.encode(x.numpy()), axis=1) <= sae.k).all()
@@ -143,7 +168,10 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
     assert counts.sum() == np.count_nonzero(sae.activations_of(feature))
     assert sae.search(contexts[0]["token"])
     effects = sae.logit_effects(llama, feature, n=3)
-    assert effects["top"][0][1] >= effects["bottom"][0][1]
+    by_hand = llama.model.lm_head.weight.detach().double() @ (torch.from_numpy(sae.W_dec[feature]).double() / sae.scale)
+    for listed, ids in ((effects["top"], by_hand.topk(3).indices), (effects["bottom"], (-by_hand).topk(3).indices)):
+        assert [piece for piece, _ in listed] == llama.token_pieces(ids.tolist())
+        np.testing.assert_allclose([value for _, value in listed], by_hand[ids].numpy(), rtol=1e-4)
     assert sae.widget().card["feature"] == int(np.argmax(sae.frequencies))
     figure = sae.figure()
     assert figure.data[0].x.size == np.count_nonzero(sae.frequencies)

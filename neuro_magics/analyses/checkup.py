@@ -164,7 +164,8 @@ class CheckupResult(Result):
     """Per-step and per-head statistics over the corpus and the findings read from them.
 
     Arrays (L program steps, H heads): ``resid_max [L, d]`` max ``|h|`` per dim, ``resid_median
-    [L]``, ``resid_norm [L]`` mean norm without the first token, ``first_norm [L]`` the first
+    [L]`` (each batch's median ``|h|``, averaged with the batches' token counts as weights),
+    ``resid_norm [L]`` mean norm without the first token, ``first_norm [L]`` the first
     token's; ``sink_mass, entropy, importance [L, H]``; ``head_cosine [L, H, H]``; ``neuron_max,
     neuron_mean, neuron_std [L, N]``; ``block_influence [L]``; ``lens_agreement [L]``; ``alpha
     [blocks, matrices]``.

@@ -57,7 +57,8 @@ AUXK_COEF = 1 / 32
 EVAL_BATCH = 8
 #: Activation functions an SAE may have.
 ACTIVATIONS = ("topk", "relu", "jumprelu")
-#: Codes kept per held-out token for a ReLU or JumpReLU SAE (its strongest features; TopK keeps k).
+#: Codes kept per held-out token for a ReLU or JumpReLU SAE (at least; more where more features are
+#: active on a token, so that every active feature is kept); TopK keeps k.
 CODE_SLOTS = 64
 
 
@@ -823,9 +824,10 @@ def _read_held_out(subject: Subject, sae: SparseAutoencoder, texts: Sequence[str
 @torch.no_grad()
 def _evaluate(subject: Subject, coder: FeatureCoder, scale: float, site: str, step: int, texts: Sequence[str], *,
               slots: int, progress: bool) -> tuple[dict[str, float], dict[str, np.ndarray], list[list[str]]]:
-    """The held-out report and codes (each token's ``slots`` strongest features): FVU, L0, and
-    the next-token cross-entropy over the texts' own tokens with the site left alone,
-    replaced by its reconstruction on those tokens, and zeroed there."""
+    """The held-out report and codes (each token's ``slots`` strongest features, or all its
+    active ones where more are active): FVU, L0, and the next-token cross-entropy over the
+    texts' own tokens with the site left alone, replaced by its reconstruction on those
+    tokens, and zeroed there."""
     prefix_length = len(subject.tokenizer(CONTRAST_PREFIX)["input_ids"])
     totals = {"original": 0.0, "spliced": 0.0, "zero": 0.0}
     n_predictions, squared_error, variance_parts, active = 0, 0.0, [], 0
@@ -843,7 +845,9 @@ def _evaluate(subject: Subject, coder: FeatureCoder, scale: float, site: str, st
             scaled = x * scale
             dense = coder.dense(scaled)
             rebuilt = coder.decode(dense)
-            values, indices = dense.topk(slots, dim=-1)
+            # every active feature is kept: a ReLU SAE may have more than ``slots`` on a token
+            most_active = int((dense[own] > 0).sum(-1).max()) if own.any() else 0
+            values, indices = dense.topk(min(dense.shape[-1], max(slots, most_active)), dim=-1)
             spliced = torch.where(own[..., None], rebuilt / scale, x).to(subject.dtype)
             zeroed = torch.where(own[..., None], torch.zeros_like(x), x).to(subject.dtype)
             logits = {"original": original.logits}
@@ -871,6 +875,9 @@ def _evaluate(subject: Subject, coder: FeatureCoder, scale: float, site: str, st
     if not n_predictions:
         raise NeuroMagicsError("The held-out texts are one token each: give longer texts.")
     stacked = torch.cat(variance_parts)
+    width = max(part.shape[1] for part in indices_all)  # batches padded to the widest with zero codes
+    indices_all = [np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in indices_all]
+    values_all = [np.pad(part, ((0, 0), (0, width - part.shape[1]))) for part in values_all]
     codes = {"indices": np.concatenate(indices_all), "values": np.concatenate(values_all),
              "text_index": np.concatenate(text_index), "position": np.concatenate(positions)}
     report = {"fvu": squared_error / float((stacked - stacked.mean(0)).pow(2).sum()),
