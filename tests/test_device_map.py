@@ -249,7 +249,7 @@ def test_surgery_programs_mergekit_and_save_materialized(pair, tmp_path):
         saved = nm.save_materialized(pair[0], tmp_path / "materialized")
         from transformers import AutoModelForCausalLM
 
-        plain = AutoModelForCausalLM.from_pretrained(saved, torch_dtype=torch.float32)
+        plain = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32)
         with torch.no_grad():
             _same(plain(input_ids=ids).logits, logits[1])
     finally:
