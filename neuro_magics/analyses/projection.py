@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -261,10 +262,10 @@ def check_clusters(clusters: int | str | None, n_points: int | None = None) -> i
     """``None``, ``"auto"`` or a whole number K >= 2 (below the number of points)."""
     if clusters is None or clusters == "auto":
         return clusters
-    try:
-        k = int(clusters)
-    except (TypeError, ValueError):
-        raise NeuroMagicsError(f"--clusters must be a number of clusters or auto (got {clusters!r}).") from None
+    plain = isinstance(clusters, (int, np.integer)) and not isinstance(clusters, bool)
+    if not plain and not (isinstance(clusters, str) and re.fullmatch(r"\s*[0-9]+\s*", clusters)):
+        raise NeuroMagicsError(f"--clusters must be a number of clusters (digits 0-9) or auto (got {clusters!r}).")
+    k = int(clusters)
     if k < 2:
         raise NeuroMagicsError(f"--clusters must be at least 2 (got {k}).")
     if n_points is not None and k > n_points:

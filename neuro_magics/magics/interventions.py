@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses import interventions
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
+from .session import SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active
 
 
 @magics_class
@@ -28,7 +28,7 @@ class InterventionMagics(SessionMagics):
     @argument("--reset", action="store_true", help="Remove every active ablation.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors
@@ -72,12 +72,12 @@ class InterventionMagics(SessionMagics):
     @argument("--pos", default=None, help="Positive text of one contrast pair (its last token is used).")
     @argument("--neg", default=None, help="Negative text of the pair.")
     @argument("--pairs", default=None, help='JSONL file, one {"positive": ..., "negative": ...} per line.')
-    @argument("--layer", type=int, default=None, help="Block whose input is steered (n_layers: right before the unembedding).")
+    @argument("--layer", type=integer, default=None, help="Block whose input is steered (n_layers: right before the unembedding).")
     @argument("--coef", type=float, default=None, help="How much of the vector to add.")
     @argument("--reset", action="store_true", help="Remove every active steering vector.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -10,16 +12,16 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses import editing, pruning, quantization, weights
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
+from .session import SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active
 
 
 def _layer(value: str) -> int | str:
     if value == "auto":
         return value
     try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--layer must be a block index or auto (got {value!r}).") from None
+        return integer(value)
+    except ArgumentTypeError:
+        raise UsageError(f"--layer must be a block index (digits 0-9) or auto (got {value!r}).") from None
 
 
 @magics_class
@@ -34,7 +36,7 @@ class NeurosurgeryMagics(SessionMagics):
                    "behind unrelated contexts).")
     @argument("--neighbour", action="append", default=None,
               help="Another subject for the same prompt, whose answer should not change (repeatable).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Skip the before/after generations.")
     @argument("--undo", action="store_true", help="Revert the last edit.")
     @argument("--reset", action="store_true", help="Revert every edit.")
@@ -74,7 +76,7 @@ class NeurosurgeryMagics(SessionMagics):
     @magic_arguments()
     @argument("--method", default=None, help="wanda, magnitude, or layers (ShortGPT: drop the lowest Block Influence).")
     @argument("--sparsity", type=float, default=0.5, help="Fraction of each output row removed (wanda, magnitude).")
-    @argument("--drop", type=int, default=None, help="How many layers to drop (layers).")
+    @argument("--drop", type=integer, default=None, help="How many layers to drop (layers).")
     @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, layers).")
     @argument("--reset", action="store_true", help="Restore every pruned weight (layers: use %%reset_layers).")
     @line_magic
@@ -99,11 +101,11 @@ class NeurosurgeryMagics(SessionMagics):
         return result
 
     @magic_arguments()
-    @argument("--quantize", type=int, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
+    @argument("--quantize", type=integer, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
     @argument("--layers", default=None, help="Blocks to round (--quantize), e.g. 0-5; default all.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the rounding's before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @line_magic
     @one_line_errors
     def weights(self, line: str):

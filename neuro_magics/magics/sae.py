@@ -10,7 +10,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
+from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
+                      worker_options)
 
 ACTIONS = ("train", "load", "show", "steer", "ablate")
 
@@ -22,24 +23,24 @@ class SaeMagics(SessionMagics):
     @argument("name", nargs="?", default=None,
               help="load: a folder (SAELens or sparsify format) or hub name; show/steer/ablate: the SAE's variable "
                    "(default: the last trained or loaded).")
-    @argument("--layer", type=int, default=None,
+    @argument("--layer", type=integer, default=None,
               help="train: the layer (program step) whose site is read; load: overrides the file's hook.")
     @argument("--site", default=None, choices=SAE_SITES,
               help="train: the activations to decompose (default resid_post); load: overrides the file's hook.")
     @argument("--sae-id", default=None, help="load: the SAE inside SOURCE (a SAELens sae_id or a sparsify hookpoint).")
-    @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
-    @argument("--k", type=int, default=32, help="train: active features per token (TopK).")
-    @argument("--steps", type=int, default=300, help="train: Adam steps.")
-    @argument("--batch", type=int, default=1024, help="train: tokens per step.")
+    @argument("--expansion", type=integer, default=4, help="train: features per model dimension (4: 4 x d_model).")
+    @argument("--k", type=integer, default=32, help="train: active features per token (TopK).")
+    @argument("--steps", type=integer, default=300, help="train: Adam steps.")
+    @argument("--batch", type=integer, default=1024, help="train: tokens per step.")
     @argument("--lr", type=float, default=1e-3, help="train: Adam's learning rate.")
-    @argument("--seed", type=int, default=0, help="train: initialisation and batch order.")
+    @argument("--seed", type=integer, default=0, help="train: initialisation and batch order.")
     @argument("--corpus", default=None,
               help="train: builtin (default), builtin:math,code, or a .txt/.jsonl file; texts in the cell replace it.")
     @argument("-o", "--output", default=None, metavar="NAME", help="train/load: also store the SAE in NAME.")
-    @argument("--feature", type=int, default=None, help="show/steer/ablate: the feature.")
+    @argument("--feature", type=integer, default=None, help="show/steer/ablate: the feature.")
     @argument("--search", default=None, metavar="TOKEN", help="show: the features that fire most on TOKEN.")
     @argument("--text", default=None, help="show: the features most active on TEXT (runs the model on it).")
-    @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
+    @argument("--n", type=integer, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
     @worker_options("train's activation capture")
     @line_cell_magic
@@ -53,8 +54,7 @@ class SaeMagics(SessionMagics):
         nm.train_sae(subject, ...), nm.load_sae(subject, source, ...)."""
         args = parse_arguments(self.sae, line)
         check_positive(args, "expansion", "k", "steps", "batch", "n")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
         if args.action == "train":
             return self._train(args, cell)
         if args.workers is not None or args.ray_address is not None:
