@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.adapters import linear_modules, weight_matrix
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Hook, Intervention, WeightChange, rebuilder
 from ..core.loading import cache_dir
@@ -604,7 +604,7 @@ def finetune(
     _check_number("steps", steps, integer=True, low=0)
     _check_number("context", context, integer=True, low=2)
     _check_number("batch", batch_size, integer=True, low=1)
-    _check_number("seed", seed, integer=True, low=0)
+    check_seed(seed)
     _check_number("lr", lr, integer=False, low=0, low_open=True)
     _check_number("alpha", alpha, integer=False, low=0, low_open=True)
     _check_number("dropout", dropout, integer=False, low=0, high=1, high_open=True)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.distributed import check_workers
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.paths import read_user_text
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -330,6 +330,7 @@ def probe(
     check_workers(subject, workers, ray_address)
     check_choice("probe kind", kind, KINDS)
     check_choice("pooling", pooling, POOLING)
+    check_seed(seed)
     if (data is None) == (task is None):
         raise NeuroMagicsError(f"Give exactly one of --data FILE.jsonl or --task ({', '.join(tasks())}).")
     if task is not None:

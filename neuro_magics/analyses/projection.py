@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.distributed import check_workers
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
@@ -364,6 +364,7 @@ def project(
     check_choice("method", method, METHODS)
     check_choice("unit", unit, UNITS)
     check_choice("pooling", pooling, TEXT_POOLING)
+    check_seed(seed)
     if texts is None:
         if labels is not None:
             raise NeuroMagicsError("Labels were given without texts: give both, or neither for the bilingual demo.")

@@ -62,6 +62,10 @@ class NetworkMagics(SessionMagics):
         print("%ablate --network K|key masks these networks (--mode zero|keep-only|amplify).")
         if not args.lesion:
             return result
+        if result.metadata.get("interrupted"):
+            print("Interrupted: the networks of the texts read so far are kept; the lesion was not run "
+                  "(%%networks --lesion again, or nm.network_lesion(subject, result, probe)).")
+            return result
         from IPython.display import display
 
         from ..analyses.lesion import network_lesion

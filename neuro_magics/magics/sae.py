@@ -92,6 +92,9 @@ class SaeMagics(SessionMagics):
         self.session.sae = result
         if args.output is not None:
             self.shell.user_ns[args.output] = result
+        if result.report["interrupted"]:
+            print(f"Interrupted: kept the SAE after {result.report['steps_done']} of {args.steps} steps; its report "
+                  f"reads the first {result.report['held_out_texts']} held-out texts.")
         return result
 
     def _load(self, args) -> SparseAutoencoder:
