@@ -12,7 +12,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses import editing, pruning, quantization, weights
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import reset_interventions
-from .session import SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active
+from .session import (SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active,
+                      refuse_options)
 
 
 def _layer(value: str) -> int | str:
@@ -75,7 +76,8 @@ class NeurosurgeryMagics(SessionMagics):
 
     @magic_arguments()
     @argument("--method", default=None, help="wanda, magnitude, or layers (ShortGPT: drop the lowest Block Influence).")
-    @argument("--sparsity", type=float, default=0.5, help="Fraction of each output row removed (wanda, magnitude).")
+    @argument("--sparsity", type=float, default=None, help="Fraction of each output row removed (wanda, magnitude; "
+                                                           "default 0.5).")
     @argument("--drop", type=integer, default=None, help="How many layers to drop (layers).")
     @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, layers).")
     @argument("--reset", action="store_true", help="Restore every pruned weight (layers: use %%reset_layers).")
@@ -87,14 +89,17 @@ class NeurosurgeryMagics(SessionMagics):
         bit, %reset_layers the layers; nm.save_materialized writes the pruned model."""
         args = parse_arguments(self.prune, line)
         subject = self.session.require_subject()
+        others = ("method", "sparsity", "drop", "corpus")
         if args.reset:
-            if args.method is not None or args.drop is not None:
-                raise UsageError("--reset takes no other options.")
+            refuse_options(args, others, "does not go with --reset: run %prune --reset on its own.")
             print(f"Restored the weights of {reset_interventions(subject, 'prune')} pruning(s).")
             return None
         if args.method is None:
+            refuse_options(args, others, "needs --method wanda, magnitude or layers.")
             print_active(subject, "prune", "prunings")
             return None
+        if args.method == "magnitude":
+            refuse_options(args, ("corpus",), "is for wanda and layers: magnitude pruning reads only the weights.")
         result = pruning.prune(subject, args.method, args.sparsity, drop=args.drop, corpus=args.corpus)
         undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
         print(f"Active until {undo}: {result!r}")
