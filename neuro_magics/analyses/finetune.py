@@ -612,9 +612,14 @@ def finetune(
         raise NeuroMagicsError(f"--context {context} is longer than this model's {subject.context_length} tokens: "
                                "pick a shorter window.")
     targets = resolve_targets(subject, modules)
+    modules_by_name = block_linear_modules(subject)
+    smallest = min(targets, key=lambda name: min(weight_matrix(modules_by_name[name]).shape))
+    full_rank = min(weight_matrix(modules_by_name[smallest]).shape)
+    if rank > full_rank:
+        raise NeuroMagicsError(f"--rank {rank} is more than {smallest} can hold (min(in, out) = {full_rank}): "
+                               f"a LoRA above that rank adds nothing; use --rank {full_rank} or less.")
     texts = _read_texts(text, file)
     chunks = training_chunks(subject, texts, context).to(subject.device)
-    modules_by_name = block_linear_modules(subject)
     metadata = run_metadata(subject, analysis="finetune", rank=rank, alpha=alpha, dropout=dropout, steps=steps, lr=lr,
                             modules=targets, context=context, batch_size=batch_size, seed=seed, use_rslora=use_rslora,
                             n_tokens=int(chunks.numel()), text_sha256=hashlib.sha256(

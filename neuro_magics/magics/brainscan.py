@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
@@ -37,6 +38,9 @@ class BrainScanMagics(SessionMagics):
         finished cells; Python: nm.brainscan(subject, probe=..., score=...)."""
         args = parse_arguments(self.brainscan, line)
         check_output_name(self.shell, args.output)
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write probe items below %%brainscan (JSON lines, or passages for "
+                             "--probe text), or run %brainscan on one line for the built-in items.")
         subject = self.session.require_subject()
         result = brainscan(
             subject, probe=args.probe, score=args.score, items=cell, limit=args.limit,

@@ -45,7 +45,10 @@ class NetworkMagics(SessionMagics):
         check_output_name(self.shell, args.output)
         if args.output is not None and args.lesion:
             check_output_name(self.shell, f"{args.output}_lesion")
-        texts = split_texts(cell) if cell and cell.strip() else None
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write texts below %%networks (one per line, or blocks between blank "
+                             "lines), or run %networks on one line for the built-in corpus.")
+        texts = split_texts(cell) if cell is not None else None
         if texts is not None and args.corpus is not None:
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         subject = self.session.require_subject()

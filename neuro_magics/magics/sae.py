@@ -82,7 +82,10 @@ class SaeMagics(SessionMagics):
     def _train(self, args, cell: str | None) -> SparseAutoencoder:
         if args.layer is None:
             raise UsageError("%sae train needs --layer L, e.g. %sae train --layer 12.")
-        texts = split_texts(cell) if cell and cell.strip() else None
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write texts below %%sae train (one per line, or blocks between blank "
+                             "lines), or run %sae train on one line for the built-in corpus.")
+        texts = split_texts(cell) if cell is not None else None
         if texts is not None and args.corpus is not None:
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site or "resid_post",
