@@ -416,6 +416,7 @@ def steer(
     neg: str | None = None,
     pairs: str | Path | Sequence[tuple[str, str]] | None = None,
     vector: torch.Tensor | None = None,
+    vector_name: str | None = None,
     install: bool = True,
 ) -> Intervention:
     """Add ``coef * v`` to the residual stream entering block ``layer``, at every position
@@ -424,7 +425,8 @@ def steer(
     ``v`` is ``vector`` if given, else the mean over contrast pairs of the difference of
     the stream entering ``layer`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
     JSONL file or a list; see ``contrast_vector``). ``layer == n_layers`` adds to the final-normed stream right
-    before the unembedding, where the shift in logits is exactly ``coef * W_U v``.
+    before the unembedding, where the shift in logits is exactly ``coef * W_U v``. ``vector_name`` says
+    what a given ``vector`` is in ``%model`` (e.g. an SAE feature; default "a given vector").
     """
     if not math.isfinite(coef):
         raise NeuroMagicsError(f"--coef must be a finite number (got {coef}).")
@@ -451,7 +453,7 @@ def steer(
         vector = torch.as_tensor(vector)
         if vector.shape != (subject.d_model,):
             raise NeuroMagicsError(f"A steering vector must have shape ({subject.d_model},), got {tuple(vector.shape)}.")
-        what = "a given vector"
+        what = vector_name or "a given vector"
     vector = vector.to(device=subject.device, dtype=subject.dtype)
     shift = coef * vector
     if not torch.isfinite(shift).all():

@@ -450,7 +450,9 @@ class SparseAutoencoder(Result):
         if layer >= subject.n_layers:
             raise NeuroMagicsError(f"The output of the last block feeds the final norm, where nm.steer cannot add: "
                                    f"train the SAE on an earlier layer (0-{subject.n_layers - 2}) to steer by it.")
-        return steer(subject, layer=layer, coef=coef, vector=self.direction(feature), install=install)
+        source = self.path.name if self.path is not None else (self.source or "an SAE trained here")
+        return steer(subject, layer=layer, coef=coef, vector=self.direction(feature), install=install,
+                     vector_name=f"SAE feature {feature} of {self.site} at block {self.block}, {source}")
 
     def ablate(self, subject: Subject, feature: int, *, install: bool = True) -> Intervention:
         """Remove ``feature``'s contribution ``f(x) x direction`` from the site at every position

@@ -39,7 +39,7 @@ class InterventionMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
-            return self._reset(subject, "ablate", args, ("heads", "layers", "neurons", "network", "source", "value"))
+            return self._reset(subject, "ablate", args)
         if args.network is not None:
             return self._apply(subject, self._network_mask(subject, args), args)
         if args.source is not None or args.value is not None:
@@ -88,7 +88,7 @@ class InterventionMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
-            return self._reset(subject, "steer", args, ("pos", "neg", "pairs", "layer", "coef"))
+            return self._reset(subject, "steer", args)
         if all(getattr(args, name) is None for name in ("pos", "neg", "pairs", "layer", "coef")):
             return print_active(subject, "steer", "steering")
         if args.layer is None or args.coef is None:
@@ -114,8 +114,8 @@ class InterventionMagics(SessionMagics):
         return result
 
     @staticmethod
-    def _reset(subject, kind, args, other_options):
-        if any(getattr(args, name) is not None for name in other_options):
+    def _reset(subject, kind, args):
+        if args.options_given - {"reset"}:
             raise UsageError(f"--reset takes no other options; run %{kind} --reset, then %{kind} again.")
         removed = reset_interventions(subject, kind)
         print(f"Removed {removed} {'ablation' if kind == 'ablate' else 'steering'} intervention(s).")

@@ -52,9 +52,8 @@ class NeurosurgeryMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         actions = [name for name in ("undo", "reset", "list") if getattr(args, name)]
-        fact = ("prompt", "subject", "target", "paraphrase", "neighbour")
         if actions:
-            if len(actions) > 1 or any(getattr(args, name) is not None for name in fact):
+            if args.options_given - {actions[0]}:
                 raise UsageError(f"--{actions[0]} takes no other options.")
             if args.undo:
                 print(f"Reverted: {editing.undo_edit(subject).description}")
@@ -121,8 +120,7 @@ class NeurosurgeryMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.quantize is None:
-            if args.layers is not None or args.prompt is not None:
-                raise UsageError("--layers and --prompt go with --quantize 4|8.")
+            refuse_options(args, ("layers", "prompt", "max_new_tokens"), "goes with --quantize 4|8.")
             return weights.weight_views(subject)
         if args.quantize not in (4, 8):
             raise UsageError(f"--quantize must be 4 or 8 (got {args.quantize}).")

@@ -10,10 +10,20 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
+from ..core.interventions import reset_interventions
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
                       worker_options)
 
 ACTIONS = ("train", "load", "show", "steer", "ablate")
+#: The options each action reads; any other written option is refused, not silently ignored.
+ACTION_OPTIONS = {
+    "train": {"layer", "site", "expansion", "k", "steps", "batch", "lr", "seed", "corpus", "output", "workers",
+              "ray_address"},
+    "load": {"layer", "site", "sae_id", "corpus", "output"},
+    "show": {"feature", "search", "text", "n"},
+    "steer": {"feature", "coef"},
+    "ablate": {"feature", "reset"},
+}
 
 
 @magics_class
@@ -42,6 +52,7 @@ class SaeMagics(SessionMagics):
     @argument("--text", default=None, help="show: the features most active on TEXT (runs the model on it).")
     @argument("--n", type=integer, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
+    @argument("--reset", action="store_true", help="ablate: remove every SAE feature ablation.")
     @worker_options("train's activation capture")
     @line_cell_magic
     @one_line_errors
@@ -50,28 +61,34 @@ class SaeMagics(SessionMagics):
         SAE; %sae load FOLDER|HUB_NAME [--sae-id ID] reads a SAELens or sparsify SAE; %sae show
         [NAME] shows the feature dashboard, --feature F (or --search TOKEN, --text TEXT) prints a
         feature's reading; %sae steer [NAME] --feature F --coef C adds it to the stream, %sae ablate
-        [NAME] --feature F removes it from the site; both show in %model. Python:
+        [NAME] --feature F removes it from the site (%sae ablate --reset puts every one back); both show in
+        %model. Python:
         nm.train_sae(subject, ...), nm.load_sae(subject, source, ...)."""
         args = parse_arguments(self.sae, line)
+        for name in sorted(args.options_given - ACTION_OPTIONS[args.action]):
+            users = [f"%sae {action}" for action in ACTIONS if name in ACTION_OPTIONS[action]]
+            raise UsageError(f"--{name.replace('_', '-')} goes with {' or '.join(users)}, not %sae {args.action}.")
         check_positive(args, "expansion", "k", "steps", "batch", "n")
         check_output_name(self.shell, args.output)
         if args.action == "train":
             return self._train(args, cell)
-        if args.workers is not None or args.ray_address is not None:
-            raise UsageError(f"--workers is for %sae train; %sae {args.action} runs here: drop --workers.")
         if cell and cell.strip():
             raise UsageError(f"%sae {args.action} takes no cell; texts go with %%sae train.")
         if args.action == "load":
             return self._load(args)
+        if args.reset:
+            if args.feature is not None or args.name is not None:
+                raise UsageError("%sae ablate --reset removes every SAE feature ablation: give it no feature or SAE.")
+            print(f"Removed {reset_interventions(self.session.require_subject(), 'sae_ablate')} SAE feature ablation(s).")
+            return None
         sae = self._find(args.name)
         if args.action == "show":
             return self._show(sae, args)
         if args.action == "ablate":
             if args.feature is None:
-                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
+                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12 (--reset undoes them).")
             intervention = sae.ablate(self.session.require_subject(), args.feature)
-            print(f"Installed: {intervention.description}. %model lists it; nm.reset_interventions(m, "
-                  "'sae_ablate') removes it.")
+            print(f"Active until %sae ablate --reset: {intervention.description}.")
             return None
         if args.feature is None or args.coef is None or not math.isfinite(args.coef):
             raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
