@@ -392,7 +392,7 @@ def proxy_metrics(states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[n
 def _resumed(path: str | Path, metadata: dict[str, Any]) -> BrainScanResult:
     found = _npz_path(path)
     if not found.exists():
-        raise NeuroMagicsError(f"--resume: no file {str(path)!r}: give the path a scan was saved to with --save.")
+        raise NeuroMagicsError(f"No file {str(path)!r} to --resume: give the path a scan was saved to with --save.")
     saved = BrainScanResult.load(found)
     difference = _sweep_difference(saved, metadata)
     if difference:

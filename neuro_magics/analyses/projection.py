@@ -264,7 +264,7 @@ def check_clusters(clusters: int | str | None, n_points: int | None = None) -> i
         return clusters
     plain = isinstance(clusters, (int, np.integer)) and not isinstance(clusters, bool)
     if not plain and not (isinstance(clusters, str) and re.fullmatch(r"\s*[0-9]+\s*", clusters)):
-        raise NeuroMagicsError(f"--clusters must be a number of clusters (digits 0-9) or auto (got {clusters!r}).")
+        raise NeuroMagicsError(f"--clusters must be a number of clusters or auto (digits 0-9; got {clusters!r}).")
     k = int(clusters)
     if k < 2:
         raise NeuroMagicsError(f"--clusters must be at least 2 (got {k}).")

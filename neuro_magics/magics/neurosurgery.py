@@ -22,7 +22,7 @@ def _layer(value: str) -> int | str:
     try:
         return integer(value)
     except ArgumentTypeError:
-        raise UsageError(f"--layer must be a block index (digits 0-9) or auto (got {value!r}).") from None
+        raise UsageError(f"--layer must be a block index or auto (digits 0-9; got {value!r}).") from None
 
 
 @magics_class

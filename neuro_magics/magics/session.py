@@ -103,7 +103,7 @@ def integer(text: str) -> int:
     ``int`` also reads other scripts' digits (Arabic-Indic three), which --heads, --spans and the
     ranges refuse: one rule for every whole number a magic reads."""
     if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: write it with the digits 0-9")
+        raise argparse.ArgumentTypeError(f"invalid int value {text!r}: write whole numbers with the digits 0-9")
     return int(text)
 
 
@@ -114,7 +114,7 @@ def check_output_name(shell, name: str | None, option: str = "-o") -> None:
     if name is None:
         return
     if not name.isidentifier() or keyword.iskeyword(name):
-        raise UsageError(f"{option} needs a Python variable name, not {name!r}.")
+        raise UsageError(f"{option} needs a Python variable name: {name!r} is not a valid Python name.")
     if isinstance(shell.user_ns.get(name), Subject):
         raise UsageError(f"{option} {name}: {name!r} holds the loaded model; pick another name for the result.")
 
