@@ -67,7 +67,7 @@ class SaeMagics(SessionMagics):
         args = parse_arguments(self.sae, line)
         for name in sorted(args.options_given - ACTION_OPTIONS[args.action]):
             users = [f"%sae {action}" for action in ACTIONS if name in ACTION_OPTIONS[action]]
-            raise UsageError(f"--{name.replace('_', '-')} goes with {' or '.join(users)}, not %sae {args.action}.")
+            raise UsageError(f"--{name.replace('_', '-')} is for {' or '.join(users)}, not %sae {args.action}.")
         check_positive(args, "expansion", "k", "steps", "batch", "n")
         check_output_name(self.shell, args.output)
         if args.action == "train":
