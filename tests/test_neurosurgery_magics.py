@@ -72,7 +72,7 @@ def test_weights_shows_the_views_and_simulates_rounding(loaded):
 
 @pytest.mark.parametrize("magic, line, message", [
     ("weights", "--quantize 2", "--quantize must be 4 or 8 \\(got 2\\)"),
-    ("weights", "--layers 0-1", "go with --quantize"),
+    ("weights", "--layers 0-1", "goes with --quantize"),
     ("edit", '--prompt "{} plays" --subject "Bob"', "needs --target"),
     ("edit", '--prompt "Ann plays" --subject "Bob" --target " golf" --layer 1', "does not occur in the prompt"),
     ("edit", '--prompt "{} plays" --subject "Bob" --target " golf" --layer top', "block index or auto"),

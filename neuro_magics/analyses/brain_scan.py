@@ -389,7 +389,10 @@ def proxy_metrics(states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[n
 
 
 def _resumed(path: str | Path, metadata: dict[str, Any]) -> BrainScanResult:
-    saved = BrainScanResult.load(_npz_path(path))
+    found = _npz_path(path)
+    if not found.exists():
+        raise NeuroMagicsError(f"No file {str(path)!r} to --resume: give the path a scan was saved to with --save.")
+    saved = BrainScanResult.load(found)
     difference = _sweep_difference(saved, metadata)
     if difference:
         raise NeuroMagicsError(
@@ -440,8 +443,10 @@ def _checkpoint_path(save: str | Path | None, resume: str | Path | None, metadat
 
 
 def _npz_path(path: str | Path, what: str = "--resume") -> Path:
+    """The file as named when it exists (``--resume binary.bin``), else with ``.npz`` added
+    (what ``save`` writes for a bare name)."""
     path = user_path(path, what)
-    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+    return path if path.suffix == ".npz" or path.is_file() else path.with_name(path.name + ".npz")
 
 
 @dataclass(repr=False, eq=False)

@@ -227,10 +227,14 @@ def _edit(subject: Subject, arguments: dict[str, Any], description: str) -> Inte
 
 def traced_layer(subject: Subject, text: str, subject_text: str) -> int:
     """The block whose MLP (window) restores the most of the fact at the subject's last token
-    in causal tracing (``nm.trace``)."""
+    in causal tracing (``nm.trace``). A trace cut short by Ctrl-C chooses nothing: a layer picked
+    from part of the map would be an edit the user stopped."""
     from .tracing import TRACE_SITES, trace
 
     traced = trace(subject, text, subject_text)
+    if traced.metadata.get("interrupted"):
+        raise NeuroMagicsError("Interrupted during causal tracing, before a layer was chosen: nothing was edited. "
+                               "Run it again, or give --layer N to skip the tracing.")
     effect = traced.effect[TRACE_SITES.index("mlp_out"), :, traced.subject_positions[-1]]
     if not np.isfinite(effect).any():
         raise NeuroMagicsError("Causal tracing found no MLP effect at the subject's last token: give --layer N.")

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core.adapters import linear_modules, weight_matrix
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.files import move_folder_into_place, replacing_folder, staged_folder
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Hook, Intervention, WeightChange, rebuilder
@@ -584,7 +584,7 @@ def finetune(
     _check_number("steps", steps, integer=True, low=0)
     _check_number("context", context, integer=True, low=2)
     _check_number("batch", batch_size, integer=True, low=1)
-    _check_number("seed", seed, integer=True, low=0)
+    check_seed(seed)
     _check_number("lr", lr, integer=False, low=0, low_open=True)
     _check_number("alpha", alpha, integer=False, low=0, low_open=True)
     _check_number("dropout", dropout, integer=False, low=0, high=1, high_open=True)
@@ -592,9 +592,14 @@ def finetune(
         raise NeuroMagicsError(f"--context {context} is longer than this model's {subject.context_length} tokens: "
                                "pick a shorter window.")
     targets = resolve_targets(subject, modules)
+    modules_by_name = block_linear_modules(subject)
+    smallest = min(targets, key=lambda name: min(weight_matrix(modules_by_name[name]).shape))
+    full_rank = min(weight_matrix(modules_by_name[smallest]).shape)
+    if rank > full_rank:
+        raise NeuroMagicsError(f"--rank {rank} is more than {smallest} can hold (min(in, out) = {full_rank}): "
+                               f"a LoRA above that rank adds nothing; use --rank {full_rank} or less.")
     texts = _read_texts(text, file)
     chunks = training_chunks(subject, texts, context).to(subject.device)
-    modules_by_name = block_linear_modules(subject)
     metadata = run_metadata(subject, analysis="finetune", rank=rank, alpha=alpha, dropout=dropout, steps=steps, lr=lr,
                             modules=targets, context=context, batch_size=batch_size, seed=seed, use_rslora=use_rslora,
                             n_tokens=int(chunks.numel()), text_sha256=hashlib.sha256(

@@ -385,13 +385,25 @@ def read_pairs(path: str | Path) -> list[tuple[str, str]]:
             continue
         try:
             record = json.loads(line)
-            pairs.append((str(record["positive"]), str(record["negative"])))
+            pair = (record["positive"], record["negative"])
         except (json.JSONDecodeError, KeyError, TypeError):
             raise NeuroMagicsError(
                 f"{path}:{number} is not a {{\"positive\": ..., \"negative\": ...}} JSON line.") from None
+        pairs.append(_text_pair(pair, f"{path}:{number}"))
     if not pairs:
         raise NeuroMagicsError(f"{path} holds no contrast pairs: write one {{\"positive\": ..., \"negative\": ...}} per line.")
     return pairs
+
+
+def _text_pair(pair: Any, where: str) -> tuple[str, str]:
+    """A contrast pair of two non-empty texts: a number (``{"positive": 1}``) would steer on the
+    text "1", which nobody means."""
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+        raise NeuroMagicsError(f"{where}: a contrast pair is two texts (positive, negative), got {pair!r}.")
+    for side, text in zip(("positive", "negative"), pair):
+        if not isinstance(text, str) or not text.strip():
+            raise NeuroMagicsError(f"{where}: the {side} side must be a non-empty text in quotes, not {text!r}.")
+    return pair[0], pair[1]
 
 
 @with_lock
@@ -404,6 +416,7 @@ def steer(
     neg: str | None = None,
     pairs: str | Path | Sequence[tuple[str, str]] | None = None,
     vector: torch.Tensor | None = None,
+    vector_name: str | None = None,
     install: bool = True,
 ) -> Intervention:
     """Add ``coef * v`` to the residual stream entering block ``layer``, at every position
@@ -412,7 +425,8 @@ def steer(
     ``v`` is ``vector`` if given, else the mean over contrast pairs of the difference of
     the stream entering ``layer`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
     JSONL file or a list; see ``contrast_vector``). ``layer == n_layers`` adds to the final-normed stream right
-    before the unembedding, where the shift in logits is exactly ``coef * W_U v``.
+    before the unembedding, where the shift in logits is exactly ``coef * W_U v``. ``vector_name`` says
+    what a given ``vector`` is in ``%model`` (e.g. an SAE feature; default "a given vector").
     """
     if not math.isfinite(coef):
         raise NeuroMagicsError(f"--coef must be a finite number (got {coef}).")
@@ -432,14 +446,14 @@ def steer(
             pairs = read_pairs(pairs)
         elif not pairs:
             raise NeuroMagicsError("No contrast pairs given.")
-        pairs = [(str(p), str(n)) for p, n in pairs]
+        pairs = [_text_pair(pair, f"Pair {number}") for number, pair in enumerate(pairs, 1)]
         vector = contrast_vector(subject, layer, pairs)
         what = f"pos/neg {pairs[0][0]!r}/{pairs[0][1]!r}" if len(pairs) == 1 else f"mean difference of {len(pairs)} pairs"
     else:
         vector = torch.as_tensor(vector)
         if vector.shape != (subject.d_model,):
             raise NeuroMagicsError(f"A steering vector must have shape ({subject.d_model},), got {tuple(vector.shape)}.")
-        what = "a given vector"
+        what = vector_name or "a given vector"
     vector = vector.to(device=subject.device, dtype=subject.dtype)
     shift = coef * vector
     if not torch.isfinite(shift).all():

@@ -52,7 +52,7 @@ PCA_COMPONENTS = 5
 PCA_MAX_TOKENS = 4096
 #: Names for the kinds of interventions ``-KIND`` can leave out (``-adapter`` means every LoRA).
 KIND_ALIASES = {"adapter": ADAPTER_KINDS, "adapters": ADAPTER_KINDS, "lora": ADAPTER_KINDS}
-_PROGRAM = re.compile(r"^\s*\d+\s*([-:]\s*\d+\s*)?(,\s*\d+\s*([-:]\s*\d+\s*)?)*$")
+_PROGRAM = re.compile(r"^\s*[0-9]+\s*([-:]\s*[0-9]+\s*)?(,\s*[0-9]+\s*([-:]\s*[0-9]+\s*)?)*$")
 SIDE_HELP = ("current, original, -KIND (current without KIND interventions: -adapter, -steer, ...), "
              "a layer program like 0-12,8-29, or a checkpoint folder / hub id")
 

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from ..core.distributed import ShardedWork, check_workers, run_units
-from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
+from ..core.errors import NeuroMagicsError, NeuroMagicsWarning, check_seed
 from ..core.programs import LayerProgram, parse_ranges
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -560,6 +560,7 @@ def networks(
     if max_tokens is not None and max_tokens < 1:
         raise NeuroMagicsError(f"--max-tokens must be at least 1 (got {max_tokens}).")
     check_workers(subject, workers, ray_address)
+    check_seed(random_state)
     chosen_layers = parse_layers(layers, subject.n_layers)
     _check_threshold(threshold, len(chosen_layers) * subject.d_model)
     corpus = load_corpus(texts)

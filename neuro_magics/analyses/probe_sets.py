@@ -136,7 +136,8 @@ def parse_items(
 def _item(record, where: str, default_scorer: str | None) -> ProbeItem:
     if not isinstance(record, Mapping):
         raise NeuroMagicsError(f'{where} is not a JSON object: write {{"prompt": ..., "answer": ...}}.')
-    missing = [key for key in ("prompt", "answer") if not isinstance(record.get(key), (str, int))]
+    missing = [key for key, kinds in (("prompt", str), ("answer", (str, int)))
+               if not isinstance(record.get(key), kinds) or isinstance(record.get(key), bool)]
     if missing:
         raise NeuroMagicsError(f"{where} needs a {missing[0]!r} (text); it has {sorted(record)}.")
     prompt, answer = str(record["prompt"]), str(record["answer"])

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.distributed import check_workers
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.paths import read_user_text
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -62,7 +62,9 @@ def read_labelled(path: str | Path) -> tuple[list[str], list[str], list[str] | N
             raise NeuroMagicsError(f"{path}:{number} is not a {{\"text\": ..., \"label\": ...}} JSON line.") from None
         if label is None or str(label).strip() == "":
             raise NeuroMagicsError(f"{path}:{number} has an empty label: every text needs one.")
-        texts.append(str(text))
+        if not isinstance(text, str) or not text.strip():
+            raise NeuroMagicsError(f"{path}:{number}: \"text\" must be a non-empty text in quotes, not {text!r}.")
+        texts.append(text)
         labels.append(str(label))
         groups.append(None if record.get("group") is None else str(record["group"]))
     if any(group is None for group in groups) and not all(group is None for group in groups):
@@ -330,6 +332,7 @@ def probe(
     check_workers(subject, workers, ray_address)
     check_choice("probe kind", kind, KINDS)
     check_choice("pooling", pooling, POOLING)
+    check_seed(seed)
     if (data is None) == (task is None):
         raise NeuroMagicsError(f"Give exactly one of --data FILE.jsonl or --task ({', '.join(tasks())}).")
     if task is not None:
@@ -341,7 +344,10 @@ def probe(
         widths = {len(row) if isinstance(row, (tuple, list)) else 0 for row in rows}
         if not widths <= {2} and not widths <= {3}:
             raise NeuroMagicsError("Give the data as (text, label) or (text, label, group) rows, all alike.")
-        texts, labels = [str(row[0]) for row in rows], [str(row[1]) for row in rows]
+        bad = [row[0] for row in rows if not isinstance(row[0], str) or not row[0].strip()]
+        if bad:
+            raise NeuroMagicsError(f"Every row's text must be a non-empty string, not {bad[0]!r}.")
+        texts, labels = [row[0] for row in rows], [str(row[1]) for row in rows]
         groups = [str(row[2]) for row in rows] if widths == {3} else None
     if not texts:
         raise NeuroMagicsError("No labelled texts: give one {\"text\": ..., \"label\": ...} per line.")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -24,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.distributed import check_workers
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
@@ -261,10 +262,10 @@ def check_clusters(clusters: int | str | None, n_points: int | None = None) -> i
     """``None``, ``"auto"`` or a whole number K >= 2 (below the number of points)."""
     if clusters is None or clusters == "auto":
         return clusters
-    try:
-        k = int(clusters)
-    except (TypeError, ValueError):
-        raise NeuroMagicsError(f"--clusters must be a number of clusters or auto (got {clusters!r}).") from None
+    plain = isinstance(clusters, (int, np.integer)) and not isinstance(clusters, bool)
+    if not plain and not (isinstance(clusters, str) and re.fullmatch(r"\s*[0-9]+\s*", clusters)):
+        raise NeuroMagicsError(f"--clusters must be a number of clusters or auto (digits 0-9; got {clusters!r}).")
+    k = int(clusters)
     if k < 2:
         raise NeuroMagicsError(f"--clusters must be at least 2 (got {k}).")
     if n_points is not None and k > n_points:
@@ -363,6 +364,7 @@ def project(
     check_choice("method", method, METHODS)
     check_choice("unit", unit, UNITS)
     check_choice("pooling", pooling, TEXT_POOLING)
+    check_seed(seed)
     if texts is None:
         if labels is not None:
             raise NeuroMagicsError("Labels were given without texts: give both, or neither for the bilingual demo.")

@@ -267,7 +267,7 @@ def block_influence(subject: Subject, passages: Sequence[str]) -> np.ndarray:
 def prune(
     subject: Subject,
     method: str = "wanda",
-    sparsity: float = 0.5,
+    sparsity: float | None = None,
     *,
     drop: int | None = None,
     corpus: str = "builtin",
@@ -275,8 +275,8 @@ def prune(
 ) -> PruneResult:
     """Prune the subject and report perplexity, probe scores and parameters before and after.
 
-    ``wanda`` / ``magnitude``: remove ``sparsity`` (0 < s < 1) of each output row of every block
-    matrix; undo with ``nm.reset_interventions(subject, "prune")``. ``layers``: drop the ``drop``
+    ``wanda`` / ``magnitude``: remove ``sparsity`` (0 < s < 1, default 0.5) of each output row of every
+    block matrix; undo with ``nm.reset_interventions(subject, "prune")``. ``layers``: drop the ``drop``
     steps of lowest Block Influence; undo with ``subject.reset()`` (``%reset_layers``). ``corpus``
     is ``"builtin"`` or a text file (Wanda's norms, Block Influence). With ``install=False``
     the model is measured pruned and left as it was.
@@ -284,12 +284,16 @@ def prune(
     if method not in METHODS:
         raise NeuroMagicsError(f"Unknown pruning method {method!r}: use wanda, magnitude or layers.")
     if method == "layers":
+        if sparsity is not None:
+            raise NeuroMagicsError("--sparsity is for wanda and magnitude; --method layers removes whole layers: "
+                                   "give --drop N instead.")
         if drop is None or isinstance(drop, bool) or not isinstance(drop, int) or not 1 <= drop < len(subject.program):
             raise NeuroMagicsError(f"--method layers needs --drop N with 1 <= N < {len(subject.program)} "
                                    f"(the current program's steps; got {drop}).")
     else:
         if drop is not None:
             raise NeuroMagicsError("--drop is for --method layers; wanda and magnitude take --sparsity.")
+        sparsity = 0.5 if sparsity is None else sparsity
         if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 < sparsity < 1:
             raise NeuroMagicsError(f"--sparsity must be a fraction strictly between 0 and 1, e.g. 0.5 (got {sparsity}).")
         refuse_offloaded(subject.model, f"Pruning ({method})")

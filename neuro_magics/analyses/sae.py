@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from ..core.distributed import check_workers
-from ..core.errors import NeuroMagicsError
+from ..core.errors import NeuroMagicsError, check_seed
 from ..core.files import move_file_into_place, staged_file
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.loading import cache_dir
@@ -452,7 +452,9 @@ class SparseAutoencoder(Result):
         if layer >= subject.n_layers:
             raise NeuroMagicsError(f"The output of the last block feeds the final norm, where nm.steer cannot add: "
                                    f"train the SAE on an earlier layer (0-{subject.n_layers - 2}) to steer by it.")
-        return steer(subject, layer=layer, coef=coef, vector=self.direction(feature), install=install)
+        source = self.path.name if self.path is not None else (self.source or "an SAE trained here")
+        return steer(subject, layer=layer, coef=coef, vector=self.direction(feature), install=install,
+                     vector_name=f"SAE feature {feature} of {self.site} at block {self.block}, {source}")
 
     def ablate(self, subject: Subject, feature: int, *, install: bool = True) -> Intervention:
         """Remove ``feature``'s contribution ``f(x) x direction`` from the site at every position
@@ -669,7 +671,8 @@ def train_sae(
     ``layer``, over ``texts`` (a list, a .txt/.jsonl file, ``"builtin:math,code"``; default: the
     built-in five-genre corpus), for ``steps`` Adam
     steps of ``batch_size`` tokens. Every tenth text is held out for the report. Ctrl-C
-    during training keeps the SAE trained so far (``report["interrupted"]``). ``workers``: capture
+    during training keeps the SAE trained so far (``report["interrupted"]``, ``report["steps_done"]``)
+    and reads only the first batch of held-out texts for its report, so it returns in seconds. ``workers``: capture
     the training activations on that many Ray workers (at ``ray_address``, else a local
     cluster), each with its own copy of the model; the activations are the same.
 
@@ -680,6 +683,7 @@ def train_sae(
     memorised, so more texts help more than more steps)."""
     _check_layer_and_site(subject, layer, site)
     check_workers(subject, workers, ray_address)
+    check_seed(seed)
     for name, value in (("expansion", expansion), ("k", k), ("steps", steps), ("batch", batch_size)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise NeuroMagicsError(f"--{name} must be a positive whole number (got {value!r}).")
@@ -705,9 +709,12 @@ def train_sae(
         model, fit = fit_topk(data, width, k, steps=steps, batch_size=min(batch_size, len(data)), lr=lr,
                               seed=seed, bar=bar)
     del data
+    if fit.interrupted:  # the report reads one batch of held-out texts: Ctrl-C returns in seconds
+        held_out = held_out[:EVAL_BATCH]
     weights = {name: getattr(model, name).detach().float().cpu().numpy() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
     weights.update(fvu_curve=np.asarray(fit.fvu_curve, dtype=np.float32), since_fired=fit.since_fired)
-    report = {"interrupted": fit.interrupted, "tokens_seen": fit.tokens_seen, "seconds": fit.seconds,
+    report = {"interrupted": fit.interrupted, "steps_done": len(fit.fvu_curve), "held_out_texts": len(held_out),
+              "tokens_seen": fit.tokens_seen, "seconds": fit.seconds,
               "dead_after": int(captured.vectors.shape[1]),
               "dead_fraction": float((fit.since_fired > captured.vectors.shape[1]).mean())}
     metadata = run_metadata(subject, held_out, analysis="sae", site=site, layer=int(layer), expansion=expansion,

@@ -33,7 +33,7 @@ from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
 from ..core.progress import ProgressBar, transformers_bars
 from ..core.subject import Subject, with_lock
 
-_SPAN = re.compile(r"^\s*(\d+)\s*([-:])\s*(\d+)\s*$")
+_SPAN = re.compile(r"^\s*([0-9]+)\s*([-:])\s*([0-9]+)\s*$")
 
 
 # -- planning: pure functions on programs ---------------------------------------------------
@@ -43,7 +43,9 @@ def parse_span(spec: str, length: int) -> tuple[int, int]:
     """``"I:J"`` (half-open) or ``"I-J"`` (inclusive) as a half-open ``(start, end)`` within ``length``."""
     match = _SPAN.match(spec or "")
     if not match:
-        raise ProgramError(f"Cannot read {spec!r}: give a block of positions as I:J (half-open) or I-J (inclusive).")
+        negative = " (positions count from 0; there are no negative positions)" if str(spec).strip().startswith("-") else ""
+        raise ProgramError(f"Cannot read {spec!r}: give a block of positions as I:J (half-open) or I-J (inclusive)"
+                           f"{negative}.")
     start, sep, last = int(match[1]), match[2], int(match[3])
     end = last + 1 if sep == "-" else last
     _check_span(start, end, length)

@@ -36,3 +36,14 @@ class NoModelError(NeuroMagicsError):
 class NeuroMagicsWarning(UserWarning):
     """Something the user should know that does not stop the work (one line; the magics
     print it as such)."""
+
+
+#: Seeds reach numpy's RandomState (scikit-learn, UMAP, t-SNE, FastICA), which takes 0 to 2**32 - 1.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed: object, limit: int = SEED_LIMIT) -> None:
+    """Refuse, before any work, a seed the random generators behind it would reject only
+    after the long part (UMAP raises on a negative seed after the activations are read)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < limit:
+        raise NeuroMagicsError(f"--seed must be a whole number from 0 to {limit - 1} (got {seed!r}).")

@@ -125,6 +125,9 @@ def load_model(
 
 
 def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: bool, **kwargs):
+    """The model, then its tokenizer: a folder with a config and no weights is told that its
+    weights are missing, not that its tokenizer is."""
+    from huggingface_hub.errors import StrictDataclassError
     from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -132,19 +135,37 @@ def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: b
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise ModelLoadError(_explain_missing(source, error)) from None
+    except (StrictDataclassError, TypeError) as error:  # a config.json whose values do not fit together
+        raise ModelLoadError(f"{source!r} has a config.json transformers refuses: {_innermost_line(error)}") from None
     adapter_for_config(config)  # unsupported architectures fail before any weight is read
     try:
         with transformers_bars():
-            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(
-            source,
-            dtype=torch_dtype,
-            trust_remote_code=trust_remote_code,
-            **{k: v for k, v in kwargs.items() if v is not None},
-        )
-    except (OSError, ValueError, SafetensorError) as error:
+                source,
+                dtype=torch_dtype,
+                trust_remote_code=trust_remote_code,
+                **{k: v for k, v in kwargs.items() if v is not None},
+            )
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        if Path(source).is_dir() and "no file named" in str(error):
+            raise ModelLoadError(f"{source!r} has a config.json but no weights (model.safetensors or "
+                                 "pytorch_model.bin): save the model into it with model.save_pretrained(folder).") from None
         raise ModelLoadError(f"Could not load {source!r}: {_first_line(error)}") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, TypeError) as error:
+        raise ModelLoadError(f"Could not load the tokenizer of {source!r} (its weights are fine): "
+                             f"{_first_line(error).rstrip(': ')}; save the tokenizer into the folder too "
+                             "(tokenizer.save_pretrained(folder)).") from None
     return model, tokenizer
+
+
+def _innermost_line(error: BaseException) -> str:
+    """The first line of the deepest cause: huggingface_hub wraps a config's own ValueError
+    ("The hidden size (8) is not a multiple of ...") in a generic validation error."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return _first_line(error)
 
 
 def _first_line(error: Exception) -> str:

@@ -28,7 +28,7 @@ from .errors import ProgramError
 #: stacks, small enough that a typo like ``--times 1000`` fails fast instead of OOM.
 MAX_PROGRAM_FACTOR = 8
 
-_RANGE = re.compile(r"^\s*(\d+)\s*(?:([-:])\s*(\d+))?\s*$")
+_RANGE = re.compile(r"^\s*([0-9]+)\s*(?:([-:])\s*([0-9]+))?\s*$")
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,8 @@ def parse_ranges(spec: str, n_layers: int, *, unit: str = "block", owner: str = 
         match = _RANGE.match(part)
         if not match:
             raise ProgramError(
-                f"Cannot read {part.strip()!r} in {spec!r}: use a, a-b (inclusive) or a:b (half-open)."
+                f"Cannot read {part.strip()!r} in {spec!r}: use a, a-b (inclusive) or a:b (half-open), counted from 0"
+                + (" (there are no negative indices)." if part.strip().startswith("-") else ".")
             )
         first, sep, last = match.groups()
         lo = int(first)

@@ -213,6 +213,8 @@ def load_result(path: str | Path) -> Result:
         detail = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
         if path.stat().st_size == 0:
             detail = "the file is empty"
+        elif "allow_pickle" in detail:  # numpy's guess for any file that is neither .npz nor .npy
+            detail = "it is not a .npz file"
         raise NeuroMagicsError(f"not a neuro_magics result: {path} is not a saved result ({detail}).") from None
     if not isinstance(header, dict) or not isinstance(header.get("fields"), dict) or not isinstance(
             header.get("metadata"), dict):

@@ -7,7 +7,7 @@ from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.attribution import BASELINES, METHODS, AttributionResult, attribute
-from .session import SessionMagics, one_line_errors, parse_arguments
+from .session import SessionMagics, check_output_name, integer, one_line_errors, parse_arguments
 
 
 @magics_class
@@ -20,8 +20,8 @@ class AttributionMagics(SessionMagics):
                                            '--foil " Rome".')
     @argument("--method", default="all",
               help=f"{', '.join(METHODS)}, several comma-separated, or all (default).")
-    @argument("--steps", type=int, default=32, help="Integrated-gradient steps, run as one batch (default 32).")
-    @argument("--generate", type=int, default=0, metavar="N",
+    @argument("--steps", type=integer, default=32, help="Integrated-gradient steps, run as one batch (default 32).")
+    @argument("--generate", type=integer, default=0, metavar="N",
               help="Let the model write N tokens and explain each: a source x generated-token matrix.")
     @argument("--baseline", default="pad", help=f"Where integrated gradients start and what occlusion puts in: "
                                                 f"{', '.join(BASELINES)} (default pad).")
@@ -40,8 +40,7 @@ class AttributionMagics(SessionMagics):
         or ``%attribute "The Eiffel Tower is in"``. In Python: ``nm.attribute(subject, prompt, ...)``.
         """
         args = parse_arguments(self.attribute, line)
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o {args.output!r} is not a valid Python name.")
+        check_output_name(self.shell, args.output)
         if args.steps < 1:
             raise UsageError(f"--steps must be at least 1 (got {args.steps}).")
         if args.generate < 0:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.brain_scan import BrainScanResult, brainscan
-from ..core.errors import NeuroMagicsError
-from .session import SessionMagics, one_line_errors, parse_arguments, worker_options
+from .session import SessionMagics, check_output_name, integer, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -18,11 +18,11 @@ class BrainScanMagics(SessionMagics):
                    "Items in the cell body (JSON lines, or passages for text) replace the built-in ones.")
     @argument("--score", default="logprob", choices=("logprob", "generate"),
               help="logprob: teacher-forced answer log-probability (fast); generate: greedy answer, graded.")
-    @argument("--max-new-tokens", type=int, default=64, help="Longest greedy answer with --score generate.")
+    @argument("--max-new-tokens", type=integer, default=64, help="Longest greedy answer with --score generate.")
     @argument("--layers", default=None,
               help="Sweep only configs inside I0:J0 (I0 <= i < j <= J0); a-b is inclusive.")
-    @argument("--times", type=int, default=1, help="Extra passes of the duplicated block (1: it runs twice).")
-    @argument("--limit", type=int, default=None, help="Use only the first N probe items.")
+    @argument("--times", type=integer, default=1, help="Extra passes of the duplicated block (1: it runs twice).")
+    @argument("--limit", type=integer, default=None, help="Use only the first N probe items.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
     @argument("--save", default=None, metavar="PATH", help="Write the result to PATH (.npz) as rows finish.")
     @argument("--resume", default=None, metavar="PATH",
@@ -37,8 +37,10 @@ class BrainScanMagics(SessionMagics):
         Click a cell to apply that program and see the before/after diff. Ctrl-C keeps the
         finished cells; Python: nm.brainscan(subject, probe=..., score=...)."""
         args = parse_arguments(self.brainscan, line)
-        if args.output is not None and not args.output.isidentifier():
-            raise NeuroMagicsError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write probe items below %%brainscan (JSON lines, or passages for "
+                             "--probe text), or run %brainscan on one line for the built-in items.")
         subject = self.session.require_subject()
         result = brainscan(
             subject, probe=args.probe, score=args.score, items=cell, limit=args.limit,

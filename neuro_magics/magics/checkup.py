@@ -9,7 +9,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses.checkup import CheckupResult, checkup
 from ..analyses.corpus import load_corpus
 from ..core.errors import NeuroMagicsError
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
+from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
+                      worker_options)
 
 
 @magics_class
@@ -17,8 +18,8 @@ class CheckupMagics(SessionMagics):
     @magic_arguments()
     @argument("--corpus", default="builtin",
               help="builtin (the five-genre corpus), builtin:math,code, or a .txt / .jsonl file of texts.")
-    @argument("--max-texts", type=int, default=24, help="Texts read from the corpus (spread over it).")
-    @argument("--max-tokens", type=int, default=48, help="Tokens kept of each text.")
+    @argument("--max-texts", type=integer, default=24, help="Texts read from the corpus (spread over it).")
+    @argument("--max-tokens", type=integer, default=48, help="Tokens kept of each text.")
     @argument("--no-spectra", action="store_true", help="Skip the weight spectra (power-law alpha per matrix).")
     @argument("--html", default=None, metavar="PATH", help="Also write the report as one offline HTML file.")
     @argument("--overwrite", action="store_true", help="Let --html replace an existing file.")
@@ -35,8 +36,7 @@ class CheckupMagics(SessionMagics):
         check_positive(args, "max_texts")
         if args.max_tokens < 2:
             raise UsageError(f"--max-tokens must be at least 2: a text needs a token to predict (got {args.max_tokens}).")
-        if args.output is not None and not args.output.isidentifier():
-            raise NeuroMagicsError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
         html = None
         if args.html is not None:
             from ..widgets.standalone import html_target

@@ -11,7 +11,8 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import finetune as lora
 from ..analyses.model_diff import SIDE_HELP, diff_models
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, split_line
+from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
+                      split_line)
 
 #: The adapter actions of %finetune, each a flag taking no training option.
 ACTIONS = ("list", "off", "on", "merge", "unmerge", "remove", "save", "load")
@@ -34,16 +35,16 @@ _TRAINING = ("rank", "alpha", "steps", "lr", "modules", "file", "seed", "context
 class FinetuneMagics(SessionMagics):
     @magic_arguments()
     @argument("--lora", action="store_true", help="Train a LoRA adapter on the cell's text (or --file) and install it.")
-    @argument("--rank", type=int, default=None, help="LoRA rank (default 8).")
+    @argument("--rank", type=integer, default=None, help="LoRA rank (default 8).")
     @argument("--alpha", type=float, default=None, help="LoRA alpha; the update is scaled by alpha / rank (default 16).")
-    @argument("--steps", type=int, default=None, help="AdamW steps (default 100; 0 installs an adapter that changes nothing).")
+    @argument("--steps", type=integer, default=None, help="AdamW steps (default 100; 0 installs an adapter that changes nothing).")
     @argument("--lr", type=float, default=None, help="Learning rate (default 1e-3).")
     @argument("--modules", default=None,
               help="Comma-separated linear modules to adapt, e.g. q_proj,v_proj (default: peft's for the architecture).")
     @argument("--file", default=None, help="A UTF-8 text file to train on instead of the cell.")
-    @argument("--seed", type=int, default=None, help="Initialisation, batch order and dropout (default 0).")
-    @argument("--context", type=int, default=None, help="Tokens per training window (default 128).")
-    @argument("--batch", type=int, default=None, help="Windows per step (default 4).")
+    @argument("--seed", type=integer, default=None, help="Initialisation, batch order and dropout (default 0).")
+    @argument("--context", type=integer, default=None, help="Tokens per training window (default 128).")
+    @argument("--batch", type=integer, default=None, help="Windows per step (default 4).")
     @argument("--dropout", type=float, default=None, help="LoRA dropout while training (default 0).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in NAME.")
     @argument("--list", action="store_true", help="List the installed and turned-off adapters.")
@@ -77,8 +78,7 @@ class FinetuneMagics(SessionMagics):
         if not args.lora:
             raise UsageError("Say what to do: %%finetune --lora (train on the cell), or one of "
                              + ", ".join(f"--{name}" for name in ACTIONS) + ".")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
         has_cell = bool(cell and cell.strip())
         if has_cell and args.file is not None:
             raise UsageError("Give the text either in the cell or with --file, not both.")
@@ -118,7 +118,7 @@ class FinetuneMagics(SessionMagics):
     @argument("b", help="Model B, the same kinds of spec.")
     @argument("--corpus", default=None,
               help="Texts to compare on: builtin, builtin:math,code, or a .txt/.jsonl file (default: 2 texts per genre).")
-    @argument("--max-tokens", type=int, default=64, help="Tokens read per text.")
+    @argument("--max-tokens", type=integer, default=64, help="Tokens read per text.")
     @argument("--no-probes", action="store_true", help="Skip the before/after probe scores (forgetting).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in NAME.")
     @line_magic
@@ -133,8 +133,7 @@ class FinetuneMagics(SessionMagics):
         words = ["no-" + word[1:] if _WITHOUT_KIND.match(word) and word not in ("-o", "-h") else word for word in split_line(line)]
         args = self.diff_models.parser.parse_args(words)
         check_positive(args, "max_tokens")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
         result = diff_models(self.session.require_subject(), args.a, args.b, corpus=args.corpus,
                              max_tokens=args.max_tokens, probes=not args.no_probes)
         if args.output is not None:

@@ -9,17 +9,17 @@ from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.generation import GenerationResult, generate
-from .session import SessionMagics, magic_line, one_line_errors
+from .session import SessionMagics, integer, magic_line, one_line_errors
 
 
 @magics_class
 class GenerationMagics(SessionMagics):
     @magic_arguments()
     @argument("prompt", nargs="*", help="The prompt (everything after the options); with %%generate, the cell.")
-    @argument("--max-new-tokens", type=int, default=64, metavar="N", help="Tokens to generate (default 64).")
+    @argument("--max-new-tokens", type=integer, default=64, metavar="N", help="Tokens to generate (default 64).")
     @argument("--sample", action="store_true", help="Sample instead of greedy decoding.")
     @argument("--temperature", type=float, default=None, metavar="T", help="Sampling temperature (default 1.0).")
-    @argument("--seed", type=int, default=None, metavar="S", help="Seed for reproducible sampling.")
+    @argument("--seed", type=integer, default=None, metavar="S", help="Seed for reproducible sampling.")
     @argument("--chat", action="store_true", help="Wrap the prompt in the model's chat template as a user turn.")
     @line_cell_magic
     @one_line_errors

@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses.activations import VECTOR_SITES
 from ..analyses.probing import KINDS, POOLING, ProbeResult, probe, tasks
 from ..analyses.projection import COLORS, METHODS, UNITS, ProjectionResult, check_clusters, project
-from .session import SessionMagics, one_line_errors, parse_arguments, worker_options
+from .session import SessionMagics, check_output_name, integer, one_line_errors, parse_arguments, worker_options
 
 
 def labelled_lines(cell: str) -> tuple[list[str], list[str] | None]:
@@ -27,11 +27,6 @@ def labelled_lines(cell: str) -> tuple[list[str], list[str] | None]:
         if not label.strip() or not text.strip():
             raise UsageError(f"Line {number} needs both a label and a text around its TAB.")
     return [text for _, text in pairs], [label.strip() for label, _ in pairs]
-
-
-def _check_name(name: str | None) -> None:
-    if name is not None and not name.isidentifier():
-        raise UsageError(f"-o {name!r} is not a valid Python name.")
 
 
 def _check_choice(option: str, value: str, choices) -> None:
@@ -52,7 +47,7 @@ class GeometryMagics(SessionMagics):
     @argument("--clusters", default=None, help="K for k-means, or auto (HDBSCAN).")
     @argument("--demo", action="store_true", help="The built-in bilingual demo: the same sentences in English "
                                                    "and French.")
-    @argument("--seed", type=int, default=0, help="Seed of UMAP, t-SNE and k-means.")
+    @argument("--seed", type=integer, default=0, help="Seed of UMAP, t-SNE and k-means.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
     @worker_options("the activation capture")
     @line_cell_magic
@@ -62,7 +57,7 @@ class GeometryMagics(SessionMagics):
         to 2-D at each layer, aligned so points do not jump between layers. Box-select points in
         the map: their indices land in result.selected. Python: nm.project(subject, texts, labels)."""
         args = parse_arguments(self.project, line)
-        _check_name(args.output)
+        check_output_name(self.shell, args.output)
         _check_choice("--site", args.site, VECTOR_SITES)
         _check_choice("--method", args.method, METHODS)
         _check_choice("--unit", args.unit, UNITS)
@@ -94,7 +89,7 @@ class GeometryMagics(SessionMagics):
     @argument("--task", default=None, help="A built-in labelled task: " + ", ".join(tasks()) + ".")
     @argument("--layers", default="all", help="Layers to probe: all, 6,12,18 or 10-20 (default: all).")
     @argument("--kind", default="logreg", help=f"{' or '.join(KINDS)} (default: logreg).")
-    @argument("--cv", type=int, default=5, help="Cross-validation folds (default: 5).")
+    @argument("--cv", type=integer, default=5, help="Cross-validation folds (default: 5).")
     @argument("--site", default="resid_pre", help="Where to read (default: resid_pre, where %%steer adds).")
     @argument("--pool", default="mean", help="mean or last token of each text (default: mean).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
@@ -106,7 +101,7 @@ class GeometryMagics(SessionMagics):
         by layer. result.direction[l] steers: nm.steer(m, layer=l, coef=1, vector=result.direction[l]).
         Python: nm.probe(subject, data_or_file, task=...)."""
         args = parse_arguments(self.probe, line)
-        _check_name(args.output)
+        check_output_name(self.shell, args.output)
         if (args.data is None) == (args.task is None):
             raise UsageError(f"Give exactly one of --data FILE.jsonl or --task ({', '.join(tasks())}).")
         if args.task is not None:

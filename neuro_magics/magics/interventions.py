@@ -9,7 +9,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses import interventions
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
+from .session import SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active
 
 
 @magics_class
@@ -28,7 +28,7 @@ class InterventionMagics(SessionMagics):
     @argument("--reset", action="store_true", help="Remove every active ablation.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors
@@ -39,7 +39,7 @@ class InterventionMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
-            return self._reset(subject, "ablate", args, ("heads", "layers", "neurons", "network", "source", "value"))
+            return self._reset(subject, "ablate", args)
         if args.network is not None:
             return self._apply(subject, self._network_mask(subject, args), args)
         if args.source is not None or args.value is not None:
@@ -72,12 +72,12 @@ class InterventionMagics(SessionMagics):
     @argument("--pos", default=None, help="Positive text of one contrast pair (its last token is used).")
     @argument("--neg", default=None, help="Negative text of the pair.")
     @argument("--pairs", default=None, help='JSONL file, one {"positive": ..., "negative": ...} per line.')
-    @argument("--layer", type=int, default=None, help="Block whose input is steered (n_layers: right before the unembedding).")
+    @argument("--layer", type=integer, default=None, help="Block whose input is steered (n_layers: right before the unembedding).")
     @argument("--coef", type=float, default=None, help="How much of the vector to add.")
     @argument("--reset", action="store_true", help="Remove every active steering vector.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Install without the before/after diff.")
     @line_magic
     @one_line_errors
@@ -88,7 +88,7 @@ class InterventionMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.reset:
-            return self._reset(subject, "steer", args, ("pos", "neg", "pairs", "layer", "coef"))
+            return self._reset(subject, "steer", args)
         if all(getattr(args, name) is None for name in ("pos", "neg", "pairs", "layer", "coef")):
             return print_active(subject, "steer", "steering")
         if args.layer is None or args.coef is None:
@@ -114,8 +114,8 @@ class InterventionMagics(SessionMagics):
         return result
 
     @staticmethod
-    def _reset(subject, kind, args, other_options):
-        if any(getattr(args, name) is not None for name in other_options):
+    def _reset(subject, kind, args):
+        if args.options_given - {"reset"}:
             raise UsageError(f"--reset takes no other options; run %{kind} --reset, then %{kind} again.")
         removed = reset_interventions(subject, kind)
         print(f"Removed {removed} {'ablation' if kind == 'ablate' else 'steering'} intervention(s).")

@@ -16,7 +16,7 @@ from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.paths import check_file_target, check_folder_target
 from ..core.programs import LayerProgram
 from ..core.subject import Subject
-from .session import SessionMagics, one_line_errors, parse_arguments
+from .session import SessionMagics, integer, one_line_errors, parse_arguments
 
 
 def _diff_arguments(magic):
@@ -27,7 +27,7 @@ def _diff_arguments(magic):
                  help="Prompt to diff on (repeat for several; quote text with spaces). Default: built-in varied prompts."),
         argument("--prompts", default=None, metavar="VAR",
                  help="Name of a Python variable holding a prompt or a list of prompts to diff on."),
-        argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, metavar="N",
+        argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, metavar="N",
                  help=f"Greedy tokens generated per prompt and side (default {DEFAULT_NEW_TOKENS})."),
         argument("--no-diff", action="store_true", help="Apply the change without computing the diff."),
     )):
@@ -58,7 +58,7 @@ class LayerMagics(SessionMagics):
     @argument("block", nargs="?", default=None,
               help="I:J, half-open positions of the current program (I-J: inclusive). Runs 0..J-1, then I..J-1 "
                    "again, then the rest; on an unmodified model positions are block indices.")
-    @argument("--times", type=int, default=None, metavar="N",
+    @argument("--times", type=integer, default=None, metavar="N",
               help="Extra repetitions of the block (default 1: the block runs twice in a row).")
     @argument("--program", default=None, metavar="SPEC",
               help="Replace the whole program by original block ranges, e.g. \"0-15,8-29\" "

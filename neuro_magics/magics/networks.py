@@ -8,25 +8,26 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.networks import DEFAULT_COMPONENTS, DEFAULT_THRESHOLD, networks
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
+from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
+                      worker_options)
 
 
 @magics_class
 class NetworkMagics(SessionMagics):
     @magic_arguments()
-    @argument("--components", type=int, default=DEFAULT_COMPONENTS, help="Networks to find (FastICA components).")
+    @argument("--components", type=integer, default=DEFAULT_COMPONENTS, help="Networks to find (FastICA components).")
     @argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
               help="z above which a neuron belongs to a network (the paper's 3.6).")
     @argument("--corpus", default=None,
               help="builtin (5 genres x 100 texts), builtin:math,code, or a .txt/.jsonl file. Texts in the cell "
                    "(one per line, or blocks between blank lines) replace it.")
     @argument("--layers", default=None, help="Layers to read: a:b half-open or a-b inclusive (default: all).")
-    @argument("--max-tokens", type=int, default=None, help="Read at most N tokens (texts taken in turn from each genre).")
-    @argument("--seed", type=int, default=0, help="FastICA's random_state.")
+    @argument("--max-tokens", type=integer, default=None, help="Read at most N tokens (texts taken in turn from each genre).")
+    @argument("--seed", type=integer, default=0, help="FastICA's random_state.")
     @argument("--lesion", action="store_true",
               help="Then score --probe with the key networks masked, random masks of the same size, keep-only.")
     @argument("--probe", default="facts", help="Lesion probe: facts, math, text, or a .jsonl file.")
-    @argument("--seeds", type=int, default=5, help="Random masks in the lesion control.")
+    @argument("--seeds", type=integer, default=5, help="Random masks in the lesion control.")
     @argument("--score", default="logprob", choices=("logprob", "generate"), help="How the lesion scores the probe.")
     @argument("-o", "--output", default=None, metavar="NAME",
               help="Store the networks in NAME (and the lesion in NAME_lesion).")
@@ -41,9 +42,13 @@ class NetworkMagics(SessionMagics):
         check_positive(args, "components", "seeds")
         if args.max_tokens is not None:
             check_positive(args, "max_tokens")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
-        texts = split_texts(cell) if cell and cell.strip() else None
+        check_output_name(self.shell, args.output)
+        if args.output is not None and args.lesion:
+            check_output_name(self.shell, f"{args.output}_lesion")
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write texts below %%networks (one per line, or blocks between blank "
+                             "lines), or run %networks on one line for the built-in corpus.")
+        texts = split_texts(cell) if cell is not None else None
         if texts is not None and args.corpus is not None:
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         subject = self.session.require_subject()
@@ -59,6 +64,10 @@ class NetworkMagics(SessionMagics):
             self.shell.user_ns[args.output] = result
         print("%ablate --network K|key masks these networks (--mode zero|keep-only|amplify).")
         if not args.lesion:
+            return result
+        if result.metadata.get("interrupted"):
+            print("Interrupted: the networks of the texts read so far are kept; the lesion was not run "
+                  "(%%networks --lesion again, or nm.network_lesion(subject, result, probe)).")
             return result
         from IPython.display import display
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
+
 from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -10,16 +12,17 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from ..analyses import editing, pruning, quantization, weights
 from ..analyses.diffing import DEFAULT_NEW_TOKENS
 from ..core.interventions import reset_interventions
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, print_active
+from .session import (SessionMagics, check_positive, integer, one_line_errors, parse_arguments, print_active,
+                      refuse_options)
 
 
 def _layer(value: str) -> int | str:
     if value == "auto":
         return value
     try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"--layer must be a block index or auto (got {value!r}).") from None
+        return integer(value)
+    except ArgumentTypeError:
+        raise UsageError(f"--layer must be a block index or auto (digits 0-9; got {value!r}).") from None
 
 
 @magics_class
@@ -34,7 +37,7 @@ class NeurosurgeryMagics(SessionMagics):
                    "behind unrelated contexts).")
     @argument("--neighbour", action="append", default=None,
               help="Another subject for the same prompt, whose answer should not change (repeatable).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @argument("--no-diff", action="store_true", help="Skip the before/after generations.")
     @argument("--undo", action="store_true", help="Revert the last edit.")
     @argument("--reset", action="store_true", help="Revert every edit.")
@@ -49,9 +52,8 @@ class NeurosurgeryMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         actions = [name for name in ("undo", "reset", "list") if getattr(args, name)]
-        fact = ("prompt", "subject", "target", "paraphrase", "neighbour")
         if actions:
-            if len(actions) > 1 or any(getattr(args, name) is not None for name in fact):
+            if args.options_given - {actions[0]}:
                 raise UsageError(f"--{actions[0]} takes no other options.")
             if args.undo:
                 print(f"Reverted: {editing.undo_edit(subject).description}")
@@ -73,8 +75,9 @@ class NeurosurgeryMagics(SessionMagics):
 
     @magic_arguments()
     @argument("--method", default=None, help="wanda, magnitude, or layers (ShortGPT: drop the lowest Block Influence).")
-    @argument("--sparsity", type=float, default=0.5, help="Fraction of each output row removed (wanda, magnitude).")
-    @argument("--drop", type=int, default=None, help="How many layers to drop (layers).")
+    @argument("--sparsity", type=float, default=None, help="Fraction of each output row removed (wanda, magnitude; "
+                                                           "default 0.5).")
+    @argument("--drop", type=integer, default=None, help="How many layers to drop (layers).")
     @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, layers).")
     @argument("--reset", action="store_true", help="Restore every pruned weight (layers: use %%reset_layers).")
     @line_magic
@@ -85,25 +88,28 @@ class NeurosurgeryMagics(SessionMagics):
         bit, %reset_layers the layers; nm.save_materialized writes the pruned model."""
         args = parse_arguments(self.prune, line)
         subject = self.session.require_subject()
+        others = ("method", "sparsity", "drop", "corpus")
         if args.reset:
-            if args.method is not None or args.drop is not None:
-                raise UsageError("--reset takes no other options.")
+            refuse_options(args, others, "does not go with --reset: run %prune --reset on its own.")
             print(f"Restored the weights of {reset_interventions(subject, 'prune')} pruning(s).")
             return None
         if args.method is None:
+            refuse_options(args, others, "needs --method wanda, magnitude or layers.")
             print_active(subject, "prune", "prunings")
             return None
+        if args.method == "magnitude":
+            refuse_options(args, ("corpus",), "is for wanda and layers: magnitude pruning reads only the weights.")
         result = pruning.prune(subject, args.method, args.sparsity, drop=args.drop, corpus=args.corpus)
         undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
         print(f"Active until {undo}: {result!r}")
         return result
 
     @magic_arguments()
-    @argument("--quantize", type=int, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
+    @argument("--quantize", type=integer, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
     @argument("--layers", default=None, help="Blocks to round (--quantize), e.g. 0-5; default all.")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the rounding's before/after diff (repeatable; default: the built-in diff prompts).")
-    @argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
+    @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
     @line_magic
     @one_line_errors
     def weights(self, line: str):
@@ -114,8 +120,7 @@ class NeurosurgeryMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.quantize is None:
-            if args.layers is not None or args.prompt is not None:
-                raise UsageError("--layers and --prompt go with --quantize 4|8.")
+            refuse_options(args, ("layers", "prompt", "max_new_tokens"), "goes with --quantize 4|8.")
             return weights.weight_views(subject)
         if args.quantize not in (4, 8):
             raise UsageError(f"--quantize must be 4 or 8 (got {args.quantize}).")

@@ -7,7 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.patching import DIRECTIONS, METHODS, METRICS, SITES, patch
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
+from .session import SessionMagics, check_positive, integer, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -24,8 +24,8 @@ class PatchingMagics(SessionMagics):
               help="exact, attribution (gradient estimate), both (side by side, with their correlation), or trace "
                    "(causal tracing of --subject in --clean).")
     @argument("--subject", default=None, help="For --method trace: the text in --clean whose embeddings are noised.")
-    @argument("--top-k", type=int, default=5, help="Next-token candidates kept per cell.")
-    @argument("--batch-size", type=int, default=64, help="Patched runs per batched forward.")
+    @argument("--top-k", type=integer, default=5, help="Next-token candidates kept per cell.")
+    @argument("--batch-size", type=integer, default=64, help="Patched runs per batched forward.")
     @worker_options("the exact sweep's layer rows")
     @line_magic
     @one_line_errors

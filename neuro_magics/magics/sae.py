@@ -10,9 +10,20 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
-from .session import SessionMagics, check_positive, one_line_errors, parse_arguments, worker_options
+from ..core.interventions import reset_interventions
+from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
+                      worker_options)
 
 ACTIONS = ("train", "load", "show", "steer", "ablate")
+#: The options each action reads; any other written option is refused, not silently ignored.
+ACTION_OPTIONS = {
+    "train": {"layer", "site", "expansion", "k", "steps", "batch", "lr", "seed", "corpus", "output", "workers",
+              "ray_address"},
+    "load": {"layer", "site", "sae_id", "corpus", "output"},
+    "show": {"feature", "search", "text", "n"},
+    "steer": {"feature", "coef"},
+    "ablate": {"feature", "reset"},
+}
 
 
 @magics_class
@@ -22,25 +33,26 @@ class SaeMagics(SessionMagics):
     @argument("name", nargs="?", default=None,
               help="load: a folder (SAELens or sparsify format) or hub name; show/steer/ablate: the SAE's variable "
                    "(default: the last trained or loaded).")
-    @argument("--layer", type=int, default=None,
+    @argument("--layer", type=integer, default=None,
               help="train: the layer (program step) whose site is read; load: overrides the file's hook.")
     @argument("--site", default=None, choices=SAE_SITES,
               help="train: the activations to decompose (default resid_post); load: overrides the file's hook.")
     @argument("--sae-id", default=None, help="load: the SAE inside SOURCE (a SAELens sae_id or a sparsify hookpoint).")
-    @argument("--expansion", type=int, default=4, help="train: features per model dimension (4: 4 x d_model).")
-    @argument("--k", type=int, default=32, help="train: active features per token (TopK).")
-    @argument("--steps", type=int, default=300, help="train: Adam steps.")
-    @argument("--batch", type=int, default=1024, help="train: tokens per step.")
+    @argument("--expansion", type=integer, default=4, help="train: features per model dimension (4: 4 x d_model).")
+    @argument("--k", type=integer, default=32, help="train: active features per token (TopK).")
+    @argument("--steps", type=integer, default=300, help="train: Adam steps.")
+    @argument("--batch", type=integer, default=1024, help="train: tokens per step.")
     @argument("--lr", type=float, default=1e-3, help="train: Adam's learning rate.")
-    @argument("--seed", type=int, default=0, help="train: initialisation and batch order.")
+    @argument("--seed", type=integer, default=0, help="train: initialisation and batch order.")
     @argument("--corpus", default=None,
               help="train: builtin (default), builtin:math,code, or a .txt/.jsonl file; texts in the cell replace it.")
     @argument("-o", "--output", default=None, metavar="NAME", help="train/load: also store the SAE in NAME.")
-    @argument("--feature", type=int, default=None, help="show/steer/ablate: the feature.")
+    @argument("--feature", type=integer, default=None, help="show/steer/ablate: the feature.")
     @argument("--search", default=None, metavar="TOKEN", help="show: the features that fire most on TOKEN.")
     @argument("--text", default=None, help="show: the features most active on TEXT (runs the model on it).")
-    @argument("--n", type=int, default=8, help="show: contexts / tokens / features listed.")
+    @argument("--n", type=integer, default=8, help="show: contexts / tokens / features listed.")
     @argument("--coef", type=float, default=None, help="steer: units of the feature added at every position.")
+    @argument("--reset", action="store_true", help="ablate: remove every SAE feature ablation.")
     @worker_options("train's activation capture")
     @line_cell_magic
     @one_line_errors
@@ -49,29 +61,34 @@ class SaeMagics(SessionMagics):
         SAE; %sae load FOLDER|HUB_NAME [--sae-id ID] reads a SAELens or sparsify SAE; %sae show
         [NAME] shows the feature dashboard, --feature F (or --search TOKEN, --text TEXT) prints a
         feature's reading; %sae steer [NAME] --feature F --coef C adds it to the stream, %sae ablate
-        [NAME] --feature F removes it from the site; both show in %model. Python:
+        [NAME] --feature F removes it from the site (%sae ablate --reset puts every one back); both show in
+        %model. Python:
         nm.train_sae(subject, ...), nm.load_sae(subject, source, ...)."""
         args = parse_arguments(self.sae, line)
+        for name in sorted(args.options_given - ACTION_OPTIONS[args.action]):
+            users = [f"%sae {action}" for action in ACTIONS if name in ACTION_OPTIONS[action]]
+            raise UsageError(f"--{name.replace('_', '-')} is for {' or '.join(users)}, not %sae {args.action}.")
         check_positive(args, "expansion", "k", "steps", "batch", "n")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o needs a Python variable name, not {args.output!r}.")
+        check_output_name(self.shell, args.output)
         if args.action == "train":
             return self._train(args, cell)
-        if args.workers is not None or args.ray_address is not None:
-            raise UsageError(f"--workers is for %sae train; %sae {args.action} runs here: drop --workers.")
         if cell and cell.strip():
             raise UsageError(f"%sae {args.action} takes no cell; texts go with %%sae train.")
         if args.action == "load":
             return self._load(args)
+        if args.reset:
+            if args.feature is not None or args.name is not None:
+                raise UsageError("%sae ablate --reset removes every SAE feature ablation: give it no feature or SAE.")
+            print(f"Removed {reset_interventions(self.session.require_subject(), 'sae_ablate')} SAE feature ablation(s).")
+            return None
         sae = self._find(args.name)
         if args.action == "show":
             return self._show(sae, args)
         if args.action == "ablate":
             if args.feature is None:
-                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12.")
+                raise UsageError("%sae ablate needs --feature F, e.g. %sae ablate --feature 12 (--reset undoes them).")
             intervention = sae.ablate(self.session.require_subject(), args.feature)
-            print(f"Installed: {intervention.description}. %model lists it; nm.reset_interventions(m, "
-                  "'sae_ablate') removes it.")
+            print(f"Active until %sae ablate --reset: {intervention.description}.")
             return None
         if args.feature is None or args.coef is None or not math.isfinite(args.coef):
             raise UsageError("%sae steer needs --feature F and a finite --coef C, e.g. %sae steer --feature 12 --coef 4.")
@@ -82,7 +99,10 @@ class SaeMagics(SessionMagics):
     def _train(self, args, cell: str | None) -> SparseAutoencoder:
         if args.layer is None:
             raise UsageError("%sae train needs --layer L, e.g. %sae train --layer 12.")
-        texts = split_texts(cell) if cell and cell.strip() else None
+        if cell is not None and not cell.strip():
+            raise UsageError("The cell is empty: write texts below %%sae train (one per line, or blocks between blank "
+                             "lines), or run %sae train on one line for the built-in corpus.")
+        texts = split_texts(cell) if cell is not None else None
         if texts is not None and args.corpus is not None:
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         result = train_sae(self.session.require_subject(), layer=args.layer, site=args.site or "resid_post",
@@ -92,6 +112,9 @@ class SaeMagics(SessionMagics):
         self.session.sae = result
         if args.output is not None:
             self.shell.user_ns[args.output] = result
+        if result.report["interrupted"]:
+            print(f"Interrupted: kept the SAE after {result.report['steps_done']} of {args.steps} steps; its report "
+                  f"reads the first {result.report['held_out_texts']} held-out texts.")
         return result
 
     def _load(self, args) -> SparseAutoencoder:

@@ -7,7 +7,7 @@ from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.scanning import DEFAULT_SITES, SITE_GROUPS, ScanBatch, ScanResult, scan
-from .session import SessionMagics, one_line_errors, parse_arguments
+from .session import SessionMagics, check_output_name, integer, one_line_errors, parse_arguments
 
 
 @magics_class
@@ -21,7 +21,7 @@ class ScanMagics(SessionMagics):
               help="Logit lens per step and token: top-k tokens, entropy, probability and rank of the target.")
     @argument("--attention", action="store_true",
               help="Attention patterns and head scores (eager attention for this cell only).")
-    @argument("--top-k", type=int, default=None, help="Lens tokens kept per cell (default 5; implies --lens).")
+    @argument("--top-k", type=integer, default=None, help="Lens tokens kept per cell (default 5; implies --lens).")
     @argument("--target", default=None,
               help='One token whose lens probability and rank to follow, e.g. --target " Paris" (implies --lens; '
                    "default: the model's own final prediction at each position).")
@@ -40,8 +40,7 @@ class ScanMagics(SessionMagics):
         if cell is None:
             raise UsageError("%%scan takes the prompt from the cell body: write %%scan [options] on the first line "
                              "and the prompt below it.")
-        if args.output is not None and not args.output.isidentifier():
-            raise UsageError(f"-o {args.output!r} is not a valid Python name.")
+        check_output_name(self.shell, args.output)
         text = cell[:-1] if cell.endswith("\n") else cell
         if not text.strip():
             raise UsageError("The cell is empty: write the prompt below %%scan.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import keyword
+import re
 import shlex
 import warnings
 
@@ -58,9 +60,63 @@ def split_line(line: str) -> list[str]:
                          "with the other kind (\"it's\").") from None
 
 
+#: A word such as ``-1:3`` or ``-2,5``: argparse would read it as an unknown option.
+_NEGATIVE_LOOKING = re.compile(r"^-[0-9][0-9.:,-]*$")
+
+
+class _NotGiven:
+    """The value of an option absent from the line (told apart from its default)."""
+
+
 def parse_arguments(magic, line: str) -> argparse.Namespace:
-    """Parse a magic line against the magic's ``@argument``s with shell-like quoting."""
-    return magic.parser.parse_args(split_line(line))
+    """Parse a magic line against the magic's ``@argument``s with shell-like quoting.
+
+    A negative-looking range (``-1:3``) is read as a value, so the range reader can say what
+    is allowed instead of argparse's "unrecognized arguments". ``args.options_given`` holds
+    the options written in the line (a default cannot be told from the same value typed)."""
+    parser = magic.parser
+    parser._negative_number_matcher = _NEGATIVE_LOOKING  # argparse's own hook for negative-number values
+    words = split_line(line)
+    args = parser.parse_args(words)
+    # Parsed again over a namespace whose options are preset to a marker: argparse fills in a
+    # default only where the namespace has no value, so an option still marked was not written.
+    absent = _NotGiven()
+    optional = [action for action in parser._actions if action.option_strings and action.dest != "help"]
+    marked = {action.dest for action in optional if not isinstance(action, argparse._AppendAction)}
+    seen = parser.parse_args(words, argparse.Namespace(**dict.fromkeys(marked, absent)))
+    given = {action.dest for action in optional
+             if getattr(seen, action.dest) is not (absent if action.dest in marked else None)}
+    args.options_given = frozenset(given)
+    return args
+
+
+def refuse_options(args: argparse.Namespace, names, why: str) -> None:
+    """Refuse, in one line, any of the options ``names`` (dests) written in the line: ``why``
+    says what they go with (``"--sparsity goes with wanda and magnitude"``-style tail)."""
+    written = [name for name in names if name in args.options_given]
+    if written:
+        raise UsageError(f"--{written[0].replace('_', '-')} {why}")
+
+
+def integer(text: str) -> int:
+    """The type of every whole-number option: ASCII digits 0-9 with an optional sign. Python's
+    ``int`` also reads other scripts' digits (Arabic-Indic three), which --heads, --spans and the
+    ranges refuse: one rule for every whole number a magic reads."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"invalid int value {text!r}: write whole numbers with the digits 0-9")
+    return int(text)
+
+
+def check_output_name(shell, name: str | None, option: str = "-o") -> None:
+    """Refuse, in one line, an output variable name that is not a Python name (keywords are
+    identifiers to ``str.isidentifier``) or that holds the loaded model: storing a result
+    there would drop the user's handle on it silently."""
+    if name is None:
+        return
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"{option} needs a Python variable name: {name!r} is not a valid Python name.")
+    if isinstance(shell.user_ns.get(name), Subject):
+        raise UsageError(f"{option} {name}: {name!r} holds the loaded model; pick another name for the result.")
 
 
 def one_line_errors(magic):
@@ -112,7 +168,7 @@ def worker_options(what: str):
     def add(magic):
         magic = argument("--ray-address", default=None, metavar="ADDR",
                          help="Join the Ray cluster at ADDR with --workers (default: start a local one).")(magic)
-        return argument("--workers", type=int, default=None, metavar="N",
+        return argument("--workers", type=integer, default=None, metavar="N",
                         help=f"Run {what} on N Ray workers, each with its own copy of the model (one GPU each for a "
                              "CUDA model); same numbers. Needs pip install 'neuro-magics[distributed]'.")(magic)
 
