@@ -11,6 +11,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.attribution import AttributionResult, attribute
+from required_tools import missing_tool
 from tiny_models import tiny_model, tiny_tokenizer
 
 PROMPT = "hello world"
@@ -63,7 +64,10 @@ def test_integrated_gradients_equal_captums():
     """Oracle: Captum's ``IntegratedGradients`` (Gauss-Legendre) on HF's forward from
     ``inputs_embeds``, with its convergence delta as the gap. (Fails with the Legendre weights not
     halved onto [0, 1], or the nodes left on [-1, 1].)"""
-    captum = pytest.importorskip("captum.attr")
+    try:
+        import captum.attr as captum
+    except ImportError:
+        missing_tool("captum is not installed (pip install -e .[test]; make test installs it)")
     subject = llama()
     result = attribute(subject, PROMPT, target="a", foil="x", method="ig", steps=16, baseline="zero",
                        keep_first=False, dla=False, progress=False)

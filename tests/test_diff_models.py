@@ -336,3 +336,88 @@ def test_the_pca_reads_at_most_its_token_budget(monkeypatch):
         rows = (outputs["b"][step] - outputs["a"][step]).numpy()
         values = np.linalg.svd(rows - rows.mean(0), compute_uv=False) ** 2
         np.testing.assert_allclose(capped.drift_pca[step], values[:5] / values.sum(), rtol=1e-3, atol=1e-6)
+
+
+def test_each_sides_top_tokens_and_the_table_equal_its_own_hf_forward():
+    """Oracle: each text alone through HF, (A) the model without the adapter and (B) a deepcopy with
+    the update merged by hand: A's and B's argmax per position, the KL, the token ids and pieces.
+    Batches of two texts of different lengths (left padding, a second batch); the table and the
+    largest-KL list read the same numbers (fails with B's top tokens copied from A, a batch's rows
+    stored under the wrong text, or the context around a top token shifted)."""
+    subject = llama()
+    adapter = finetune_tests.random_adapter(subject, rank=3, alpha=30.0)
+    merged = copy.deepcopy(subject.model)
+    with torch.no_grad():
+        for name in adapter.targets:
+            weight_matrix(merged.get_submodule(ft.module_path(subject, name))).add_(adapter.delta(name))
+    ft.adapter_intervention(subject, adapter).install(subject)
+    texts = [TEXTS[1], TEXTS[0], TEXTS[2]]
+    result = nm.diff_models(subject, "-adapter", "current", corpus=texts, batch_size=2, progress=False, probes=False)
+    nm.remove_adapters(subject)
+    differ, pieces = 0, []
+    for k, text in enumerate(texts):
+        ids = subject.tokenizer(text, return_tensors="pt")["input_ids"]
+        n = ids.shape[1]
+        with torch.no_grad():
+            logits_a, logits_b = subject.model(ids).logits[0], merged(ids).logits[0]
+        np.testing.assert_array_equal(result.top_a[k, :n], logits_a.argmax(-1).numpy())
+        np.testing.assert_array_equal(result.top_b[k, :n], logits_b.argmax(-1).numpy())
+        assert (result.top_a[k, n:] == -1).all() and (result.token_ids[k, n:] == -1).all()
+        np.testing.assert_array_equal(result.token_ids[k, :n], ids[0].numpy())
+        pieces.append([subject.tokenizer.decode([int(i)]) for i in ids[0]])  # one character per token
+        assert result.pieces[k] == pieces[k]
+        differ += int((logits_a.argmax(-1) != logits_b.argmax(-1)).sum())
+        a, b = logits_a.log_softmax(-1), logits_b.log_softmax(-1)
+        np.testing.assert_allclose(result.kl[k, :n], (a.exp() * (a - b)).sum(-1).numpy(), rtol=1e-4, atol=1e-6)
+    assert differ > 3  # the two sides' top tokens differ at several positions
+    frame = result.to_pandas()
+    row = frame[(frame["text"] == 2) & (frame["position"] == 5)].iloc[0]
+    assert row["token"] == pieces[2][5] and row["kl"] == pytest.approx(float(result.kl[2, 5]))
+    assert row["top_a"] == subject.tokenizer.decode([int(result.top_a[2, 5])])
+    assert row["top_b"] == subject.tokenizer.decode([int(result.top_b[2, 5])])
+    flat = [(float(result.kl[t, p]), t, p) for t in range(3) for p in range(len(pieces[t]))]
+    for entry, (value, t, p) in zip(result.top_tokens(4, window=3), sorted(flat, key=lambda f: -f[0])[:4]):
+        assert (entry["text"], entry["position"], entry["kl"]) == (t, p, pytest.approx(value))
+        assert entry["token"] == pieces[t][p] and entry["left"] == "".join(pieces[t][max(0, p - 3):p])
+        assert entry["next"] == "".join(pieces[t][p + 1:p + 2])
+        assert entry["top_a"] == subject.tokenizer.decode([int(result.top_a[t, p])])
+        assert entry["top_b"] == subject.tokenizer.decode([int(result.top_b[t, p])])
+
+
+def test_probe_scores_are_each_sides_own():
+    """Oracle: the forgetting probes' mean answer log-prob from HF's logits, item by item (unpadded),
+    on the model without the adapter (A) and with it merged by hand (B); the summary rows print
+    them (fails with the sides swapped, or B's scores taken from A)."""
+    from neuro_magics.analyses.probe_sets import load_probe
+    from neuro_magics.analyses.pruning import SCORED_PROBES
+
+    subject = llama()
+    adapter = finetune_tests.random_adapter(subject, rank=3, alpha=30.0)
+    merged = copy.deepcopy(subject.model)
+    with torch.no_grad():
+        for name in adapter.targets:
+            weight_matrix(merged.get_submodule(ft.module_path(subject, name))).add_(adapter.delta(name))
+    ft.adapter_intervention(subject, adapter).install(subject)
+    result = nm.diff_models(subject, "-adapter", "current", corpus=TEXTS[:1], progress=False)
+    nm.remove_adapters(subject)
+
+    def hand(model, probe):
+        scores = []
+        for item in load_probe(probe).items:
+            prompt = subject.tokenizer(item.prompt)["input_ids"]
+            spaced = item.prompt[-1].isspace() or item.answer[0].isspace()
+            answer = subject.tokenizer(item.answer if spaced else " " + item.answer,
+                                       add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prompt + answer])
+            with torch.no_grad():
+                logprobs = model(ids).logits[0].double().log_softmax(-1)
+            scores.append(float(torch.stack([logprobs[len(prompt) - 1 + k, t] for k, t in enumerate(answer)]).mean()))
+        return float(np.mean(scores))
+
+    assert result.probes == list(SCORED_PROBES)
+    expected_a = [hand(subject.model, p) for p in SCORED_PROBES]
+    expected_b = [hand(merged, p) for p in SCORED_PROBES]
+    np.testing.assert_allclose(result.probe_a, expected_a, rtol=1e-4)
+    np.testing.assert_allclose(result.probe_b, expected_b, rtol=1e-4)
+    assert np.abs(np.subtract(expected_a, expected_b)).max() > 1e-3
+    assert result.summary_rows()[0][1:] == (f"{expected_a[0]:.3f}", f"{expected_b[0]:.3f}")

@@ -157,3 +157,135 @@ def test_bad_input_is_one_line_and_changes_nothing(small, arguments, message):
         edit(small, **arguments)
     assert "\n" not in str(error.value)
     assert not small.interventions and _same(small, weights)
+
+
+# -- the clamp, the report's numbers and its rates, against hand computations ------------------------------
+
+
+def _outputs_at_subject_end(subject, texts, delta=None):
+    """The down projection's output at the subject's last token of each text (one character per
+    token), each text alone; with ``delta`` added there by a hook written here, the mean
+    log-prob of the target after each text instead."""
+    module = _down(subject)
+    found, scores = [], []
+    for text in texts:
+        end = text.index(SUBJECT) + len(SUBJECT) - 1
+
+        def hook(m, a, output, end=end):
+            found.append(output[0, end].detach().clone())
+            if delta is None:
+                return None
+            output = output.clone()
+            output[0, end] += delta
+            return output
+
+        handle = module.register_forward_hook(hook)
+        try:
+            prompt = subject.tokenizer(text)["input_ids"]
+            target = subject.tokenizer(TARGET, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logprobs = subject.model(torch.tensor([prompt + target[:-1]])).logits[0].double().log_softmax(-1)
+        finally:
+            handle.remove()
+        scores.append(float(torch.stack([logprobs[len(prompt) - 1 + k, t] for k, t in enumerate(target)]).mean()))
+    return torch.stack(found), float(np.mean(scores))
+
+
+def test_the_value_shift_is_clamped_to_its_norm_limit(small, monkeypatch):
+    """Oracle: the MLP output at the subject's last token read by a hook written here (mean over the
+    context prefixes): with the clamp at 0.05 x its norm, the shift's norm is that limit (fails with
+    the clamp skipped: the optimiser goes far past it)."""
+    monkeypatch.setattr(editing, "CLAMP_NORM", 0.05)
+    texts = [prefix + PROMPT.replace("{}", SUBJECT) for prefix in CONTEXT_PREFIXES]
+    outputs, _ = _outputs_at_subject_end(small, texts)
+    limit = 0.05 * float(outputs.mean(0).norm())
+    delta, _ = editing.optimise_value(small, LAYER, texts, SUBJECT, TARGET, steps=6)
+    assert limit * 0.99 <= float(delta.norm()) <= limit * (1 + 1e-5)
+
+
+def test_the_reported_fit_is_the_target_log_prob_with_the_returned_shift(small):
+    """Oracle: the mean log-prob of the target after each context, the returned shift added at the
+    subject's last token by a hook written here (fails when the fit is read before the last update)."""
+    texts = [prefix + PROMPT.replace("{}", SUBJECT) for prefix in CONTEXT_PREFIXES]
+    _, before = _outputs_at_subject_end(small, texts)
+    delta, fit = editing.optimise_value(small, LAYER, texts, SUBJECT, TARGET, steps=3)
+    _, expected = _outputs_at_subject_end(small, texts, delta)
+    assert abs(expected - before) > 1e-4  # the shift moves it
+    assert fit < -0.05  # three steps do not finish early
+    assert fit == pytest.approx(expected, abs=1e-4)
+
+
+def _hand_report(model, tokenizer, prompts, n_new, old=None):
+    """Per prompt, by hand on ``model`` (one unpadded prompt at a time): its greedy continuation of
+    ``n_new`` tokens (unless ``old`` gives them), and the mean log-prob of the target's tokens and of
+    that continuation's."""
+    target = tokenizer(TARGET, add_special_tokens=False)["input_ids"]
+    old, new_scores, old_scores = ([], [], []) if old is None else (old, [], [])
+    with torch.no_grad():
+        for k, prompt in enumerate(prompts):
+            ids = tokenizer(prompt)["input_ids"]
+            if len(old) == k:
+                continuation = []
+                for _ in range(n_new):
+                    continuation.append(int(model(torch.tensor([ids + continuation])).logits[0, -1].argmax()))
+                old.append(continuation)
+            continuation = old[k]
+            for answer, scores in ((target, new_scores), (continuation, old_scores)):
+                logprobs = model(torch.tensor([ids + answer])).logits[0].double().log_softmax(-1)
+                scores.append(float(torch.stack([logprobs[len(ids) - 1 + k, t] for k, t in enumerate(answer)]).mean()))
+    return old, np.array(new_scores), np.array(old_scores)
+
+
+def test_the_report_equals_hand_computations_before_and_after(small, monkeypatch):
+    """Oracle: greedy continuations and teacher-forced log-probs by hand, on the model before and on a
+    copy with the reported update ``u w^T`` written into the down projection by hand; the rates
+    counted here from those numbers (fails with the after-numbers read without the edit, or the
+    old answers scored as other tokens than the model's own continuation). The tiny model's MLP
+    outputs are tiny, so the norm penalty and clamp are lifted for a shift that shows."""
+    import copy
+
+    monkeypatch.setattr(editing, "CLAMP_NORM", 1e4)
+    monkeypatch.setattr(editing, "VALUE_WEIGHT_DECAY", 0.0)
+    neighbours = ["Ann Lee", "Tom Ray"]
+    result = edit(small, PROMPT, SUBJECT, TARGET, layer=LAYER, neighbours=neighbours, diff=False, install=False)
+    prompts = [PROMPT.replace("{}", SUBJECT), *(c + PROMPT.replace("{}", SUBJECT) for c in editing.PARAPHRASE_CONTEXTS),
+               *(PROMPT.replace("{}", n) for n in neighbours)]
+    assert result.prompts == prompts and result.groups == ["prompt", "paraphrase", "paraphrase", "neighbour", "neighbour"]
+    n_new = len(small.tokenizer(TARGET, add_special_tokens=False)["input_ids"])
+    old, new_before, old_before = _hand_report(small.model, small.tokenizer, prompts, n_new)
+    assert result.old_answers == [small.tokenizer.decode(ids) for ids in old]
+    edited = copy.deepcopy(small.model)
+    weight = editing.weight_matrix(edited.get_submodule(
+        f"{small.adapter.body}.{small.adapter.blocks}.{LAYER}.{small.adapter.neurons}"))
+    assert small.interventions == ()  # install=False
+    spec = editing._edit(small, {"layer": LAYER, **_factors(result, _hand_moment(small))}, "test").spec["arguments"]
+    with torch.no_grad():
+        weight.copy_((weight.double() + torch.outer(torch.tensor(spec["u"]), torch.tensor(spec["w"]))).float())
+    _, new_after, old_after = _hand_report(edited, small.tokenizer, prompts, n_new, old=old)
+    for got, expected in ((result.new_before, new_before), (result.old_before, old_before),
+                          (result.new_after, new_after), (result.old_after, old_after)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    assert np.abs(new_after - new_before).max() > 0.01
+    wins = new_after > old_after
+    assert result.efficacy == float(wins[0]) and result.generalisation == float(wins[1:3].mean())
+    assert result.specificity == float((~wins[3:]).mean())
+
+
+def test_the_rates_count_wins_and_invert_them_for_neighbours():
+    """Oracle: planted log-probs, the rates counted by hand: efficacy and paraphrases count p(new) >
+    p(old), neighbours count p(new) < p(old) (their answer kept); before and after as the summary
+    rows and the repr print them (fails with specificity not inverted, or the before-numbers used)."""
+    from neuro_magics.analyses.editing import EditResult
+
+    groups = ["prompt", "paraphrase", "paraphrase", "paraphrase", "neighbour", "neighbour", "neighbour", "neighbour"]
+    new_before = np.array([-5, -5, -5, -1, -1, -5, -5, -5], dtype=np.float32)
+    old_before = np.array([-2, -2, -2, -2, -2, -2, -2, -2], dtype=np.float32)
+    new_after = np.array([-1, -1, -3, -1, -3, -1, -3, -3], dtype=np.float32)
+    result = EditResult(layer=1, subject_text="Bob", template="{} x", target=" y", target_pieces=[" y"],
+                        prompts=["p"] * 8, groups=groups, old_answers=["z"] * 8, new_before=new_before,
+                        new_after=new_after, old_before=old_before, old_after=old_before, key=np.zeros(2),
+                        delta=np.zeros(2), fit_logprob=-1.0, diff=None, metadata={})
+    assert (result.efficacy, result.generalisation, result.specificity) == (1.0, 2 / 3, 0.75)
+    assert [row[1:] for row in result.summary_rows()] == [("0%", "100%"), ("33%", "67%"), ("75%", "75%")]
+    assert result.success("neighbour", after=False) == 0.75 and result.success("paraphrase", after=False) == 1 / 3
+    assert "efficacy 100%, paraphrases 67%, specificity 75%" in repr(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 from IPython.core.error import UsageError
@@ -442,3 +443,130 @@ def test_a_window_longer_than_the_context_is_refused():
     with pytest.raises(nm.NeuroMagicsError, match="longer than this model's 128 tokens"):
         nm.finetune(subject, TEXT, context=129, progress=False)
     assert subject.interventions == ()
+
+
+# -- scaling, dropout and the numbers a fine-tune reports (each against an independent computation) --
+
+
+def hand_merged(subject: nm.Subject, adapter: ft.LoraAdapter, scaling: float):
+    """A deepcopy of the model with ``scaling * B @ A`` added to each target by hand."""
+    model = copy.deepcopy(subject.model)
+    with torch.no_grad():
+        for name in adapter.targets:
+            weight_matrix(model.get_submodule(ft.module_path(subject, name))).add_(
+                scaling * adapter.B[name] @ adapter.A[name])
+    return model
+
+
+def test_rslora_scales_by_alpha_over_sqrt_rank_as_peft_does(tmp_path, token_ids):
+    """Oracle: peft's own LoRA with ``use_rslora=True`` and our A/B copied in (rank 4: alpha / sqrt(r)
+    = 4 differs from alpha / r = 2); the hand merge ``W + alpha / sqrt(r) * B @ A``; peft loading our
+    saved folder (fails with rsLoRA ignored in the hook, the merge, or the saved config)."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    subject = llama()
+    adapter = random_adapter(subject, rank=4, alpha=8.0)
+    adapter.use_rslora = True
+    assert adapter.scaling == pytest.approx(8.0 / 2.0)
+    config = LoraConfig(r=4, lora_alpha=8.0, lora_dropout=0.0, use_rslora=True,
+                        target_modules=sorted({name.split(".", 1)[1] for name in adapter.targets}))
+    peft_model = get_peft_model(copy.deepcopy(subject.model), config)
+    with torch.no_grad():
+        for name in adapter.targets:
+            module = peft_model.base_model.model.get_submodule(ft.module_path(subject, name))
+            module.lora_A["default"].weight.copy_(adapter.A[name])
+            module.lora_B["default"].weight.copy_(adapter.B[name])
+        expected = peft_model.eval()(input_ids=token_ids).logits
+        plain = hand_merged(subject, adapter, 8.0 / 4)(token_ids).logits
+        by_hand = hand_merged(subject, adapter, 8.0 / 2)(token_ids).logits
+    assert (expected - plain).abs().max() > 1e-3  # the two scalings are told apart
+    torch.testing.assert_close(by_hand, expected, atol=1e-5, rtol=1e-5)
+    ft.adapter_intervention(subject, adapter).install(subject)
+    with torch.no_grad():
+        torch.testing.assert_close(subject.model(token_ids).logits, expected, atol=1e-6, rtol=1e-5)
+        folder = nm.save_adapter(subject, tmp_path / "rs")
+        nm.merge_adapters(subject)
+        torch.testing.assert_close(subject.model(token_ids).logits, expected, atol=1e-5, rtol=1e-5)
+        nm.remove_adapters(subject)
+        loaded = PeftModel.from_pretrained(copy.deepcopy(subject.model), str(folder)).eval()
+        torch.testing.assert_close(loaded(input_ids=token_ids).logits, expected, atol=1e-6, rtol=1e-5)
+        nm.load_adapter(subject, folder)
+        torch.testing.assert_close(subject.model(token_ids).logits, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_lora_dropout_is_off_outside_training(token_ids):
+    """Oracle: a hand forward (the update merged by hand into a deepcopy, no dropout) and peft's LoRA
+    with the same dropout in eval mode. An adapter with dropout 0.5 gives exactly that output, twice
+    over, also with the model in train mode (fails when the dropout runs at inference)."""
+    subject = llama()
+    adapter = random_adapter(subject)
+    adapter.dropout = 0.5
+    with torch.no_grad():
+        expected = hand_merged(subject, adapter, adapter.alpha / adapter.rank)(token_ids).logits
+    ft.adapter_intervention(subject, adapter).install(subject)
+    with torch.no_grad():
+        first = subject.model(token_ids).logits
+        second = subject.model(token_ids).logits
+        subject.model.train()
+        try:
+            in_train_mode = subject.model(token_ids).logits
+        finally:
+            subject.model.eval()
+    torch.testing.assert_close(first, expected, atol=1e-5, rtol=1e-5)
+    assert torch.equal(first, second) and torch.equal(first, in_train_mode)
+
+
+def test_lora_dropout_acts_while_training():
+    """Oracle: the same seeded fine-tune without dropout. With dropout 0.5 the adapter after two steps
+    differs (the first step's loss is the same: B starts at zero, so the dropped input cannot show
+    yet); fails when the dropout is never applied in training."""
+    plain = nm.finetune(llama(), TEXT, steps=2, lr=1e-2, context=32, progress=False)
+    dropped = nm.finetune(llama(), TEXT, steps=2, lr=1e-2, context=32, dropout=0.5, progress=False)
+    assert dropped.loss[0] == pytest.approx(plain.loss[0], abs=1e-6)
+    name = plain.adapter.targets[0]
+    assert not torch.allclose(dropped.adapter.B[name], plain.adapter.B[name], atol=1e-6)
+
+
+def hand_windows(subject: nm.Subject, texts: list[str], width: int) -> list[list[int]]:
+    """The texts' tokens joined by the end-of-sequence token, cut into windows of ``width`` by hand,
+    the last one ending at the last token."""
+    ids = []
+    for k, text in enumerate(texts):
+        ids += ([subject.tokenizer.eos_token_id] if k else []) + subject.tokenizer(text)["input_ids"]
+    windows = [ids[s:s + width] for s in range(0, len(ids) - width + 1, width)]
+    if len(ids) % width:
+        windows.append(ids[-width:])
+    return windows
+
+
+def test_the_training_windows_and_token_count_equal_a_hand_cut():
+    """Oracle: the windows cut by hand (two texts of lengths that do not divide the window: the last
+    window overlaps the one before); ``n_tokens`` counts them (fails with the last window dropped,
+    or the texts joined without the end-of-sequence token)."""
+    subject = llama()
+    texts = ["The cat sat on the mat.", "A dog ran after a red ball in the park."]
+    windows = hand_windows(subject, texts, 16)
+    assert len(windows) == 4 and windows[-1][0] == windows[-2][-1]  # 63 tokens: the last window overlaps by one
+    assert subject.tokenizer.eos_token_id in windows[1]
+    assert ft.training_chunks(subject, texts, 16).tolist() == windows
+    result = nm.finetune(subject, texts, steps=0, context=16, progress=False)
+    assert result.n_tokens == 16 * len(windows)
+
+
+def test_each_steps_loss_is_hfs_loss_of_the_adapter_before_that_step():
+    """Oracle: HF's own causal-LM loss (``labels=ids``) over every window (the batch holds them all),
+    on the base model for step 1 and with the adapter of a seeded 1-step fine-tune for step 2
+    (fails with the loss recorded after the update, or taken over another batch)."""
+    texts = ["The quick brown fox jumps over the lazy dog again and again."]
+    windows = torch.tensor(hand_windows(llama(), texts, 16))
+    options = dict(lr=5e-2, context=16, batch_size=len(windows), modules="q_proj,v_proj,down_proj", progress=False)
+    two = nm.finetune(llama(), texts, steps=2, **options)
+    subject = llama()
+    with torch.no_grad():
+        base = float(subject.model(input_ids=windows, labels=windows).loss)
+    nm.finetune(subject, texts, steps=1, **options)
+    with torch.no_grad():
+        after_one = float(subject.model(input_ids=windows, labels=windows).loss)
+    assert abs(after_one - base) > 1e-3
+    np.testing.assert_allclose(two.loss, [base, after_one], rtol=1e-5)
+    assert two.to_pandas()["loss"].tolist() == two.loss.tolist() and two.steps_done == 2

@@ -367,3 +367,147 @@ def test_ctrl_c_keeps_the_layers_already_mapped(llama, monkeypatch):
     calls.extend([1, 1])
     with pytest.raises(KeyboardInterrupt):
         nm.project(llama, ["the cat sat", "a dog"], layers="0-3", progress=False)
+
+
+# -- alignment, explained variance and probe offsets on asymmetric cases --------------------------------
+
+
+def test_alignment_undoes_a_general_rotation_about_the_centroid():
+    """Oracle: a planted rotation by 35 degrees (not its own transpose) and a shift. Aligning the
+    rotated map onto the original gives the original moved to the rotated map's centroid (fails
+    with the Procrustes rotation transposed, or the centroid of the wrong map kept)."""
+    from neuro_magics.analyses.projection import align
+
+    rng = np.random.default_rng(5)
+    previous = rng.normal(size=(50, 2)) * [3.0, 1.0] + [4.0, -2.0]
+    angle = np.deg2rad(35)
+    rotation = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+    current = (previous - previous.mean(0)) @ rotation + [10.0, 7.0]
+    np.testing.assert_allclose(align(previous, current), previous - previous.mean(0) + [10.0, 7.0], atol=1e-9)
+    reflected = current * [1.0, -1.0]
+    np.testing.assert_allclose(align(previous, reflected), previous - previous.mean(0) + [10.0, -7.0], atol=1e-9)
+
+
+@pytest.mark.parametrize("clusters", [None, 2])
+def test_explained_variance_ratios_are_the_first_two_by_hand(clusters):
+    """Oracle: numpy's SVD of each layer's centred data: the ratios of the first and second
+    components (with clusters the PCA keeps 50 components, and the first two are reported)
+    (fails with the ratios shifted by one)."""
+    rng = np.random.default_rng(8)
+    layers = np.stack([rng.normal(size=(120, 60)) * np.linspace(6, 0.1, 60) + 3.0,
+                       rng.normal(size=(120, 60)) * np.linspace(2, 1, 60)])
+    _, explained, _ = project_activations(synthetic(layers), clusters=clusters)
+    for k, x in enumerate(layers):
+        values = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+        np.testing.assert_allclose(explained[k], values[:2] / values.sum(), rtol=1e-4)
+
+
+def test_project_reports_each_layers_explained_variance_from_hf_hidden_states(llama):
+    """Oracle: HF's hidden states of each text alone (after the sink prefix), their PCA by numpy."""
+    texts = ["the cat sat", "a dog ran off", "one two"]
+    result = nm.project(llama, texts, layers="0,2", progress=False)  # the last HF entry is normed: not 3
+    for k, step in enumerate([0, 2]):
+        rows = []
+        for text in texts:
+            ids = llama.tokenizer(CONTRAST_PREFIX + text, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                rows.append(llama.model(ids, output_hidden_states=True).hidden_states[step + 1][0, 1:].double().numpy())
+        x = np.concatenate(rows)
+        values = np.linalg.svd(x - x.mean(0), compute_uv=False) ** 2
+        np.testing.assert_allclose(result.explained[k], values[:2] / values.sum(), rtol=1e-3)
+        if k == 0:  # the first map is that PCA itself (later ones are aligned onto it)
+            assert same_up_to_sign(result.coords[0], svd_scores(x), atol=1e-3)
+
+
+def shifted_classes(seed: int = 6):
+    """Two classes far from the origin (mean 20 on every feature), the second farther along v."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["calm", "loud"] * 60)
+    y = (labels == "loud").astype(float)
+    v = rng.normal(size=8)
+    v /= np.linalg.norm(v)
+    x = rng.normal(size=(120, 8)) + 20.0 + np.outer(2.5 * y, v)
+    return x, labels, y
+
+
+def test_the_mass_mean_bias_puts_the_boundary_at_the_midpoint_of_shifted_classes():
+    """Oracle: the class means by hand, ``w = m1 - m0`` and ``b = -(|m1|^2 - |m0|^2) / 2``; the decision
+    is 0 at the midpoint of the means and says which mean is nearer (fails with the bias's sign
+    flipped: the classes do not sit symmetrically about the origin)."""
+    x, labels, y = shifted_classes()
+    fitted = probe_activations(x[None], labels, kind="massmean", folds=3)
+    m0, m1 = x[y == 0].mean(0), x[y == 1].mean(0)
+    np.testing.assert_allclose(fitted["weights"][0, 0], m1 - m0, rtol=1e-5)
+    np.testing.assert_allclose(fitted["bias"][0, 0], -(m1 @ m1 - m0 @ m0) / 2, rtol=1e-4)
+    result = ProbeResult(texts=[""] * 120, labels=list(labels), classes=fitted.pop("classes"), steps=[0], blocks=[0],
+                         site="resid_pre", pooling="mean", probe_kind="massmean", metadata={}, **fitted)
+    assert abs(result.decision(((m0 + m1) / 2)[None, None])[0, 0]) < 1e-2
+    nearer = np.linalg.norm(x - m1, axis=1) < np.linalg.norm(x - m0, axis=1)
+    np.testing.assert_array_equal(result.decision(x[None])[0] > 0, nearer)
+
+
+def test_the_logistic_probe_equals_scikit_learns_pipeline_on_shifted_data():
+    """Oracle: scikit-learn's StandardScaler + LogisticRegression pipeline on the same data: the
+    decision values in raw units (the bias mapped back through the scaling) and every fold's
+    held-out accuracy with the same stratified splits (fails with the bias's centring term's sign
+    flipped, or the accuracy measured on the training folds)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, labels, y = shifted_classes(9)
+    x[:, 3] *= 30.0  # unequal scales: the scaling matters
+    fitted = probe_activations(x[None], labels, kind="logreg", folds=4)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0)).fit(x, y)
+    result = ProbeResult(texts=[""] * 120, labels=list(labels), classes=fitted.pop("classes"), steps=[0], blocks=[0],
+                         site="resid_pre", pooling="mean", probe_kind="logreg", metadata={}, **fitted)
+    np.testing.assert_allclose(result.decision(x[None])[0], pipeline.decision_function(x), rtol=1e-3, atol=1e-3)
+    splits = StratifiedKFold(n_splits=4, shuffle=True, random_state=0)
+    expected = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0)),
+                               x, y, cv=splits)
+    np.testing.assert_allclose(result.fold_accuracy[0], expected, atol=1e-6)
+    assert 0.6 < expected.mean() < 1.0  # not a trivially separable case
+    shuffled = np.random.default_rng(0).permutation(y)
+    control = cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=0)),
+                              x, shuffled, cv=splits)
+    np.testing.assert_allclose(result.fold_control[0], control, atol=1e-6)
+
+
+def test_the_probe_table_best_layer_and_repr_by_hand():
+    """Oracle: planted fold accuracies: accuracy and control are fold means, selectivity their
+    difference, and the best layer the one with the largest selectivity, not the largest accuracy
+    (fails with the best layer taken by accuracy alone, or the control's folds averaged wrongly)."""
+    fold_accuracy = np.array([[1.0, 1.0, 0.8], [0.9, 0.8, 0.7], [0.5, 0.5, 0.6]])
+    fold_control = np.array([[0.9, 1.0, 0.8], [0.5, 0.4, 0.6], [0.5, 0.5, 0.5]])
+    result = ProbeResult(texts=["a"] * 6, labels=["x", "y"] * 3, classes=["x", "y"], steps=[2, 5, 7], blocks=[2, 4, 7],
+                         site="resid_pre", pooling="mean", probe_kind="logreg", fold_accuracy=fold_accuracy,
+                         fold_control=fold_control, weights=np.ones((3, 1, 4)), bias=np.zeros((3, 1)),
+                         class_means=np.zeros((3, 2, 4)), metadata={})
+    frame = result.to_pandas()
+    np.testing.assert_allclose(frame["accuracy"], [14 / 15, 0.8, 8 / 15], rtol=1e-6)
+    np.testing.assert_allclose(frame["control"], [0.9, 0.5, 0.5], rtol=1e-6)
+    np.testing.assert_allclose(frame["selectivity"], [14 / 15 - 0.9, 0.3, 8 / 15 - 0.5], rtol=1e-5)
+    assert list(frame["layer"]) == [2, 5, 7] and list(frame["block"]) == [2, 4, 7]
+    assert result.best_layer == 5
+    assert "best layer 5, accuracy 0.800 vs control 0.500" in repr(result)
+
+
+def test_language_similarity_by_hand_from_hf_hidden_states(llama):
+    """Oracle: mean-pooled HF hidden states (after the sink prefix) of each text alone. Pairs whose
+    'translation' is the text itself have cosine 1 across; within is the mean cosine of different
+    texts, computed here (fails with the two measures swapped, or a layer off)."""
+    texts = ["the cat sat", "a dog ran off", "one two", "zz top"]
+    result = nm.language_similarity(llama, [(t, t) for t in texts], layers="0,2", progress=False)
+    np.testing.assert_allclose(result.across, 1.0, atol=1e-6)
+    for k, step in enumerate([0, 2]):
+        means = []
+        for text in texts:
+            ids = llama.tokenizer(CONTRAST_PREFIX + text, return_tensors="pt")["input_ids"]
+            with torch.no_grad():
+                means.append(llama.model(ids, output_hidden_states=True).hidden_states[step + 1][0, 1:].double().mean(0))
+        unit = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+        cosines = unit @ unit.T
+        within = float(cosines[~torch.eye(4, dtype=torch.bool)].mean())
+        assert result.within[k] == pytest.approx(within, abs=1e-5) and within < 0.999
+    assert "largest margin at layer" in repr(result)

@@ -232,3 +232,119 @@ def test_bad_ablate_network_lines(loaded, line, message):
     with pytest.raises(UsageError, match=message):
         shell.run_line_magic("ablate", line)
     assert subject.interventions == ()
+
+
+# -- controls, generated answers and the table against hand computations --------------------------------
+
+
+def test_energy_matched_control_follows_energy_rank_not_index():
+    """Planted: energies shuffled over the neurons (rank and index unrelated), the chosen neurons the
+    strongest and some of the weakest. Each stand-in's energy rank (by hand: argsort of argsort)
+    lies within the window of a chosen neuron's, and the total energy matches within a few percent
+    (fails with stand-ins chosen by index distance, which matches energies only when they are
+    monotone in the index)."""
+    rng = np.random.default_rng(11)
+    energy = {0: rng.permutation(200).astype(np.float64) + 1.0, 2: rng.permutation(160).astype(np.float64) + 1.0}
+    ranks = {layer: np.argsort(np.argsort(values)) for layer, values in energy.items()}
+    dims = {0: [int(n) for n in np.flatnonzero(ranks[0] >= 195)] + [int(np.flatnonzero(ranks[0] == 3)[0])],
+            2: [int(n) for n in np.flatnonzero((ranks[2] >= 155) | (ranks[2] == 80))]}
+    for seed in range(4):
+        drawn = energy_matched_dims_like(dims, energy, seed)
+        for layer, chosen in dims.items():
+            assert len(set(drawn[layer])) == len(chosen) and not set(drawn[layer]) & set(chosen)
+            window = round(0.05 * len(energy[layer])) + len(chosen)
+            assert all(min(abs(int(ranks[layer][d]) - int(ranks[layer][c])) for c in chosen) <= window
+                       for d in drawn[layer]), (layer, seed)
+            total, matched = energy[layer][chosen].sum(), energy[layer][drawn[layer]].sum()
+            assert abs(matched - total) / total < 0.08
+
+
+class _Masks:
+    """Forward hooks written here that zero (or keep only) MLP-output dimensions per block."""
+
+    def __init__(self, subject, dims_by_layer, keep=False):
+        self.subject, self.dims, self.keep = subject, dims_by_layer or {}, keep
+
+    def __enter__(self):
+        def hook(module, args, output, dims):
+            out = output.clone()
+            chosen = torch.zeros(out.shape[-1], dtype=torch.bool)
+            chosen[dims] = True
+            out[..., ~chosen if self.keep else chosen] = 0
+            return out
+        self.handles = [self.subject.blocks[layer].mlp.register_forward_hook(
+            lambda m, a, o, dims=list(dims): hook(m, a, o, dims)) for layer, dims in self.dims.items()]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+
+def _hand_greedy(subject, prompt: str, n: int) -> str:
+    """Greedy decoding by hand: full forwards of the unpadded prompt, argmax of the last logits."""
+    ids = subject.tokenizer(prompt)["input_ids"]
+    generated = []
+    with torch.no_grad():
+        for _ in range(n):
+            generated.append(int(subject.model(torch.tensor([ids + generated])).logits[0, -1].argmax()))
+    return subject.tokenizer.decode(generated, skip_special_tokens=True)
+
+
+def test_generate_mode_grades_the_hand_generated_answers(llama, found, monkeypatch):
+    """Oracle: each condition's answers decoded greedily by hand (one unpadded prompt at a time, the
+    masks applied by hooks written here), graded by the item's scorer. The answers are set to the
+    baseline's own first lines, so the baseline scores 1 where it answers at all (fails when the
+    answer text keeps the prompt's last token, or the masks are off while generating)."""
+    import neuro_magics.analyses.lesion as lesion
+    from neuro_magics.analyses.probe_sets import credit, first_line, load_probe
+
+    prompts = ["The cat sat on the", "Seven times eight is", "x = [i"]
+    baseline = [_hand_greedy(llama, p, 4) for p in prompts]
+    items = [{"prompt": p, "answer": first_line(text) or "zzz", "scorer": "match"} for p, text in zip(prompts, baseline)]
+    seen = []
+    monkeypatch.setattr(lesion, "credit", lambda item, text: (seen.append(text), credit(item, text))[1])
+    result = network_lesion(llama, found, items=items, seeds=1, score="generate", max_new_tokens=4, progress=False)
+    key = found.dims_by_layer("key")
+    energy = dict(zip(found.layers, found.energy))
+    masks = [None, key, random_dims_like(key, found.d_model, 0), energy_matched_dims_like(key, energy, 0), key]
+    probe = load_probe("facts", items)
+    assert result.groups == ["baseline", "masked", "random", "energy-matched", "keep-only"]
+    expected_texts = []
+    for row, dims in enumerate(masks):
+        with _Masks(llama, dims, keep=row == 4):
+            texts = [_hand_greedy(llama, p, 4) for p in prompts]
+        expected_texts += texts
+        expected = [credit(item, text) for item, text in zip(probe.items, texts)]
+        np.testing.assert_array_equal(result.scores[row], expected)
+    assert seen == expected_texts
+    assert result.scores[0].tolist() == [1.0 if first_line(t) else 0.0 for t in baseline]
+    assert set(expected_texts[3:]) != set(baseline)  # the masks change what the model says
+
+
+def test_the_lesion_table_and_repr_by_hand():
+    """Oracle: planted per-item scores (asymmetric across seeds): each group's mean, spread over seeds
+    (population std of the seeds' means), change from the baseline and size, as the table and the
+    repr print them (fails with the change taken the other way, or the seeds' scores pooled)."""
+    scores = np.array([[-1.0, -2.0, -3.0],  # baseline: -2
+                       [-5.0, -6.0, -10.0],  # masked: -7
+                       [-2.0, -2.0, -2.0], [-4.0, -3.0, -2.0], [-1.0, -1.0, -4.0],  # random: -2, -3, -2
+                       [-3.0, -3.0, -3.0], [-6.0, -6.0, -6.0],  # energy-matched: -3, -6
+                       [-9.0, -8.0, -7.0]])  # keep-only: -8
+    groups = ["baseline", "masked", "random", "random", "random", "energy-matched", "energy-matched", "keep-only"]
+    conditions = ["baseline", "key masked", "random seed 0", "random seed 1", "random seed 2",
+                  "energy-matched seed 0", "energy-matched seed 1", "keep-only key"]
+    result = LesionResult(conditions, groups, [0, 12, 12, 12, 12, 12, 12, 12], scores, ["a", "b", "c"],
+                          {"probe": "facts", "score": "logprob"})
+    table = result.table()
+    random_means, energy_means = np.array([-2.0, -3.0, -2.0]), np.array([-3.0, -6.0])
+    np.testing.assert_allclose(table["score"], [-2.0, -7.0, random_means.mean(), -4.5, -8.0])
+    np.testing.assert_allclose(table["change"], [0.0, -5.0, random_means.mean() + 2.0, -2.5, -6.0])
+    np.testing.assert_allclose(table["spread_over_seeds"], [0, 0, random_means.std(), 1.5, 0])
+    assert list(table["dims"]) == [0, 12, 12, 12, 12]
+    assert list(table["condition"]) == ["baseline", "key masked", "random, same count per layer (3 seeds)",
+                                        "random, same count and energy per layer (2 seeds)", "keep-only key"]
+    lines = repr(result).splitlines()
+    assert lines[0] == "LesionResult on probe facts (3 items, mean answer log-prob):"
+    assert lines[2].split() == ["key", "masked", "-7.000", "(-5.000;", "12", "dims)"]
+    assert lines[4].split()[-6:] == ["-4.500", "±", "1.500", "(-2.500;", "12", "dims)"]

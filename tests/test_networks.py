@@ -303,3 +303,112 @@ def test_a_threshold_no_network_passes_is_said_in_one_line(llama, token_ids):
     with pytest.raises(NeuroMagicsError, match="networks 0-1"):
         mask_network(llama, result, 5)
     assert llama.interventions == ()
+
+
+# -- the order, the tables and the texts a result shows (each against a hand computation) ----------
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_networks_come_in_decreasing_order_of_the_variance_they_explain(device):
+    """Oracle: each network's variance computed by hand as ``||X^T s / n||^2`` (the regression of the
+    centred signals on its unit-variance time course), and the planted strengths: networks planted
+    at scales 1, 3 and 2 come out as the scale-3 one, then the scale-2, then the scale-1 (fails
+    with the networks sorted by ascending variance, or left in FastICA's order)."""
+    rng = np.random.default_rng(7)
+    n_tokens, n_features, size = 3000, 120, 8
+    sources = rng.laplace(size=(n_tokens, 3))
+    mixing = rng.normal(0, 0.05, size=(n_features, 3))
+    supports = np.zeros((3, n_features), dtype=bool)
+    pool = rng.permutation(n_features)
+    for j, scale in enumerate((1.0, 3.0, 2.0)):
+        neurons = pool[j * size:(j + 1) * size]
+        mixing[neurons, j] = scale * rng.uniform(2, 3, size)
+        supports[j, neurons] = True
+    signals = (sources @ mixing.T + rng.normal(0, 0.1, size=(n_tokens, n_features))).astype(np.float32)
+    maps, found, _ = decompose(signals, 3, random_state=0, reduce=False, device=device)
+    centred = signals.astype(np.float64) - signals.mean(0)
+    variance = [float(np.sum((centred.T @ found[:, j].astype(np.float64) / n_tokens) ** 2)) for j in range(3)]
+    assert variance[0] > variance[1] > variance[2], variance
+    assert list(iou(maps > 3.6, supports).argmax(axis=1)) == [1, 2, 0]
+
+
+@pytest.fixture
+def two_layer_networks(llama):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        return networks(llama, TEXTS[:8], components=2, threshold=1.5, layers="1:3", progress=False)
+
+
+def test_tables_of_networks_on_later_layers_name_the_right_layer_and_z(two_layer_networks):
+    """Oracle: the maps cut at the threshold by hand (layers 1 and 2, so map rows are not blocks):
+    the per-neuron table, the dimensions per block, the counts and key neurons in the repr (fails
+    with map rows reported as blocks, or the sizes summed over the wrong axis)."""
+    result = two_layer_networks
+    above = result.maps > 1.5
+    frame = result.to_pandas()
+    assert len(frame) == above.sum() and set(frame["layer"]) <= {1, 2}
+    for row in frame.itertuples():
+        assert row.z == result.maps[row.network, row.layer - 1, row.dim] and row.z > 1.5
+    for network in range(2):
+        zs = frame[frame["network"] == network]["z"].tolist()
+        assert zs == sorted(zs, reverse=True) and len(zs) == above[network].sum()
+    assert list(frame["network"]) == sorted(frame["network"])
+    assert result.dims_by_layer(1) == {1: np.flatnonzero(above[1, 0]).tolist(), 2: np.flatnonzero(above[1, 1]).tolist()}
+    key = int(above.any(axis=0).sum())
+    sizes = ", ".join(str(int(above[k].sum())) for k in range(2))
+    assert f"{key} key neurons ({100 * key / 64:.2f}% of 64); sizes {sizes})" in repr(result)
+    assert "over layers 1-2 of tiny-llama" in repr(result)
+
+
+def test_where_each_signal_row_comes_from_and_what_drives_a_network(llama, two_layer_networks):
+    """Oracle: the rows laid out by hand (each text in turn, its first token left out), the pieces
+    decoded one token at a time: each row's text and position, the top tokens with their context,
+    and a time course (fails with positions counted from 0, or the context cut a token off)."""
+    result = two_layer_networks
+    text_index, positions, pieces = [], [], []
+    for t, text in enumerate(TEXTS[:8]):
+        ids = llama.tokenizer(text)["input_ids"]
+        pieces.append([llama.tokenizer.decode([i]) for i in ids])
+        text_index += [t] * (len(ids) - 1)
+        positions += list(range(1, len(ids)))
+    np.testing.assert_array_equal(result.text_index, text_index)
+    np.testing.assert_array_equal(result.positions, positions)
+    assert result.text_pieces == pieces
+    order = np.argsort(-result.sources[:, 1], kind="stable")[:4]
+    for entry, row in zip(result.top_tokens(1, 4, context=2), order):
+        t, p = text_index[row], positions[row]
+        assert (entry["text_index"], entry["position"], entry["value"]) == (t, p, float(result.sources[row, 1]))
+        assert entry["token"] == pieces[t][p]
+        assert entry["before"] == "".join(pieces[t][max(0, p - 2):p])
+        assert entry["after"] == "".join(pieces[t][p + 1:p + 3])
+    tokens, values = result.time_course(0, text=2)
+    rows = [r for r, t in enumerate(text_index) if t == 2]
+    assert tokens == pieces[2] and np.isnan(values[0])
+    np.testing.assert_array_equal(values[1:], result.sources[rows, 0])
+
+
+def test_a_token_budget_takes_texts_in_turn_from_each_label(llama, tmp_path):
+    """Oracle: the selection by hand. Genres a, a, a, b, b (a .jsonl corpus) with a budget of 40 signal tokens take
+    a0, b0, a1, b1, ... and cut the text that crosses the budget (fails with the labels not
+    interleaved, or the last text left whole)."""
+    import json
+
+    texts = ["The cat sat on the mat.", "A dog ran in the park.", "Birds fly south.", "x = 1 + 2", "y = [i for i in z]"]
+    labels = ["a", "a", "a", "b", "b"]
+    path = tmp_path / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "genre": l}) + "\n" for t, l in zip(texts, labels)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NeuroMagicsWarning)
+        result = networks(llama, str(path), components=2, threshold=1.5, max_tokens=40, progress=False)
+    order, total, expected_lengths = [0, 3, 1, 4, 2], 0, []
+    for t in order:
+        usable = len(llama.tokenizer(texts[t])["input_ids"]) - 1
+        expected_lengths.append(min(usable, 40 - total))
+        total += expected_lengths[-1]
+        if total >= 40:
+            break
+    chosen = order[:len(expected_lengths)]
+    assert result.texts == [texts[t] for t in chosen] and result.labels == [labels[t] for t in chosen]
+    assert len(result.sources) == 40 == result.metadata["n_tokens"]
+    assert [int((result.text_index == k).sum()) for k in range(len(chosen))] == expected_lengths
+    assert expected_lengths[-1] < len(llama.tokenizer(texts[chosen[-1]])["input_ids"]) - 1  # the last one is cut

@@ -71,6 +71,22 @@ def test_head_patching_on_two_workers_carries_the_installed_ablation(cluster):
     assert sharded.effect.shape == (subject.n_layers, subject.n_heads) and np.isfinite(sharded.effect).all()
 
 
+def test_workers_run_the_current_layer_program(cluster):
+    """Oracle: the single-process sweep under the same duplicated program (block 1 twice), and the
+    identity program's sweep, which differs at every step: workers that ran their model's own
+    program instead would give those numbers (or fail at step 4)."""
+    subject = llama()
+    identity = patch(subject)
+    subject.set_program([0, 1, 1, 2, 3])
+    here = patch(subject)
+    assert here.effect.shape[0] == 5
+    for step in range(4):
+        assert not np.allclose(here.patched_metric[step], identity.patched_metric[step], atol=1e-6), step
+    sharded = patch(subject, workers=2)
+    assert_same_maps(sharded, here)
+    assert list(subject.program.steps) == [0, 1, 1, 2, 3]
+
+
 def on_first_row(monkeypatch, action) -> None:
     """Call ``action()`` when the first step comes back from the workers."""
     run_sharded = distributed.run_sharded

@@ -37,7 +37,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare, state_fingerprint
-from .probe_sets import Probe, ProbeItem, teacher_forced_batch, teacher_forced_logprobs
+from .probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
 from .pruning import calibration_passages
 from .tracing import subject_positions
 
@@ -193,6 +193,9 @@ def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_t
                 with torch.no_grad():
                     if delta.norm() > limit:
                         delta.mul_(limit / delta.norm())
+            else:  # the fit of the shift returned, not of the one before its last update
+                with torch.no_grad():
+                    logprob = float(teacher_forced_logprobs(subject, batch).mean())
     finally:
         handle.remove()
     return delta.detach(), logprob
@@ -348,13 +351,20 @@ class EditResult(Result):
 # -- entry points --------------------------------------------------------------------------------
 
 
-def _old_answers(subject: Subject, prompts: Sequence[str], n_tokens: int) -> list[str]:
-    """Each prompt's greedy continuation of ``n_tokens`` tokens (the answer the edit competes with)."""
+def _old_answers(subject: Subject, prompts: Sequence[str], n_tokens: int) -> tuple[list[str], TeacherForcedBatch]:
+    """Each prompt's greedy continuation of ``n_tokens`` tokens (the answer the edit competes with),
+    and the batch that scores exactly those tokens after their prompt: the text decoded and
+    tokenized again (after the space a probe item adds) would be other tokens."""
     encoded = subject.encode(list(prompts))
+    width = encoded["input_ids"].shape[1]
     with torch.no_grad():
         output = subject.model.generate(**encoded, max_new_tokens=n_tokens, min_new_tokens=n_tokens,
                                         do_sample=False, pad_token_id=subject.pad_token_id)
-    return [subject.tokenizer.decode(row) for row in output[:, encoded["input_ids"].shape[1]:].tolist()]
+    continuations = output[:, width:]
+    mask = torch.cat([encoded["attention_mask"], torch.ones_like(continuations[:, :-1])], dim=1)
+    positions = (width - 1 + torch.arange(n_tokens, device=output.device)).expand(len(prompts), -1)
+    batch = TeacherForcedBatch(output[:, :-1], mask, positions, continuations, torch.ones_like(continuations).bool())
+    return [subject.tokenizer.decode(row) for row in continuations.tolist()], batch
 
 
 @torch.no_grad()
@@ -413,8 +423,10 @@ def edit(
 
     if layer == "auto":
         layer = traced_layer(subject, text, subject_text)
-    old = _old_answers(subject, prompts, len(new_ids))
-    new_before, old_before = _logprobs(subject, prompts, [target] * len(prompts)), _logprobs(subject, prompts, old)
+    old, old_batch = _old_answers(subject, prompts, len(new_ids))
+    with torch.no_grad():
+        new_before = _logprobs(subject, prompts, [target] * len(prompts))
+        old_before = teacher_forced_logprobs(subject, old_batch).cpu().numpy()
     key = subject_key(subject, layer, contexts, subject_text, target)
     delta, fit = optimise_value(subject, layer, contexts, subject_text, target)
     u, w = rank_one_factors(key, delta, key_second_moment(subject, layer, corpus))
@@ -424,7 +436,9 @@ def edit(
     intervention = _edit(subject, {"layer": layer, "subject": subject_text, "template": template, "target": target,
                                    "u": u.cpu().tolist(), "w": w.cpu().tolist()}, description)
     with intervention.applied(subject):
-        new_after, old_after = _logprobs(subject, prompts, [target] * len(prompts)), _logprobs(subject, prompts, old)
+        new_after = _logprobs(subject, prompts, [target] * len(prompts))
+        with torch.no_grad():
+            old_after = teacher_forced_logprobs(subject, old_batch).cpu().numpy()
         metadata = run_metadata(subject, prompts, layer=layer, subject_text=subject_text, target=target, corpus=corpus)
     comparison = None
     if diff:
