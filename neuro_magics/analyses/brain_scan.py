@@ -505,8 +505,9 @@ class BrainScanResult(Result):
 
     def save_atomic(self, path: str | Path) -> Path:
         """A checkpoint: replace ``path`` (checked when the sweep began) with this scan so far;
-        ``save`` writes beside it and renames, so an interrupt never leaves half a file."""
-        return self.save(path, overwrite=True)
+        it is written beside and renamed, so an interrupt never leaves half a file. The path is
+        kept as named (``--resume binary.bin`` keeps saving to binary.bin)."""
+        return self.replace_file(Path(path))
 
     # -- reading ---------------------------------------------------------------------
 

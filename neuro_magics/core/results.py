@@ -91,6 +91,11 @@ class Result:
         if path.suffix != ".npz":
             path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
         check_file_target(path, "save", overwrite=overwrite)
+        return self.replace_file(path)
+
+    def replace_file(self, path: Path) -> Path:
+        """Replace exactly ``path`` (no ``.npz`` added, no overwrite check) with this result, in
+        one rename once the new file is complete: a checkpoint a long sweep rewrites as it goes."""
         try:
             with replacing_file(path) as staging:
                 self._write_npz(staging)
