@@ -109,6 +109,11 @@ def test_transformers_bars_are_drawn_as_ours(html_bars, html_output, capsys):
     nothing on stderr (a red box in JupyterLab); outside the block its own bar is back."""
     from transformers.utils import logging
 
+    if not hasattr(logging, "set_tqdm_hook"):  # transformers before the hook: its own bars, untouched
+        with progress.transformers_bars():
+            bar = logging.tqdm(range(3), desc="Loading weights")
+            assert type(bar).__name__ != "_TqdmLike" and list(bar) == [0, 1, 2]
+        return
     with capture_output() as captured, progress.transformers_bars():
         assert list(logging.tqdm(range(3), desc="Loading weights")) == [0, 1, 2]
     bundles = [output.data for output in captured.outputs]
