@@ -379,7 +379,8 @@ class Subject:
         """Run ``program`` with exactly ``interventions`` active, in that order, and ``parked``
         kept off (None: the parked ones stay as they are); what replaying a result does. All or
         nothing: a failure puts the previous state back."""
-        previous_program, previous_interventions, previous_parked = self._program, self.interventions, list(self._parked)
+        previous_program, previous_interventions = self._program, self.interventions
+        previous_parked = list(self._parked)
         parked = previous_parked if parked is None else parked
         try:
             self.remove_interventions()
