@@ -68,7 +68,7 @@ def main() -> None:
     change = lambda: subject.program_applied(program)  # noqa: E731
 
     def first() -> None:
-        diffing._before_sides.clear()
+        subject.clear_caches()
         nm.compare(subject, change)
 
     first_view = []

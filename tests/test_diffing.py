@@ -218,7 +218,7 @@ def test_bad_input_is_one_line_and_changes_nothing(kwargs, message):
 
 def test_the_before_side_is_reused_only_while_the_model_is_unchanged():
     """A second diff from the same state reuses the before side; any change of what the model
-    computes (an in-place weight edit that bypasses autograd's version counter, a program, an
+    computes (a user's in-place weight edit announced with ``subject.touch()``, a program, an
     intervention) measures it again. Oracle: the before perplexity of a fresh Subject."""
     subject = _subject()
     change = lambda: subject.program_applied(RYS)  # noqa: E731
@@ -227,6 +227,7 @@ def test_the_before_side_is_reused_only_while_the_model_is_unchanged():
     assert second.before is first.before
     with torch.no_grad():
         subject.model.lm_head.weight.data.mul_(1.5)  # .data: no version bump
+    subject.touch()
     edited = nm.compare(subject, change, PROMPTS, max_new_tokens=3)
     fresh = nm.Subject(subject.model, subject.tokenizer)
     reference = nm.compare(fresh, change, PROMPTS, max_new_tokens=3)

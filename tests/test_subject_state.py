@@ -386,3 +386,232 @@ def test_an_intervention_built_for_another_model_is_refused():
     with pytest.raises(nm.NeuroMagicsError, match="was built for another model"):
         ablation.install(subject)
     assert subject.interventions == () and _hook_counts(other.model) == hooks
+
+
+# -- parked interventions are state the Subject holds ---------------------------------------------
+
+
+def _hf_logits(subject) -> torch.Tensor:
+    with torch.no_grad():
+        return subject.model(subject.encode(TEXT)["input_ids"], use_cache=False).logits
+
+
+def _lora_logits_by_hand(subject, adapter) -> torch.Tensor:
+    """A deep copy of the (unadapted) Llama with alpha / rank x B A added to every target weight."""
+    model = copy.deepcopy(subject.model)
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name in adapter.A:
+            modules[f"model.layers.{name}"].weight += adapter.alpha / adapter.rank * adapter.B[name] @ adapter.A[name]
+        return model(subject.encode(TEXT)["input_ids"], use_cache=False).logits
+
+
+def test_a_parked_adapter_shows_in_model_and_metadata_and_reset_interventions_removes_it(shell):
+    from test_finetune import random_adapter
+
+    subject = _fresh()
+    shell.neuro_magics_session.subject = subject
+    base = _hf_logits(subject)
+    adapter = random_adapter(subject)
+    expected = _lora_logits_by_hand(subject, adapter)
+    nm.load_adapter(subject, adapter.path)
+    assert torch.allclose(_hf_logits(subject), expected, atol=1e-5) and not torch.allclose(expected, base, atol=1e-3)
+    assert nm.adapters_off(subject) == 1
+    assert torch.equal(_hf_logits(subject), base) and subject.interventions == ()
+    text = repr(shell.run_line_magic("model", ""))
+    assert "interventions  none" in text
+    assert f"parked         1. lora: LoRA r=4 alpha=8 on 8 modules (q_proj,v_proj), 0 steps ({adapter.path.name}) " \
+           "(off)" in text
+    metadata = nm.scan(subject, TEXT, progress=False).metadata
+    assert metadata["interventions"] == []
+    assert metadata["parked"] == [{"kind": "lora", "description": adapter.describe(),
+                                   "arguments": {"adapter": str(adapter.path), "sha256": adapter.sha256}}]
+    nm.ablate(subject, layers="2")
+    assert nm.reset_interventions(subject) == 2  # the ablation and the parked adapter
+    assert subject.parked == () and "parked" not in repr(shell.run_line_magic("model", ""))
+    assert nm.adapters_on(subject) == 0  # nothing comes back
+    assert torch.equal(_hf_logits(subject), base)
+
+
+def test_replay_and_set_state_restore_a_parked_merged_adapter_as_it_was():
+    from test_finetune import random_adapter
+
+    subject = _fresh()
+    adapter = random_adapter(subject)
+    nm.load_adapter(subject, adapter.path)
+    nm.merge_adapters(subject)
+    merged = _hf_logits(subject)
+    assert torch.allclose(merged, _lora_logits_by_hand(_fresh(), adapter), atol=1e-5)
+    nm.adapters_off(subject)
+    nm.ablate(subject, layers="2")
+    ablated = _hf_logits(subject)
+    result = nm.scan(subject, TEXT, progress=False)
+
+    fresh = _fresh()
+    plan = result.replay(fresh)
+    assert [i.spec for i in fresh.parked] == [i.spec for i in subject.parked]
+    assert [i.kind for i in fresh.parked] == ["lora_merged"] and [i.kind for i in fresh.interventions] == ["ablate"]
+    assert f"parked 1. lora_merged: merged {adapter.describe()} (off)" in repr(plan)
+    assert torch.equal(_hf_logits(fresh), ablated)
+    nm.reset_interventions(fresh, "ablate")
+    assert nm.adapters_on(fresh) == 1 and [i.kind for i in fresh.interventions] == ["lora_merged"]
+    assert torch.equal(_hf_logits(fresh), merged)
+
+    state = subject.program, subject.interventions, subject.parked
+    subject.set_state(nm.LayerProgram.identity(subject.n_layers), [], [])
+    assert subject.parked == () and nm.adapters_on(subject) == 0
+    subject.set_state(*state)
+    assert subject.parked == state[2] and torch.equal(_hf_logits(subject), ablated)
+
+
+# -- caches live on the Subject, behind a weight version ---------------------------------------------
+
+
+def _reverse_rows(weight: torch.Tensor) -> None:
+    """An in-place edit that keeps the tensor's sum (up to rounding) and changes what the model computes."""
+    with torch.no_grad():
+        weight.copy_(weight.flip(0))
+
+
+def _copy_subject(subject) -> nm.Subject:
+    """A new Subject (empty caches) of a deep copy of ``subject``'s model as it is now."""
+    return nm.Subject(copy.deepcopy(subject.model), subject.tokenizer)
+
+
+def test_a_sum_keeping_in_place_edit_then_touch_gives_fresh_numbers():
+    from neuro_magics.analyses.editing import key_second_moment
+
+    subject = _fresh()
+    weight = subject.blocks[0].mlp.down_proj.weight
+    before_moment = key_second_moment(subject, 2)
+    before_diff = nm.compare(subject, contextlib.nullcontext, [TEXT], max_new_tokens=2).before
+    total = float(weight.detach().sum())
+    _reverse_rows(weight)
+    assert float(weight.detach().sum()) == pytest.approx(total, rel=1e-5)
+    oracle = _copy_subject(subject)
+    fresh_moment = key_second_moment(oracle, 2)
+    assert not torch.allclose(fresh_moment, before_moment, rtol=1e-3)
+    assert torch.equal(key_second_moment(subject, 2), before_moment)  # not told: the cache cannot know
+    version = subject.weight_version
+    assert subject.touch() == subject.weight_version != version
+    assert torch.allclose(key_second_moment(subject, 2), fresh_moment, rtol=1e-12, atol=0)
+
+    after_diff = nm.compare(subject, contextlib.nullcontext, [TEXT], max_new_tokens=2).before
+    probs = torch.softmax(_hf_logits(oracle)[0, -1].double(), -1)  # one prompt: no padding
+    assert np.allclose(after_diff.topk_probs[0], probs[after_diff.topk_ids[0]].numpy(), atol=1e-6)
+    assert not np.allclose(after_diff.topk_probs, before_diff.topk_probs, atol=1e-4)
+
+
+def _reversing_intervention(weight: torch.Tensor):
+    from neuro_magics.core.interventions import Intervention, WeightChange
+
+    return Intervention("reverse", "reverse the rows of a weight", {}, hooks=[],
+                        weights=WeightChange([weight], lambda: _reverse_rows(weight)))
+
+
+def test_a_write_through_the_subject_invalidates_without_touch():
+    from neuro_magics.analyses.editing import key_second_moment
+
+    subject = _fresh()
+    weight = subject.blocks[0].mlp.down_proj.weight
+    before_moment = key_second_moment(subject, 2)
+    reverse = _reversing_intervention(weight).install(subject)
+    oracle = _copy_subject(subject)
+    oracle.remove_interventions()  # the copy keeps the reversed weights but forgets the intervention
+    fresh_moment = key_second_moment(oracle, 2)
+    assert not torch.allclose(fresh_moment, before_moment, rtol=1e-3)
+    assert torch.allclose(key_second_moment(subject, 2), fresh_moment, rtol=1e-12, atol=0)
+    subject.remove_intervention(reverse)  # a bit-identical restore: the numbers before are right again
+    assert subject.weight_version == 0
+    assert torch.equal(key_second_moment(subject, 2), before_moment)
+
+
+def test_the_weight_version_moves_with_every_write_and_comes_back_only_on_an_exact_undo():
+    subject = _fresh()
+    assert subject.weight_version == 0
+    first = _reversing_intervention(subject.blocks[0].mlp.down_proj.weight).install(subject)
+    after_first = subject.weight_version
+    second = _reversing_intervention(subject.blocks[1].mlp.down_proj.weight).install(subject)
+    after_second = subject.weight_version
+    assert len({0, after_first, after_second}) == 3
+    nm.ablate(subject, layers="1")  # hooks only: no weight write
+    assert subject.weight_version == after_second
+    subject.remove_intervention(second)
+    assert subject.weight_version == after_first
+    subject.remove_intervention(first)
+    assert subject.weight_version == 0
+    first.install(subject)
+    second.install(subject)
+    subject.remove_intervention(first)  # the second is taken off and written again: a new state
+    assert subject.weight_version not in (0, after_first, after_second)
+    subject.remove_intervention(second)
+    assert subject.weight_version != 0  # weights are the original, but by way of a state never numbered
+    subject.remove_interventions()
+    first.install(subject)
+    touched = subject.touch()
+    subject.remove_intervention(first)  # the user's edit may have been anything: never the old number
+    assert subject.weight_version not in (0, touched)
+    numbered = subject.weight_version
+    nm.prune(subject, "magnitude", 0.5)  # the package's own writers go through the Subject
+    assert subject.weight_version != numbered
+    nm.reset_interventions(subject)
+    assert subject.weight_version == numbered
+
+
+def test_the_subject_cache_is_keyed_by_state_and_cleared_by_reset_and_release():
+    subject = _fresh()
+    calls = []
+
+    def compute() -> int:
+        calls.append(len(calls) + 1)
+        return calls[-1]
+
+    assert subject.cache("test", "k", compute) == 1 and subject.cache("test", "k", compute) == 1
+    assert subject.cache("test", "other", compute) == 2 and subject.cache("other", "k", compute) == 3
+    subject.set_program([0, 1, 1, 2, 3])
+    assert subject.cache("test", "k", compute) == 4
+    nm.ablate(subject, layers="1")
+    assert subject.cache("test", "k", compute) == 5
+    nm.reset_interventions(subject)
+    subject.set_program(range(subject.n_layers))
+    assert subject.cache("test", "k", compute) == 1  # the same state again: the same entry
+    assert subject.cache("test", "k", compute, model_state=False) == 6
+    subject.touch()
+    assert subject.cache("test", "k", compute, model_state=False) == 6 and subject.cache("test", "k", compute) == 7
+    assert subject.cache("test", "new") is None and subject.cached("test") == 6
+    subject.reset()
+    assert subject.cached("test") == subject.cached("other") == 0
+    assert subject.cache("test", "k", compute) == 8
+    nm.compare(subject, contextlib.nullcontext, [TEXT], max_new_tokens=1)
+    assert subject.cached("diffing.before_side") == 1
+    subject.release()
+    assert subject.cached("test") == subject.cached("diffing.before_side") == 0
+
+
+def test_a_cache_keeps_its_most_recently_used_entries():
+    subject = _fresh()
+    for key in range(3):
+        subject.cache("test", key, lambda key=key: key, entries=2)
+    subject.cache("test", 1, lambda: "recomputed", entries=2)  # a hit: 1 becomes the most recent
+    subject.cache("test", 3, lambda: 3, entries=2)
+    assert subject.cache("test", 1) == 1 and subject.cache("test", 2) is None and subject.cache("test", 0) is None
+
+
+# -- the attention implementation is switched by the Subject ---------------------------------------
+
+
+def test_attention_implementation_switches_for_a_block_and_comes_back_after_an_error():
+    subject = nm.Subject(tiny_model("llama", attn="sdpa"), tiny_tokenizer())
+    ids = subject.encode(TEXT)["input_ids"]
+    with pytest.raises(RuntimeError, match="inside"):
+        with subject.attention_implementation("eager"):
+            assert subject.model.config._attn_implementation == "eager"
+            with torch.no_grad():
+                attentions = subject.model(ids, output_attentions=True, use_cache=False).attentions
+            assert attentions[0] is not None and attentions[0].shape[-2:] == (ids.shape[1], ids.shape[1])
+            raise RuntimeError("inside")
+    assert subject.model.config._attn_implementation == "sdpa"
+    with pytest.raises(nm.NeuroMagicsError, match="No attention implementation 'fast'.*sdpa") as error:
+        with subject.attention_implementation("fast"):
+            pass
+    assert "\n" not in str(error.value) and subject.model.config._attn_implementation == "sdpa"

@@ -1,39 +1,18 @@
 """Attention patterns: the weights HF's own attention modules return, per program step.
 
-Only eager attention forms the weights (SDPA and flash never materialise them), so
-``eager_attention`` switches the model's implementation for one call and restores it;
-the runner's ``attn_weights`` site captures them per step. ``head_scores`` turns patterns into the per-head
+Only eager attention forms the weights (SDPA and flash never materialise them), so a call
+that needs them runs inside ``subject.attention_implementation("eager")``; the runner's
+``attn_weights`` site captures them per step. ``head_scores`` turns patterns into the per-head
 numbers people look for first (entropy, previous-token, duplicate-token, induction,
 attention to the first token).
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 
-from ..core.subject import Subject
-
 HEAD_SCORES = ("entropy", "previous_token", "duplicate_token", "induction", "first_token")
-
-
-@contextlib.contextmanager
-def eager_attention(subject: Subject) -> Iterator[None]:
-    """Run HF's eager attention inside the block (masks included: build inputs inside it),
-    and restore the model's own implementation after, also on an exception or interrupt."""
-    config = subject.model.config
-    previous = config._attn_implementation
-    if previous == "eager":
-        yield
-        return
-    config._attn_implementation = "eager"
-    try:
-        yield
-    finally:
-        config._attn_implementation = previous
 
 
 def head_scores(patterns: np.ndarray, token_ids: np.ndarray) -> dict[str, np.ndarray]:

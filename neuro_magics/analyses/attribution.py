@@ -42,7 +42,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .attention_patterns import eager_attention
 from .scanning import MAX_ATTENTION_BYTES
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
@@ -121,7 +120,8 @@ def attribute(
                                f"{context}-token context: lower --generate.")
     _spans(spans, n_prompt + max(generate - 1, 0))  # checked again below if generation stops early
 
-    with eager_attention(subject):  # rollout and per-source DLA need the weights HF's eager attention forms
+    # rollout and per-source DLA need the weights HF's eager attention forms
+    with subject.attention_implementation("eager"):
         generated = _greedy(subject, prompt_ids, generate) if generate else []
         full_ids = torch.cat([prompt_ids, torch.as_tensor([generated], dtype=prompt_ids.dtype,
                                                            device=prompt_ids.device)], dim=1)

@@ -50,7 +50,6 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
-from .attention_patterns import eager_attention
 from .brain_scan import proxy_metrics
 from .corpus import load_corpus
 from .weights import attention_matrices
@@ -382,7 +381,7 @@ class _BatchPasses:
 
     def __call__(self, index: int) -> _Totals:
         batch = _padded(self.subject, self.batches[index])
-        with eager_attention(self.subject):
+        with self.subject.attention_implementation("eager"):
             part = _statistics_pass(self.subject, batch, self.steps, self.out_proj)
         part.block_importance = _importance_pass(self.subject, batch)
         return part

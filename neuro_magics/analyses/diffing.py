@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import weakref
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from ..core.errors import NeuroMagicsError
-from ..core.offload import parameter_values
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import position_ids_for
@@ -238,8 +236,7 @@ def compare(
     with before() if before is not None else nullcontext():
         metadata = run_metadata(subject, prompts, max_new_tokens=max_new_tokens, top_k=top_k,
                                 perplexity_text=perplexity_text())
-        key = (state_fingerprint(subject), settings)
-        cached = _before_sides.setdefault(subject, {}).get(key)
+        cached = subject.cache(_BEFORE_SIDES, settings)
     steps = (0 if cached else max_new_tokens + 1) + max_new_tokens + 1
     with ProgressBar(steps, "compare", "step", leave=False) as bar:
         if cached is None:
@@ -248,8 +245,8 @@ def compare(
                 scored = _teacher_forced(encoded, before_tokens)
                 before_side = _measure(subject, label_before, before_tokens, scored, top_k,
                                        _continuation_logits(subject, scored), text_perplexity(subject, text_ids))
+                cached = subject.cache(_BEFORE_SIDES, settings, lambda: (scored, before_side), entries=_REMEMBERED)
             bar.update()
-            cached = _remember(subject, key, (scored, before_side))
         scored, before_side = cached
         with change():
             logits = _continuation_logits(subject, scored)
@@ -270,26 +267,9 @@ def compare(
 
 # -- the remembered before side ------------------------------------------------------------
 
-_before_sides: weakref.WeakKeyDictionary[Subject, dict[tuple, tuple[_TeacherForced, DiffSide]]] = (
-    weakref.WeakKeyDictionary())
+#: The subject's cache namespace of before sides (per model state and settings).
+_BEFORE_SIDES = "diffing.before_side"
 _REMEMBERED = 4  # before sides kept per subject
-
-
-def state_fingerprint(subject: Subject) -> tuple:
-    """What the model computes with: its program, its interventions, and a checksum of every
-    weight (about 30 ms on the default model), so an in-place weight edit is noticed too."""
-    with torch.no_grad():
-        sums = torch.stack([p.float().sum().cpu() for p in parameter_values(subject.model)]).numpy()
-    specs = json.dumps([intervention.spec for intervention in subject.interventions], sort_keys=True, default=str)
-    return (id(subject.model), tuple(subject.program.steps), specs, sums.tobytes())
-
-
-def _remember(subject: Subject, key: tuple, value: tuple[_TeacherForced, DiffSide]) -> tuple[_TeacherForced, DiffSide]:
-    remembered = _before_sides.setdefault(subject, {})
-    remembered[key] = value
-    while len(remembered) > _REMEMBERED:
-        remembered.pop(next(iter(remembered)))
-    return value
 
 
 # -- measurements ------------------------------------------------------------------------

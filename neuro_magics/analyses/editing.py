@@ -21,7 +21,6 @@ spec holds the two rank-one factors: edits stack, ``undo_edit`` reverts the last
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from ..core.interventions import Intervention, WeightChange, active_intervention
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
-from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare, state_fingerprint
+from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from .probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
 from .pruning import calibration_passages
 from .tracing import subject_positions
@@ -113,40 +112,39 @@ def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text
     return keys[0].mean(0)
 
 
-_moments: weakref.WeakKeyDictionary[Subject, dict[tuple, torch.Tensor]] = weakref.WeakKeyDictionary()
-
-
 @torch.no_grad()
 def key_second_moment(subject: Subject, layer: int, corpus: str = "builtin") -> torch.Tensor:
     """C = E[k k^T] of ``layer``'s down-projection inputs over every token of the corpus, plus
-    ``DAMPING`` x its mean diagonal on the diagonal (float64). Cached per model state and layer."""
-    key = (layer, corpus, state_fingerprint(subject))
-    cached = _moments.setdefault(subject, {})
-    if key not in cached:
-        total, count = None, 0
+    ``DAMPING`` x its mean diagonal on the diagonal (float64). Cached on the subject for its
+    current state, one at a time: a d_ff x d_ff matrix is large."""
+    return subject.cache("editing.key_second_moment", (layer, corpus),
+                         lambda: _key_second_moment(subject, layer, corpus), entries=1)
 
-        def add(module, args):
-            nonlocal total, count
-            x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
-            total = x.T @ x if total is None else total + x.T @ x
-            count += x.shape[0]
 
-        handle = _mlp_down(subject, layer).register_forward_pre_hook(add)
-        limit = subject.context_length
-        try:
-            passages = calibration_passages(corpus)
-            with ProgressBar(len(passages), "key statistics", "passage", leave=False) as bar:
-                for passage in passages:
-                    ids = subject.tokenizer(passage, return_tensors="pt")["input_ids"][:, :limit].to(subject.device)
-                    subject.model(input_ids=ids, use_cache=False)
-                    bar.update()
-        finally:
-            handle.remove()
-        moment = total / count
-        moment += DAMPING * moment.diagonal().mean() * torch.eye(moment.shape[0], dtype=moment.dtype, device=moment.device)
-        cached.clear()  # one model state at a time: a d_ff x d_ff matrix per layer is large
-        cached[key] = moment
-    return cached[key]
+@torch.no_grad()
+def _key_second_moment(subject: Subject, layer: int, corpus: str) -> torch.Tensor:
+    total, count = None, 0
+
+    def add(module, args):
+        nonlocal total, count
+        x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+        total = x.T @ x if total is None else total + x.T @ x
+        count += x.shape[0]
+
+    handle = _mlp_down(subject, layer).register_forward_pre_hook(add)
+    limit = subject.context_length
+    try:
+        passages = calibration_passages(corpus)
+        with ProgressBar(len(passages), "key statistics", "passage", leave=False) as bar:
+            for passage in passages:
+                ids = subject.tokenizer(passage, return_tensors="pt")["input_ids"][:, :limit].to(subject.device)
+                subject.model(input_ids=ids, use_cache=False)
+                bar.update()
+    finally:
+        handle.remove()
+    moment = total / count
+    moment += DAMPING * moment.diagonal().mean() * torch.eye(moment.shape[0], dtype=moment.dtype, device=moment.device)
+    return moment
 
 
 def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_text: str, target: str,

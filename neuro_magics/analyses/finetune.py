@@ -17,7 +17,8 @@ Every installed adapter lives in a file: a fine-tune writes its adapter into the
 content-addressed, and the intervention's spec records the folder and the sha256 of its
 weights, so every result's metadata can replay it. Merging writes ``scaling * B A`` into the
 base weights as a weight change (the Subject keeps the replaced values, so unmerging is
-bit-identical); turning adapters off parks them (they keep their weights) until turned on.
+bit-identical); turning adapters off parks them on the Subject (they keep their weights, and
+%model and results list them as parked) until turned on or reset.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,10 +351,6 @@ def _merged(subject: Subject, arguments: dict[str, Any], description: str) -> Ad
 
 # -- managing installed adapters ------------------------------------------------------------------
 
-#: Adapters turned off per subject: not part of the model's state (they do nothing) until turned on.
-_PARKED: weakref.WeakKeyDictionary[Subject, list[tuple[LoraAdapter, bool]]] = weakref.WeakKeyDictionary()
-
-
 def active_adapters(subject: Subject) -> list[AdapterIntervention]:
     """The installed adapters, hooked or merged, oldest first."""
     return [i for i in subject.interventions if i.kind in KINDS]
@@ -362,7 +358,11 @@ def active_adapters(subject: Subject) -> list[AdapterIntervention]:
 
 def parked_adapters(subject: Subject) -> list[LoraAdapter]:
     """The adapters turned off with ``adapters_off`` (what ``adapters_on`` puts back)."""
-    return [adapter for adapter, _ in _PARKED.get(subject, [])]
+    return [i.adapter for i in _parked_adapter_interventions(subject)]
+
+
+def _parked_adapter_interventions(subject: Subject) -> list[AdapterIntervention]:
+    return [i for i in subject.parked if i.kind in KINDS]
 
 
 @with_lock
@@ -410,35 +410,32 @@ def _switch(subject: Subject, kind: str, merged: bool) -> int:
 
 @with_lock
 def adapters_off(subject: Subject) -> int:
-    """Remove the installed adapters but keep them (``adapters_on`` puts them back); returns how many."""
+    """Switch the installed adapters off but keep them, parked on the Subject (``adapters_on``
+    puts them back; ``reset_interventions`` drops them); returns how many."""
     active = active_adapters(subject)
     for intervention in active:
-        subject.remove_intervention(intervention)
-    _PARKED.setdefault(subject, []).extend((i.adapter, i.kind == "lora_merged") for i in active)
+        subject.park(intervention)
     return len(active)
 
 
 @with_lock
 def adapters_on(subject: Subject) -> int:
-    """Install the adapters turned off with ``adapters_off`` again (merged ones merged)."""
-    parked = _PARKED.pop(subject, [])
-    installed = []
+    """Install the adapters turned off with ``adapters_off`` again (merged ones merged), all or none."""
+    program, active, parked = subject.program, subject.interventions, subject.parked
+    adapters = _parked_adapter_interventions(subject)
     try:
-        for adapter, merged in parked:
-            installed.append(adapter_intervention(subject, adapter, merged=merged).install(subject))
+        for intervention in adapters:
+            subject.unpark(intervention)
     except BaseException:
-        for intervention in installed:
-            subject.remove_intervention(intervention)
-        _PARKED[subject] = parked
+        subject.set_state(program, active, parked)
         raise
-    return len(installed)
+    return len(adapters)
 
 
 @with_lock
 def remove_adapters(subject: Subject) -> int:
     """Remove every adapter, installed or turned off; the base is bit-identical afterwards."""
-    parked = len(_PARKED.pop(subject, []))
-    return subject.remove_interventions("lora") + subject.remove_interventions("lora_merged") + parked
+    return subject.remove_interventions("lora") + subject.remove_interventions("lora_merged")
 
 
 # -- training ---------------------------------------------------------------------------------------

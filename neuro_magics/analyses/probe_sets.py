@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -333,9 +332,14 @@ def _check_context(subject, n_tokens: int) -> None:
 # -- stopping greedy decoding at the end of the answer ------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _token_classes(tokenizer, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per token id: does its text contain a line break; does it contain anything visible."""
+def _token_classes(subject) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per token id: does its text contain a line break; does it contain anything visible.
+    Cached on the subject (its tokenizer never changes)."""
+    return subject.cache("probe_sets.token_classes", None, lambda: _classify_tokens(_tokenizer(subject),
+                         subject.vocab_size), model_state=False, entries=1)
+
+
+def _classify_tokens(tokenizer, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     n = min(vocab_size, len(tokenizer))
     texts = tokenizer.batch_decode([[i] for i in range(n)])
     newline = torch.zeros(vocab_size, dtype=torch.bool)
@@ -350,7 +354,7 @@ class StopAtAnswerEnd(StoppingCriteria):
     so decoding costs the answer's length, not ``max_new_tokens``."""
 
     def __init__(self, subject, prompt_length: int):
-        newline, visible = _token_classes(_tokenizer(subject), subject.vocab_size)
+        newline, visible = _token_classes(subject)
         self.newline, self.visible = newline.to(subject.device), visible.to(subject.device)
         self.prompt_length = prompt_length
 

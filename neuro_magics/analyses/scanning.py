@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .attention_patterns import eager_attention, head_scores
+from .attention_patterns import head_scores
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.progress import ProgressBar
@@ -361,7 +361,7 @@ def scan(
     if attention:
         runner_sites += ("attn_weights",)
 
-    with eager_attention(subject) if attention else contextlib.nullcontext():
+    with subject.attention_implementation("eager") if attention else contextlib.nullcontext():
         inputs = prepare(subject, input_ids, attention_mask)
         out = run(subject, inputs, capture=Capture(sites=runner_sites, steps=steps, device="cpu",
                                                    dtype=torch.float32), logits_at=None)

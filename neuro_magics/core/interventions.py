@@ -108,7 +108,8 @@ def active_interventions(subject: Subject, kind: str | None = None) -> list[Inte
 
 
 def reset_interventions(subject: Subject, kind: str | None = None) -> int:
-    """Remove installed interventions (of ``kind``, or all); returns how many were removed."""
+    """Remove interventions (of ``kind``, or all), installed and parked alike; returns how many
+    were removed."""
     return subject.remove_interventions(kind)
 
 

@@ -29,7 +29,8 @@ _REGISTRY: dict[str, type[Result]] = {}
 
 def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     """Facts that make a result reproducible and comparable: among them the subject's whole
-    state, its layer program and every active intervention (the specs ``replay`` rebuilds)."""
+    state, its layer program, every active intervention and every parked one (the specs
+    ``replay`` rebuilds)."""
     import torch
     import transformers
 
@@ -41,6 +42,7 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
         "n_layers": subject.n_layers,
         "program": list(subject.program.steps),
         "interventions": [intervention.spec for intervention in subject.interventions],
+        "parked": [intervention.spec for intervention in subject.parked],
         "prompts": list(prompts or []),
         "dtype": str(subject.dtype).removeprefix("torch."),
         "device": str(subject.device),
@@ -123,7 +125,7 @@ class Result:
 
     def replay(self, subject) -> ReplayPlan:
         """Put ``subject`` in the state this result was made in: its layer program and exactly
-        its interventions (others are removed), rebuilt from the recorded specs. For a diff,
+        its interventions, active and parked (others are removed), rebuilt from the recorded specs. For a diff,
         that is the "before" side. Refuses, changing nothing, for another model."""
         return self.replay_plan().apply(subject)
 
@@ -150,12 +152,14 @@ class Result:
 
 @dataclass(frozen=True)
 class ReplayPlan:
-    """The model state a result's metadata records: its model, layer program and interventions."""
+    """The model state a result's metadata records: its model, layer program and interventions
+    (active, and parked: switched off but kept)."""
 
     model: str
     n_layers: int
     program: tuple[int, ...]
     interventions: tuple[dict[str, Any], ...]
+    parked: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_metadata(cls, metadata: dict[str, Any]) -> ReplayPlan:
@@ -165,7 +169,7 @@ class ReplayPlan:
                 f"This result does not record its {' and '.join(missing)} (saved by an older neuro_magics): "
                 "it cannot be replayed exactly.")
         return cls(metadata["model"], int(metadata["n_layers"]), tuple(metadata["program"]),
-                   tuple(metadata["interventions"]))
+                   tuple(metadata["interventions"]), tuple(metadata.get("parked", ())))  # older results park nothing
 
     def lines(self) -> list[str]:
         """One line per thing re-applied: the program, then each intervention in order."""
@@ -176,6 +180,7 @@ class ReplayPlan:
         lines += [f"{k}. {spec['kind']}: {spec['description']}" for k, spec in enumerate(self.interventions, 1)]
         if not self.interventions:
             lines.append("no interventions")
+        lines += [f"parked {k}. {spec['kind']}: {spec['description']} (off)" for k, spec in enumerate(self.parked, 1)]
         return lines
 
     def apply(self, subject) -> ReplayPlan:
@@ -189,7 +194,8 @@ class ReplayPlan:
                 f"({subject.n_layers} layers): load that model to replay it.")
         with subject.lock:
             interventions = [rebuild(subject, spec) for spec in self.interventions]
-            subject.set_state(LayerProgram(self.program, self.n_layers), interventions)
+            parked = [rebuild(subject, spec) for spec in self.parked]
+            subject.set_state(LayerProgram(self.program, self.n_layers), interventions, parked)
         return self
 
     def __repr__(self) -> str:

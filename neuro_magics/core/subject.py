@@ -1,11 +1,15 @@
 """The subject: a loaded model, its tokenizer, and its whole state: the layer program it
-currently runs and every active intervention, in order.
+currently runs, every intervention (active, in order, or parked), and every cache an
+analysis keeps.
 
 Everything else in neuro_magics takes a Subject. It owns every mutation we make to the HF
-model (the block list and the config entries that must follow it; hooks of interventions)
-and can always restore the original exactly. One re-entrant lock serialises everything
-that runs or changes the model: with ipykernel 7 a widget's comm messages are handled on
-a subshell thread, beside the running cell.
+model (the block list and the config entries that must follow it; hooks and weight writes of
+interventions; the attention implementation) and can always restore the original exactly.
+Every weight write through the Subject moves its *weight version*, and a cache entry is only
+found again under the program, interventions and weight version it was computed with; a user
+who edits weights in place says so with ``subject.touch()``. One re-entrant lock serialises
+everything that runs or changes the model: with ipykernel 7 a widget's comm messages are
+handled on a subshell thread, beside the running cell.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import itertools
+import json
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -27,6 +34,8 @@ from .interventions import Intervention, register
 from .programs import LayerProgram, block_list_for
 
 _MISSING = object()
+#: Entries a cache namespace keeps (least recently used dropped first) unless told otherwise.
+CACHE_ENTRIES = 8
 
 _Function = TypeVar("_Function", bound=Callable)
 
@@ -65,6 +74,7 @@ class ModelSummary:
     memory_bytes: int
     program: LayerProgram
     interventions: tuple[str, ...]
+    parked: tuple[str, ...] = ()
 
     def rows(self) -> list[tuple[str, str]]:
         heads = "?" if self.n_heads is None else str(self.n_heads)
@@ -85,6 +95,7 @@ class ModelSummary:
             ("layer program", program),
             *[("interventions" if k == 0 else "", f"{k + 1}. {line}") for k, line in enumerate(self.interventions)],
             *([] if self.interventions else [("interventions", "none")]),
+            *[("parked" if k == 0 else "", f"{k + 1}. {line} (off)") for k, line in enumerate(self.parked)],
         ]
 
 
@@ -94,8 +105,9 @@ class Subject:
     ``model`` is the unmodified HF model, ``tokenizer`` its tokenizer (never changed by us),
     ``program`` the layer program every forward (HF's own, ``generate``, and our runner)
     currently runs, ``interventions`` the active ablations, steering vectors, ... in the
-    order they were installed, and ``lock`` the re-entrant lock every engine entry point
-    that runs or changes the model holds.
+    order they were installed, ``parked`` the interventions switched off but kept (adapters
+    after ``adapters_off``), ``weight_version`` the number every weight write moves, and
+    ``lock`` the re-entrant lock every engine entry point that runs or changes the model holds.
     """
 
     def __init__(self, model: nn.Module, tokenizer=None, name: str | None = None):
@@ -109,19 +121,99 @@ class Subject:
             key: getattr(model.config, key, _MISSING) for key in ("num_hidden_layers", "layer_types")
         }
         self._program = LayerProgram.identity(self.n_layers)
-        # Each with its hook handles and the (parameter, value it replaced) pairs of its weight change.
-        self._interventions: list[tuple[Intervention, list, list]] = []
+        # Each with its hook handles, the (parameter, value it replaced) pairs of its weight change,
+        # and the weight versions before and after its write (None without a weight change).
+        self._interventions: list[tuple[Intervention, list, list, tuple[int, int] | None]] = []
+        self._parked: list[Intervention] = []
+        self._version_numbers = itertools.count(1)
+        self._weight_version = 0
+        self._caches: dict[str, OrderedDict] = {}
         self.lock = threading.RLock()
         self.released = False
 
     def release(self) -> None:
-        """Drop the model and its tokenizer (waiting for any running action), so the memory is
-        freed even where an old output or a widget still refers to this Subject; every later
-        action on it says the model was unloaded."""
+        """Drop the model, its tokenizer and every cache (waiting for any running action), so the
+        memory is freed even where an old output or a widget still refers to this Subject; every
+        later action on it says the model was unloaded."""
         with self.lock:
             self.released = True
             self.model = self.tokenizer = self.blocks = None
-            self._interventions = []
+            self._interventions, self._parked = [], []
+            self._caches.clear()
+
+    # -- weight version and caches ----------------------------------------------------
+
+    @property
+    def weight_version(self) -> int:
+        """A number that changes with every weight write through the Subject (an edit, a
+        pruning, a merged adapter, ``touch()``); taking off the last write puts it back,
+        since the restore is bit-identical."""
+        return self._weight_version
+
+    @with_lock
+    def touch(self) -> int:
+        """Say that you changed weights in place yourself (``W.data[...] = ...``), so no cache
+        returns numbers of the weights before; returns the new weight version."""
+        self._weight_version = next(self._version_numbers)
+        return self._weight_version
+
+    @with_lock
+    def cache(self, namespace: str, key: Hashable, compute: Callable[[], Any] | None = None, *,
+              model_state: bool = True, entries: int = CACHE_ENTRIES) -> Any:
+        """``compute()``, remembered in ``namespace`` under ``key`` and (with ``model_state``)
+        the model's state: program, interventions and weight version, so an entry is never
+        found for a model that computes differently. The ``entries`` most recently used are
+        kept; ``reset`` and ``release`` clear them all. Without ``compute``: the remembered
+        value, or None."""
+        if model_state:
+            key = (key, self.state_key())
+        remembered = self._caches.setdefault(namespace, OrderedDict())
+        if key in remembered:
+            remembered.move_to_end(key)
+            return remembered[key]
+        if compute is None:
+            return None
+        value = compute()
+        remembered[key] = value
+        while len(remembered) > entries:
+            remembered.popitem(last=False)
+        return value
+
+    def cached(self, namespace: str) -> int:
+        """How many entries ``namespace`` holds (0 after ``reset``)."""
+        return len(self._caches.get(namespace, ()))
+
+    def state_key(self) -> tuple:
+        """What the model computes with, as a hashable value: the program, every active
+        intervention's spec and the weight version."""
+        specs = json.dumps([intervention.spec for intervention in self.interventions], sort_keys=True, default=str)
+        return tuple(self._program.steps), specs, self._weight_version
+
+    def clear_caches(self) -> None:
+        """Forget every cached value (``reset`` and ``release`` do it too)."""
+        with self.lock:
+            self._caches.clear()
+
+    # -- attention ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def attention_implementation(self, name: str) -> Iterator[None]:
+        """Run HF's ``name`` attention ("eager" forms the attention weights SDPA and flash never
+        materialise) inside the block, masks included (build inputs inside it); the model's own
+        implementation comes back after, also on an exception or interrupt. Holds the lock."""
+        from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+        if name != "eager" and name not in ALL_ATTENTION_FUNCTIONS:
+            raise NeuroMagicsError(f"No attention implementation {name!r}: use 'eager' or one of "
+                                   f"{', '.join(sorted(k for k in ALL_ATTENTION_FUNCTIONS if '|' not in k))}.")
+        with self.lock:
+            config = self.model.config
+            previous = config._attn_implementation
+            config._attn_implementation = name
+            try:
+                yield
+            finally:
+                config._attn_implementation = previous
 
     # -- layer programs -------------------------------------------------------------
 
@@ -144,9 +236,10 @@ class Subject:
 
     @with_lock
     def reset(self) -> None:
-        """Restore the original blocks and config exactly (interventions stay: see
-        ``remove_interventions``)."""
+        """Restore the original blocks and config exactly and forget every cache (interventions
+        stay: see ``remove_interventions``)."""
         self._install(LayerProgram.identity(self.n_layers))
+        self._caches.clear()
 
     @contextlib.contextmanager
     def program_applied(self, program: LayerProgram | Sequence[int]) -> Iterator[LayerProgram]:
@@ -184,7 +277,13 @@ class Subject:
     @property
     def interventions(self) -> tuple[Intervention, ...]:
         """The active interventions, oldest first."""
-        return tuple(intervention for intervention, _, _ in self._interventions)
+        return tuple(entry[0] for entry in self._interventions)
+
+    @property
+    def parked(self) -> tuple[Intervention, ...]:
+        """Interventions switched off but kept (``unpark`` installs one again), oldest first.
+        They change nothing the model computes; %model and every result's metadata list them."""
+        return tuple(self._parked)
 
     @with_lock
     def add_intervention(self, intervention: Intervention) -> None:
@@ -192,6 +291,8 @@ class Subject:
         it active until removed. Parameters it rewrites are kept aside first."""
         if any(intervention is active for active in self.interventions):
             raise NeuroMagicsError(f"{intervention!r} is already active; reset it before installing it again.")
+        if any(intervention is parked for parked in self._parked):
+            raise NeuroMagicsError(f"{intervention!r} is parked; switch it on again (unpark) instead.")
         own = {id(module) for module in (*self.model.modules(), *self.blocks.modules())}
         own_parameters = {id(p) for p in (*self.model.parameters(), *self.blocks.parameters())}
         foreign_weights = intervention.weights is not None and any(
@@ -208,51 +309,91 @@ class Subject:
             for handle in handles:
                 handle.remove()
             raise
-        self._interventions.append((intervention, handles, originals))
+        versions = None
+        if originals:
+            versions = (self._weight_version, next(self._version_numbers))
+            self._weight_version = versions[1]
+        self._interventions.append((intervention, handles, originals, versions))
 
     @with_lock
     def remove_intervention(self, intervention: Intervention) -> None:
         """Remove one active intervention exactly (the others keep their order). Its kept-aside
         weights are copied back; weight changes installed after it are taken off first and
-        written again afterwards, so each restore is bit-identical."""
-        index = next((k for k, (active, _, _) in enumerate(self._interventions) if active is intervention), None)
+        written again afterwards, so each restore is bit-identical. Taking off the last weight
+        write, with nothing written since, puts the weight version back to what it was."""
+        index = next((k for k, entry in enumerate(self._interventions) if entry[0] is intervention), None)
         if index is None:
             raise NeuroMagicsError(f"{intervention!r} is not active on {self.name}.")
         later = [entry for entry in self._interventions[index + 1:] if entry[2]] if self._interventions[index][2] else []
         with torch.no_grad():
-            for _, _, originals in reversed(later):
+            for _, _, originals, _ in reversed(later):
                 _restore_weights(originals)
-            _, handles, originals = self._interventions.pop(index)
+            _, handles, originals, versions = self._interventions.pop(index)
             for handle in handles:
                 handle.remove()
             _restore_weights(originals)
-            for position, (active, active_handles, _) in enumerate(self._interventions):
+            for position, (active, active_handles, _, _) in enumerate(self._interventions):
                 if any(active is entry[0] for entry in later):
-                    self._interventions[position] = (active, active_handles, _write_weights(active))
+                    self._interventions[position] = (active, active_handles, _write_weights(active), None)
+        if versions is not None:
+            untouched = not later and self._weight_version == versions[1]
+            self._weight_version = versions[0] if untouched else next(self._version_numbers)
+            for position, entry in enumerate(self._interventions):
+                if entry[3] is None and entry[2]:  # rewritten: taking it off gives weights never numbered
+                    self._interventions[position] = (*entry[:3], (next(self._version_numbers), self._weight_version))
 
     @with_lock
     def remove_interventions(self, kind: str | None = None) -> int:
-        """Remove the active interventions of ``kind`` (all when None); returns how many."""
-        doomed = [i for i in self.interventions if kind is None or i.kind == kind]
+        """Remove the interventions of ``kind`` (all when None), active ones newest first and
+        parked ones alike; returns how many."""
+        doomed = [i for i in reversed(self.interventions) if kind is None or i.kind == kind]
         for intervention in doomed:
             self.remove_intervention(intervention)
-        return len(doomed)
+        parked = [i for i in self._parked if kind is None or i.kind == kind]
+        self._parked = [i for i in self._parked if not (kind is None or i.kind == kind)]
+        return len(doomed) + len(parked)
 
     @with_lock
-    def set_state(self, program: LayerProgram, interventions: Sequence[Intervention]) -> None:
-        """Run ``program`` with exactly ``interventions`` active, in that order (what replaying a
-        result does). All or nothing: a failure puts the previous state back."""
+    def park(self, intervention: Intervention) -> None:
+        """Switch an active intervention off (removed exactly) but keep it, listed as parked,
+        until ``unpark`` installs it again or ``remove_interventions`` drops it."""
+        self.remove_intervention(intervention)
+        self._parked.append(intervention)
+
+    @with_lock
+    def unpark(self, intervention: Intervention) -> None:
+        """Install a parked intervention again (after the active ones)."""
+        index = next((k for k, parked in enumerate(self._parked) if parked is intervention), None)
+        if index is None:
+            raise NeuroMagicsError(f"{intervention!r} is not parked on {self.name}.")
+        self._parked.pop(index)
+        try:
+            self.add_intervention(intervention)
+        except BaseException:
+            self._parked.insert(index, intervention)
+            raise
+
+    @with_lock
+    def set_state(self, program: LayerProgram, interventions: Sequence[Intervention],
+                  parked: Sequence[Intervention] | None = None) -> None:
+        """Run ``program`` with exactly ``interventions`` active, in that order, and ``parked``
+        kept off (None: the parked ones stay as they are); what replaying a result does. All or
+        nothing: a failure puts the previous state back."""
         previous_program, previous_interventions = self._program, self.interventions
+        previous_parked = list(self._parked)
+        parked = previous_parked if parked is None else parked
         try:
             self.remove_interventions()
             self.set_program(program)
             for intervention in interventions:
                 self.add_intervention(intervention)
+            self._parked = list(parked)
         except BaseException:
             self.remove_interventions()
             self._install(previous_program)
             for intervention in previous_interventions:
                 self.add_intervention(intervention)
+            self._parked = list(previous_parked)
             raise
 
     # -- facts ----------------------------------------------------------------------
@@ -346,6 +487,7 @@ class Subject:
             memory_bytes=memory,
             program=self._program,
             interventions=tuple(repr(i) for i in self.interventions),
+            parked=tuple(repr(i) for i in self._parked),
         )
 
     # -- text -----------------------------------------------------------------------
