@@ -83,12 +83,15 @@ def shell():
     from IPython.testing.globalipapp import get_ipython
 
     ip = get_ipython()
+    names = dict(ip.user_ns)  # the shell is one per process: a test's variables must not reach the next
     ip.run_line_magic("load_ext", "neuro_magics")
     yield ip
     session = getattr(ip, "neuro_magics_session", None)
     if session is not None:
         session.subject = None
     ip.run_line_magic("unload_ext", "neuro_magics")
+    ip.user_ns.clear()
+    ip.user_ns.update(names)
 
 
 @pytest.fixture
