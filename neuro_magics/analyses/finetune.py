@@ -24,6 +24,7 @@ bit-identical); turning adapters off parks them on the Subject (they keep their 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -126,7 +127,6 @@ class LoraAdapter:
     @classmethod
     def load(cls, subject: Subject, folder: str | Path) -> LoraAdapter:
         """Read a peft LoRA folder (ours or one trained with peft) for ``subject``'s model."""
-        from peft import LoraConfig
         from safetensors.torch import load_file
 
         folder = user_path(folder, "adapter")
@@ -134,7 +134,7 @@ class LoraAdapter:
             raise NeuroMagicsError(f"{str(folder)!r} is not a LoRA adapter folder: it needs {CONFIG_FILE} and "
                                    f"{WEIGHTS_FILE} (what peft's save_pretrained writes).")
         try:
-            config = LoraConfig.from_pretrained(str(folder))
+            config = _lora_config(folder)
             tensors = load_file(str(folder / WEIGHTS_FILE))
             from safetensors import safe_open
 
@@ -198,6 +198,32 @@ class LoraAdapter:
                 move_folder_into_place(staging, target)
         self.path, self.sha256 = target.resolve(), digest
         return target
+
+
+# Keys a newer peft writes that change nothing while another key is off (or at all).
+_INERT_KEYS = {"peft_version": None, "qalora_group_size": "use_qalora"}
+
+
+def _lora_config(folder: Path):
+    """The folder's LoraConfig under the installed peft. A config written by a newer peft holds
+    keys an older one does not know (its own from_pretrained then fails): keys left at nothing
+    (None, False, empty) or inert are dropped; any other is refused, since it may switch on a
+    method this peft cannot apply."""
+    import dataclasses
+
+    import peft
+    from peft import LoraConfig
+
+    data = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    known = {field.name for field in dataclasses.fields(LoraConfig)}
+    for key, value in data.items():
+        if key in known or value in (None, False, [], {}, ""):
+            continue
+        if key in _INERT_KEYS and (_INERT_KEYS[key] is None or not data.get(_INERT_KEYS[key])):
+            continue
+        raise NeuroMagicsError(f"The adapter in {str(folder)!r} sets {key!r}, which peft {peft.__version__} does not "
+                               "know: upgrade peft (pip install -U peft) to load it.")
+    return LoraConfig(**{key: value for key, value in data.items() if key in known})
 
 
 def weights_sha256(path: Path) -> str:
