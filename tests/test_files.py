@@ -11,6 +11,7 @@ is recorded after each file-system call and must be the old or the new complete 
 from __future__ import annotations
 
 import os
+import time
 import shutil
 import signal
 import subprocess
@@ -445,3 +446,28 @@ def test_checkup_html_overwrite_keeps_the_old_page_when_interrupted(shell, tmp_p
     assert page.read_text() == "<html>the old report</html>" and staging_entries(tmp_path) == []
     shell.run_line_magic("checkup", f"--corpus {corpus} --max-texts 2 --no-spectra --html {page} --overwrite")
     assert page.read_text().count("nm-esm") >= 1 and page.read_text().rstrip().endswith("</html>")
+
+
+def test_staging_left_by_earlier_versions_is_removed_once_an_hour_old(tmp_path):
+    """A killed save of an earlier version left a hidden ``.materializing-XXXXXXXX`` folder (517 MB
+    for the default model) with no process id in its name: the next save removes it once it is
+    an hour old; a young one (maybe still being written) and the user's look-alikes stay."""
+    hour_ago = time.time() - 3700
+    old = [tmp_path / ".materializing-ab12cd_9", tmp_path / ".adapter-q1w2e3r4", tmp_path / ".converting-zz00yy11"]
+    for folder in old:
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x" * 100)
+        os.utime(folder, (hour_ago, hour_ago))
+    old_checkpoint = tmp_path / ".scan.partial.npz"
+    old_checkpoint.write_bytes(b"partial")
+    os.utime(old_checkpoint, (hour_ago, hour_ago))
+    young = tmp_path / ".materializing-young123"
+    young.mkdir()
+    lookalikes = [tmp_path / ".materializing-notes", tmp_path / "materializing-ab12cd_9"]
+    for path in lookalikes:
+        path.mkdir()
+        os.utime(path, (hour_ago, hour_ago))
+    removed = files.remove_stale_staging(tmp_path)
+    assert sorted(removed) == sorted([*old, old_checkpoint])
+    assert young.is_dir() and all(path.is_dir() for path in lookalikes)
+    assert not any(path.exists() for path in [*old, old_checkpoint])

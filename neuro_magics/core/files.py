@@ -26,6 +26,7 @@ import secrets
 import shutil
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -119,16 +120,27 @@ def move_folder_into_place(staging: Path, target: Path) -> None:
     _sync_folder(target.parent)
 
 
+# What versions before these staging names left when killed (tempfile.mkdtemp folders and the
+# brain scan's partial checkpoint): no process id, so they are removed once older than an hour.
+_LEGACY_STAGING = re.compile(r"^\.(materializing|adapter|converting)-[a-z0-9_]{8}$|^\..+\.partial\.npz$")
+_LEGACY_AGE_S = 3600
+
+
 def remove_stale_staging(parent: Path) -> list[Path]:
     """Remove the staging entries in ``parent`` left by processes of this machine that are gone
-    (killed while writing); an old folder whose swap was cut between its two renames goes back
-    to its path. Returns what was removed or put back."""
+    (killed while writing), and those of earlier versions once an hour old; an old folder whose
+    swap was cut between its two renames goes back to its path. Returns what was removed or put
+    back."""
     handled = []
     try:
         entries = list(os.scandir(parent))
     except OSError:
         return handled
     for entry in entries:
+        if _LEGACY_STAGING.match(entry.name):
+            if _remove_legacy(entry):
+                handled.append(Path(entry.path))
+            continue
         match = _STAGING_NAME.match(entry.name)
         if match is None or match["host"] != _HOST or _process_alive(int(match["pid"])):
             continue
@@ -147,6 +159,19 @@ def remove_stale_staging(parent: Path) -> list[Path]:
             continue
         handled.append(path)
     return handled
+
+
+def _remove_legacy(entry: os.DirEntry) -> bool:
+    try:
+        if time.time() - entry.stat(follow_symlinks=False).st_mtime < _LEGACY_AGE_S:
+            return False
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    except OSError:
+        return False
+    return True
 
 
 # -- the pieces ------------------------------------------------------------------------------------
