@@ -615,3 +615,31 @@ def test_attention_implementation_switches_for_a_block_and_comes_back_after_an_e
         with subject.attention_implementation("fast"):
             pass
     assert "\n" not in str(error.value) and subject.model.config._attn_implementation == "sdpa"
+
+
+@pytest.mark.parametrize("helper", ["text_perplexity", "key_second_moment", "optimise_value", "input_norms",
+                                    "probe_scores", "block_influence"])
+def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
+    """Each public helper that runs forwards holds the Subject's lock: while another thread holds
+    it (a widget's click on a subshell thread), the helper waits instead of running beside it."""
+    from neuro_magics.analyses import diffing, editing, pruning
+
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    passages = ["the cat sat on the mat", "a dog ran far away"]
+    calls = {
+        "text_perplexity": lambda: diffing.text_perplexity(subject, torch.tensor([[5, 6, 7, 8, 9]])),
+        "key_second_moment": lambda: editing.key_second_moment(subject, 1),
+        "optimise_value": lambda: editing.optimise_value(subject, 1, ["Ann lives in"], "Ann", " Rome", steps=1),
+        "input_norms": lambda: pruning.input_norms(subject, dict(list(pruning.prunable_matrices(subject).items())[:1]),
+                                                   passages),
+        "probe_scores": lambda: pruning.probe_scores(subject),
+        "block_influence": lambda: pruning.block_influence(subject, passages),
+    }
+    finished = threading.Event()
+    worker = threading.Thread(target=lambda: (calls[helper](), finished.set()))
+    with subject.lock:
+        worker.start()
+        time.sleep(1.0)
+        assert not finished.is_set(), f"{helper} ran while another thread held the lock"
+    worker.join(timeout=120)
+    assert finished.is_set()

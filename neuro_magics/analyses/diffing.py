@@ -434,6 +434,7 @@ def _logits(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Ten
     return subject.adapter.unembed(subject.model, hidden[:, start:stop]).float()
 
 
+@with_lock
 def text_perplexity(subject: Subject, text_ids: torch.Tensor | None = None) -> float:
     """Perplexity of the built-in text (``perplexity_text``) under the subject as it is now."""
     if text_ids is None:

@@ -112,6 +112,7 @@ def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text
     return keys[0].mean(0)
 
 
+@with_lock
 @torch.no_grad()
 def key_second_moment(subject: Subject, layer: int, corpus: str = "builtin") -> torch.Tensor:
     """C = E[k k^T] of ``layer``'s down-projection inputs over every token of the corpus, plus
@@ -147,6 +148,7 @@ def _key_second_moment(subject: Subject, layer: int, corpus: str) -> torch.Tenso
     return moment
 
 
+@with_lock
 def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_text: str, target: str,
                    steps: int = VALUE_STEPS) -> tuple[torch.Tensor, float]:
     """The shift of ``layer``'s MLP output at the subject's last token that makes ``target``

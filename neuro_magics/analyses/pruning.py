@@ -101,6 +101,7 @@ def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     return keep
 
 
+@with_lock
 @torch.no_grad()
 def input_norms(subject: Subject, modules: dict[str, torch.nn.Module], passages: Sequence[str]) -> dict[str, torch.Tensor]:
     """``||X_j||_2`` per input feature of each module over every token of ``passages`` (one
@@ -160,6 +161,7 @@ def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> I
 # -- the report ---------------------------------------------------------------------------------
 
 
+@with_lock
 @torch.no_grad()
 def probe_scores(subject: Subject) -> dict[str, float]:
     """Mean log p(answer) of each built-in probe in ``SCORED_PROBES``, teacher-forced."""
@@ -249,6 +251,7 @@ class PruneResult(Result):
 # -- the entry point ----------------------------------------------------------------------------
 
 
+@with_lock
 @torch.no_grad()
 def block_influence(subject: Subject, passages: Sequence[str]) -> np.ndarray:
     """Block Influence ``1 - cos(x_l, x_{l+1})`` of each step of the current program, averaged
