@@ -301,8 +301,9 @@ def _integrated_gradients(score: Callable, embeddings: torch.Tensor, start: torc
 @torch.no_grad()
 def _occlusion(score: Callable, embeddings: torch.Tensor, baseline: torch.Tensor, spans: list[tuple[int, int]],
                values: np.ndarray, batch_size: int) -> np.ndarray:
-    """``f(x) - f(x with the span set to the baseline)`` per span and target, spread over the
-    span's tokens; each span is one row of a batched run."""
+    """``f(x) - f(x with the span set to the baseline)`` per span and target, given whole to
+    every token of the span (not divided among them: a span's tokens are occluded together, so
+    each is credited with the span's effect); each span is one row of a batched run."""
     n_targets, n_sources = len(values), embeddings.shape[1]
     result = np.zeros((n_targets, n_sources), dtype=np.float32)
     for first in range(0, len(spans), batch_size):

@@ -133,7 +133,13 @@ def fit_topk(
 ) -> tuple[TopKAutoencoder, FitReport]:
     """Train a TopK SAE on rows of ``data`` (already scaled). A feature that has not fired for
     ``dead_after`` tokens (default: one pass over the data) is dead; AuxK trains the dead ones
-    on the residual error. Ctrl-C stops training and keeps the SAE as it is."""
+    on the residual error. Ctrl-C stops training and keeps the SAE as it is.
+
+    Our AuxK departs from SAELens's and sparsify's in three ways, on purpose: the dead features'
+    pre-activations pass a ReLU before their top-k_aux (a dead feature that would fire negatively
+    cannot reconstruct anything); the aux loss is normalised by the residual's own energy (so
+    its weight does not shrink as the main reconstruction improves); and it is not scaled by
+    ``min(num_dead / k_aux, 1)`` (a few dead features still get the full AUXK_COEF)."""
     n, d = data.shape
     model = TopKAutoencoder(d, width, k, seed=seed, device=data.device)
     with torch.no_grad():
