@@ -618,7 +618,7 @@ def test_attention_implementation_switches_for_a_block_and_comes_back_after_an_e
 
 
 @pytest.mark.parametrize("helper", ["text_perplexity", "key_second_moment", "optimise_value", "input_norms",
-                                    "probe_scores", "block_influence"])
+                                    "answer_set_scores", "block_influence"])
 def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
     """Each public helper that runs forwards holds the Subject's lock: while another thread holds
     it (a widget's click on a subshell thread), the helper waits instead of running beside it."""
@@ -632,7 +632,7 @@ def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
         "optimise_value": lambda: editing.optimise_value(subject, 1, ["Ann lives in"], "Ann", " Rome", steps=1),
         "input_norms": lambda: pruning.input_norms(subject, dict(list(pruning.prunable_matrices(subject).items())[:1]),
                                                    passages),
-        "probe_scores": lambda: pruning.probe_scores(subject),
+        "answer_set_scores": lambda: pruning.answer_set_scores(subject),
         "block_influence": lambda: pruning.block_influence(subject, passages),
     }
     finished = threading.Event()

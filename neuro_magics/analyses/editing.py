@@ -276,13 +276,14 @@ class EditResult(Result):
     diff: DiffResult | None
     metadata: dict[str, Any]
 
-    def _scores(self, group: str) -> np.ndarray:
+    def _in_group(self, group: str) -> np.ndarray:
+        """A mask over the prompts: which belong to ``group``."""
         return np.array([g == group for g in self.groups])
 
     def success(self, group: str, after: bool = True) -> float:
         """Fraction of a group's prompts where the new target beats the old answer (for
         neighbours: where it does NOT, i.e. specificity)."""
-        chosen = self._scores(group)
+        chosen = self._in_group(group)
         if not chosen.any():
             return float("nan")
         new, old = (self.new_after, self.old_after) if after else (self.new_before, self.old_before)
@@ -305,7 +306,7 @@ class EditResult(Result):
         names = {"prompt": "efficacy: p(new) > p(old)", "paraphrase": "paraphrases: p(new) > p(old)",
                  "neighbour": "neighbours unchanged: p(new) < p(own old)"}
         return [(names[g], f"{self.success(g, False):.0%}", f"{self.success(g):.0%}") for g in GROUPS
-                if self._scores(g).any()]
+                if self._in_group(g).any()]
 
     def to_pandas(self):
         import pandas as pd
@@ -321,7 +322,7 @@ class EditResult(Result):
     def __repr__(self) -> str:
         parts = [f"{name} {self.success(g):.0%}" for name, g in
                  (("efficacy", "prompt"), ("paraphrases", "paraphrase"), ("specificity", "neighbour"))
-                 if self._scores(g).any()]
+                 if self._in_group(g).any()]
         return (f"EditResult(layer {self.layer}: {self.template.replace('{}', self.subject_text)!r} -> "
                 f"{self.target!r} ({'+'.join(map(repr, self.target_pieces))}); {', '.join(parts)})")
 

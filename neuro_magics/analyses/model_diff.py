@@ -41,7 +41,7 @@ from ..core.subject import Subject, with_lock
 from .corpus import GENRES, builtin_corpus, load_corpus
 from .finetune import KINDS as ADAPTER_KINDS
 from .finetune import block_linear_modules
-from .pruning import SCORED_PROBES, matrix_grid, probe_scores
+from .pruning import SCORED_PROBES, answer_set_scores, matrix_grid
 
 #: Texts per genre of the built-in corpus in the default (small) diff.
 DEFAULT_TEXTS_PER_GENRE = 2
@@ -412,7 +412,7 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
         if probes:
             scores = []
             for side in sides:
-                scores.append(probe_scores(states.enter(side)))
+                scores.append(answer_set_scores(states.enter(side)))
                 bar.update()
             probe_a = np.array([scores[0][p] for p in SCORED_PROBES], dtype=np.float32)
             probe_b = np.array([scores[1][p] for p in SCORED_PROBES], dtype=np.float32)

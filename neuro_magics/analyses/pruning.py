@@ -163,8 +163,9 @@ def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> I
 
 @with_lock
 @torch.no_grad()
-def probe_scores(subject: Subject) -> dict[str, float]:
-    """Mean log p(answer) of each built-in probe in ``SCORED_PROBES``, teacher-forced."""
+def answer_set_scores(subject: Subject) -> dict[str, float]:
+    """Mean log p(answer) of each built-in probe set in ``SCORED_PROBES``, teacher-forced (the
+    brain scan's answer sets, not %probe's linear probes)."""
     return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
             for name in SCORED_PROBES}
 
@@ -305,7 +306,8 @@ def prune(
         raise NeuroMagicsError("Pruning reports perplexity and probe scores: the subject needs a tokenizer.")
 
     program_before, n_parameters = subject.program, sum(p.numel() for p in subject.model.parameters())
-    nonzero_before, perplexity_before, probes_before = _nonzero(subject), text_perplexity(subject), probe_scores(subject)
+    nonzero_before, perplexity_before = _nonzero(subject), text_perplexity(subject)
+    probes_before = answer_set_scores(subject)
     modules = prunable_matrices(subject)
     influence, dropped, intervention = np.zeros(0), [], None
     if method == "layers":
@@ -326,7 +328,8 @@ def prune(
     with change():
         program_after = subject.program
         sparsities = np.array([float((weight_matrix(m) == 0).float().mean()) for m in modules.values()], dtype=np.float32)
-        nonzero_after, perplexity_after, probes_after = _nonzero(subject), text_perplexity(subject), probe_scores(subject)
+        nonzero_after, perplexity_after = _nonzero(subject), text_perplexity(subject)
+        probes_after = answer_set_scores(subject)
         metadata = run_metadata(subject, method=method, sparsity=sparsity, drop=drop, corpus=corpus)
     if install:
         if intervention is not None:
