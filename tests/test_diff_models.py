@@ -125,7 +125,7 @@ def test_weight_change_of_a_lora_is_its_update_by_hand_and_its_rank(rank, merged
     for the merged weights' float rounding)."""
     subject = llama()
     adapter = random_adapter(subject, rank=rank)
-    weights = {name: weight_matrix(m).detach().double().numpy().copy() for name, m in ft.block_linear_modules(subject).items()}
+    weights = {name: weight_matrix(m).detach().double().numpy().copy() for name, m in subject.block_matrices().items()}
     ft.adapter_intervention(subject, adapter).install(subject)
     if merged:
         nm.merge_adapters(subject)

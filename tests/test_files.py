@@ -358,7 +358,7 @@ def _random_adapter(subject: nm.Subject, seed: int):
     from neuro_magics.analyses import finetune as ft
 
     generator = torch.Generator().manual_seed(seed)
-    modules = ft.block_linear_modules(subject)
+    modules = subject.block_matrices()
     A, B = {}, {}
     for name in ft.resolve_targets(subject, None):
         out_features, in_features = ft.weight_matrix(modules[name]).shape

@@ -39,7 +39,7 @@ def llama() -> nm.Subject:
 def random_adapter(subject: nm.Subject, rank: int = 4, alpha: float = 8.0, targets=None, seed: int = 3):
     """An adapter with random A and B (B non-zero, unlike a fresh one), cached to a file."""
     generator = torch.Generator().manual_seed(seed)
-    modules = ft.block_linear_modules(subject)
+    modules = subject.block_matrices()
     A, B = {}, {}
     for name in targets or ft.resolve_targets(subject, None):
         out_features, in_features = weight_matrix(modules[name]).shape
@@ -179,7 +179,7 @@ def test_merge_matches_the_hooks_and_unmerge_is_bit_identical(token_ids):
     with torch.no_grad():
         merged = subject.model(token_ids).logits
         by_hand = hand(token_ids).logits
-    for name, module in ft.block_linear_modules(subject).items():
+    for name, module in subject.block_matrices().items():
         expected = weight_matrix(hand.get_submodule(ft.module_path(subject, name)))
         assert torch.equal(weight_matrix(module), expected), name
     torch.testing.assert_close(merged, by_hand, atol=0, rtol=0)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.pruning import calibration_passages, prunable_matrices, prune, row_mask
+from neuro_magics.analyses.pruning import calibration_passages, prune, row_mask
 from neuro_magics.analyses.surgery import drop_layers, save_materialized
 from neuro_magics.core.adapters import weight_matrix
 from neuro_magics.core.errors import NeuroMagicsError
@@ -55,13 +55,13 @@ def test_row_mask_matches_a_hand_computation_with_the_stated_sparsity_per_row():
 
 @pytest.mark.parametrize("method", ["magnitude", "wanda"])
 def test_masks_equal_the_hand_computation(small, method):
-    originals = {name: weight_matrix(m).detach().clone().numpy() for name, m in prunable_matrices(small).items()}
+    originals = {name: weight_matrix(m).detach().clone().numpy() for name, m in small.block_matrices().items()}
     norms = {}
     if method == "wanda":  # ||X_j|| over every calibration token, by our own hooks
         squares = {}
         handles = [m.register_forward_pre_hook(lambda mod, args, name=name: squares.__setitem__(
             name, squares.get(name, 0) + (args[0].reshape(-1, args[0].shape[-1]).double() ** 2).sum(0)))
-            for name, m in prunable_matrices(small).items()]
+            for name, m in small.block_matrices().items()]
         with torch.no_grad():
             for passage in calibration_passages():
                 ids = small.tokenizer(passage, return_tensors="pt")["input_ids"][:, :small.context_length]
@@ -70,7 +70,7 @@ def test_masks_equal_the_hand_computation(small, method):
             handle.remove()
         norms = {name: value.sqrt().numpy() for name, value in squares.items()}
     result = prune(small, method, 0.5)
-    for k, (name, module) in enumerate(prunable_matrices(small).items()):
+    for k, (name, module) in enumerate(small.block_matrices().items()):
         keep = _hand_mask(originals[name], norms.get(name), 0.5)
         assert np.array_equal(weight_matrix(module).detach().numpy(), originals[name] * keep), name
         assert result.matrix_sparsity[k] == pytest.approx(int(originals[name].shape[1] * 0.5) / originals[name].shape[1])

@@ -630,7 +630,7 @@ def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
         "text_perplexity": lambda: diffing.text_perplexity(subject, torch.tensor([[5, 6, 7, 8, 9]])),
         "key_second_moment": lambda: editing.key_second_moment(subject, 1),
         "optimise_value": lambda: editing.optimise_value(subject, 1, ["Ann lives in"], "Ann", " Rome", steps=1),
-        "input_norms": lambda: pruning.input_norms(subject, dict(list(pruning.prunable_matrices(subject).items())[:1]),
+        "input_norms": lambda: pruning.input_norms(subject, dict(list(subject.block_matrices().items())[:1]),
                                                    passages),
         "answer_set_scores": lambda: pruning.answer_set_scores(subject),
         "block_influence": lambda: pruning.block_influence(subject, passages),

@@ -88,19 +88,18 @@ def test_the_ov_circuit_is_what_the_llama_modules_compute():
 
 
 def test_rounding_equals_numpy_and_undo_is_bit_identical(small):
-    from neuro_magics.analyses.pruning import prunable_matrices
     from neuro_magics.core.adapters import weight_matrix
 
     original = {name: p.detach().clone() for name, p in small.model.named_parameters()}
     hand_errors = []
-    for module in prunable_matrices(small).values():
+    for module in small.block_matrices().values():
         w = weight_matrix(module).detach().numpy().astype(np.float64)
         scale = np.abs(w).max(1, keepdims=True) / 7
         hand = np.clip(np.round(w / scale), -7, 7) * scale
         hand_errors.append(np.linalg.norm(w - hand) / np.linalg.norm(w))
     result = quantize(small, 4, diff=False, install=True)
     np.testing.assert_allclose(result.errors, hand_errors, rtol=1e-4)
-    for module in prunable_matrices(small).values():
+    for module in small.block_matrices().values():
         assert max(len(np.unique(row)) for row in weight_matrix(module).detach().numpy()) <= 15
     reset_interventions(small)
     assert all(torch.equal(p, original[name]) for name, p in small.model.named_parameters())

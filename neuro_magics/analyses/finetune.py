@@ -176,7 +176,7 @@ class LoraAdapter:
 
     def check_fits(self, subject: Subject) -> None:
         """Every target is a linear module of ``subject``'s blocks, of the shape A and B expect."""
-        modules = block_linear_modules(subject)
+        modules = subject.block_matrices()
         for name in self.targets:
             if name not in modules:
                 raise NeuroMagicsError(f"This adapter targets {name!r}, which {subject.name} does not have: it was "
@@ -247,12 +247,6 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name.rsplit("/", 1)[-1])[:40] or "model"
 
 
-def block_linear_modules(subject: Subject) -> dict[str, torch.nn.Module]:
-    """Every linear module of every original block, named ``"<block>.<path>"``."""
-    return {f"{index}.{name}": module for index, block in enumerate(subject.blocks)
-            for name, module in linear_modules(block).items()}
-
-
 def module_path(subject: Subject, name: str) -> str:
     """``"3.self_attn.q_proj"`` -> the module's path in the model, ``"model.layers.3.self_attn.q_proj"``."""
     return f"{subject.adapter.body}.{subject.adapter.blocks}.{name}"
@@ -289,7 +283,7 @@ def resolve_targets(subject: Subject, modules: Sequence[str] | str | None) -> li
     wanted = list(default_modules(subject) if modules is None else modules)
     if not wanted:
         raise NeuroMagicsError("--modules is empty: name linear modules, e.g. --modules q_proj,v_proj.")
-    available = block_linear_modules(subject)
+    available = subject.block_matrices()
     targets = []
     for entry in wanted:
         found = [name for name in available if name.split(".", 1)[1] == entry or name.endswith("." + entry)]
@@ -329,7 +323,7 @@ def adapter_intervention(subject: Subject, adapter: LoraAdapter, *, merged: bool
     """The intervention of ``adapter`` on ``subject`` (not installed). Its spec records the
     adapter's folder and the sha256 of its weights: save or cache the adapter first."""
     adapter.check_fits(subject)
-    modules = block_linear_modules(subject)
+    modules = subject.block_matrices()
     arguments = {"adapter": None if adapter.path is None else str(adapter.path), "sha256": adapter.sha256}
     kind = "lora_merged" if merged else "lora"
     description = ("merged " if merged else "") + adapter.describe()
@@ -615,7 +609,7 @@ def finetune(
         raise NeuroMagicsError(f"--context {context} is longer than this model's {subject.context_length} tokens: "
                                "pick a shorter window.")
     targets = resolve_targets(subject, modules)
-    modules_by_name = block_linear_modules(subject)
+    modules_by_name = subject.block_matrices()
     smallest = min(targets, key=lambda name: min(weight_matrix(modules_by_name[name]).shape))
     full_rank = min(weight_matrix(modules_by_name[smallest]).shape)
     if rank > full_rank:

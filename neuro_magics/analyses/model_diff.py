@@ -40,7 +40,6 @@ from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from .corpus import GENRES, builtin_corpus, load_corpus
 from .finetune import KINDS as ADAPTER_KINDS
-from .finetune import block_linear_modules
 from .pruning import SCORED_PROBES, answer_set_scores, matrix_grid
 
 #: Texts per genre of the built-in corpus in the default (small) diff.
@@ -439,10 +438,10 @@ def _weight_changes(subject: Subject, sides: list[_Side], states: _States) -> tu
     """Relative change and numerical rank of every block matrix between what A and B run."""
     touched = {id(p) for interventions in (states.interventions, *(s.interventions for s in sides))
                for i in interventions if i.weights is not None for p in i.weights.parameters}
-    own = block_linear_modules(subject)
+    own = subject.block_matrices()
     snapshots = []
     for side in sides:
-        modules = block_linear_modules(side.subject)
+        modules = side.subject.block_matrices()
         if side.program is None:
             snapshots.append((modules, {}))
             continue

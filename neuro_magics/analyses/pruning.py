@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.adapters import linear_modules, weight_matrix
+from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
 from ..core.paths import read_user_text
 from ..core.offload import refuse_offloaded
@@ -85,12 +85,6 @@ def matrix_grid(names: Sequence[str], values: Sequence[float]) -> tuple[np.ndarr
     return grid, blocks, paths
 
 
-def prunable_matrices(subject: Subject) -> dict[str, torch.nn.Module]:
-    """Every weight matrix of every original block, named ``"<block>.<path>"`` (e.g. ``"3.mlp.down_proj"``)."""
-    return {f"{index}.{name}": module for index, block in enumerate(subject.blocks)
-            for name, module in linear_modules(block).items()}
-
-
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Keep-mask ``[out, in]``: in every row, the ``floor(in * sparsity)`` lowest scores are removed."""
     n_removed = int(scores.shape[1] * sparsity)
@@ -141,7 +135,7 @@ def mask_scores(method: str, weight: torch.Tensor, norm: torch.Tensor | None) ->
 @rebuilder("prune")
 def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
     """The mask, from the spec alone: it is computed from the weights when installed."""
-    modules = prunable_matrices(subject)
+    modules = subject.block_matrices()
     missing = [name for name in arguments["matrices"] if name not in modules]
     if missing:
         raise NeuroMagicsError(f"This model has no matrix {missing[0]!r}: the pruning was made for another model.")
@@ -308,7 +302,7 @@ def prune(
     program_before, n_parameters = subject.program, sum(p.numel() for p in subject.model.parameters())
     nonzero_before, perplexity_before = _nonzero(subject), text_perplexity(subject)
     probes_before = answer_set_scores(subject)
-    modules = prunable_matrices(subject)
+    modules = subject.block_matrices()
     influence, dropped, intervention = np.zeros(0), [], None
     if method == "layers":
         influence = block_influence(subject, passages)

@@ -25,7 +25,7 @@ from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
-from .pruning import matrix_grid, prunable_matrices
+from .pruning import matrix_grid
 
 BITS = (4, 8)
 
@@ -40,7 +40,7 @@ def rounded(weight: torch.Tensor, bits: int) -> torch.Tensor:
 
 @rebuilder("quantize")
 def _quantization(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
-    modules = prunable_matrices(subject)
+    modules = subject.block_matrices()
     chosen = [modules[name] for name in arguments["matrices"] if name in modules]
     if len(chosen) != len(arguments["matrices"]):
         raise NeuroMagicsError("This quantization was made for another model: its matrices are not all here.")
@@ -124,7 +124,7 @@ def quantize(
     bad = [b for b in blocks if not 0 <= b < subject.n_layers]
     if bad:
         raise NeuroMagicsError(f"Layer {bad[0]} is out of range: this model has layers 0-{subject.n_layers - 1}.")
-    chosen = {name: module for name, module in prunable_matrices(subject).items() if int(name.split(".")[0]) in set(blocks)}
+    chosen = {name: module for name, module in subject.block_matrices().items() if int(name.split(".")[0]) in set(blocks)}
     errors = np.array([float(torch.linalg.matrix_norm((w - rounded(w, bits)).double()) / max(
         float(torch.linalg.matrix_norm(w.double())), 1e-30)) for w in (weight_matrix(m).detach() for m in chosen.values())],
         dtype=np.float32)

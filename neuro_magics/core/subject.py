@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from .adapters import ArchitectureAdapter, adapter_for_model
+from .adapters import ArchitectureAdapter, adapter_for_model, linear_modules
 from .errors import NeuroMagicsError
 from .interventions import Intervention, register
 from .programs import LayerProgram, block_list_for
@@ -397,6 +397,12 @@ class Subject:
             raise
 
     # -- facts ----------------------------------------------------------------------
+
+    def block_matrices(self) -> dict[str, nn.Module]:
+        """Every weight matrix of every original block, named ``"<block>.<path>"`` (e.g.
+        ``"3.mlp.down_proj"``): what pruning, quantizing, LoRA and model diffs address."""
+        return {f"{index}.{name}": module for index, block in enumerate(self.blocks)
+                for name, module in linear_modules(block).items()}
 
     @property
     def device(self) -> torch.device:
