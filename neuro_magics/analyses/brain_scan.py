@@ -40,6 +40,7 @@ from .probe_sets import (
 )
 from ..core.programs import LayerProgram, parse_ranges
 from ..core.progress import ProgressBar
+from ..core.proxies import proxy_metrics
 from ..core.results import Result, load_result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run, unembed
 from ..core.subject import Subject, with_lock
@@ -372,20 +373,6 @@ def _generate_scores(subject: Subject, probe: Probe, prompts, program: LayerProg
         )
     texts = tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)
     return np.array([credit(item, text) for item, text in zip(probe.items, texts)], dtype=np.float64)
-
-
-@torch.no_grad()
-def proxy_metrics(states: torch.Tensor, attention_mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """The sweep's cheap proxies from the layer inputs ``states`` ``[L+1, batch, tokens, d]``,
-    averaged over real (unpadded) tokens: Block Influence ``1 - cos(x_l, x_{l+1})`` per
-    layer (ShortGPT) and the angular distance ``arccos(cos(x_i, x_j)) / pi`` between the
-    inputs of layers i and j (Gromov et al.)."""
-    unit = torch.nn.functional.normalize(states[:, attention_mask.bool()].float(), dim=-1)  # [L+1, M, d]
-    cosine = torch.einsum("amd,bmd->abm", unit, unit).clamp(-1.0, 1.0)
-    angular = (torch.arccos(cosine) / math.pi).mean(-1)
-    angular.fill_diagonal_(0.0)
-    influence = 1.0 - torch.diagonal(cosine, offset=1, dim1=0, dim2=1).mean(0)
-    return influence.double().cpu().numpy(), angular.double().cpu().numpy()
 
 
 def _resumed(path: str | Path, metadata: dict[str, Any]) -> BrainScanResult:

@@ -50,7 +50,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
-from .brain_scan import proxy_metrics
+from ..core.proxies import proxy_metrics
 from .corpus import load_corpus
 from .weights import attention_matrices
 

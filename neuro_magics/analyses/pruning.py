@@ -36,7 +36,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
-from .brain_scan import proxy_metrics
+from ..core.proxies import proxy_metrics
 from .diffing import text_perplexity
 from .probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
 
