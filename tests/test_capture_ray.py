@@ -21,7 +21,7 @@ from IPython.core.error import UsageError
 import neuro_magics as nm
 import neuro_magics.analyses.networks as networks_module
 from neuro_magics.analyses.activations import collect
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.networks import decompose
 from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ray_cluster import cluster, one_thread, ray  # noqa: F401 (shared fixtures)

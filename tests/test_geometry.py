@@ -11,7 +11,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.activations import Activations, collect
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.probing import ProbeResult, probe_activations
 from neuro_magics.analyses.projection import (
     ProjectionResult, cluster, pair_cosines, pca_2d, project_activations,

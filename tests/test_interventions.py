@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX, REFERENCE_TEXT, contrast_vector
+from neuro_magics.analyses.interventions import REFERENCE_TEXT, contrast_vector
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.core.interventions import Hook, Intervention, active_interventions, register, reset_interventions
 
 TEXT = "the cat sat on"

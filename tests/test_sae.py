@@ -13,7 +13,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 import neuro_magics as nm
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.sae import EVAL_BATCH, HOLDOUT, SparseAutoencoder, fit_topk
 from neuro_magics.core.errors import NeuroMagicsError
 from tiny_models import tiny_model, tiny_tokenizer

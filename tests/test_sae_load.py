@@ -17,7 +17,7 @@ import torch
 from safetensors.numpy import save_file
 
 import neuro_magics as nm
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.core.errors import NeuroMagicsError
 from tiny_models import tiny_model, tiny_tokenizer
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.numpy import save_file
 
 import neuro_magics as nm
-from neuro_magics.analyses.interventions import CONTRAST_PREFIX
+from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.sae import CODE_SLOTS, EVAL_BATCH, HOLDOUT, SparseAutoencoder, fit_topk
 from tiny_models import tiny_model, tiny_tokenizer
 

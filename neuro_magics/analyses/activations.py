@@ -21,7 +21,7 @@ from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
-from .interventions import CONTRAST_PREFIX
+from ..core.reading import CONTRAST_PREFIX
 
 #: Sites whose captures are one vector per token (the ones a projection or probe can read).
 VECTOR_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")

@@ -30,6 +30,7 @@ from ..core.paths import read_user_text
 from ..core.interventions import Hook, Intervention, rebuilder
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
+from ..core.reading import CONTRAST_PREFIX
 
 ABLATION_MODES = ("zero", "mean")
 #: How ``mask_mlp_dims`` changes the chosen MLP-output dimensions: zero them, zero every
@@ -520,12 +521,6 @@ def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> Hook:
         return args, {**kwargs, "hidden_states": shifted(kwargs["hidden_states"])}
 
     return Hook(_steering_site(subject, layer), "pre_kwargs", hook)
-
-
-#: Contrast texts are read after this, so that even a one-token text is not at position 0:
-#: many models park an outsized "attention sink" state on the first token, and a
-#: difference taken there is mostly that (for the default model, |v| ~ 780 instead of ~ 70).
-CONTRAST_PREFIX = "\n"
 
 
 @with_lock

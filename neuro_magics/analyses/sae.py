@@ -42,9 +42,9 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject, with_lock
+from ..core.reading import CONTRAST_PREFIX
 from .activations import MEMORY_FRACTION, collect
 from .corpus import load_corpus
-from .interventions import CONTRAST_PREFIX
 from .sae_formats import SaeWeights, read_folder, site_of_hook, write_saelens
 
 #: Sites an SAE reads: one d_model vector per token.
