@@ -380,7 +380,7 @@ def test_steering_that_dwarfs_the_stream_is_installed_with_a_warning(shell, tiny
 
 
 def test_a_scan_that_will_not_fit_is_refused_up_front(shell, tiny_in_shell, monkeypatch):
-    from neuro_magics.analyses import scanning
+    from neuro_magics.core import memory as scanning  # where every analysis reads free memory
 
     monkeypatch.setattr(scanning, "available_memory", lambda: 2**16)
     message = one_line(shell, tiny_in_shell, "needs about", "scan", "--sites resid,attn,mlp,neurons", "word " * 20,
@@ -393,7 +393,7 @@ def test_a_scan_that_will_not_fit_is_refused_up_front(shell, tiny_in_shell, monk
 def test_scan_memory_estimate_covers_what_a_scan_holds(tiny_in_shell):
     """The estimate counts every captured float twice (list + stack) plus attention scores:
     it must be at least the captures the result really keeps."""
-    from neuro_magics.analyses import scanning
+    from neuro_magics.core import memory as scanning  # where every analysis reads free memory
 
     seen = []
     original = scanning.available_memory

@@ -293,7 +293,7 @@ def test_steering_along_a_probe_direction_moves_its_prediction(default_subject):
 
 
 def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama, monkeypatch):
-    import neuro_magics.analyses.scanning as scanning
+    import neuro_magics.core.memory as scanning  # where every analysis reads free memory
 
     monkeypatch.setattr(scanning, "available_memory", lambda: 1_000)
     calls = []

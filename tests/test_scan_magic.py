@@ -90,7 +90,7 @@ def test_help_lists_the_options(loaded):
 def test_bad_input_is_one_line_and_leaves_the_model_alone(loaded, monkeypatch, line, cell, message):
     shell, _, unchanged = loaded
     if "--attention" in line:  # a small cap so a short prompt crosses it
-        monkeypatch.setattr("neuro_magics.analyses.scanning.MAX_ATTENTION_BYTES", 2**16)
+        monkeypatch.setattr("neuro_magics.core.memory.MAX_ATTENTION_BYTES", 2**16)
     with pytest.raises(UsageError) as error:
         shell.run_cell_magic("scan", line, cell)
     assert message in str(error.value) and "\n" not in str(error.value)

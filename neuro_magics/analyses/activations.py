@@ -22,6 +22,7 @@ from ..core.programs import parse_ranges
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.reading import CONTRAST_PREFIX
+from ..core import memory
 
 #: Sites whose captures are one vector per token (the ones a projection or probe can read).
 VECTOR_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")
@@ -167,9 +168,7 @@ def _width(subject: Subject, site: str) -> int:
 
 def _check_memory(n_layers: int, n_points: int, width: int) -> None:
     """Refuse in one line activations that would not fit: float32 on the CPU, all layers at once."""
-    from .scanning import available_memory
-
-    need, available = 4 * n_layers * n_points * width, available_memory()
+    need, available = 4 * n_layers * n_points * width, memory.available_memory()
     if need > MEMORY_FRACTION * available:
         gib = 2**30
         raise NeuroMagicsError(

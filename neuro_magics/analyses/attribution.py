@@ -42,12 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .scanning import MAX_ATTENTION_BYTES
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.sweep import sweep
+from ..core import memory
 
 METHODS = ("ig", "saliency", "input_x_grad", "occlusion", "rollout")
 BASELINES = ("pad", "zero")
@@ -193,7 +193,7 @@ def attribute(
         metric=metric, methods=list(methods), steps=steps, baseline=baseline, spans=source_spans,
         scores=scores, values=values, baseline_values=baseline_values, ig_gap=ig_gap,
         dla_parts=decomposition, program_steps=list(subject.program.steps), metadata=metadata,
-        attention=None if patterns is None or patterns.numel() * 2 > MAX_ATTENTION_BYTES
+        attention=None if patterns is None or patterns.numel() * 2 > memory.MAX_ATTENTION_BYTES
         else patterns.cpu().numpy().astype(np.float16),
         n_kv_heads=subject.n_kv_heads,
     )

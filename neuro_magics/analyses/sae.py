@@ -43,6 +43,7 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.reading import CONTRAST_PREFIX
+from ..core import memory
 from .activations import MEMORY_FRACTION, collect
 from .corpus import load_corpus
 from .sae_formats import SaeWeights, read_folder, site_of_hook, write_saelens
@@ -630,19 +631,11 @@ def _feature_ablation(subject: Subject, arguments: dict[str, Any], description: 
 # -- training on a model -------------------------------------------------------------------------------
 
 
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    from .scanning import available_memory
-
-    return available_memory()
-
-
 def check_fits(d: int, width: int, batch_size: int, device: torch.device) -> None:
     """Refuse in one line an SAE whose training would not fit: weights, their gradients and
     Adam's two moments, plus a batch's dense pre-activations and codes (float32)."""
     need = 4 * (4 * (2 * d * width + width + d) + 4 * batch_size * width)
-    available = _available_bytes(device)
+    available = memory.free_bytes(device)
     if need > MEMORY_FRACTION * available:
         gib = 2**30
         raise NeuroMagicsError(f"A {width}-feature SAE on {d} dims needs about {need / gib:.1f} GiB to train but "

@@ -27,6 +27,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
+from ..core import memory
 
 #: What ``--sites`` accepts, and the runner sites each one captures.
 SITE_GROUPS = {
@@ -52,8 +53,6 @@ STREAM_METRICS = (
 
 #: Rows x vocabulary entries one lens chunk may hold (2**24 floats = 64 MiB per temporary).
 LENS_CHUNK_ELEMENTS = 2**24
-#: Largest attention payload (float16 patterns for the widget) a scan will collect.
-MAX_ATTENTION_BYTES = 32 * 2**20
 #: Share of the free RAM a scan may plan to use (the rest is headroom for everything else).
 MEMORY_FRACTION = 0.8
 
@@ -533,10 +532,10 @@ def _target_token(subject: Subject, target: str) -> int:
 def _check_attention_size(subject: Subject, n_steps: int, shape: torch.Size) -> None:
     heads = subject.n_heads
     size = n_steps * heads * shape[1] ** 2 * 2 * shape[0]
-    if size > MAX_ATTENTION_BYTES:
+    if size > memory.MAX_ATTENTION_BYTES:
         raise NeuroMagicsError(
             f"Attention patterns for {n_steps} steps x {heads} heads x {shape[1]}^2 tokens would take "
-            f"{size / 2**20:.0f} MiB (limit {MAX_ATTENTION_BYTES // 2**20} MiB): keep fewer steps with "
+            f"{size / 2**20:.0f} MiB (limit {memory.MAX_ATTENTION_BYTES // 2**20} MiB): keep fewer steps with "
             "--layers or scan a shorter prompt."
         )
 
@@ -553,7 +552,7 @@ def _check_memory(subject: Subject, steps: Sequence[int], sites: Sequence[str], 
     captures = 2 * 4 * len(steps) * batch * tokens * sum(widths.values())
     scores = 2 * 4 * subject.n_heads * batch * tokens**2
     need = captures + scores
-    available = available_memory()
+    available = memory.available_memory()
     if need > MEMORY_FRACTION * available:
         gib = 2**30
         raise NeuroMagicsError(
@@ -562,13 +561,6 @@ def _check_memory(subject: Subject, steps: Sequence[int], sites: Sequence[str], 
             f"{available / gib:.1f} GiB is free: capture fewer sites (--sites resid), fewer steps (--layers 10:20), "
             "or scan a shorter prompt."
         )
-
-
-def available_memory() -> int:
-    """Bytes of RAM free for new allocations now."""
-    import psutil  # a dependency of accelerate, which loading needs
-
-    return int(psutil.virtual_memory().available)
 
 
 def _token_strings(subject: Subject, ids: np.ndarray) -> list[str]:
