@@ -45,7 +45,7 @@ import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
 from neuro_magics.analyses.brain_scan import parse_layer_range  # noqa: E402
-from neuro_magics.analyses.probe_sets import load_probe, teacher_forced_batch  # noqa: E402
+from neuro_magics.core.probe_sets import load_probe, teacher_forced_batch  # noqa: E402
 from neuro_magics.core.runner import position_ids_for  # noqa: E402
 
 

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
-from neuro_magics.analyses.corpus import builtin_corpus  # noqa: E402
+from neuro_magics.core.corpus import builtin_corpus  # noqa: E402
 from neuro_magics.analyses.networks import decompose  # noqa: E402
 from neuro_magics.core.runner import Capture, position_ids_for, prepare, run  # noqa: E402
 

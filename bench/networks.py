@@ -27,7 +27,7 @@ import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
 from neuro_magics.analyses import networks as engine  # noqa: E402
-from neuro_magics.analyses.corpus import load_corpus  # noqa: E402
+from neuro_magics.core.corpus import load_corpus  # noqa: E402
 
 
 class Clock:

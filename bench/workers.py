@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
 from brainscan import ready_time_kept  # noqa: E402
-from neuro_magics.analyses.corpus import builtin_corpus  # noqa: E402
+from neuro_magics.core.corpus import builtin_corpus  # noqa: E402
 
 
 def analyses(scale: int) -> dict:

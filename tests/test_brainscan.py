@@ -13,7 +13,7 @@ import torch
 
 import neuro_magics as nm
 from neuro_magics.analyses.brain_scan import BrainScanResult
-from neuro_magics.analyses.probe_sets import credit, load_probe, number_credit
+from neuro_magics.core.probe_sets import credit, load_probe, number_credit
 
 FACTS = Path(nm.__file__).parent / "probes" / "brainscan_facts.jsonl"
 

@@ -13,7 +13,7 @@ from IPython.core.error import UsageError
 
 import neuro_magics as nm
 from neuro_magics.analyses.brain_scan import BrainScanResult
-from neuro_magics.analyses.probe_sets import load_probe, teacher_forced_batch
+from neuro_magics.core.probe_sets import load_probe, teacher_forced_batch
 from tiny_models import tiny_model, tiny_tokenizer
 
 ITEMS = '{"prompt": "ab", "answer": "cd"}\n\n{"prompt": "The cat sat on the", "answer": "mat", "scorer": "match"}\n'

@@ -20,7 +20,7 @@ from IPython.core.error import UsageError
 
 import neuro_magics as nm
 import neuro_magics.analyses.networks as networks_module
-from neuro_magics.analyses.activations import collect
+from neuro_magics.core.activations import collect
 from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.networks import decompose
 from neuro_magics.core.errors import NeuroMagicsError, NeuroMagicsWarning

@@ -388,7 +388,7 @@ def test_probe_scores_are_each_sides_own():
     """Oracle: the forgetting probes' mean answer log-prob from HF's logits, item by item (unpadded),
     on the model without the adapter (A) and with it merged by hand (B); the summary rows print
     them (fails with the sides swapped, or B's scores taken from A)."""
-    from neuro_magics.analyses.probe_sets import load_probe
+    from neuro_magics.core.probe_sets import load_probe
     from neuro_magics.analyses.pruning import SCORED_PROBES
 
     subject = llama()

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.activations import Activations, collect
+from neuro_magics.core.activations import Activations, collect
 from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.probing import ProbeResult, probe_activations
 from neuro_magics.analyses.projection import (

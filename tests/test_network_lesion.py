@@ -297,7 +297,7 @@ def test_generate_mode_grades_the_hand_generated_answers(llama, found, monkeypat
     baseline's own first lines, so the baseline scores 1 where it answers at all (fails when the
     answer text keeps the prompt's last token, or the masks are off while generating)."""
     import neuro_magics.analyses.lesion as lesion
-    from neuro_magics.analyses.probe_sets import credit, first_line, load_probe
+    from neuro_magics.core.probe_sets import credit, first_line, load_probe
 
     prompts = ["The cat sat on the", "Seven times eight is", "x = [i"]
     baseline = [_hand_greedy(llama, p, 4) for p in prompts]

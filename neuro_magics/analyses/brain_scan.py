@@ -29,7 +29,7 @@ import torch
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.paths import check_file_target, user_path
-from .probe_sets import (
+from ..core.probe_sets import (
     Probe,
     StopAtAnswerEnd,
     TeacherForcedBatch,

@@ -51,7 +51,7 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
-from .corpus import load_corpus
+from ..core.corpus import load_corpus
 from .weights import attention_matrices
 
 #: Sun et al. 2024: an activation is massive when ``|h| > 100`` and about ``1000x`` the median.

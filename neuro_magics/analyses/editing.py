@@ -36,7 +36,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
-from .probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
+from ..core.probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
 from .pruning import calibration_passages
 from .tracing import subject_positions
 

@@ -32,7 +32,7 @@ from ..core.runner import prepare, run, unembed
 from ..core.subject import Subject, with_lock
 from .interventions import mask_mlp_dims, mask_network
 from .networks import NetworksResult
-from .probe_sets import (
+from ..core.probe_sets import (
     StopAtAnswerEnd,
     answer_logprobs,
     credit,

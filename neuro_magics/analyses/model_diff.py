@@ -38,7 +38,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
-from .corpus import GENRES, builtin_corpus, load_corpus
+from ..core.corpus import GENRES, builtin_corpus, load_corpus
 from .finetune import KINDS as ADAPTER_KINDS
 from .pruning import SCORED_PROBES, answer_set_scores, matrix_grid
 

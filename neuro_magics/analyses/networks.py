@@ -51,7 +51,7 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
-from .corpus import Corpus, load_corpus
+from ..core.corpus import Corpus, load_corpus
 
 DEFAULT_COMPONENTS = 10
 DEFAULT_THRESHOLD = 3.6

@@ -31,7 +31,7 @@ from ..core.paths import read_user_text
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
-from .activations import check_choice, collect, parse_layers
+from ..core.activations import check_choice, collect, parse_layers
 
 KINDS = ("logreg", "massmean")
 POOLING = ("mean", "last")

@@ -29,7 +29,7 @@ from ..core.errors import NeuroMagicsError, check_seed
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
-from .activations import Activations, check_choice, collect, parse_layers
+from ..core.activations import Activations, check_choice, collect, parse_layers
 
 METHODS = ("pca", "umap", "tsne")
 UNITS = ("token", "text")

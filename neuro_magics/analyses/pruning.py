@@ -38,7 +38,7 @@ from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
 from .diffing import text_perplexity
-from .probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
+from ..core.probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
 
 METHODS = ("wanda", "magnitude", "layers")
 CALIBRATION_TEXT = Path(__file__).parent.parent / "probes" / "calibration_text.txt"

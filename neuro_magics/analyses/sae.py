@@ -44,8 +44,8 @@ from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.reading import CONTRAST_PREFIX
 from ..core import memory
-from .activations import MEMORY_FRACTION, collect
-from .corpus import load_corpus
+from ..core.activations import MEMORY_FRACTION, collect
+from ..core.corpus import load_corpus
 from .sae_formats import SaeWeights, read_folder, site_of_hook, write_saelens
 
 #: Sites an SAE reads: one d_model vector per token.

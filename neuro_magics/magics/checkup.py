@@ -7,7 +7,7 @@ from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses.checkup import CheckupResult, checkup
-from ..analyses.corpus import load_corpus
+from ..core.corpus import load_corpus
 from ..core.errors import NeuroMagicsError
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
                       worker_options)

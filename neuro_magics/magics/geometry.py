@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..analyses.activations import VECTOR_SITES
+from ..core.activations import VECTOR_SITES
 from ..analyses.probing import KINDS, POOLING, ProbeResult, probe, tasks
 from ..analyses.projection import COLORS, METHODS, UNITS, ProjectionResult, check_clusters, project
 from .session import SessionMagics, check_output_name, integer, one_line_errors, parse_arguments, worker_options

@@ -6,7 +6,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..analyses.corpus import split_texts
+from ..core.corpus import split_texts
 from ..analyses.networks import DEFAULT_COMPONENTS, DEFAULT_THRESHOLD, networks
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
                       worker_options)
@@ -53,7 +53,7 @@ class NetworkMagics(SessionMagics):
             raise UsageError("Give the texts either in the cell or with --corpus, not both.")
         subject = self.session.require_subject()
         if args.lesion:  # the probe is checked before the long part
-            from ..analyses.probe_sets import load_probe
+            from ..core.probe_sets import load_probe
 
             load_probe(args.probe)
         result = networks(subject, texts if texts is not None else args.corpus, components=args.components,

@@ -8,7 +8,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..analyses.corpus import split_texts
+from ..core.corpus import split_texts
 from ..analyses.sae import SAE_SITES, SparseAutoencoder, load_sae, train_sae
 from ..core.interventions import reset_interventions
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,

@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 from transformers import StoppingCriteria
 
-from ..core.errors import NeuroMagicsError
-from ..core.paths import read_user_text
+from .errors import NeuroMagicsError
+from .paths import read_user_text
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -297,7 +297,7 @@ def answer_logprobs(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Te
 def teacher_forced_logprobs(subject, batch: TeacherForcedBatch) -> torch.Tensor:
     """Mean log p(answer token) per item under the subject as it is now (HF's own forward,
     whatever program and interventions are active), unembedding only the scored positions."""
-    from ..core.runner import position_ids_for
+    from .runner import position_ids_for
 
     body = subject.adapter.body_module(subject.model)
     hidden = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,

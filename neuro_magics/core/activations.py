@@ -16,13 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.distributed import ShardedWork, check_workers, run_units
-from ..core.errors import NeuroMagicsError, ProgramError
-from ..core.programs import parse_ranges
-from ..core.runner import Capture, prepare, run
-from ..core.subject import Subject, with_lock
-from ..core.reading import CONTRAST_PREFIX
-from ..core import memory
+from .distributed import ShardedWork, check_workers, run_units
+from .errors import NeuroMagicsError, ProgramError
+from .programs import parse_ranges
+from .runner import Capture, prepare, run
+from .subject import Subject, with_lock
+from .reading import CONTRAST_PREFIX
+from . import memory
 
 #: Sites whose captures are one vector per token (the ones a projection or probe can read).
 VECTOR_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "neurons")

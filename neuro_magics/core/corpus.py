@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import NeuroMagicsError
-from ..core.paths import read_user_text
+from .errors import NeuroMagicsError
+from .paths import read_user_text
 
 _DATA = Path(__file__).parent.parent / "probes"
 
