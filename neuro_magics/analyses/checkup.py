@@ -45,7 +45,7 @@ from ..core.adapters import linear_modules
 from ..core.distributed import ShardedWork, check_workers, run_units
 from ..core.offload import weight_float64
 from ..core.errors import NeuroMagicsError
-from ..core.interventions import Hook, Intervention, register, rebuilder
+from ..core.interventions import Hook, Intervention, register, rebuilder, replacing_output
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
@@ -142,17 +142,15 @@ def _massive_fix(subject: Subject, arguments: dict[str, Any], description: str) 
 
 
 def _clamp_hook(dims: torch.Tensor, values: torch.Tensor, threshold: float):
-    def hook(module, args, output):
-        is_tuple = isinstance(output, tuple)
-        hidden = output[0] if is_tuple else output
+    def clamped(hidden: torch.Tensor) -> torch.Tensor:
         index = dims.to(hidden.device)  # the block's device (a model spread over GPUs)
         chosen = hidden[..., index]
         new = hidden.clone()
         new[..., index] = torch.where(chosen.abs() > threshold, values.to(device=hidden.device, dtype=hidden.dtype),
                                       chosen)
-        return (new, *output[1:]) if is_tuple else new
+        return new
 
-    return hook
+    return replacing_output(clamped)
 
 
 # -- the result -----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.paths import read_user_text
-from ..core.interventions import Hook, Intervention, rebuilder
+from ..core.interventions import Hook, Intervention, main_input, main_output, rebuilder, replacing_input, replacing_output
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
 from ..core.reading import CONTRAST_PREFIX
@@ -215,7 +215,7 @@ def _mean_activations(subject: Subject, text: str, inputs_of: Sequence[nn.Module
             handles.append(module.register_forward_pre_hook(lambda m, args: add(m, args[0])))
         for module in outputs_of:
             handles.append(module.register_forward_hook(
-                lambda m, args, out: add(m, out[0] if isinstance(out, tuple) else out)))
+                lambda m, args, out: add(m, main_output(out))))
         ids = subject.tokenizer(text, return_tensors="pt")["input_ids"].to(subject.device)
         subject.model(ids[:, :subject.context_length], use_cache=False)  # a long reference is cut to the context
     finally:
@@ -247,23 +247,18 @@ def _replace_input_columns(columns: list[int], mean: torch.Tensor | None):
 
 
 def _replace_output(mean: torch.Tensor | None):
-    def hook(module, args, output):
-        is_tuple = isinstance(output, tuple)
-        tensor = output[0] if is_tuple else output
-        new = (torch.zeros_like(tensor) if mean is None
-               else mean.to(device=tensor.device, dtype=tensor.dtype).expand_as(tensor).clone())
-        return (new, *output[1:]) if is_tuple else new
+    def replaced(tensor: torch.Tensor) -> torch.Tensor:
+        return (torch.zeros_like(tensor) if mean is None
+                else mean.to(device=tensor.device, dtype=tensor.dtype).expand_as(tensor).clone())
 
-    return hook
+    return replacing_output(replaced)
 
 
 def _mask_output_dims(dims: list[int], mode: str, value: float | None):
     """Zero ``dims`` of a module's output, zero all but them, or add ``value`` to them."""
     indices: dict[torch.device, torch.Tensor] = {}
 
-    def hook(module, args, output):
-        is_tuple = isinstance(output, tuple)
-        tensor = output[0] if is_tuple else output
+    def masked(tensor: torch.Tensor) -> torch.Tensor:
         index = indices.get(tensor.device)
         if index is None:
             index = indices[tensor.device] = torch.tensor(dims, dtype=torch.long, device=tensor.device)
@@ -276,9 +271,9 @@ def _mask_output_dims(dims: list[int], mode: str, value: float | None):
         else:
             new = tensor.clone()
             new[..., index] += value
-        return (new, *output[1:]) if is_tuple else new
+        return new
 
-    return hook
+    return replacing_output(masked)
 
 
 # -- MLP-output dimensions and functional networks -------------------------------------------------
@@ -494,7 +489,7 @@ def _typical_norm(subject: Subject, layer: int) -> float:
 
     def grab(module, args, kwargs):
         if not norms:
-            norms.append((args[0] if args else kwargs["hidden_states"])[0, 1:].float().norm(dim=-1))
+            norms.append(main_input(args, kwargs)[0, 1:].float().norm(dim=-1))
 
     ids = subject.tokenizer(REFERENCE_TEXT, return_tensors="pt")["input_ids"][:, :128].to(subject.device)
     handle = _steering_site(subject, layer).register_forward_pre_hook(grab, with_kwargs=True)
@@ -515,12 +510,7 @@ def _steering_hook(subject: Subject, layer: int, shift: torch.Tensor) -> Hook:
     def shifted(tensor: torch.Tensor) -> torch.Tensor:  # on the block's device (models spread over GPUs)
         return tensor + shift.to(device=tensor.device, dtype=tensor.dtype)
 
-    def hook(module, args, kwargs):
-        if args:
-            return (shifted(args[0]), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": shifted(kwargs["hidden_states"])}
-
-    return Hook(_steering_site(subject, layer), "pre_kwargs", hook)
+    return Hook(_steering_site(subject, layer), "pre_kwargs", replacing_input(shifted))
 
 
 @with_lock
@@ -537,7 +527,7 @@ def contrast_vector(subject: Subject, layer: int, pairs: Sequence[tuple[str, str
 
     def grab(module, args, kwargs):
         if not seen:
-            seen.append((args[0] if args else kwargs["hidden_states"])[:, -1].detach())
+            seen.append(main_input(args, kwargs)[:, -1].detach())
 
     handle = _steering_site(subject, layer).register_forward_pre_hook(grab, with_kwargs=True)
     try:

@@ -35,7 +35,7 @@ import torch
 from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError, check_seed
 from ..core.files import move_file_into_place, staged_file
-from ..core.interventions import Hook, Intervention, rebuilder
+from ..core.interventions import Hook, Intervention, rebuilder, replacing_input, replacing_output
 from ..core.loading import cache_dir
 from ..core.paths import check_folder_target
 from ..core.progress import ProgressBar
@@ -611,21 +611,12 @@ def _feature_ablation(subject: Subject, arguments: dict[str, Any], description: 
 
     block, site, adapter = subject.blocks[arguments["block"]], arguments["site"], subject.adapter
     if site == "resid_pre":
-        def hook(module, args, kwargs):
-            if args:
-                return (remove_feature(args[0]), *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": remove_feature(kwargs["hidden_states"])}
-
-        return Intervention("sae_ablate", description, arguments, [Hook(block, "pre_kwargs", hook)])
+        return Intervention("sae_ablate", description, arguments,
+                            [Hook(block, "pre_kwargs", replacing_input(remove_feature))])
     module = {"resid_post": block, "mlp_out": adapter.submodule(block, adapter.mlp),
               "attn_out": adapter.submodule(block, adapter.attention)}[site]
 
-    def output_hook(module, args, output):
-        if isinstance(output, tuple):
-            return (remove_feature(output[0]), *output[1:])
-        return remove_feature(output)
-
-    return Intervention("sae_ablate", description, arguments, [Hook(module, "forward", output_hook)])
+    return Intervention("sae_ablate", description, arguments, [Hook(module, "forward", replacing_output(remove_feature))])
 
 
 # -- training on a model -------------------------------------------------------------------------------

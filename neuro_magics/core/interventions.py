@@ -29,6 +29,43 @@ if TYPE_CHECKING:
     from .subject import Subject
 
 
+def main_output(output: Any) -> torch.Tensor:
+    """A module's main output tensor: HF blocks and attention modules return a tuple in some
+    families and transformers versions, a bare tensor in others."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+def replacing_output(edit: Callable[[torch.Tensor], torch.Tensor | None]) -> Callable:
+    """A forward hook that replaces a module's main output by ``edit(tensor)``, in the form the
+    module returned it (tuple or tensor); ``edit`` returning None or the same tensor leaves it."""
+
+    def hook(module, args, output):
+        tensor = main_output(output)
+        new = edit(tensor)
+        if new is None or new is tensor:
+            return None
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    return hook
+
+
+def main_input(args: tuple, kwargs: dict) -> torch.Tensor:
+    """A block's hidden-state input, passed by position or as ``hidden_states=``."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def replacing_input(edit: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    """A forward pre-hook (``with_kwargs=True``) that replaces a block's hidden-state input by
+    ``edit(tensor)``, wherever the caller passed it."""
+
+    def hook(module, args, kwargs):
+        if args:
+            return (edit(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": edit(kwargs["hidden_states"])}
+
+    return hook
+
+
 @dataclass(frozen=True)
 class Hook:
     """One hook to register: ``kind`` is "pre" (input), "pre_kwargs" (input, hidden maybe by

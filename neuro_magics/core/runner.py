@@ -20,6 +20,7 @@ from torch import nn
 
 from .adapters import CACHE_KEYWORDS, cache_keyword
 from .errors import NeuroMagicsError
+from .interventions import main_output, replacing_output
 from .programs import LayerProgram
 from .subject import Subject, with_lock
 
@@ -275,7 +276,7 @@ def run(
             hidden = edited("resid_pre", hidden)
             keep("resid_pre", hidden)
             output = subject.blocks[steps[k]](hidden, *args, **kwargs)
-            hidden = output[0] if isinstance(output, tuple) else output
+            hidden = main_output(output)
             hidden = edited("resid_post", hidden)
             keep("resid_post", hidden)
             if k in capture_steps and capture is not None:
@@ -380,16 +381,12 @@ def _site_hooks(subject: Subject, blocks: set[int], sites: set[str], keep, edite
 
 
 def _output_hook(site: str, keep, edited):
-    def hook(module, args, output):
-        is_tuple = isinstance(output, tuple)
-        tensor = output[0] if is_tuple else output
+    def edit_and_keep(tensor: torch.Tensor) -> torch.Tensor:
         new = edited(site, tensor)
         keep(site, new)
-        if new is tensor:
-            return None
-        return (new, *output[1:]) if is_tuple else new
+        return new
 
-    return hook
+    return replacing_output(edit_and_keep)
 
 
 def _input_hook(site: str, keep, edited):
