@@ -374,3 +374,11 @@ def test_options_given_tells_a_written_default_from_an_absent_one(shell):
     assert parse_arguments(magic, "--method wanda").options_given == {"method"}
     edit = shell.magics_manager.magics["line"]["edit"]
     assert parse_arguments(edit, "--paraphrase x --undo").options_given == {"paraphrase", "undo"}
+
+
+@pytest.mark.parametrize("line", ["sae ablate --reset", "prune --reset", "ablate --reset", "steer --reset"])
+def test_a_reset_with_nothing_installed_says_so(shell, tiny_in_shell, capsys, line):
+    shell.run_line_magic(*line.split(" ", 1))
+    out = capsys.readouterr().out
+    assert "nothing to re" in out and " 0 " not in out
+    assert tiny_in_shell.interventions == ()

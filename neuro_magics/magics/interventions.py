@@ -118,7 +118,8 @@ class InterventionMagics(SessionMagics):
         if args.options_given - {"reset"}:
             raise UsageError(f"--reset takes no other options; run %{kind} --reset, then %{kind} again.")
         removed = reset_interventions(subject, kind)
-        print(f"Removed {removed} {'ablation' if kind == 'ablate' else 'steering'} intervention(s).")
+        what = "ablation" if kind == "ablate" else "steering"
+        print(f"Removed {removed} {what} intervention(s)." if removed else f"No {what} is installed: nothing to remove.")
 
 
 MAGICS = (InterventionMagics,)

@@ -91,7 +91,8 @@ class NeurosurgeryMagics(SessionMagics):
         others = ("method", "sparsity", "drop", "corpus")
         if args.reset:
             refuse_options(args, others, "does not go with --reset: run %prune --reset on its own.")
-            print(f"Restored the weights of {reset_interventions(subject, 'prune')} pruning(s).")
+            restored = reset_interventions(subject, 'prune')
+            print(f"Restored the weights of {restored} pruning(s)." if restored else "No pruning is installed: nothing to restore.")
             return None
         if args.method is None:
             refuse_options(args, others, "needs --method wanda, magnitude or layers.")

@@ -79,7 +79,8 @@ class SaeMagics(SessionMagics):
         if args.reset:
             if args.feature is not None or args.name is not None:
                 raise UsageError("%sae ablate --reset removes every SAE feature ablation: give it no feature or SAE.")
-            print(f"Removed {reset_interventions(self.session.require_subject(), 'sae_ablate')} SAE feature ablation(s).")
+            removed = reset_interventions(self.session.require_subject(), 'sae_ablate')
+            print(f"Removed {removed} SAE feature ablation(s)." if removed else "No SAE feature ablation is installed: nothing to remove.")
             return None
         sae = self._find(args.name)
         if args.action == "show":
