@@ -10,6 +10,7 @@ import importlib
 import sys
 
 from .core.errors import NeuroMagicsError
+from .core.fidelity import Fidelity, check_fidelity
 from .core.loading import DEFAULT_MODEL, load_model
 from .core.programs import LayerProgram
 from .core.results import Result, load_result
@@ -22,12 +23,14 @@ __all__ = [
     "DEFAULT_MODEL",
     "Capture",
     "Edit",
+    "Fidelity",
     "LayerProgram",
     "NeuroMagicsError",
     "Result",
     "RunInputs",
     "RunOutput",
     "Subject",
+    "check_fidelity",
     "load_model",
     "load_result",
     "prepare",

@@ -15,6 +15,7 @@ import torch
 
 from .adapters import adapter_for_config
 from .errors import ModelLoadError
+from .fidelity import check_fidelity
 from .files import replacing_folder
 from .progress import transformers_bars
 from .subject import Subject
@@ -121,7 +122,9 @@ def load_model(
             raise ModelLoadError(
                 f"{display_name} does not fit on {target}: try --dtype bfloat16, --device-map auto or --device cpu."
             ) from None
-    return Subject(model, tokenizer, name=display_name)
+    subject = Subject(model, tokenizer, name=display_name)
+    subject.fidelity = check_fidelity(subject)
+    return subject
 
 
 def _load_pretrained(source: str, torch_dtype: torch.dtype, trust_remote_code: bool, **kwargs):

@@ -43,6 +43,7 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
         "program": list(subject.program.steps),
         "interventions": [intervention.spec for intervention in subject.interventions],
         "parked": [intervention.spec for intervention in subject.parked],
+        "fidelity_at_load": None if subject.fidelity is None else subject.fidelity.to_dict(),
         "prompts": list(prompts or []),
         "dtype": str(subject.dtype).removeprefix("torch."),
         "device": str(subject.device),

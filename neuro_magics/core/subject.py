@@ -75,6 +75,7 @@ class ModelSummary:
     program: LayerProgram
     interventions: tuple[str, ...]
     parked: tuple[str, ...] = ()
+    fidelity: str | None = None
 
     def rows(self) -> list[tuple[str, str]]:
         heads = "?" if self.n_heads is None else str(self.n_heads)
@@ -96,6 +97,7 @@ class ModelSummary:
             *[("interventions" if k == 0 else "", f"{k + 1}. {line}") for k, line in enumerate(self.interventions)],
             *([] if self.interventions else [("interventions", "none")]),
             *[("parked" if k == 0 else "", f"{k + 1}. {line} (off)") for k, line in enumerate(self.parked)],
+            *([("at load", self.fidelity)] if self.fidelity else []),
         ]
 
 
@@ -130,6 +132,7 @@ class Subject:
         self._caches: dict[str, OrderedDict] = {}
         self.lock = threading.RLock()
         self.released = False
+        self.fidelity = None  # core.fidelity.Fidelity, set by load_model: does our runner match HF's forward?
 
     def release(self) -> None:
         """Drop the model, its tokenizer and every cache (waiting for any running action), so the
@@ -494,6 +497,7 @@ class Subject:
             program=self._program,
             interventions=tuple(repr(i) for i in self.interventions),
             parked=tuple(repr(i) for i in self._parked),
+            fidelity=None if self.fidelity is None else self.fidelity.line(),
         )
 
     # -- text -----------------------------------------------------------------------

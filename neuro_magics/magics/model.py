@@ -58,7 +58,7 @@ class ModelMagics(SessionMagics):
             current.release()
         del current
         _free_memory()
-        print(f"Loaded {subject.name} in {time.perf_counter() - started:.1f} s.")
+        print(f"Loaded {subject.name} in {time.perf_counter() - started:.1f} s; {subject.fidelity.line()}.")
         return subject
 
     @line_magic
