@@ -171,9 +171,9 @@ def rebuild(subject: Subject, spec: dict[str, Any]) -> Intervention:
     """The intervention a result's metadata recorded, built (not installed) on ``subject``."""
     kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind not in _REBUILDERS:
-        from .results import _import_result_modules  # analysis modules register their kinds on import
+        from .results import load_all_kinds  # analysis modules register their rebuilders on import
 
-        _import_result_modules()
+        load_all_kinds()
     if kind not in _REBUILDERS:
         raise NeuroMagicsError(f"Cannot rebuild an intervention of kind {kind!r}; upgrade neuro_magics.")
     return _REBUILDERS[kind](subject, spec["arguments"], spec["description"])
