@@ -52,7 +52,7 @@ from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
 from ..core.corpus import load_corpus
-from .weights import attention_matrices
+from ..core.matrices import attention_matrices
 
 #: Sun et al. 2024: an activation is massive when ``|h| > 100`` and about ``1000x`` the median.
 MASSIVE_ABSOLUTE = 100.0

@@ -39,8 +39,9 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.corpus import GENRES, builtin_corpus, load_corpus
-from .finetune import KINDS as ADAPTER_KINDS
-from .pruning import SCORED_PROBES, answer_set_scores, matrix_grid
+from ..core.interventions import ADAPTER_KINDS
+from ..core.matrices import matrix_grid
+from ..core.probe_sets import SCORED_PROBES, answer_set_scores
 
 #: Texts per genre of the built-in corpus in the default (small) diff.
 DEFAULT_TEXTS_PER_GENRE = 2

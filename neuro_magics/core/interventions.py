@@ -28,6 +28,10 @@ from .errors import NeuroMagicsError
 if TYPE_CHECKING:
     from .subject import Subject
 
+#: The intervention kinds of LoRA adapters (hooked, and merged into the weights): what
+#: ``%diff_models A no-adapter`` removes and the fine-tune magics list.
+ADAPTER_KINDS = ("lora", "lora_merged")
+
 
 def main_output(output: Any) -> torch.Tensor:
     """A module's main output tensor: HF blocks and attention modules return a tuple in some

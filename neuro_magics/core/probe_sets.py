@@ -25,6 +25,7 @@ from transformers import StoppingCriteria
 
 from .errors import NeuroMagicsError
 from .paths import read_user_text
+from .subject import Subject, with_lock
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -362,3 +363,18 @@ class StopAtAnswerEnd(StoppingCriteria):
         generated = input_ids[:, self.prompt_length:]
         seen_text = self.visible[generated].long().cumsum(-1) > 0
         return (self.newline[generated] & seen_text).any(-1)
+
+
+# -- the answer sets every weight change reports ------------------------------------------
+
+#: Probes scored before and after (mean log p(answer), teacher-forced).
+SCORED_PROBES = ("facts", "math")
+
+
+@with_lock
+@torch.no_grad()
+def answer_set_scores(subject: Subject) -> dict[str, float]:
+    """Mean log p(answer) of each built-in probe set in ``SCORED_PROBES``, teacher-forced (the
+    brain scan's answer sets, not %probe's linear probes)."""
+    return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
+            for name in SCORED_PROBES}
