@@ -204,6 +204,36 @@ def test_the_users_tokenizer_is_never_changed():
         assert torch.equal(encoded[key], expected[key])
 
 
+def test_left_padded_rows_are_right_aligned_after_the_pad_id_and_refused_over_the_context():
+    """Rows of different lengths end at the last position, padding (the pad id, mask 0) before
+    them, as a hand-built batch; a batch over the context (with room to generate) is refused in
+    one line that says how long it is."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    rows = [[5, 6, 7], [9], [11, 12, 13, 14, 15]]
+    pad = subject.pad_token_id
+    input_ids, attention_mask = subject.left_padded(rows)
+    assert input_ids.tolist() == [[pad, pad, 5, 6, 7], [pad, pad, pad, pad, 9], [11, 12, 13, 14, 15]]
+    assert attention_mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 1], [1, 1, 1, 1, 1]]
+    assert subject.context_length == 128
+    subject.left_padded([[1] * 120], room=8)  # exactly the context
+    with pytest.raises(nm.NeuroMagicsError) as error:
+        subject.left_padded([[1] * 120, [2]], room=9, what="A probe prompt")
+    assert str(error.value) == ("A probe prompt is 120 tokens and 9 more to generate; this model's context is 128 "
+                                "tokens. Shorten it.")
+
+
+def test_diff_models_refuses_texts_over_the_context_before_any_work():
+    """A corpus text cut to --max-tokens that is still over the model's context is refused up front
+    (its batches used to be padded by hand without the check), the model left as it was."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    before = [p.detach().clone() for p in subject.model.parameters()]
+    with pytest.raises(nm.NeuroMagicsError, match="A corpus text is 150 tokens; this model's context is 128 tokens"):
+        nm.diff_models(subject, "current", "0,1,1,2,3", corpus=[" a" * 149, "the cat"], max_tokens=150,
+                       progress=False, probes=False)
+    assert subject.program.is_identity and not subject.interventions
+    assert all(torch.equal(p, q) for p, q in zip(subject.model.parameters(), before))
+
+
 # -- model facts ------------------------------------------------------------------------------------
 
 
