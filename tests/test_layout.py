@@ -163,3 +163,12 @@ def test_the_layer_check_sees_imports_hidden_in_functions(tmp_path):
     assert {line.split(" imports ")[0] for line in found} == set(planted)
     for _, expected in planted.values():
         assert expected in found
+
+
+def test_adapter_kinds_have_one_definition():
+    """model_diff reads the adapter kinds from core; finetune's own name for them must be the same
+    tuple (its owner replaces it by the core one)."""
+    from neuro_magics.analyses import finetune, model_diff
+    from neuro_magics.core.interventions import ADAPTER_KINDS
+
+    assert finetune.KINDS == ADAPTER_KINDS == model_diff.KIND_ALIASES["adapter"]

@@ -648,14 +648,17 @@ def test_attention_implementation_switches_for_a_block_and_comes_back_after_an_e
 
 
 @pytest.mark.parametrize("helper", ["text_perplexity", "key_second_moment", "optimise_value", "input_norms",
-                                    "answer_set_scores", "block_influence"])
+                                    "answer_set_scores", "block_influence", "logits_between",
+                                    "teacher_forced_logprobs"])
 def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
     """Each public helper that runs forwards holds the Subject's lock: while another thread holds
     it (a widget's click on a subshell thread), the helper waits instead of running beside it."""
     from neuro_magics.analyses import diffing, editing, pruning
+    from neuro_magics.core import probe_sets, scoring
 
     subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
     passages = ["the cat sat on the mat", "a dog ran far away"]
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
     calls = {
         "text_perplexity": lambda: diffing.text_perplexity(subject, torch.tensor([[5, 6, 7, 8, 9]])),
         "key_second_moment": lambda: editing.key_second_moment(subject, 1),
@@ -664,6 +667,9 @@ def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
                                                    passages),
         "answer_set_scores": lambda: pruning.answer_set_scores(subject),
         "block_influence": lambda: pruning.block_influence(subject, passages),
+        "logits_between": lambda: scoring.logits_between(subject, ids, torch.ones_like(ids), 0, 3),
+        "teacher_forced_logprobs": lambda: probe_sets.teacher_forced_logprobs(
+            subject, probe_sets.teacher_forced_batch(subject, probe_sets.load_probe("facts"))),
     }
     finished = threading.Event()
     worker = threading.Thread(target=lambda: (calls[helper](), finished.set()))

@@ -280,7 +280,8 @@ def answer_logprobs(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Te
     return (chosen * valid).sum(-1) / valid.sum(-1)
 
 
-def teacher_forced_logprobs(subject, batch: TeacherForcedBatch) -> torch.Tensor:
+@with_lock
+def teacher_forced_logprobs(subject: Subject, batch: TeacherForcedBatch) -> torch.Tensor:
     """Mean log p(answer token) per item under the subject as it is now (HF's own forward,
     whatever program and interventions are active), unembedding only the scored positions."""
     from .runner import position_ids_for

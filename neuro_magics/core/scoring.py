@@ -43,6 +43,7 @@ def perplexity_ids(subject: Subject, context: int | None) -> torch.Tensor:
     return ids[:, :context].to(subject.device)
 
 
+@with_lock
 @torch.no_grad()
 def logits_between(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     """Logits at positions ``start..stop-1`` from the model's own forward (whatever program or
