@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import neuro_magics as nm  # noqa: E402
-from neuro_magics.analyses.patching import answer_token_ids, metric_values  # noqa: E402
+from neuro_magics.core.answers import answer_token_ids, metric_values  # noqa: E402
 
 CLEAN = "When Mary and John went to the store, John gave a drink to"
 CORRUPT = "When Mary and John went to the store, Mary gave a drink to"

@@ -7,13 +7,14 @@ Python function here.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 import sys
 
 from .core.errors import NeuroMagicsError
 from .core.fidelity import Fidelity, check_fidelity
 from .core.loading import DEFAULT_MODEL, load_model
 from .core.programs import LayerProgram
-from .core.results import Result, load_result
+from .core.results import Result, install_loaders, load_result
 from .core.runner import Capture, Edit, RunInputs, RunOutput, prepare, run, unembed
 from .core.subject import Subject
 
@@ -97,6 +98,29 @@ def __getattr__(name: str):
 def __dir__() -> list[str]:
     """``nm.<TAB>`` lists the whole API, the lazily imported functions included."""
     return sorted({*globals(), *__all__})
+
+
+def _import_result_kinds() -> None:
+    """Import every analysis module: each declares its result kinds and intervention rebuilders
+    on import (what ``load_result`` and ``replay`` look up)."""
+    from . import analyses
+
+    for module in pkgutil.iter_modules(analyses.__path__):
+        if not module.ispkg and not module.name.startswith("_"):
+            importlib.import_module(f"{analyses.__name__}.{module.name}")
+
+
+def _import_views() -> None:
+    """Import the widgets layer's view modules: each registers its views per result kind."""
+    from .widgets import VIEW_MODULES
+
+    for name in VIEW_MODULES:
+        importlib.import_module(f".widgets.{name}", __name__)
+
+
+# The facade wires the layers together: core finds result classes and views through these,
+# never by importing analyses or widgets itself.
+install_loaders(kinds=_import_result_kinds, views=_import_views)
 
 
 def _draw_progress_in_notebook() -> None:

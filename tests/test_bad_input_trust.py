@@ -376,6 +376,45 @@ def test_options_given_tells_a_written_default_from_an_absent_one(shell):
     assert parse_arguments(edit, "--paraphrase x --undo").options_given == {"paraphrase", "undo"}
 
 
+def test_a_magic_line_is_parsed_once_with_argparses_own_defaults(shell):
+    """One parse: each written option's type runs once (twice before, when the line was parsed again
+    to tell written options from defaults); an absent option gets exactly the value plain argparse
+    gives it, a string default converted by its type, appended options left as argparse leaves them."""
+    import argparse
+
+    from IPython.core.magic_arguments import argument, magic_arguments
+
+    from neuro_magics.magics.session import parse_arguments
+
+    calls = []
+
+    def counted(text: str) -> int:
+        calls.append(text)
+        return int(text) * 10
+
+    @magic_arguments()
+    @argument("--size", type=counted, default="7")
+    @argument("--scale", type=float, default=0.5)
+    @argument("--flag", action="store_true")
+    @argument("--tag", action="append")
+    @argument("name", nargs="?")
+    def fake(line):
+        """A magic for the test."""
+
+    args = parse_arguments(fake, "--size 3 --tag a --tag b x")
+    assert calls == ["3"] and args.size == 30 and args.tag == ["a", "b"] and args.name == "x"
+    assert args.options_given == {"size", "tag"} and args.scale == 0.5 and args.flag is False
+    calls.clear()
+    bare = parse_arguments(fake, "")
+    plain = fake.parser.parse_args([])
+    assert vars(bare) == {**vars(plain), "options_given": frozenset()} and bare.size == 70
+    assert calls == ["7", "7"]  # the string default, converted once by us and once by plain argparse
+    prune = shell.magics_manager.magics["line"]["prune"]
+    assert vars(parse_arguments(prune, "--method wanda")) == {
+        **vars(prune.parser.parse_args(["--method", "wanda"])), "options_given": frozenset({"method"})}
+    assert isinstance(bare, argparse.Namespace)
+
+
 @pytest.mark.parametrize("line", ["sae ablate --reset", "prune --reset", "ablate --reset", "steer --reset"])
 def test_a_reset_with_nothing_installed_says_so(shell, tiny_in_shell, capsys, line):
     shell.run_line_magic(*line.split(" ", 1))

@@ -17,7 +17,7 @@ import torch
 import neuro_magics as nm
 from neuro_magics.analyses import editing
 from neuro_magics.analyses.editing import CONTEXT_PREFIXES, DAMPING, edit, key_second_moment, undo_edit
-from neuro_magics.analyses.pruning import calibration_passages
+from neuro_magics.core.corpus import calibration_passages
 from neuro_magics.core.errors import NeuroMagicsError
 from neuro_magics.core.interventions import reset_interventions
 

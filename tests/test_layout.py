@@ -62,3 +62,113 @@ def test_the_engine_draws_progress_only_through_core_progress():
     for path in [*sorted((root / "analyses").glob("*.py")), *sorted((root / "core").glob("*.py"))]:
         if path.name != "progress.py":
             assert "tqdm" not in path.read_text(encoding="utf-8"), f"{path.name} draws its own tqdm bar"
+
+
+# -- who may import whom: read off the source (an AST walk, so imports inside functions count) --
+
+#: Never imported by the engine (core and analyses), not even inside a function.
+FRONT_END = ("IPython", "ipywidgets", "plotly", "anywidget", "neuro_magics.widgets", "neuro_magics.magics")
+
+#: The declared analysis -> analysis imports (README "Layout", docs/ARCHITECTURE.md); every other
+#: analysis imports core only. Two analyses are shared actions any analysis may import: ``diffing``
+#: (``compare``, the before/after every model-changing action shows) and ``interventions``
+#: (the ablation, steering and mask builders that actions install).
+SHARED_ANALYSES = {"diffing", "interventions"}
+ANALYSIS_IMPORTS_ALLOWED: dict[str, set[str]] = {
+    "editing": {"tracing"},  # ROME's --layer auto is causal tracing's peak, as in the paper
+    "lesion": {"networks"},  # the lesion experiment of the networks it is given
+    "sae": {"sae_formats"},  # the SAE's file formats (its owner may fold them into a package)
+}
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every module ``path`` (a module of ``package``) imports anywhere, as absolute names: for
+    ``from X import a`` both X and X.a (a may be a submodule), and string literals handed to
+    ``importlib.import_module`` / ``__import__``."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            called = ast.unparse(node.func)
+            if called.endswith("import_module") or called == "__import__":
+                found.add(node.args[0].value)
+    return found
+
+
+def _is_under(module: str, roots: tuple[str, ...]) -> bool:
+    return any(module == root or module.startswith(root + ".") for root in roots)
+
+
+def layer_violations(root: Path) -> list[str]:
+    """What breaks the layering in the package at ``root``: core importing analyses or the front
+    end, an analysis importing the front end, an analysis importing another outside the allow-list."""
+    problems = []
+    for path in sorted((root / "core").glob("*.py")):
+        for module in imported_modules(path, "neuro_magics.core"):
+            if _is_under(module, (*FRONT_END, "neuro_magics.analyses")):
+                problems.append(f"core/{path.name} imports {module}")
+    analyses = {p.stem for p in (root / "analyses").glob("*.py") if p.stem != "__init__"}
+    for path in sorted((root / "analyses").glob("*.py")):
+        for module in imported_modules(path, "neuro_magics.analyses"):
+            if _is_under(module, FRONT_END):
+                problems.append(f"analyses/{path.name} imports {module}")
+            parts = module.split(".")
+            if module.startswith("neuro_magics.analyses.") and parts[2] in analyses and parts[2] != path.stem \
+                    and parts[2] not in SHARED_ANALYSES | ANALYSIS_IMPORTS_ALLOWED.get(path.stem, set()):
+                problems.append(f"analyses/{path.name} imports analyses.{parts[2]} (not in the allow-list)")
+    return sorted(set(problems))
+
+
+def test_core_and_analyses_import_only_what_the_layers_allow():
+    assert layer_violations(Path(nm.__file__).parent) == []
+
+
+def test_the_layer_check_sees_imports_hidden_in_functions(tmp_path):
+    """The check itself can fail: each planted import, at top level or inside a function, is named."""
+    import shutil
+
+    root = tmp_path / "neuro_magics"
+    shutil.copytree(Path(nm.__file__).parent, root, ignore=shutil.ignore_patterns("static", "probes", "__pycache__"))
+    assert layer_violations(root) == []
+    planted = {
+        "core/runner.py": ("def _f():\n    from ..widgets.views import scan_widget\n",
+                           "core/runner.py imports neuro_magics.widgets.views"),
+        "core/subject.py": ("def _g():\n    from .. import analyses\n", "core/subject.py imports neuro_magics.analyses"),
+        "core/programs.py": ("def _h():\n    import plotly.graph_objects\n", "core/programs.py imports plotly.graph_objects"),
+        "core/sweep.py": ("def _i():\n    importlib.import_module('neuro_magics.analyses.scanning')\n",
+                          "core/sweep.py imports neuro_magics.analyses.scanning"),
+        "analyses/generation.py": ("def _j():\n    from IPython.display import display\n",
+                                   "analyses/generation.py imports IPython.display"),
+        "analyses/weights.py": ("def _k():\n    from .scanning import scan\n",
+                                "analyses/weights.py imports analyses.scanning (not in the allow-list)"),
+        "analyses/probing.py": ("from . import projection\n",
+                                "analyses/probing.py imports analyses.projection (not in the allow-list)"),
+    }
+    for relative, (code, _) in planted.items():
+        with open(root / relative, "a", encoding="utf-8") as handle:
+            handle.write("\n\n" + code)
+    found = layer_violations(root)
+    assert {line.split(" imports ")[0] for line in found} == set(planted)
+    for _, expected in planted.values():
+        assert expected in found
+
+
+def test_adapter_kinds_have_one_definition():
+    """model_diff reads the adapter kinds from core; finetune's own name for them must be the same
+    tuple (its owner replaces it by the core one)."""
+    from neuro_magics.analyses import finetune, model_diff
+    from neuro_magics.core.interventions import ADAPTER_KINDS
+
+    assert finetune.KINDS == ADAPTER_KINDS == model_diff.KIND_ALIASES["adapter"]

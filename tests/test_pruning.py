@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.pruning import calibration_passages, prune, row_mask
+from neuro_magics.analyses.pruning import prune, row_mask
+from neuro_magics.core.corpus import calibration_passages
 from neuro_magics.analyses.surgery import drop_layers, save_materialized
 from neuro_magics.core.adapters import weight_matrix
 from neuro_magics.core.errors import NeuroMagicsError

@@ -85,12 +85,13 @@ def test_the_engine_never_imports_the_views(tmp_path):
 
 
 def test_every_result_kind_has_a_widget_and_a_figure():
-    from neuro_magics.core.results import _REGISTRY, _import_result_modules
+    from neuro_magics.core.results import _REGISTRY, _VIEWS, load_all_kinds
     from neuro_magics.widgets import figures, views
 
-    _import_result_modules()
+    load_all_kinds()
     kinds = {kind for kind in _REGISTRY if kind != _Example.kind}
     assert kinds == set(views._WIDGETS) == set(figures._FIGURES)
+    assert {kind for kind, drawn in _VIEWS.items() if {"widget", "figure"} <= set(drawn)} == kinds
 
 
 def test_a_result_without_a_view_says_so():
@@ -99,3 +100,53 @@ def test_a_result_without_a_view_says_so():
         result.widget()
     with pytest.raises(nm.NeuroMagicsError, match="No figure for 'example-for-tests'"):
         result.figure()
+
+
+_FRESH_LOOKUP = """
+import json, sys
+import numpy as np
+import neuro_magics as nm
+from neuro_magics.core import results
+found, views = {{}}, {{}}
+for kind in {kinds!r}:
+    path = {folder!r} + "/" + kind + ".npz"
+    np.savez(path, __header__=np.array(json.dumps({{"kind": kind, "fields": {{}}, "metadata": {{}}}})))
+    try:
+        nm.load_result(path)
+    except nm.NeuroMagicsError as error:
+        found[kind] = str(error)
+    cls = results._REGISTRY.get(kind)
+    if cls is not None:
+        bare = cls.__new__(cls)
+        views[kind] = []
+        for name in ("widget", "figure", "html"):
+            try:
+                views[kind].append(results.view_of(bare, name).__name__)
+            except nm.NeuroMagicsError:
+                pass
+print(json.dumps({{"found": found, "views": views}}))
+"""
+
+
+def test_every_kind_loads_and_finds_its_views_in_a_fresh_process(tmp_path):
+    """A fresh process that imported only the package finds each kind's class when it loads a file
+    (the kinds loader the facade installs) and each kind's widget and figure (the views loader),
+    and the checkup's HTML page; core itself imports neither layer."""
+    import json
+    import subprocess
+    import sys
+
+    from neuro_magics.core.results import _REGISTRY, load_all_kinds
+
+    load_all_kinds()
+    kinds = sorted(kind for kind in _REGISTRY if kind != _Example.kind)
+    assert len(kinds) >= 20
+    script = _FRESH_LOOKUP.format(kinds=kinds, folder=str(tmp_path))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    for kind in kinds:  # an empty header reaches the kind's own _rebuild: its class was found
+        assert f"its {kind} data is incomplete" in report["found"][kind], report["found"][kind]
+        assert len(report["views"][kind]) >= 2, kind
+    assert report["views"]["checkup"] == ["checkup_widget", "checkup_figure", "checkup_html"]
+    assert report["views"]["scan"] == ["scan_widget", "scan_figure"]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neuro_magics as nm
-from neuro_magics.analyses.attention_patterns import head_scores
+from neuro_magics.core.attention_patterns import head_scores
 from neuro_magics.analyses.scanning import ScanBatch, ScanResult
 from tiny_models import FAMILIES, tiny_model, tiny_tokenizer
 

@@ -204,6 +204,36 @@ def test_the_users_tokenizer_is_never_changed():
         assert torch.equal(encoded[key], expected[key])
 
 
+def test_left_padded_rows_are_right_aligned_after_the_pad_id_and_refused_over_the_context():
+    """Rows of different lengths end at the last position, padding (the pad id, mask 0) before
+    them, as a hand-built batch; a batch over the context (with room to generate) is refused in
+    one line that says how long it is."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    rows = [[5, 6, 7], [9], [11, 12, 13, 14, 15]]
+    pad = subject.pad_token_id
+    input_ids, attention_mask = subject.left_padded(rows)
+    assert input_ids.tolist() == [[pad, pad, 5, 6, 7], [pad, pad, pad, pad, 9], [11, 12, 13, 14, 15]]
+    assert attention_mask.tolist() == [[0, 0, 1, 1, 1], [0, 0, 0, 0, 1], [1, 1, 1, 1, 1]]
+    assert subject.context_length == 128
+    subject.left_padded([[1] * 120], room=8)  # exactly the context
+    with pytest.raises(nm.NeuroMagicsError) as error:
+        subject.left_padded([[1] * 120, [2]], room=9, what="A probe prompt")
+    assert str(error.value) == ("A probe prompt is 120 tokens and 9 more to generate; this model's context is 128 "
+                                "tokens. Shorten it.")
+
+
+def test_diff_models_refuses_texts_over_the_context_before_any_work():
+    """A corpus text cut to --max-tokens that is still over the model's context is refused up front
+    (its batches used to be padded by hand without the check), the model left as it was."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    before = [p.detach().clone() for p in subject.model.parameters()]
+    with pytest.raises(nm.NeuroMagicsError, match="A corpus text is 150 tokens; this model's context is 128 tokens"):
+        nm.diff_models(subject, "current", "0,1,1,2,3", corpus=[" a" * 149, "the cat"], max_tokens=150,
+                       progress=False, probes=False)
+    assert subject.program.is_identity and not subject.interventions
+    assert all(torch.equal(p, q) for p, q in zip(subject.model.parameters(), before))
+
+
 # -- model facts ------------------------------------------------------------------------------------
 
 
@@ -618,14 +648,17 @@ def test_attention_implementation_switches_for_a_block_and_comes_back_after_an_e
 
 
 @pytest.mark.parametrize("helper", ["text_perplexity", "key_second_moment", "optimise_value", "input_norms",
-                                    "answer_set_scores", "block_influence"])
+                                    "answer_set_scores", "block_influence", "logits_between",
+                                    "teacher_forced_logprobs"])
 def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
     """Each public helper that runs forwards holds the Subject's lock: while another thread holds
     it (a widget's click on a subshell thread), the helper waits instead of running beside it."""
     from neuro_magics.analyses import diffing, editing, pruning
+    from neuro_magics.core import probe_sets, scoring
 
     subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
     passages = ["the cat sat on the mat", "a dog ran far away"]
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
     calls = {
         "text_perplexity": lambda: diffing.text_perplexity(subject, torch.tensor([[5, 6, 7, 8, 9]])),
         "key_second_moment": lambda: editing.key_second_moment(subject, 1),
@@ -634,6 +667,9 @@ def test_public_helpers_that_run_the_model_wait_for_its_lock(helper):
                                                    passages),
         "answer_set_scores": lambda: pruning.answer_set_scores(subject),
         "block_influence": lambda: pruning.block_influence(subject, passages),
+        "logits_between": lambda: scoring.logits_between(subject, ids, torch.ones_like(ids), 0, 3),
+        "teacher_forced_logprobs": lambda: probe_sets.teacher_forced_logprobs(
+            subject, probe_sets.teacher_forced_batch(subject, probe_sets.load_probe("facts"))),
     }
     finished = threading.Event()
     worker = threading.Thread(target=lambda: (calls[helper](), finished.set()))

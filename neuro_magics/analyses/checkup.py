@@ -47,12 +47,12 @@ from ..core.offload import weight_float64
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, register, rebuilder, replacing_output
 from ..core.progress import ProgressBar
-from ..core.results import Result, run_metadata
+from ..core.results import Result, run_metadata, view_of
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
 from ..core.corpus import load_corpus
-from .weights import attention_matrices
+from ..core.matrices import attention_matrices
 
 #: Sun et al. 2024: an activation is massive when ``|h| > 100`` and about ``1000x`` the median.
 MASSIVE_ABSOLUTE = 100.0
@@ -213,10 +213,9 @@ class CheckupResult(Result):
         return self.sink_mass
 
     def to_html(self, path, *, overwrite: bool = False):
-        """One standalone HTML file of the report (works offline; actions disabled)."""
-        from ..widgets.checkup import checkup_html
-
-        return checkup_html(self, path, overwrite=overwrite)
+        """One standalone HTML file of the report (works offline; actions disabled), drawn by the
+        view the widgets layer registers for checkups."""
+        return view_of(self, "html")(self, path, overwrite=overwrite)
 
     def apply(self, index: int, *, mode: str | None = None, subject: Subject | None = None,
               prompts: Sequence[str] | None = None, max_new_tokens: int = 16):

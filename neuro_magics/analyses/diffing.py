@@ -16,13 +16,9 @@ finished after about 3 (``bench/diff.py``); ``on_update`` streams it.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,27 +28,11 @@ from transformers.generation.streamers import BaseStreamer
 from ..core.errors import NeuroMagicsError
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
-from ..core.runner import position_ids_for
+from ..core.scoring import default_prompts, logits_between, perplexity_ids, perplexity_text, text_perplexity
 from ..core.subject import Subject, with_lock
 
-_PROBES = Path(__file__).parent.parent / "probes" / "diff_prompts.json"
 _SIDES = ("before", "after")
 DEFAULT_NEW_TOKENS = 12
-
-
-@lru_cache(maxsize=1)
-def _probes() -> dict[str, Any]:
-    return json.loads(_PROBES.read_text(encoding="utf-8"))
-
-
-def default_prompts() -> list[str]:
-    """The built-in varied prompts: facts, arithmetic, code, a list, a story, reasoning, translation."""
-    return list(_probes()["prompts"])
-
-
-def perplexity_text() -> str:
-    """The short neutral text whose perplexity every diff reports."""
-    return _probes()["perplexity_text"]
 
 
 @dataclass
@@ -230,7 +210,7 @@ def compare(
             f"Prompts of {encoded['input_ids'].shape[1]} tokens plus {max_new_tokens} new tokens exceed this "
             f"model's context of {context} tokens: shorten the prompts or lower max_new_tokens."
         )
-    text_ids = _perplexity_ids(subject, context)
+    text_ids = perplexity_ids(subject, context)
     settings = (tuple(prompts), max_new_tokens, top_k, label_before)
 
     with before() if before is not None else nullcontext():
@@ -388,12 +368,6 @@ def _greedy_reusing(subject: Subject, encoded: dict[str, torch.Tensor], referenc
     return _cut_after_end(subject, tokens)
 
 
-def _perplexity_ids(subject: Subject, context: int | None) -> torch.Tensor:
-    """The built-in text's tokens, cut to the model's context (tiny test models have short ones)."""
-    ids = subject.tokenizer(perplexity_text(), return_tensors="pt")["input_ids"]
-    return ids[:, :context].to(subject.device)
-
-
 @dataclass
 class _TeacherForced:
     """The prompts followed by the *before* continuation, scored identically on both sides."""
@@ -418,29 +392,7 @@ def _continuation_logits(subject: Subject, scored: _TeacherForced) -> torch.Tens
     """``[prompts, T, vocab]``: the model's logits after the prompt and every prefix of the
     scored continuation."""
     start = scored.prompt_length - 1
-    return _logits(subject, scored.input_ids, scored.attention_mask, start, start + scored.targets.shape[1])
-
-
-@torch.no_grad()
-def _logits(subject: Subject, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int, stop: int) -> torch.Tensor:
-    """Logits at positions ``start..stop-1`` from the model's own forward (whatever program or
-    hooks are active), unembedding only those positions: the full vocab at every position
-    would cost more than several blocks."""
-    body = subject.adapter.body_module(subject.model)
-    hidden = body(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids_for(attention_mask),
-        use_cache=False,
-    ).last_hidden_state  # already final-normed by HF's body
-    return subject.adapter.unembed(subject.model, hidden[:, start:stop]).float()
-
-
-@with_lock
-def text_perplexity(subject: Subject, text_ids: torch.Tensor | None = None) -> float:
-    """Perplexity of the built-in text (``perplexity_text``) under the subject as it is now."""
-    if text_ids is None:
-        text_ids = _perplexity_ids(subject, subject.context_length)
-    logits = _logits(subject, text_ids, torch.ones_like(text_ids), 0, text_ids.shape[1] - 1)
-    return float(math.exp(torch.nn.functional.cross_entropy(logits[0], text_ids[0, 1:]).item()))
+    return logits_between(subject, scored.input_ids, scored.attention_mask, start, start + scored.targets.shape[1])
 
 
 def _measure(

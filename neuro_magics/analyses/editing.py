@@ -36,9 +36,9 @@ from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
+from ..core.answers import subject_positions
+from ..core.corpus import calibration_passages
 from ..core.probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
-from .pruning import calibration_passages
-from .tracing import subject_positions
 
 #: Contexts the key and the value are averaged over (ROME uses short generated texts).
 CONTEXT_PREFIXES = ("", "The following is true. ", "I read this yesterday. ", "Here is a short note. ",

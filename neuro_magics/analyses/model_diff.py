@@ -39,8 +39,9 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.corpus import GENRES, builtin_corpus, load_corpus
-from .finetune import KINDS as ADAPTER_KINDS
-from .pruning import SCORED_PROBES, answer_set_scores, matrix_grid
+from ..core.interventions import ADAPTER_KINDS
+from ..core.matrices import matrix_grid
+from ..core.probe_sets import SCORED_PROBES, answer_set_scores
 
 #: Texts per genre of the built-in corpus in the default (small) diff.
 DEFAULT_TEXTS_PER_GENRE = 2
@@ -146,16 +147,6 @@ def _token_rows(subject: Subject, texts: Sequence[str], max_tokens: int) -> list
     if short:
         raise NeuroMagicsError(f"Text {short[0]} of the corpus is shorter than two tokens: give longer texts.")
     return rows
-
-
-def _batch(rows: list[list[int]], pad: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for k, row in enumerate(rows):
-        ids[k, width - len(row):] = torch.tensor(row)
-        mask[k, width - len(row):] = 1
-    return ids.to(device), mask.to(device)
 
 
 @torch.no_grad()
@@ -343,6 +334,7 @@ def diff_models(
         raise NeuroMagicsError("This subject has no tokenizer: load the model with its tokenizer to diff it.")
     texts = _default_corpus() if corpus is None else list(load_corpus(corpus).texts)
     rows = _token_rows(subject, texts, max_tokens)
+    subject.check_context(max(len(row) for row in rows), what="A corpus text", advice="Give a smaller --max-tokens.")
     device = str(subject.device)
     states = _States(subject)
     sides: list[_Side] = []
@@ -379,7 +371,7 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
     work = len(batches) + (2 if probes else 0) + 1
     with ProgressBar(work, f"diff {side_a.label} vs {side_b.label}", "part", enabled=progress) as bar:
         for batch in batches:
-            ids, mask = _batch([rows[k] for k in batch], subject.pad_token_id, subject.device)
+            ids, mask = subject.left_padded([rows[k] for k in batch])
             outputs = []
             for side in sides:
                 outputs.append(_forward(states.enter(side), ids, mask, vocab))

@@ -510,12 +510,8 @@ def _mlp_reader(subject: Subject, layers: list[int], first: int
     @torch.no_grad()
     def read(batch: tuple[tuple[int, tuple[int, ...]], ...]) -> list[np.ndarray]:
         rows = [ids for _, ids in batch]
-        width = max(len(ids) for ids in rows)
-        input_ids = torch.full((len(rows), width), subject.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, ids in enumerate(rows):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            attention_mask[row, width - len(ids):] = 1
+        input_ids, attention_mask = subject.left_padded(rows)
+        width = input_ids.shape[1]
         output = run(subject, prepare(subject, input_ids, attention_mask), program=program,
                      stop=layers[-1] + 1, capture=capture, logits_at=None)
         states = output.captures["mlp_out"]  # [L, batch, width, d]

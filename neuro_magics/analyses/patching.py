@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.activations import check_choice
+from ..core.answers import answer_token_ids, at_least_float32, encode_one, metric_values, top_tokens
 from ..core.errors import NeuroMagicsError
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
@@ -32,57 +34,6 @@ SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
 METRICS = ("logit_diff", "logprob", "prob")
 DIRECTIONS = ("denoise", "noise")
 METHODS = ("exact", "attribution", "both")
-
-# -- shared helpers (also used by tracing and interventions) -------------------------------
-
-
-def answer_token_ids(subject: Subject, answers: Sequence[str]) -> list[int]:
-    """Token ids of single-token answers; a multi-token answer is one line that shows its split."""
-    ids = []
-    for answer in answers:
-        if not answer:
-            raise NeuroMagicsError("An answer is empty: give the next token you expect, e.g. ' Mary' (mind the space).")
-        pieces = subject.tokenizer(answer, add_special_tokens=False)["input_ids"]
-        if len(pieces) != 1:
-            split = " + ".join(repr(p) for p in subject.token_pieces(pieces))
-            raise NeuroMagicsError(
-                f"The answer {answer!r} is {len(pieces)} tokens ({split}); answers must be single tokens: "
-                "use its first token, or a word that is one token (often with a leading space)."
-            )
-        ids.append(int(pieces[0]))
-    return ids
-
-
-def metric_values(logits: torch.Tensor, answer_ids: Sequence[int], metric: str) -> torch.Tensor:
-    """The metric per row from last-position logits ``[rows, vocab]`` (logsumexp, no full log-softmax)."""
-    logits = _wide(logits)
-    if metric == "logit_diff":
-        return logits[:, answer_ids[0]] - logits[:, answer_ids[1]]
-    logprob = logits[:, answer_ids[0]] - torch.logsumexp(logits, dim=-1)
-    return logprob if metric == "logprob" else logprob.exp()
-
-
-def _wide(tensor: torch.Tensor) -> torch.Tensor:
-    """At least float32 (float64 stays float64, so finite-difference checks can be exact)."""
-    return tensor if tensor.dtype == torch.float64 else tensor.float()
-
-
-def top_tokens(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k next-token ids and probabilities per row of ``[rows, vocab]`` logits."""
-    probs, ids = logits.float().softmax(-1).topk(k, dim=-1)
-    return ids, probs
-
-
-def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise NeuroMagicsError(f"Unknown {name} {value!r}: use one of {', '.join(choices)}.")
-
-
-def encode_one(subject: Subject, prompt: str, role: str) -> torch.Tensor:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise NeuroMagicsError(f"The {role} prompt is missing: give the text to run, e.g. --{role} \"...\".")
-    return subject.encode(prompt)["input_ids"]
-
 
 # -- patching --------------------------------------------------------------------------------
 
@@ -378,8 +329,8 @@ def _attribution(subject, base: _Side, source: _Side, site, answer_ids, metric) 
     out = run(subject, base.inputs, edits=edits, logits_at="last", grad=True)
     value = metric_values(out.logits[:, -1], answer_ids, metric).sum()
     grads = torch.autograd.grad(value, deltas)
-    difference = _wide(source.states[site] - base.states[site])  # [steps, 1, T, F] ([steps, 1, T, heads, head_dim])
-    products = _wide(torch.stack(grads)) * difference
+    difference = at_least_float32(source.states[site] - base.states[site])  # [steps, 1, T, F] ([steps, 1, T, heads, head_dim])
+    products = at_least_float32(torch.stack(grads)) * difference
     if site == "heads":
         per_cell = products[:, 0].sum(dim=(1, 3))
     else:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,6 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
-from ..core.paths import read_user_text
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
@@ -37,31 +35,16 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
-from .diffing import text_perplexity
-from ..core.probe_sets import load_probe, teacher_forced_batch, teacher_forced_logprobs
+from ..core.corpus import calibration_passages
+from ..core.matrices import matrix_grid
+from ..core.probe_sets import answer_set_scores
+from ..core.programs import dropped as dropped_steps
+from ..core.scoring import text_perplexity
 
 METHODS = ("wanda", "magnitude", "layers")
-CALIBRATION_TEXT = Path(__file__).parent.parent / "probes" / "calibration_text.txt"
-#: Probes scored before and after (mean log p(answer), teacher-forced).
-SCORED_PROBES = ("facts", "math")
 
 
 # -- the corpus ---------------------------------------------------------------------------------
-
-
-def calibration_passages(corpus: str = "builtin") -> list[str]:
-    """The passages (separated by blank lines) of the built-in calibration text or of a text file."""
-    if corpus == "builtin":
-        text = CALIBRATION_TEXT.read_text(encoding="utf-8")
-    else:
-        path = Path(corpus).expanduser()
-        if not path.is_file():
-            raise NeuroMagicsError(f"No corpus file {str(path)!r}: give a text file, or --corpus builtin.")
-        text = read_user_text(path)
-    passages = [p.strip() for p in text.split("\n\n") if p.strip()]
-    if not passages:
-        raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")
-    return passages
 
 
 def _encoded_passages(subject: Subject, passages: Sequence[str]) -> list[torch.Tensor]:
@@ -71,18 +54,6 @@ def _encoded_passages(subject: Subject, passages: Sequence[str]) -> list[torch.T
 
 
 # -- masks --------------------------------------------------------------------------------------
-
-
-def matrix_grid(names: Sequence[str], values: Sequence[float]) -> tuple[np.ndarray, list[str], list[str]]:
-    """One number per matrix named ``"<block>.<path>"`` as a ``[blocks, paths]`` grid (NaN where a
-    block has no such matrix), with the block and path labels in first-seen order."""
-    paths = list(dict.fromkeys(name.split(".", 1)[1] for name in names))
-    blocks = list(dict.fromkeys(name.split(".", 1)[0] for name in names))
-    grid = np.full((len(blocks), len(paths)), np.nan, dtype=np.float32)
-    for name, value in zip(names, values):
-        block, path = name.split(".", 1)
-        grid[blocks.index(block), paths.index(path)] = value
-    return grid, blocks, paths
 
 
 def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -153,15 +124,6 @@ def _pruning(subject: Subject, arguments: dict[str, Any], description: str) -> I
 
 
 # -- the report ---------------------------------------------------------------------------------
-
-
-@with_lock
-@torch.no_grad()
-def answer_set_scores(subject: Subject) -> dict[str, float]:
-    """Mean log p(answer) of each built-in probe set in ``SCORED_PROBES``, teacher-forced (the
-    brain scan's answer sets, not %probe's linear probes)."""
-    return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
-            for name in SCORED_PROBES}
 
 
 def _nonzero(subject: Subject) -> int:
@@ -307,9 +269,8 @@ def prune(
     if method == "layers":
         influence = block_influence(subject, passages)
         dropped = sorted(int(k) for k in np.argsort(influence, kind="stable")[:drop])
-        from .surgery import dropped as without
 
-        change = lambda: subject.program_applied(without(subject.program, dropped))  # noqa: E731
+        change = lambda: subject.program_applied(dropped_steps(subject.program, dropped))  # noqa: E731
     else:
         norms = None
         if method == "wanda":

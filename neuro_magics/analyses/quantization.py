@@ -25,7 +25,7 @@ from ..core.programs import parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
-from .pruning import matrix_grid
+from ..core.matrices import matrix_grid
 
 BITS = (4, 8)
 

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .attention_patterns import head_scores
+from ..core.attention_patterns import head_scores
 from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.programs import parse_ranges
 from ..core.progress import ProgressBar

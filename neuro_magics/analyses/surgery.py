@@ -29,7 +29,7 @@ from ..core.errors import NeuroMagicsError, ProgramError
 from ..core.files import replace_file_text, replacing_folder
 from ..core.offload import shared_stores
 from ..core.paths import check_file_target, check_folder_target
-from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, parse_ranges
+from ..core.programs import MAX_PROGRAM_FACTOR, LayerProgram, dropped, parse_ranges
 from ..core.progress import ProgressBar, transformers_bars
 from ..core.subject import Subject, with_lock
 
@@ -79,17 +79,6 @@ def duplicated(program: LayerProgram, start: int, end: int, times: int = 1) -> L
         )
     steps = program.steps
     return LayerProgram(steps[:end] + steps[start:end] * (times - 1) + steps[start:], program.n_layers)
-
-
-def dropped(program: LayerProgram, positions: Sequence[int]) -> LayerProgram:
-    """``program`` without the given positions."""
-    gone = set(positions)
-    bad = sorted(p for p in gone if not 0 <= p < len(program))
-    if bad:
-        raise ProgramError(f"Position {bad[0]} is out of range: the current program has positions 0-{len(program) - 1}.")
-    if len(gone) == len(program):
-        raise ProgramError("That would drop every block; keep at least one (or use %reset_layers).")
-    return LayerProgram(tuple(s for k, s in enumerate(program.steps) if k not in gone), program.n_layers)
 
 
 def as_program(subject: Subject, program: LayerProgram | Sequence[int] | str) -> LayerProgram:

@@ -16,26 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.answers import answer_token_ids, encode_one, metric_values, subject_positions, top_tokens
 from ..core.errors import NeuroMagicsError
-from .patching import answer_token_ids, encode_one, metric_values, top_tokens
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, Edit, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.sweep import sweep
 
 TRACE_SITES = ("resid_pre", "attn_out", "mlp_out")
-
-
-def subject_positions(subject: Subject, prompt: str, subject_text: str) -> list[int]:
-    """Token positions of the first occurrence of ``subject_text`` in ``prompt``."""
-    if not subject_text or not subject_text.strip():
-        raise NeuroMagicsError('Causal tracing needs --subject: the words in the prompt to noise, e.g. "Eiffel Tower".')
-    start = prompt.find(subject_text)
-    if start < 0:
-        raise NeuroMagicsError(f"The subject {subject_text!r} does not occur in the prompt {prompt!r}.")
-    end = start + len(subject_text)
-    encoded = subject.tokenizer(prompt, return_offsets_mapping=True)
-    return [i for i, (a, b) in enumerate(encoded["offset_mapping"]) if a < end and b > start and b > a]
 
 
 @with_lock

@@ -26,6 +26,9 @@ _DATA = Path(__file__).parent.parent / "probes"
 #: The built-in corpus's genres, each one file ``probes/networks_<genre>.txt``.
 GENRES = ("news", "encyclopedic", "math", "code", "dialogue")
 
+#: The built-in calibration text (pruning, ROME's key statistics): passages between blank lines.
+CALIBRATION_TEXT = _DATA / "calibration_text.txt"
+
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 
 
@@ -105,3 +108,18 @@ def _read_file(path: Path) -> Corpus:
     if not texts:
         raise NeuroMagicsError(f"The corpus file {path} holds no text: write at least one.")
     return Corpus(path.name, tuple(texts), tuple(labels))
+
+
+def calibration_passages(corpus: str = "builtin") -> list[str]:
+    """The passages (separated by blank lines) of the built-in calibration text or of a text file."""
+    if corpus == "builtin":
+        text = CALIBRATION_TEXT.read_text(encoding="utf-8")
+    else:
+        path = Path(corpus).expanduser()
+        if not path.is_file():
+            raise NeuroMagicsError(f"No corpus file {str(path)!r}: give a text file, or --corpus builtin.")
+        text = read_user_text(path)
+    passages = [p.strip() for p in text.split("\n\n") if p.strip()]
+    if not passages:
+        raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")
+    return passages

@@ -28,6 +28,10 @@ from .errors import NeuroMagicsError
 if TYPE_CHECKING:
     from .subject import Subject
 
+#: The intervention kinds of LoRA adapters (hooked, and merged into the weights): what
+#: ``%diff_models A no-adapter`` removes and the fine-tune magics list.
+ADAPTER_KINDS = ("lora", "lora_merged")
+
 
 def main_output(output: Any) -> torch.Tensor:
     """A module's main output tensor: HF blocks and attention modules return a tuple in some
@@ -171,9 +175,9 @@ def rebuild(subject: Subject, spec: dict[str, Any]) -> Intervention:
     """The intervention a result's metadata recorded, built (not installed) on ``subject``."""
     kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind not in _REBUILDERS:
-        from .results import _import_result_modules  # analysis modules register their kinds on import
+        from .results import load_all_kinds  # analysis modules register their rebuilders on import
 
-        _import_result_modules()
+        load_all_kinds()
     if kind not in _REBUILDERS:
         raise NeuroMagicsError(f"Cannot rebuild an intervention of kind {kind!r}; upgrade neuro_magics.")
     return _REBUILDERS[kind](subject, spec["arguments"], spec["description"])

@@ -25,6 +25,7 @@ from transformers import StoppingCriteria
 
 from .errors import NeuroMagicsError
 from .paths import read_user_text
+from .subject import Subject, with_lock
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -248,41 +249,26 @@ def teacher_forced_batch(subject, probe: Probe) -> TeacherForcedBatch:
             raise NeuroMagicsError(f"The item {item.prompt or item.answer[:40]!r} has nothing to score: its answer is empty.")
         sequences.append(ids[:-1])
         scored.append((first_target, ids[first_target:]))
-    width = max(len(ids) for ids in sequences)
-    _check_context(subject, width)
-    n_scored = max(len(targets) for _, targets in scored)
-    pad = _pad_id(tokenizer)
-    input_ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    input_ids, attention_mask = subject.left_padded(sequences, what="A probe item", advice="Shorten the items.")
+    width, n_scored = input_ids.shape[1], max(len(targets) for _, targets in scored)
     positions = torch.zeros((len(sequences), n_scored), dtype=torch.long)
     targets = torch.zeros((len(sequences), n_scored), dtype=torch.long)
     valid = torch.zeros((len(sequences), n_scored), dtype=torch.bool)
     for row, (ids, (first_target, answer_targets)) in enumerate(zip(sequences, scored)):
-        offset = width - len(ids)
-        input_ids[row, offset:] = torch.tensor(ids)
-        attention_mask[row, offset:] = 1
         k = len(answer_targets)
-        positions[row, :k] = offset + first_target - 1 + torch.arange(k)
+        positions[row, :k] = width - len(ids) + first_target - 1 + torch.arange(k)
         targets[row, :k] = torch.tensor(answer_targets)
         valid[row, :k] = True
     device = subject.device
-    return TeacherForcedBatch(
-        input_ids.to(device), attention_mask.to(device), positions.to(device), targets.to(device), valid.to(device)
-    )
+    return TeacherForcedBatch(input_ids, attention_mask, positions.to(device), targets.to(device), valid.to(device))
 
 
 def prompt_batch(subject, probe: Probe, max_new_tokens: int) -> dict[str, torch.Tensor]:
     """The prompts alone, left-padded, for greedy decoding."""
-    tokenizer = _tokenizer(subject)
-    rows = [tokenizer(item.prompt)["input_ids"] for item in probe.items]
-    width = max(len(ids) for ids in rows)
-    _check_context(subject, width + max_new_tokens)
-    input_ids = torch.full((len(rows), width), _pad_id(tokenizer), dtype=torch.long)
-    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for row, ids in enumerate(rows):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention_mask[row, width - len(ids):] = 1
-    return {"input_ids": input_ids.to(subject.device), "attention_mask": attention_mask.to(subject.device)}
+    rows = [_tokenizer(subject)(item.prompt)["input_ids"] for item in probe.items]
+    input_ids, attention_mask = subject.left_padded(rows, room=max_new_tokens, what="A probe prompt",
+                                                    advice="Shorten the items (or --max-new-tokens).")
+    return {"input_ids": input_ids, "attention_mask": attention_mask}
 
 
 def answer_logprobs(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -294,7 +280,8 @@ def answer_logprobs(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Te
     return (chosen * valid).sum(-1) / valid.sum(-1)
 
 
-def teacher_forced_logprobs(subject, batch: TeacherForcedBatch) -> torch.Tensor:
+@with_lock
+def teacher_forced_logprobs(subject: Subject, batch: TeacherForcedBatch) -> torch.Tensor:
     """Mean log p(answer token) per item under the subject as it is now (HF's own forward,
     whatever program and interventions are active), unembedding only the scored positions."""
     from .runner import position_ids_for
@@ -310,23 +297,6 @@ def _tokenizer(subject):
     if subject.tokenizer is None:
         raise NeuroMagicsError("This subject has no tokenizer; a brain scan needs one to read its probe.")
     return subject.tokenizer
-
-
-def _pad_id(tokenizer) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0
-
-
-def _check_context(subject, n_tokens: int) -> None:
-    config = subject.model.config
-    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-    if limit is not None and n_tokens > limit:
-        raise NeuroMagicsError(
-            f"A probe item needs {n_tokens} tokens; this model's context is {limit}. Shorten the items "
-            f"(or --max-new-tokens)."
-        )
 
 
 # -- stopping greedy decoding at the end of the answer ------------------------------------
@@ -362,3 +332,18 @@ class StopAtAnswerEnd(StoppingCriteria):
         generated = input_ids[:, self.prompt_length:]
         seen_text = self.visible[generated].long().cumsum(-1) > 0
         return (self.newline[generated] & seen_text).any(-1)
+
+
+# -- the answer sets every weight change reports ------------------------------------------
+
+#: Probes scored before and after (mean log p(answer), teacher-forced).
+SCORED_PROBES = ("facts", "math")
+
+
+@with_lock
+@torch.no_grad()
+def answer_set_scores(subject: Subject) -> dict[str, float]:
+    """Mean log p(answer) of each built-in probe set in ``SCORED_PROBES``, teacher-forced (the
+    brain scan's answer sets, not %probe's linear probes)."""
+    return {name: float(teacher_forced_logprobs(subject, teacher_forced_batch(subject, load_probe(name))).mean())
+            for name in SCORED_PROBES}

@@ -189,3 +189,15 @@ def block_list_for(original: Sequence[nn.Module], steps: Iterable[int]) -> nn.Mo
         block = original[block_index]
         blocks.append(block if position == block_index else occurrence_view(block, position))
     return nn.ModuleList(blocks)
+
+
+def dropped(program: LayerProgram, positions: Sequence[int]) -> LayerProgram:
+    """``program`` without the steps at the given positions (what ``%drop_layers`` and ShortGPT
+    pruning apply)."""
+    gone = set(positions)
+    bad = sorted(p for p in gone if not 0 <= p < len(program))
+    if bad:
+        raise ProgramError(f"Position {bad[0]} is out of range: the current program has positions 0-{len(program) - 1}.")
+    if len(gone) == len(program):
+        raise ProgramError("That would drop every block; keep at least one (or use %reset_layers).")
+    return LayerProgram(tuple(s for k, s in enumerate(program.steps) if k not in gone), program.n_layers)

@@ -3,8 +3,10 @@
 A result keeps its arrays as numpy, knows the metadata of the run that made it
 (model, program, prompts, dtype, library versions), saves to one ``.npz`` file that
 ``load_result`` reads back, and shows itself as its widget in a notebook. Results are
-plain data: their widgets and figures are drawn by ``neuro_magics.widgets``, imported
-only when a view is asked for, so the engine never loads IPython, ipywidgets or plotly.
+plain data: their views (widget, figure, HTML page) are functions the widgets layer registers
+per result kind (``register_view``). Core never imports that layer: when a view or a result
+class is missing, it calls the loaders the top-level package installs (``install_loaders``),
+so the engine never loads IPython, ipywidgets or plotly until a view is asked for.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import platform
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -25,6 +28,42 @@ from .files import replacing_file
 from .paths import check_file_target, user_path
 
 _REGISTRY: dict[str, type[Result]] = {}
+
+#: kind -> view name ("widget", "figure", "html") -> function(result, ...) drawing it.
+_VIEWS: dict[str, dict[str, Callable[..., Any]]] = {}
+
+#: What imports the modules that fill the two registries; set by ``install_loaders``.
+_loaders: dict[str, Callable[[], None]] = {}
+
+
+def register_view(kind: str, **views: Callable[..., Any]) -> None:
+    """Say how a result kind is drawn (``widget=``, ``figure=``, ``html=``): the widgets layer
+    calls this on import, so results find their views without core knowing that layer."""
+    _VIEWS.setdefault(kind, {}).update(views)
+
+
+def install_loaders(*, kinds: Callable[[], None], views: Callable[[], None]) -> None:
+    """Set what imports every result class (``kinds``) and every view (``views``) on demand:
+    the package facade installs both, so a result loaded in a fresh process finds its class and
+    its view while core imports neither layer."""
+    _loaders.update(kinds=kinds, views=views)
+
+
+def load_all_kinds() -> None:
+    """Import every module that declares a result kind or an intervention rebuilder."""
+    if "kinds" in _loaders:
+        _loaders["kinds"]()
+
+
+def view_of(result: Result, view: str) -> Callable[..., Any]:
+    """The function drawing ``result``'s ``view``, loading the view modules once if it is not
+    registered yet; a kind without it is refused in one line."""
+    if view not in _VIEWS.get(result.kind, {}) and "views" in _loaders:
+        _loaders["views"]()
+    draw = _VIEWS.get(result.kind, {}).get(view)
+    if draw is None:
+        raise NeuroMagicsError(f"No {view} for {result.kind!r} results; use .to_numpy() or .to_pandas().")
+    return draw
 
 
 def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dict[str, Any]:
@@ -60,7 +99,7 @@ def run_metadata(subject, prompts: list[str] | None = None, **extra: Any) -> dic
 
 class Result:
     """Base of all results. Subclasses set ``kind`` and implement the three hooks below;
-    the widgets layer draws each ``kind`` (``neuro_magics.widgets.views``)."""
+    the widgets layer registers how each ``kind`` is drawn (``register_view``)."""
 
     kind: ClassVar[str] = ""
     metadata: dict[str, Any]
@@ -130,19 +169,15 @@ class Result:
         that is the "before" side. Refuses, changing nothing, for another model."""
         return self.replay_plan().apply(subject)
 
-    # -- views (drawn by the widgets layer, imported only now) ---------------------------
+    # -- views (registered by the widgets layer, loaded only now) ------------------------
 
     def widget(self):
         """The interactive view (an anywidget, or a box of them)."""
-        from ..widgets.views import widget_for
-
-        return widget_for(self)
+        return view_of(self, "widget")(self)
 
     def figure(self, *args: Any, **kwargs: Any):
         """A plotly figure for papers; arguments depend on the kind (a scan takes the metric)."""
-        from ..widgets.figures import figure_for
-
-        return figure_for(self, *args, **kwargs)
+        return view_of(self, "figure")(self, *args, **kwargs)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         bundle = self.widget()._repr_mimebundle_(include=include, exclude=exclude)
@@ -234,7 +269,7 @@ def load_result(path: str | Path) -> Result:
                                "kind, fields and metadata.")
     kind = header.get("kind")
     if kind not in _REGISTRY:
-        _import_result_modules()
+        load_all_kinds()
     if kind not in _REGISTRY:
         raise NeuroMagicsError(f"{path} holds an unknown result kind {kind!r}; upgrade neuro_magics.")
     try:
@@ -247,14 +282,3 @@ def load_result(path: str | Path) -> Result:
 class _NotAResult(Exception):
     """Why a readable file is still not a saved result."""
 
-
-def _import_result_modules() -> None:
-    """Result classes register themselves on import; load them all before dispatching."""
-    import importlib
-    import pkgutil
-
-    from .. import analyses
-
-    for module in pkgutil.iter_modules(analyses.__path__):
-        if not module.ispkg and not module.name.startswith("_"):
-            importlib.import_module(f"{analyses.__name__}.{module.name}")

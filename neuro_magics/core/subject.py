@@ -503,27 +503,41 @@ class Subject:
     # -- text -----------------------------------------------------------------------
 
     def encode(self, prompts: str | Sequence[str]) -> dict[str, torch.Tensor]:
-        """Tokenize one prompt or a batch, left-padded with ``pad_token_id``, onto the model's
-        device. The padding is done here, so the user's tokenizer (pad token, padding side)
-        is never changed."""
+        """Tokenize one prompt or a batch, left-padded (``left_padded``) onto the model's device:
+        ``input_ids`` and ``attention_mask``. The padding is done here, so the user's tokenizer
+        (pad token, padding side) is never changed."""
         if self.tokenizer is None:
             raise NeuroMagicsError("This subject has no tokenizer; pass token ids instead of text.")
         batch = [prompts] if isinstance(prompts, str) else list(prompts)
         if not batch or any(not p for p in batch):
             raise NeuroMagicsError("Empty prompt: give some text to run the model on.")
-        rows = self.tokenizer(batch, padding=False)
-        width = max(len(ids) for ids in rows["input_ids"])
+        input_ids, attention_mask = self.left_padded(self.tokenizer(batch, padding=False)["input_ids"],
+                                                     what="The prompt")
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+    def check_context(self, n_tokens: int, *, room: int = 0, what: str = "The text", advice: str = "Shorten it.") -> None:
+        """Refuse, in one line, ``n_tokens`` (plus ``room`` still to generate) over the model's context."""
         limit = self.context_length
-        if limit is not None and width > limit:
-            raise NeuroMagicsError(
-                f"The prompt is {width} tokens; this model's context is {limit} tokens. Shorten it."
-            )
-        padding = {"input_ids": self.pad_token_id}  # every other field (attention mask, ...) pads with 0
-        return {
-            key: torch.tensor([[padding.get(key, 0)] * (width - len(row)) + list(row) for row in values],
-                              device=self.device)
-            for key, values in rows.items()
-        }
+        if limit is not None and n_tokens + room > limit:
+            more = f" and {room} more to generate" if room else ""
+            raise NeuroMagicsError(f"{what} is {n_tokens} tokens{more}; this model's context is {limit} tokens. {advice}")
+
+    def left_padded(self, rows: Sequence[Sequence[int]], *, room: int = 0, what: str = "The text",
+                    advice: str = "Shorten it.") -> tuple[torch.Tensor, torch.Tensor]:
+        """Token-id rows as one batch ``(input_ids, attention_mask)`` on the model's device, each row
+        right-aligned after ``pad_token_id`` padding (mask 0), so every row's last token is at the
+        last position and generation continues each row from there. Refused in one line, before
+        any work, when the longest row plus ``room`` (tokens still to generate) is over the
+        model's context; ``what`` names the rows and ``advice`` what to do."""
+        width = max((len(row) for row in rows), default=0)
+        self.check_context(width, room=room, what=what, advice=advice)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for index, row in enumerate(rows):
+            if len(row):
+                input_ids[index, width - len(row):] = torch.as_tensor(list(row), dtype=torch.long)
+                attention_mask[index, width - len(row):] = 1
+        return input_ids.to(self.device), attention_mask.to(self.device)
 
     @with_lock
     @torch.no_grad()

@@ -69,23 +69,27 @@ class _NotGiven:
 
 
 def parse_arguments(magic, line: str) -> argparse.Namespace:
-    """Parse a magic line against the magic's ``@argument``s with shell-like quoting.
+    """Parse a magic line against the magic's ``@argument``s with shell-like quoting, once.
 
     A negative-looking range (``-1:3``) is read as a value, so the range reader can say what
     is allowed instead of argparse's "unrecognized arguments". ``args.options_given`` holds
     the options written in the line (a default cannot be told from the same value typed)."""
     parser = magic.parser
     parser._negative_number_matcher = _NEGATIVE_LOOKING  # argparse's own hook for negative-number values
-    words = split_line(line)
-    args = parser.parse_args(words)
-    # Parsed again over a namespace whose options are preset to a marker: argparse fills in a
-    # default only where the namespace has no value, so an option still marked was not written.
+    # argparse fills in a default only where the namespace has no value yet: every option starts
+    # marked, so one still marked after the parse was not written, and gets its default here.
     absent = _NotGiven()
     optional = [action for action in parser._actions if action.option_strings and action.dest != "help"]
-    marked = {action.dest for action in optional if not isinstance(action, argparse._AppendAction)}
-    seen = parser.parse_args(words, argparse.Namespace(**dict.fromkeys(marked, absent)))
+    marked = {action.dest: action for action in optional if not isinstance(action, argparse._AppendAction)}
+    args = parser.parse_args(split_line(line), argparse.Namespace(**dict.fromkeys(marked, absent)))
     given = {action.dest for action in optional
-             if getattr(seen, action.dest) is not (absent if action.dest in marked else None)}
+             if getattr(args, action.dest, None) is not (absent if action.dest in marked else action.default)}
+    for dest, action in marked.items():
+        if getattr(args, dest) is absent:
+            default = action.default
+            if isinstance(default, str) and action.type is not None:
+                default = parser._get_value(action, default)  # as argparse converts a string default
+            setattr(args, dest, default)
     args.options_given = frozenset(given)
     return args
 

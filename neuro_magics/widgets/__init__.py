@@ -6,4 +6,7 @@ from .attribution import AttributionWidget
 from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 
+#: The modules that register views per result kind on import (``core.results.register_view``).
+VIEW_MODULES = ("views", "figures", "checkup")
+
 __all__ = ["AttentionWidget", "AttributionWidget", "DiffWidget", "HeatmapWidget", "WidgetDataError"]

@@ -16,6 +16,7 @@ import numpy as np
 import traitlets
 from IPython.display import display
 
+from ..core.results import register_view
 from ._arrays import array_to_json
 from ._strict import StrictAnyWidget
 from .standalone import write_standalone
@@ -138,3 +139,6 @@ def checkup_html(result, path, *, overwrite: bool = False) -> pathlib.Path:
                                 overwrite=overwrite)
     finally:
         widget.close()
+
+
+register_view("checkup", html=checkup_html)

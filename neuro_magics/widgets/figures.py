@@ -1,4 +1,4 @@
-"""Plotly figures of results, for papers: ``figure_for(result)`` picks the drawing by the result's kind.
+"""Plotly figures of results, for papers, registered per result kind on import (``result.figure()``).
 
 Diverging maps use the widgets' own scale (``colors.STOPS["diverging"]``), symmetric about
 zero, so a figure paints every value the colour its widget paints it.
@@ -14,18 +14,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..core.errors import NeuroMagicsError
+from ..core.results import register_view
 from .colors import categorical, plotly_colorscale
 
 SEQUENTIAL = plotly_colorscale("sequential")
 DIVERGING = plotly_colorscale("diverging")
-
-
-def figure_for(result, *args: Any, **kwargs: Any) -> go.Figure:
-    """The plotly figure of any result (``result.figure()`` calls this)."""
-    draw = _FIGURES.get(result.kind)
-    if draw is None:
-        raise NeuroMagicsError(f"No figure for {result.kind!r} results; use .to_numpy() or .to_pandas().")
-    return draw(result, *args, **kwargs)
 
 
 def symmetric_limit(values: np.ndarray) -> float:
@@ -459,3 +452,6 @@ _FIGURES: dict[str, Callable[..., go.Figure]] = {
     "finetune": finetune_figure,
     "model_diff": model_diff_figure,
 }
+
+for _kind, _draw in _FIGURES.items():
+    register_view(_kind, figure=_draw)

@@ -1,8 +1,9 @@
-"""The widget of each result: ``widget_for(result)`` turns a result's data into its view.
+"""The widget of each result kind, registered on import (``core.results.register_view``).
 
-Results are plain data and know nothing of widgets; their repr calls ``widget_for``. This
-module is where a view is wired back to the result (a click on a scan cell sets
-``result.selected``) and to the engine (a click on a brain-scan cell applies that config).
+Results are plain data and know nothing of widgets; their repr asks core for the widget this
+module registered for their kind. This module is where a view is wired back to the result (a
+click on a scan cell sets ``result.selected``) and to the engine (a click on a brain-scan cell
+applies that config).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from ..core.errors import NeuroMagicsError
 from ..core.progress import observe
+from ..core.results import register_view
 from .attention import AttentionWidget
 from .attribution import AttributionWidget
 from .brainscan import BrainScanWidget
@@ -25,14 +27,6 @@ from .networks import NetworksGallery
 from .patching import PatchingWidget
 from .sae import SaeDashboard
 from .scatter import ScatterWidget
-
-
-def widget_for(result) -> ipywidgets.Widget:
-    """The interactive view of any result (what ``result.widget()`` and its repr show)."""
-    build = _WIDGETS.get(result.kind)
-    if build is None:
-        raise NeuroMagicsError(f"No widget for {result.kind!r} results; use .to_numpy() or .to_pandas().")
-    return build(result)
 
 
 # -- scans ---------------------------------------------------------------------------------
@@ -569,3 +563,5 @@ _WIDGETS: dict[str, Callable[[Any], ipywidgets.Widget]] = {
     "checkup": checkup_widget,
 }
 
+for _kind, _build in _WIDGETS.items():
+    register_view(_kind, widget=_build)
