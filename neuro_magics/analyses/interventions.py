@@ -348,10 +348,10 @@ def mask_network(
     ``mask_mlp_dims`` (``keep-only`` acts on every layer the networks were found in)."""
     facts = networks.metadata
     if facts.get("model") != subject.name or networks.d_model != subject.d_model or \
-            max(networks.layers) >= subject.n_layers:
+            max(networks.blocks) >= subject.n_layers:
         raise NeuroMagicsError(f"These networks were found on {facts.get('model', 'another model')}, not {subject.name}: "
                                "find networks on this model first.")
-    dims = networks.dims_by_layer(network)
+    dims = networks.dims_by_block(network)
     name = "key networks" if isinstance(network, str) and network.strip() == "key" else f"network {network}"
     label = f"{name} at z > {networks.threshold:g}"
     if mode != "keep-only" and not any(dims.values()):

@@ -50,25 +50,25 @@ class Activations:
     text_tokens: list[list[str]]
 
 
-def parse_layers(layers: str | Sequence[int] | None, subject: Subject) -> list[int]:
-    """Program steps from ``"all"``/None, a range spec (``6,12,18``, ``10-20``) or a list."""
+def parse_steps(steps: str | Sequence[int] | None, subject: Subject) -> list[int]:
+    """Program steps (positions in the current layer program, not blocks) from ``"all"``/None,
+    a range spec (``6,12,18``, ``10-20``) or a list."""
     program = subject.program
-    if layers is None or (isinstance(layers, str) and layers.strip() == "all"):
+    if steps is None or (isinstance(steps, str) and steps.strip() == "all"):
         return list(range(len(program)))
     try:
-        if isinstance(layers, str):
-            steps = parse_ranges(layers, len(program), unit="layer")
+        if isinstance(steps, str):
+            chosen = parse_ranges(steps, len(program), unit="step", owner="the current program")
         else:
-            steps = [int(step) for step in layers]
-            bad = [step for step in steps if not 0 <= step < len(program)]
+            chosen = [int(step) for step in steps]
+            bad = [step for step in chosen if not 0 <= step < len(program)]
             if bad:
-                raise ProgramError(f"Layer {bad[0]} is out of range: this model has layers 0-{len(program) - 1}.")
+                raise ProgramError(f"Step {bad[0]} is out of range: the current program has steps 0-{len(program) - 1}.")
     except ProgramError as error:
-        where = "" if program.is_identity else f" (layers count the {len(program)} steps of the current program)"
-        raise NeuroMagicsError(f"--layers {layers!r}: {error}{where}") from None
-    if not steps:
-        raise NeuroMagicsError("No layers given: use --layers all, or a list like 6,12,18.")
-    return sorted(set(steps))
+        raise NeuroMagicsError(f"--steps {steps!r}: {error}") from None
+    if not chosen:
+        raise NeuroMagicsError("No steps given: use --steps all, or a list like 6,12,18.")
+    return sorted(set(chosen))
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:

@@ -189,3 +189,18 @@ def block_list_for(original: Sequence[nn.Module], steps: Iterable[int]) -> nn.Mo
         block = original[block_index]
         blocks.append(block if position == block_index else occurrence_view(block, position))
     return nn.ModuleList(blocks)
+
+
+def explicit_layer_word(program: LayerProgram, old_value, new_value, *, old: str, new: str):
+    """What the user gave under the explicit word ``new`` (a block or a step option), or under
+    the old word ``old`` ("layer"). A *block* is an original layer, a *step* a position in the
+    program: the old word names both only under the identity program, so elsewhere it is
+    refused in one line rather than silently read as one of them."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ProgramError(f"Give {new} or {old}, not both: {old} is the old spelling of {new}.")
+    if not program.is_identity:
+        raise ProgramError(f"{old} is ambiguous under the program {program}, where a block (an original layer) and "
+                           f"a step (a position in the program) differ: say {new}.")
+    return old_value

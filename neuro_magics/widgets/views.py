@@ -409,11 +409,11 @@ def prune_widget(result) -> ipywidgets.VBox:
     """The before/after table, and the sparsity of every matrix (or the Block Influence of every step)."""
     model = result.metadata.get("model", "")
     table = before_after_table(result.summary_rows(), f"prune ({result.method}) · {model}")
-    if result.method == "layers":
+    if result.method == "steps":
         influence = result.block_influence[:, None].astype(np.float32)
-        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped]
+        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped_steps]
         view = HeatmapWidget(influence, [{"name": "bi", "label": "Block Influence", "scale": "sequential", "fmt": ".4f"}],
-                             [str(k) for k in range(len(influence))], ["BI"], row_title="position", col_title="",
+                             [str(k) for k in range(len(influence))], ["BI"], row_title="step", col_title="",
                              title="Block Influence (lowest dropped)", marks=dropped)
     else:
         grid, blocks, paths = result.sparsity_grid()
@@ -425,7 +425,7 @@ def prune_widget(result) -> ipywidgets.VBox:
 
 def edit_widget(result) -> ipywidgets.VBox:
     """The before/after success table, and the diff of the generations when it was measured."""
-    title = f"edit at layer {result.layer}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
+    title = f"edit at block {result.block}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
     parts = [before_after_table(result.summary_rows(), title)]
     if result.diff is not None:
         parts.append(diff_widget(result.diff))
