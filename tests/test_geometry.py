@@ -299,7 +299,7 @@ def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama,
     calls = []
     handles = [block.register_forward_pre_hook(lambda *a: calls.append(1)) for block in llama.blocks]
     try:
-        with pytest.raises(nm.NeuroMagicsError, match=r"4 layers x 10 points x 32 features need .* fewer layers"):
+        with pytest.raises(nm.NeuroMagicsError, match=r"4 steps x 10 points x 32 features need .* fewer steps"):
             nm.project(llama, ["hello", "world"], progress=False)
     finally:
         for handle in handles:

@@ -276,11 +276,11 @@ def test_network_mask_spec_replays_and_reset_is_bit_identical(llama, token_ids):
     (lambda s: networks(s, TEXTS, threshold=12.0, progress=False), "leaves no key neuron"),
     (lambda s: networks(s, [], progress=False), "corpus is empty"),
     (lambda s: networks(s, ["   ", ""], progress=False), "corpus is empty"),
-    (lambda s: networks(s, TEXTS, layers="2:9", progress=False), "layers 0-3"),
+    (lambda s: networks(s, TEXTS, layers="2:9", progress=False), "blocks 0-3"),
     (lambda s: networks(s, TEXTS, components=0, progress=False), "at least 1"),
     (lambda s: networks(s, "/no/such/corpus.txt", progress=False), "No corpus file"),
     (lambda s: mask_mlp_dims(s, {1: [40]}), "dimensions 0-31"),
-    (lambda s: mask_mlp_dims(s, {7: [1]}), "layers 0-3"),
+    (lambda s: mask_mlp_dims(s, {7: [1]}), "blocks 0-3"),
     (lambda s: mask_mlp_dims(s, {1: [1]}, mode="amplify"), "needs a finite --value"),
     (lambda s: mask_mlp_dims(s, {1: [1]}, value=2.0), "goes with --mode amplify"),
     (lambda s: mask_mlp_dims(s, {1: []}), "nothing to mask"),
@@ -357,7 +357,7 @@ def test_tables_of_networks_on_later_layers_name_the_right_layer_and_z(two_layer
     key = int(above.any(axis=0).sum())
     sizes = ", ".join(str(int(above[k].sum())) for k in range(2))
     assert f"{key} key neurons ({100 * key / 64:.2f}% of 64); sizes {sizes})" in repr(result)
-    assert "over layers 1-2 of tiny-llama" in repr(result)
+    assert "over blocks 1-2 of tiny-llama" in repr(result)
 
 
 def test_where_each_signal_row_comes_from_and_what_drives_a_network(llama, two_layer_networks):

@@ -80,7 +80,7 @@ def test_weights_shows_the_views_and_simulates_rounding(loaded):
     ("edit", "--undo", "No edit to undo"),
     ("prune", "--method wanda --sparsity 1.5", "strictly between 0 and 1"),
     ("prune", "--method wanda --sparsity 0", "strictly between 0 and 1"),
-    ("prune", "--method layers", "--drop N"),
+    ("prune", "--method layers", "--drop-steps N"),
     ("prune", "--method lottery", "Unknown pruning method"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(loaded, magic, line, message):

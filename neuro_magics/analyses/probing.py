@@ -11,7 +11,7 @@ control: a step "knows" the label only where accuracy clears the control.
 ``direction[step]`` is the probe's normal (for logreg mapped back to raw activation
 units), pointing to the second class and scaled so that its length is the distance of the
 class means along it. ``steer`` adds at a block's input (every occurrence of it):
-``nm.steer(m, layer=probe.block_of(s), coef=1, vector=probe.direction[s])`` moves a text, on
+``nm.steer(m, block=probe.block_of(s), coef=1, vector=probe.direction[s])`` moves a text, on
 average, from one class mean to the other along the probe. With the default site
 ``resid_pre`` and the identity program (step = block) the direction lives exactly where
 ``steer`` adds its vector.

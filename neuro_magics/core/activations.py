@@ -166,11 +166,11 @@ def _width(subject: Subject, site: str) -> int:
     return module.in_features if isinstance(module, torch.nn.Linear) else module.weight.shape[0]
 
 
-def _check_memory(n_layers: int, n_points: int, width: int) -> None:
-    """Refuse in one line activations that would not fit: float32 on the CPU, all layers at once."""
-    need, available = 4 * n_layers * n_points * width, memory.available_memory()
+def _check_memory(n_steps: int, n_points: int, width: int) -> None:
+    """Refuse in one line activations that would not fit: float32 on the CPU, all steps at once."""
+    need, available = 4 * n_steps * n_points * width, memory.available_memory()
     if need > MEMORY_FRACTION * available:
         gib = 2**30
         raise NeuroMagicsError(
-            f"{n_layers} layers x {n_points} points x {width} features need {need / gib:.1f} GiB but "
-            f"{available / gib:.1f} GiB is free: pick fewer layers (--layers 6,12,18), fewer texts, or --unit text.")
+            f"{n_steps} steps x {n_points} points x {width} features need {need / gib:.1f} GiB but "
+            f"{available / gib:.1f} GiB is free: pick fewer steps (--steps 6,12,18), fewer texts, or --unit text.")

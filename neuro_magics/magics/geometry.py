@@ -105,7 +105,7 @@ class GeometryMagics(SessionMagics):
     def probe(self, line: str) -> ProbeResult:
         """A linear probe per program step, cross-validated, with a shuffled-label control; shows
         accuracy by step. result.direction[s] steers at the block step s ran:
-        nm.steer(m, layer=result.block_of(s), coef=1, vector=result.direction[s]).
+        nm.steer(m, block=result.block_of(s), coef=1, vector=result.direction[s]).
         Python: nm.probe(subject, data_or_file, task=...)."""
         args = parse_arguments(self.probe, line)
         check_output_name(self.shell, args.output)

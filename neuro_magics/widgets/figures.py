@@ -235,21 +235,21 @@ def projection_figure(result, layer: int | None = None, color: str | None = None
 
 
 def probe_figure(result) -> go.Figure:
-    """Accuracy by layer against the shuffled-label control."""
+    """Accuracy by program step against the shuffled-label control."""
     figure = go.Figure([
         go.Scatter(x=result.steps, y=result.accuracy, mode="lines+markers", name=f"{result.probe_kind} probe",
                    line={"color": categorical(0)}),
         go.Scatter(x=result.steps, y=result.control, mode="lines+markers", name="shuffled-label control",
                    line={"dash": "dash", "color": categorical(1)}),
     ])
-    figure.update_layout(title=f"Probe of {' / '.join(result.classes)} by layer ({result.site}, {len(result.texts)} "
+    figure.update_layout(title=f"Probe of {' / '.join(result.classes)} by step ({result.site}, {len(result.texts)} "
                                f"texts, {result.fold_accuracy.shape[1]}-fold CV): {result.metadata.get('model', '')}",
-                         xaxis_title="layer", yaxis={"title": "held-out accuracy", "range": [0, 1.02]})
+                         xaxis_title="step", yaxis={"title": "held-out accuracy", "range": [0, 1.02]})
     return figure
 
 
 def language_similarity_figure(result) -> go.Figure:
-    """Per layer, cosine of translations against cosine of other sentences in the same language."""
+    """Per program step, cosine of translations against cosine of other sentences in the same language."""
     figure = go.Figure([
         go.Scatter(x=result.steps, y=result.across, mode="lines+markers", name="same content, other language",
                    line={"color": categorical(0)}),
@@ -258,7 +258,7 @@ def language_similarity_figure(result) -> go.Figure:
     ])
     figure.update_layout(title=f"Translations vs same-language sentences ({result.site}, {len(result.pairs)} pairs): "
                                f"{result.metadata.get('model', '')}",
-                         xaxis_title="layer", yaxis_title="mean cosine")
+                         xaxis_title="step", yaxis_title="mean cosine")
     return figure
 
 

@@ -333,10 +333,10 @@ def projection_widget(result) -> ScatterWidget:
 
 
 def probe_widget(result) -> LinesWidget:
-    """Accuracy by layer against the shuffled-label control (exact values on hover)."""
+    """Accuracy by program step against the shuffled-label control (exact values on hover)."""
     return LinesWidget(
         np.stack([result.accuracy, result.control]), [f"{result.probe_kind} probe", "shuffled-label control"],
-        [str(s) for s in result.steps], x_title="layer", y_title="held-out accuracy", y_range=(0.0, 1.0),
+        [str(s) for s in result.steps], x_title="step", y_title="held-out accuracy", y_range=(0.0, 1.0),
         dashed=(False, True),
         title=f"probe of {' / '.join(result.classes)} on {len(result.texts)} texts ({result.fold_accuracy.shape[1]}"
               f"-fold CV) · {result.site} · {result.metadata.get('model', '')}",
@@ -346,7 +346,7 @@ def probe_widget(result) -> LinesWidget:
 def language_similarity_widget(result) -> LinesWidget:
     return LinesWidget(
         np.stack([result.across, result.within]), ["same content, other language", "other content, same language"],
-        [str(s) for s in result.steps], x_title="layer", y_title="mean cosine",
+        [str(s) for s in result.steps], x_title="step", y_title="mean cosine",
         title=f"translations vs same-language sentences ({len(result.pairs)} pairs) · {result.site} · "
               f"{result.metadata.get('model', '')}",
     )
