@@ -229,13 +229,13 @@ def test_steering_adds_into_the_block_it_names_at_every_step_that_runs_it(duplic
     input of every copy of the block (block 3: steps 3 and 5; block 4: step 6, not step 4)."""
     ids = duplicated.encode("the cat sat on")["input_ids"]
     vector = torch.linspace(-1.0, 2.0, 32)
-    nm.steer(duplicated, block=block, coef=0.5, vector=vector)
+    nm.steer(duplicated, block=block, coef=0.1, vector=vector)
     reference = copied(PROGRAM)
 
     def add(module, args, kwargs):
         if args:
-            return (args[0] + 0.5 * vector, *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + 0.5 * vector}
+            return (args[0] + 0.1 * vector, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + 0.1 * vector}
 
     for step in (k for k, b in enumerate(PROGRAM) if b == block):
         reference.model.layers[step].register_forward_pre_hook(add, with_kwargs=True)
