@@ -304,7 +304,7 @@ def test_attribution_respects_the_layer_program_and_interventions():
     assert np.isnan(ablated.dla_parts.head_sources[[1, 3], 2]).all()
     assert np.isfinite(np.delete(ablated.dla_parts.head_sources, 2, axis=1)).all()
     assert ablated.metadata["interventions"][0]["kind"] == "ablate"
-    nm.steer(subject, layer=2, vector=0.05 * torch.randn(32), coef=1.0)
+    nm.steer(subject, block=2, vector=0.05 * torch.randn(32), coef=1.0)
     steered = attribute(subject, PROMPT, target="a", foil="x", method="saliency", progress=False)
     logits = hf_logits(subject, ids_of(subject))
     assert steered.dla["value"].sum() == pytest.approx(float(logits[token(subject, "a")] - logits[token(subject, "x")]),

@@ -385,7 +385,7 @@ def test_a_scan_that_will_not_fit_is_refused_up_front(shell, tiny_in_shell, monk
     monkeypatch.setattr(scanning, "available_memory", lambda: 2**16)
     message = one_line(shell, tiny_in_shell, "needs about", "scan", "--sites resid,attn,mlp,neurons", "word " * 20,
                        runs_nothing=True)
-    assert "--sites resid" in message and "--layers" in message
+    assert "--sites resid" in message and "--steps" in message
     monkeypatch.setattr(scanning, "available_memory", lambda: 2**30)
     assert shell.run_cell_magic("scan", "--sites resid,attn,mlp,neurons", "word " * 20) is not None
 

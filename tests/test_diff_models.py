@@ -50,7 +50,7 @@ def test_a_model_diffed_with_itself_is_exactly_zero(token_ids):
     """Oracle: identity. Also under a program, a steering vector and a LoRA; the state is kept."""
     subject = llama()
     subject.set_program([0, 1, 1, 2, 3])
-    nm.steer(subject, layer=1, coef=2.0, vector=torch.ones(32))
+    nm.steer(subject, block=1, coef=2.0, vector=torch.ones(32))
     ft.adapter_intervention(subject, random_adapter(subject)).install(subject)
     program, interventions, logits = state(subject, token_ids)
     result = nm.diff_models(subject, "current", "current", corpus=TEXTS, progress=False)

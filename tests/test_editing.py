@@ -281,7 +281,7 @@ def test_the_rates_count_wins_and_invert_them_for_neighbours():
     new_before = np.array([-5, -5, -5, -1, -1, -5, -5, -5], dtype=np.float32)
     old_before = np.array([-2, -2, -2, -2, -2, -2, -2, -2], dtype=np.float32)
     new_after = np.array([-1, -1, -3, -1, -3, -1, -3, -3], dtype=np.float32)
-    result = EditResult(layer=1, subject_text="Bob", template="{} x", target=" y", target_pieces=[" y"],
+    result = EditResult(block=1, subject_text="Bob", template="{} x", target=" y", target_pieces=[" y"],
                         prompts=["p"] * 8, groups=groups, old_answers=["z"] * 8, new_before=new_before,
                         new_after=new_after, old_before=old_before, old_after=old_before, key=np.zeros(2),
                         delta=np.zeros(2), fit_logprob=-1.0, diff=None, metadata={})

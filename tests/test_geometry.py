@@ -146,7 +146,7 @@ def test_the_mass_mean_direction_is_the_difference_of_the_class_means():
     by_hand = vectors[1][labels == "loud"].mean(0) - vectors[1][labels == "calm"].mean(0)
     np.testing.assert_allclose(result.direction[7], by_hand, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(result.direction_to("calm")[7], -by_hand, rtol=1e-4, atol=1e-5)
-    with pytest.raises(nm.NeuroMagicsError, match="No direction to 'loud' at layer 1"):
+    with pytest.raises(nm.NeuroMagicsError, match="No direction to 'loud' at step 1"):
         result.direction[1]
 
 
@@ -251,7 +251,7 @@ def write_jsonl(path, rows):
     (lambda s, p: nm.project(s, ["ab", "cd", "ef"], unit="word"), "Unknown unit 'word'"),
     (lambda s, p: nm.project(s, ["ab", "cd", "ef"], clusters=1), "at least 2"),
     (lambda s, p: nm.project(s, ["ab", "cd"], ["x"]), "1 labels for 2 texts"),
-    (lambda s, p: nm.project(s, ["ab", "cd", "ef"], layers="2-9"), "--layers '2-9'"),
+    (lambda s, p: nm.project(s, ["ab", "cd", "ef"], steps="2-9"), "--steps '2-9'"),
     (lambda s, p: nm.project(s, ["ab", "", "ef"]), "non-empty"),
     (lambda s, p: nm.project(s, ["a"], unit="text"), "at least 3 points"),
 ])
@@ -299,7 +299,7 @@ def test_activations_that_would_not_fit_are_refused_before_any_block_runs(llama,
     calls = []
     handles = [block.register_forward_pre_hook(lambda *a: calls.append(1)) for block in llama.blocks]
     try:
-        with pytest.raises(nm.NeuroMagicsError, match=r"4 layers x 10 points x 32 features need .* fewer layers"):
+        with pytest.raises(nm.NeuroMagicsError, match=r"4 steps x 10 points x 32 features need .* fewer steps"):
             nm.project(llama, ["hello", "world"], progress=False)
     finally:
         for handle in handles:
@@ -488,9 +488,11 @@ def test_the_probe_table_best_layer_and_repr_by_hand():
     np.testing.assert_allclose(frame["accuracy"], [14 / 15, 0.8, 8 / 15], rtol=1e-6)
     np.testing.assert_allclose(frame["control"], [0.9, 0.5, 0.5], rtol=1e-6)
     np.testing.assert_allclose(frame["selectivity"], [14 / 15 - 0.9, 0.3, 8 / 15 - 0.5], rtol=1e-5)
-    assert list(frame["layer"]) == [2, 5, 7] and list(frame["block"]) == [2, 4, 7]
-    assert result.best_layer == 5
-    assert "best layer 5, accuracy 0.800 vs control 0.500" in repr(result)
+    assert list(frame["step"]) == [2, 5, 7] and list(frame["block"]) == [2, 4, 7]
+    assert result.best_step == 5 and result.best_block == 4
+    with pytest.raises(nm.NeuroMagicsError, match="best_layer is ambiguous: .* use best_step or best_block"):
+        result.best_layer
+    assert "best step 5 (block 4), accuracy 0.800 vs control 0.500" in repr(result)
 
 
 def test_language_similarity_by_hand_from_hf_hidden_states(llama):
@@ -510,4 +512,4 @@ def test_language_similarity_by_hand_from_hf_hidden_states(llama):
         cosines = unit @ unit.T
         within = float(cosines[~torch.eye(4, dtype=torch.bool)].mean())
         assert result.within[k] == pytest.approx(within, abs=1e-5) and within < 0.999
-    assert "largest margin at layer" in repr(result)
+    assert "largest margin at step" in repr(result)

@@ -49,7 +49,7 @@ def test_probe_on_a_file_and_a_task(shell, tiny_in_shell, tmp_path):
     ("", "  \n", "Write one text per line"),
     ("--demo", "some text", "leave the cell empty"),
     ("", "en\tthe cat\nle chat", "Line 2 has no label"),
-    ("--layers 9", "a\nb\nc", "--layers '9'"),
+    ("--steps 9", "a\nb\nc", "--steps '9'"),
 ])
 def test_project_refuses_bad_options_in_one_line(shell, tiny_in_shell, line, cell, match):
     one_line(shell, tiny_in_shell, match, "project", line, cell, runs_nothing=True)
@@ -63,7 +63,7 @@ def test_project_refuses_bad_options_in_one_line(shell, tiny_in_shell, line, cel
     ("--task sentiment --cv 1", "at least 2 folds"),
     ("--task sentiment --pool max", "Unknown --pool 'max'"),
     ("--data /nonexistent/x.jsonl", "No file"),
-    ("--task sentiment --layers 2-9", "--layers '2-9'"),
+    ("--task sentiment --steps 2-9", "--steps '2-9'"),
 ])
 def test_probe_refuses_bad_options_in_one_line(shell, tiny_in_shell, line, match):
     one_line(shell, tiny_in_shell, match, "probe", line, runs_nothing=True)

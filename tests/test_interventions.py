@@ -114,7 +114,7 @@ def test_zero_ablating_a_layer_equals_zeroing_its_contributions_under_a_program(
         inputs = nm.prepare(tiny, ids)
         edits = [nm.Edit(step=k, site=s, op="zero") for k in (2, 3) for s in ("attn_out", "mlp_out")]
         expected = nm.run(tiny, inputs, edits=edits, logits_at="all").logits
-        nm.ablate(tiny, layers="2")
+        nm.ablate(tiny, blocks="2")
         torch.testing.assert_close(tiny.model(ids, use_cache=False).logits, expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(nm.run(tiny, inputs, logits_at="all").logits, expected, rtol=0, atol=1e-5)
     finally:
@@ -216,7 +216,7 @@ def test_a_failure_half_way_through_installing_removes_what_was_registered(clean
     ("call", "message"),
     [
         (lambda s, p: nm.ablate(s, heads="1.9"), r"Head 1.9 is out of range: layers have heads 0-3"),
-        (lambda s, p: nm.ablate(s, heads="9.1"), "layer 9 is out of range"),
+        (lambda s, p: nm.ablate(s, heads="9.1"), "block 9 is out of range"),
         (lambda s, p: nm.ablate(s, heads="1-2"), "Cannot read '1-2' as a head"),
         (lambda s, p: nm.ablate(s, layers="7"), "Block 7 is out of range"),
         (lambda s, p: nm.ablate(s, neurons="1:999"), "Neuron 1:999 is out of range"),
@@ -225,7 +225,7 @@ def test_a_failure_half_way_through_installing_removes_what_was_registered(clean
         (lambda s, p: nm.steer(s, pairs=p, layer=1, coef=1), "holds no contrast pairs"),
         (lambda s, p: nm.steer(s, pairs=p.parent / "none.jsonl", layer=1, coef=1), "No file"),
         (lambda s, p: nm.steer(s, pos="a", layer=1, coef=1), "needs both --pos and --neg"),
-        (lambda s, p: nm.steer(s, pos="a", neg="b", layer=9, coef=1), "--layer 9 is out of range"),
+        (lambda s, p: nm.steer(s, pos="a", neg="b", block=9, coef=1), "--block 9 is out of range"),
         (lambda s, p: nm.steer(s, layer=1, coef=1), "Give exactly one of"),
         (lambda s, p: nm.steer(s, vector=torch.zeros(3), layer=1, coef=1), "must have shape"),
     ],

@@ -41,7 +41,7 @@ def found(llama) -> NetworksResult:
 
 
 def test_random_control_has_the_same_count_per_layer_and_avoids_the_networks(found):
-    dims = found.dims_by_layer("key")
+    dims = found.dims_by_block("key")
     for seed in range(4):
         drawn = random_dims_like(dims, found.d_model, seed)
         assert {layer: len(d) for layer, d in drawn.items()} == {layer: len(d) for layer, d in dims.items()}
@@ -117,13 +117,13 @@ def test_lesion_scores_equal_hand_computed_hf_log_probs(llama, found):
     result = network_lesion(llama, found, items=ITEMS, seeds=2, progress=False)
     assert result.groups == ["baseline", "masked", "random", "random", "energy-matched", "energy-matched",
                              "keep-only"]
-    key = found.dims_by_layer("key")
+    key = found.dims_by_block("key")
     np.testing.assert_allclose(result.scores[0], _hand_scores(llama, None), atol=1e-4)
     np.testing.assert_allclose(result.scores[1], _hand_scores(llama, key), atol=1e-4)
     for row, seed in ((2, 0), (3, 1)):
         drawn = random_dims_like(key, found.d_model, seed)
         np.testing.assert_allclose(result.scores[row], _hand_scores(llama, drawn), atol=1e-4)
-    energy = dict(zip(found.layers, found.energy))
+    energy = dict(zip(found.blocks, found.energy))
     for row, seed in ((4, 0), (5, 1)):
         drawn = energy_matched_dims_like(key, energy, seed)
         np.testing.assert_allclose(result.scores[row], _hand_scores(llama, drawn), atol=1e-4)
@@ -206,7 +206,7 @@ def test_networks_magic_with_lesion_returns_the_lesion(loaded):
 
 
 @pytest.mark.parametrize("line, cell, message", [
-    ("--layers 0:9", "\n".join(TEXTS), "layers 0-3"),
+    ("--blocks 0:9", "\n".join(TEXTS), "blocks 0-3"),
     ("--components 0", "\n".join(TEXTS), "at least 1"),
     ("--components 10", "Hi", "too few for 10 components"),
     ("--corpus builtin", "some text", "not both"),
@@ -305,8 +305,8 @@ def test_generate_mode_grades_the_hand_generated_answers(llama, found, monkeypat
     seen = []
     monkeypatch.setattr(lesion, "credit", lambda item, text: (seen.append(text), credit(item, text))[1])
     result = network_lesion(llama, found, items=items, seeds=1, score="generate", max_new_tokens=4, progress=False)
-    key = found.dims_by_layer("key")
-    energy = dict(zip(found.layers, found.energy))
+    key = found.dims_by_block("key")
+    energy = dict(zip(found.blocks, found.energy))
     masks = [None, key, random_dims_like(key, found.d_model, 0), energy_matched_dims_like(key, energy, 0), key]
     probe = load_probe("facts", items)
     assert result.groups == ["baseline", "masked", "random", "energy-matched", "keep-only"]

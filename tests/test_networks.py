@@ -153,11 +153,11 @@ def test_result_round_trip_and_views_of_the_masks(llama, tmp_path):
     assert masks.shape == (3, 4, 32) and result.key_mask.sum() == masks.any(0).sum()
     np.testing.assert_array_equal(result.counts, masks.sum(axis=2))
     assert len(result.to_pandas()) == masks.sum()
-    assert result.dims_by_layer(1)[2] == np.flatnonzero(masks[1, 2]).tolist()
+    assert result.dims_by_block(1)[2] == np.flatnonzero(masks[1, 2]).tolist()
     back = nm.load_result(result.save(tmp_path / "networks.npz"))
     np.testing.assert_array_equal(back.maps, result.maps)
     np.testing.assert_array_equal(back.sources, result.sources)
-    assert back.layers == result.layers and back.text_pieces == result.text_pieces
+    assert back.blocks == result.blocks and back.text_pieces == result.text_pieces
     np.testing.assert_allclose(np.diag(result.iou(back))[masks.reshape(3, -1).any(1)], 1.0)
     assert result.with_threshold(9.0).key_mask.sum() == 0
     pieces, values = result.time_course(0, 0)
@@ -265,7 +265,7 @@ def test_network_mask_spec_replays_and_reset_is_bit_identical(llama, token_ids):
         assert torch.equal(_logits(llama, token_ids), masked)
     assert torch.equal(_logits(llama, token_ids), untouched)
     keep = mask_network(llama, result, "0", mode="keep-only", install=False)
-    assert [layer for layer, _ in keep.spec["arguments"]["mlp_dims"]] == result.layers
+    assert [layer for layer, _ in keep.spec["arguments"]["mlp_dims"]] == result.blocks
 
 
 # -- bad input: one line, model unchanged --------------------------------------------------------------
@@ -276,11 +276,11 @@ def test_network_mask_spec_replays_and_reset_is_bit_identical(llama, token_ids):
     (lambda s: networks(s, TEXTS, threshold=12.0, progress=False), "leaves no key neuron"),
     (lambda s: networks(s, [], progress=False), "corpus is empty"),
     (lambda s: networks(s, ["   ", ""], progress=False), "corpus is empty"),
-    (lambda s: networks(s, TEXTS, layers="2:9", progress=False), "layers 0-3"),
+    (lambda s: networks(s, TEXTS, layers="2:9", progress=False), "blocks 0-3"),
     (lambda s: networks(s, TEXTS, components=0, progress=False), "at least 1"),
     (lambda s: networks(s, "/no/such/corpus.txt", progress=False), "No corpus file"),
     (lambda s: mask_mlp_dims(s, {1: [40]}), "dimensions 0-31"),
-    (lambda s: mask_mlp_dims(s, {7: [1]}), "layers 0-3"),
+    (lambda s: mask_mlp_dims(s, {7: [1]}), "blocks 0-3"),
     (lambda s: mask_mlp_dims(s, {1: [1]}, mode="amplify"), "needs a finite --value"),
     (lambda s: mask_mlp_dims(s, {1: [1]}, value=2.0), "goes with --mode amplify"),
     (lambda s: mask_mlp_dims(s, {1: []}), "nothing to mask"),
@@ -346,18 +346,18 @@ def test_tables_of_networks_on_later_layers_name_the_right_layer_and_z(two_layer
     result = two_layer_networks
     above = result.maps > 1.5
     frame = result.to_pandas()
-    assert len(frame) == above.sum() and set(frame["layer"]) <= {1, 2}
+    assert len(frame) == above.sum() and set(frame["block"]) <= {1, 2}
     for row in frame.itertuples():
-        assert row.z == result.maps[row.network, row.layer - 1, row.dim] and row.z > 1.5
+        assert row.z == result.maps[row.network, row.block - 1, row.dim] and row.z > 1.5
     for network in range(2):
         zs = frame[frame["network"] == network]["z"].tolist()
         assert zs == sorted(zs, reverse=True) and len(zs) == above[network].sum()
     assert list(frame["network"]) == sorted(frame["network"])
-    assert result.dims_by_layer(1) == {1: np.flatnonzero(above[1, 0]).tolist(), 2: np.flatnonzero(above[1, 1]).tolist()}
+    assert result.dims_by_block(1) == {1: np.flatnonzero(above[1, 0]).tolist(), 2: np.flatnonzero(above[1, 1]).tolist()}
     key = int(above.any(axis=0).sum())
     sizes = ", ".join(str(int(above[k].sum())) for k in range(2))
     assert f"{key} key neurons ({100 * key / 64:.2f}% of 64); sizes {sizes})" in repr(result)
-    assert "over layers 1-2 of tiny-llama" in repr(result)
+    assert "over blocks 1-2 of tiny-llama" in repr(result)
 
 
 def test_where_each_signal_row_comes_from_and_what_drives_a_network(llama, two_layer_networks):

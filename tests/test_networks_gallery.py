@@ -34,7 +34,7 @@ def test_picking_a_network_fills_the_panels_and_the_button_masks_it(tmp_path):
     diff = gallery.on_mask(2)
     assert isinstance(diff, DiffResult) and diff.after.label == "mask network 2"
     assert [i.spec["arguments"]["mlp_dims"] for i in subject.interventions] == [
-        [[layer, dims] for layer, dims in result.dims_by_layer(2).items() if dims]]
+        [[layer, dims] for layer, dims in result.dims_by_block(2).items() if dims]]
     nm.reset_interventions(subject)
 
     loaded = nm.load_result(result.save(tmp_path / "networks.npz")).widget()

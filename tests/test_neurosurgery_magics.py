@@ -41,7 +41,7 @@ def test_edit_installs_lists_undoes_and_resets(loaded, capsys):
     after_first = _weights(subject)
     shell.run_line_magic("edit", '--prompt "Ann Lee lives in" --subject "Ann Lee" --target " Rome" --layer 2 --no-diff')
     shell.run_line_magic("edit", "--list")
-    assert "1. ROME at layer 1" in capsys.readouterr().out
+    assert "1. ROME at block 1" in capsys.readouterr().out
     shell.run_line_magic("edit", "--undo")
     assert _same(subject, after_first)
     shell.run_line_magic("edit", "--reset")
@@ -80,7 +80,7 @@ def test_weights_shows_the_views_and_simulates_rounding(loaded):
     ("edit", "--undo", "No edit to undo"),
     ("prune", "--method wanda --sparsity 1.5", "strictly between 0 and 1"),
     ("prune", "--method wanda --sparsity 0", "strictly between 0 and 1"),
-    ("prune", "--method layers", "--drop N"),
+    ("prune", "--method layers", "--drop-steps N"),
     ("prune", "--method lottery", "Unknown pruning method"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(loaded, magic, line, message):

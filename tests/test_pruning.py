@@ -157,9 +157,9 @@ def test_the_result_saves_and_loads(small, tmp_path):
     ({"method": "magnitude", "sparsity": 1.0}, "strictly between 0 and 1"),
     ({"method": "wanda", "sparsity": -0.5}, "strictly between 0 and 1"),
     ({"method": "sparsegpt"}, "Unknown pruning method"),
-    ({"method": "layers"}, "--drop N"),
-    ({"method": "layers", "drop": 4}, "--drop N"),
-    ({"method": "wanda", "drop": 2}, "--drop is for --method layers"),
+    ({"method": "layers"}, "--drop-steps N"),
+    ({"method": "layers", "drop": 4}, "--drop-steps N"),
+    ({"method": "wanda", "drop": 2}, "--drop-steps is for --method steps"),
     ({"method": "wanda", "corpus": "/no/such/file.txt"}, "No corpus file"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(small, arguments, message):

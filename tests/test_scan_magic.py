@@ -33,7 +33,7 @@ def loaded(shell, token_ids):
 
 def test_scan_cell_returns_and_stores_the_result(loaded):
     shell, subject, unchanged = loaded
-    result = shell.run_cell_magic("scan", "--lens --attention --top-k 3 --layers 2-5 -o found", "abc abc\n")
+    result = shell.run_cell_magic("scan", "--lens --attention --top-k 3 --steps 2-5 -o found", "abc abc\n")
     assert isinstance(result, ScanResult) and shell.user_ns["found"] is result
     assert result.prompt == "abc abc" and result.steps == [2, 3, 4, 5]
     assert result.row_labels[1] == "3 (block 1)"
@@ -68,7 +68,7 @@ def test_the_line_is_expanded_and_the_body_is_literal(loaded):
 def test_help_lists_the_options(loaded):
     shell, _, _ = loaded
     doc = shell.magics_manager.magics["cell"]["scan"].__doc__
-    for option in ("--sites", "--layers", "--lens", "--attention", "--top-k", "--target", "--each-line", "-o"):
+    for option in ("--sites", "--steps", "--layers", "--lens", "--attention", "--top-k", "--target", "--each-line", "-o"):
         assert option in doc
 
 
@@ -77,14 +77,15 @@ def test_help_lists_the_options(loaded):
     [
         ("", "   \n", "The cell is empty"),
         ("--sites resid,heads", "abc", "Unknown site 'heads': use any of resid, attn, mlp, neurons"),
-        ("--layers 0:9", "abc", "reaches block 8"),
-        ("--layers 3-1", "abc", "backwards"),
+        ("--steps 0:9", "abc", "reaches step 8"),
+        ("--layers 0:9", "abc", "--layers is ambiguous under the program .*: say --steps"),
+        ("--steps 3-1", "abc", "backwards"),
         ("--target xy", "abc", "'xy' is 2 tokens ('x', 'y')"),
         ("--top-k 0", "abc", "--top-k must be between 1"),
         ("--bogus", "abc", "unrecognized arguments"),
         ("-o 2x", "abc", "not a valid Python name"),
         ("", "a" * 200, "The prompt is 200 tokens; this model's context is 128 tokens"),
-        ("--attention", "a" * 120, "--layers"),
+        ("--attention", "a" * 120, "--steps"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_the_model_alone(loaded, monkeypatch, line, cell, message):

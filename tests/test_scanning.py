@@ -152,10 +152,10 @@ def test_scan_follows_the_layer_program():
     assert subject.program.is_identity
 
 
-def test_layers_keeps_only_those_steps_with_the_same_numbers():
+def test_steps_keeps_only_those_steps_with_the_same_numbers():
     subject = nm.Subject(tiny_model("qwen2"), tiny_tokenizer())
     full = nm.scan(subject, PROMPT, lens=True, attention=True)
-    part = nm.scan(subject, PROMPT, lens=True, attention=True, layers="1-2")
+    part = nm.scan(subject, PROMPT, lens=True, attention=True, steps="1-2")
     assert part.steps == [1, 2] and part.row_labels == ["1", "2"]
     np.testing.assert_array_equal(part.metrics, full.metrics[:, 1:3])
     np.testing.assert_array_equal(part.attention, full.attention[1:3])

@@ -41,7 +41,7 @@ def _shape_state(subject) -> None:
     steering vector computed under both: replay must not recompute any of them."""
     nm.ablate(subject, heads="1.2", neurons="2:5,2:9", layers="3", mode="mean")
     subject.set_program([0, 1, 2, 1, 2, 3])
-    nm.steer(subject, pos="up", neg="down", layer=2, coef=6)
+    nm.steer(subject, pos="up", neg="down", block=2, coef=6)
 
 
 # -- results say everything that shaped them -----------------------------------------------------
@@ -173,7 +173,7 @@ def test_the_subject_shows_its_program_and_interventions(shell):
     assert "interventions  none" in repr(shell.run_line_magic("model", ""))
     subject.set_program([0, 1, 1, 2, 3])
     nm.ablate(subject, heads="1.2")
-    nm.steer(subject, vector=torch.ones(subject.d_model), layer=2, coef=0.5)
+    nm.steer(subject, vector=torch.ones(subject.d_model), block=2, coef=0.5)
     text = repr(shell.run_line_magic("model", ""))
     assert "layer program  0-1,1-3 (5 steps)" in text
     assert "interventions  1. ablate: zero-ablate heads 1.2" in text
@@ -600,7 +600,7 @@ def test_the_subject_cache_is_keyed_by_state_and_cleared_by_reset_and_release():
     assert subject.cache("test", "other", compute) == 2 and subject.cache("other", "k", compute) == 3
     subject.set_program([0, 1, 1, 2, 3])
     assert subject.cache("test", "k", compute) == 4
-    nm.ablate(subject, layers="1")
+    nm.ablate(subject, blocks="1")
     assert subject.cache("test", "k", compute) == 5
     nm.reset_interventions(subject)
     subject.set_program(range(subject.n_layers))

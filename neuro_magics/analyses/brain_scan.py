@@ -38,7 +38,7 @@ from ..core.probe_sets import (
     prompt_batch,
     teacher_forced_batch,
 )
-from ..core.programs import LayerProgram, parse_ranges
+from ..core.programs import LayerProgram, explicit_layer_word, parse_ranges
 from ..core.progress import ProgressBar
 from ..core.proxies import proxy_metrics
 from ..core.results import Result, load_result, run_metadata
@@ -66,17 +66,17 @@ class BrainScanCell(NamedTuple):
     delta: float
 
 
-def parse_layer_range(spec: str | Sequence[int], n_layers: int) -> tuple[int, int]:
-    """``"I0:J0"`` (half-open) or ``"a-b"`` (inclusive) -> the sweep's bounds ``(I0, J0)``:
-    configs with ``I0 <= i < j <= J0``."""
+def parse_block_range(spec: str | Sequence[int], n_layers: int) -> tuple[int, int]:
+    """``"I0:J0"`` (half-open) or ``"a-b"`` (inclusive) original blocks -> the sweep's bounds
+    ``(I0, J0)``: configs with ``I0 <= i < j <= J0``."""
     if isinstance(spec, str):
         if "," in spec:
-            raise NeuroMagicsError(f"--layers takes one range like 8:24, not {spec!r}.")
+            raise NeuroMagicsError(f"--blocks takes one range like 8:24, not {spec!r}.")
         blocks = parse_ranges(spec, n_layers)
         return blocks[0], blocks[-1] + 1
     low, high = (int(v) for v in spec)
     if not 0 <= low < high <= n_layers:
-        raise NeuroMagicsError(f"--layers {low}:{high} is outside this model: use I0:J0 with 0 <= I0 < J0 <= {n_layers}.")
+        raise NeuroMagicsError(f"--blocks {low}:{high} is outside this model: use I0:J0 with 0 <= I0 < J0 <= {n_layers}.")
     return low, high
 
 
@@ -88,6 +88,7 @@ def brainscan(
     *,
     items: str | Sequence[Mapping] | None = None,
     limit: int | None = None,
+    blocks: str | Sequence[int] | None = None,
     layers: str | Sequence[int] | None = None,
     times: int = 1,
     max_new_tokens: int = 64,
@@ -105,7 +106,9 @@ def brainscan(
     own items instead (JSON lines / dicts, or passages for ``text``); ``limit`` keeps the
     first N. ``score``: ``logprob`` (teacher-forced answer, one forward per config, fast)
     or ``generate`` (greedy decoding under each program, graded by the item's scorer).
-    ``layers`` restricts the sweep to ``I0 <= i < j <= J0``; ``times`` is how many extra
+    ``blocks`` restricts the sweep to ``I0 <= i < j <= J0`` (original blocks: every config is
+    a duplication of the plain model, whatever program it runs now; ``layers`` is the old
+    spelling, accepted only under the identity program); ``times`` is how many extra
     passes the block gets. ``save`` writes the result after every finished start row i
     (atomically); ``resume`` continues a saved scan (and keeps saving to it). An existing
     ``save`` file is replaced only with ``overwrite=True``. The paths are checked before the
@@ -129,7 +132,8 @@ def brainscan(
     probe_set = load_probe(probe, items, limit)
     if score == "generate" and probe_set.is_text:
         raise NeuroMagicsError("Text passages are scored by their likelihood: use --score logprob with --probe text.")
-    low, high = parse_layer_range(layers, n_layers) if layers is not None else (0, n_layers)
+    blocks = explicit_layer_word(subject.program, layers, blocks, old="--layers", new="--blocks")
+    low, high = parse_block_range(blocks, n_layers) if blocks is not None else (0, n_layers)
     if times > 1:
         LayerProgram.duplicate(n_layers, low, high, times)  # the longest program must fit the limit
     if score == "logprob":
@@ -533,7 +537,7 @@ class BrainScanResult(Result):
 
     @property
     def n_configs(self) -> int:
-        """Configs in the requested range (``--layers``)."""
+        """Configs in the requested range (``--blocks``)."""
         low, high = self.metadata.get("layers", [0, self.n_layers])
         return (high - low) * (high - low + 1) // 2
 

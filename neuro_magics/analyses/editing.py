@@ -7,12 +7,14 @@ subject's last token is the *key* k*, its output the *value*. ROME
 2. optimises a shift ``delta`` of that block's MLP output at the subject's last token so that
    the model predicts the new target (all its tokens), with a penalty on ``|delta|``;
 3. writes the rank-one update ``W' = W + delta (C^-1 k*)^T / (k*^T C^-1 k*)``, where C is the
-   second moment ``E[k k^T]`` of the layer's keys over a corpus: then ``W' k* = W k* + delta``
+   second moment ``E[k k^T]`` of the block's keys over a corpus: then ``W' k* = W k* + delta``
    exactly, and any key k with ``k^T C^-1 k* = 0`` is mapped as before.
 
-C is measured on the built-in calibration text (cached per model state and layer). That text
+C is measured on the built-in calibration text (cached per model state and block). That text
 is smaller than the MLP's width, so C is regularised by ``DAMPING`` times its mean diagonal.
-The layer defaults to causal tracing's peak MLP effect at the subject's last token.
+The edited *block* (an original layer: under a duplicated program the update acts at every
+step that runs it) defaults to the block that ran at causal tracing's peak MLP effect at the
+subject's last token.
 
 An edit is an :class:`~neuro_magics.core.interventions.Intervention` of kind ``"edit"`` whose
 spec holds the two rank-one factors: edits stack, ``undo_edit`` reverts the last and
@@ -32,6 +34,7 @@ from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, active_interventions, rebuilder
+from ..core.programs import explicit_layer_word
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
@@ -78,8 +81,8 @@ def target_tokens(subject: Subject, target: str) -> list[int]:
     return subject.tokenizer(target, add_special_tokens=False)["input_ids"]
 
 
-def _mlp_down(subject: Subject, layer: int) -> torch.nn.Module:
-    return subject.adapter.submodule(subject.blocks[layer], subject.adapter.neurons)
+def _mlp_down(subject: Subject, block: int) -> torch.nn.Module:
+    return subject.adapter.submodule(subject.blocks[block], subject.adapter.neurons)
 
 
 # -- the key, its statistics and the value ---------------------------------------------------------
@@ -95,8 +98,8 @@ def _key_batch(subject: Subject, texts: Sequence[str], subject_text: str, target
 
 
 @torch.no_grad()
-def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text: str, target: str) -> torch.Tensor:
-    """k*: the mean input of ``layer``'s MLP down projection at the subject's last token of ``texts``."""
+def subject_key(subject: Subject, block: int, texts: Sequence[str], subject_text: str, target: str) -> torch.Tensor:
+    """k*: the mean input of ``block``'s MLP down projection at the subject's last token of ``texts``."""
     batch, ends = _key_batch(subject, texts, subject_text, target)
     keys = []
 
@@ -104,7 +107,7 @@ def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text
         where = args[0].device
         keys.append(args[0][torch.arange(len(ends), device=where), ends.to(where)].float().to(subject.device))
 
-    handle = _mlp_down(subject, layer).register_forward_pre_hook(grab)
+    handle = _mlp_down(subject, block).register_forward_pre_hook(grab)
     try:
         teacher_forced_logprobs(subject, batch)
     finally:
@@ -114,12 +117,12 @@ def subject_key(subject: Subject, layer: int, texts: Sequence[str], subject_text
 
 @with_lock
 @torch.no_grad()
-def key_second_moment(subject: Subject, layer: int, corpus: str = "builtin") -> torch.Tensor:
-    """C = E[k k^T] of ``layer``'s down-projection inputs over every token of the corpus, plus
+def key_second_moment(subject: Subject, block: int, corpus: str = "builtin") -> torch.Tensor:
+    """C = E[k k^T] of ``block``'s down-projection inputs over every token of the corpus, plus
     ``DAMPING`` x its mean diagonal on the diagonal (float64). Cached on the subject for its
     current state, one at a time: a d_ff x d_ff matrix is large."""
-    return subject.cache("editing.key_second_moment", (layer, corpus),
-                         lambda: _key_second_moment(subject, layer, corpus), entries=1)
+    return subject.cache("editing.key_second_moment", (block, corpus),
+                         lambda: _key_second_moment(subject, block, corpus), entries=1)
 
 
 @torch.no_grad()
@@ -149,14 +152,14 @@ def _key_second_moment(subject: Subject, layer: int, corpus: str) -> torch.Tenso
 
 
 @with_lock
-def optimise_value(subject: Subject, layer: int, texts: Sequence[str], subject_text: str, target: str,
+def optimise_value(subject: Subject, block: int, texts: Sequence[str], subject_text: str, target: str,
                    steps: int = VALUE_STEPS) -> tuple[torch.Tensor, float]:
-    """The shift of ``layer``'s MLP output at the subject's last token that makes ``target``
+    """The shift of ``block``'s MLP output at the subject's last token that makes ``target``
     likely after every text (Adam, ROME's norm penalty and clamp). Returns it and the final
     mean log p(target)."""
     batch, ends = _key_batch(subject, texts, subject_text, target)
     rows = torch.arange(len(ends), device=ends.device)
-    module = _mlp_down(subject, layer)
+    module = _mlp_down(subject, block)
     with torch.no_grad():
         outputs = []
         handle = module.register_forward_hook(
@@ -211,10 +214,10 @@ def rank_one_factors(key: torch.Tensor, delta: torch.Tensor, moment: torch.Tenso
 @rebuilder("edit")
 def _edit(subject: Subject, arguments: dict[str, Any], description: str) -> Intervention:
     """The rank-one update, from the spec's factors alone."""
-    layer = int(arguments["layer"])
-    if not 0 <= layer < subject.n_layers:
-        raise NeuroMagicsError(f"This edit is at layer {layer}; this model has layers 0-{subject.n_layers - 1}.")
-    module = _mlp_down(subject, layer)
+    block = int(arguments["block"] if "block" in arguments else arguments["layer"])  # "layer": saved before the rename
+    if not 0 <= block < subject.n_layers:
+        raise NeuroMagicsError(f"This edit is at block {block}; this model has blocks 0-{subject.n_layers - 1}.")
+    module = _mlp_down(subject, block)
 
     def apply() -> None:
         weight = weight_matrix(module)
@@ -225,22 +228,22 @@ def _edit(subject: Subject, arguments: dict[str, Any], description: str) -> Inte
     return Intervention("edit", description, arguments, hooks=[], weights=WeightChange([module.weight], apply))
 
 
-# -- layer choice --------------------------------------------------------------------------------
+# -- block choice --------------------------------------------------------------------------------
 
 
-def traced_layer(subject: Subject, text: str, subject_text: str) -> int:
-    """The block whose MLP (window) restores the most of the fact at the subject's last token
-    in causal tracing (``nm.trace``). A trace cut short by Ctrl-C chooses nothing: a layer picked
-    from part of the map would be an edit the user stopped."""
+def traced_block(subject: Subject, text: str, subject_text: str) -> int:
+    """The block that ran at the step whose MLP (window) restores the most of the fact at the
+    subject's last token in causal tracing (``nm.trace`` maps steps). A trace cut short by
+    Ctrl-C chooses nothing: a block picked from part of the map would be an edit the user stopped."""
     from .tracing import TRACE_SITES, trace
 
     traced = trace(subject, text, subject_text)
     if traced.metadata.get("interrupted"):
-        raise NeuroMagicsError("Interrupted during causal tracing, before a layer was chosen: nothing was edited. "
-                               "Run it again, or give --layer N to skip the tracing.")
+        raise NeuroMagicsError("Interrupted during causal tracing, before a block was chosen: nothing was edited. "
+                               "Run it again, or give --block N to skip the tracing.")
     effect = traced.effect[TRACE_SITES.index("mlp_out"), :, traced.subject_positions[-1]]
     if not np.isfinite(effect).any():
-        raise NeuroMagicsError("Causal tracing found no MLP effect at the subject's last token: give --layer N.")
+        raise NeuroMagicsError("Causal tracing found no MLP effect at the subject's last token: give --block N.")
     return int(subject.program.steps[int(np.nanargmax(effect))])
 
 
@@ -258,7 +261,7 @@ class EditResult(Result):
 
     kind = "edit"
 
-    layer: int
+    block: int  # the original block whose MLP was edited
     subject_text: str
     template: str
     target: str
@@ -275,6 +278,16 @@ class EditResult(Result):
     fit_logprob: float  # mean log p(target) reached by the value optimisation
     diff: DiffResult | None
     metadata: dict[str, Any]
+
+    @property
+    def layer(self) -> int:
+        """``block``, where the program the edit was made under ran every block at its own index;
+        elsewhere "layer" would name a block and a step at once, so it is refused."""
+        program = list(self.metadata.get("program", []))
+        if program != list(range(len(program))):
+            raise NeuroMagicsError(f"layer is ambiguous: this edit was made under the program {program}; use block "
+                                   "(the original layer whose MLP was edited).")
+        return self.block
 
     def _in_group(self, group: str) -> np.ndarray:
         """A mask over the prompts: which belong to ``group``."""
@@ -323,11 +336,11 @@ class EditResult(Result):
         parts = [f"{name} {self.success(g):.0%}" for name, g in
                  (("efficacy", "prompt"), ("paraphrases", "paraphrase"), ("specificity", "neighbour"))
                  if self._in_group(g).any()]
-        return (f"EditResult(layer {self.layer}: {self.template.replace('{}', self.subject_text)!r} -> "
+        return (f"EditResult(block {self.block}: {self.template.replace('{}', self.subject_text)!r} -> "
                 f"{self.target!r} ({'+'.join(map(repr, self.target_pieces))}); {', '.join(parts)})")
 
     _ARRAYS = ("new_before", "new_after", "old_before", "old_after", "key", "delta")
-    _FIELDS = ("layer", "subject_text", "template", "target", "target_pieces", "prompts", "groups", "old_answers",
+    _FIELDS = ("block", "subject_text", "template", "target", "target_pieces", "prompts", "groups", "old_answers",
                "fit_logprob")
 
     def _arrays(self) -> dict[str, np.ndarray]:
@@ -344,6 +357,8 @@ class EditResult(Result):
     @classmethod
     def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> EditResult:
         saved = fields.pop("diff")
+        if "layer" in fields:  # saved before "layer" became "block"
+            fields["block"] = fields.pop("layer")
         diff = None if saved is None else DiffResult._rebuild(
             {k[len("diff_"):]: v for k, v in arrays.items() if k.startswith("diff_")}, saved["fields"], saved["metadata"])
         return cls(**fields, **{name: arrays[name] for name in cls._ARRAYS}, diff=diff, metadata=metadata)
@@ -381,7 +396,8 @@ def edit(
     subject_text: str,
     target: str,
     *,
-    layer: int | str = "auto",
+    block: int | str | None = None,
+    layer: int | str | None = None,
     paraphrases: Sequence[str] | None = None,
     neighbours: Sequence[str] = (),
     diff: bool = True,
@@ -391,8 +407,10 @@ def edit(
 ) -> EditResult:
     """Make the model answer ``target`` to ``prompt`` about ``subject_text`` (ROME).
 
-    ``prompt`` holds ``{}`` where the subject goes, or contains ``subject_text``. ``layer``:
-    a block index, or ``"auto"`` (causal tracing). ``paraphrases``: other prompts for the same
+    ``prompt`` holds ``{}`` where the subject goes, or contains ``subject_text``. ``block``:
+    the original block whose MLP is edited (it acts at every step that runs it), or ``"auto"``
+    (the default: causal tracing). ``layer`` is its old spelling, accepted only under the
+    identity program. ``paraphrases``: other prompts for the same
     fact (default: the prompt behind unrelated contexts); ``neighbours``: other subjects put
     in the same prompt, which should keep their answers. Reports log p(new) and p(old) before
     and after and, with ``diff``, the before/after generations. Edits stack; ``undo_edit``
@@ -407,11 +425,13 @@ def edit(
         neighbours = [neighbours]
     if any(not n or not n.strip() or n == subject_text for n in neighbours):
         raise NeuroMagicsError("Each --neighbour is another subject for the same prompt, e.g. \"Michael Jordan\".")
-    if isinstance(layer, str):
-        if layer != "auto":
-            raise NeuroMagicsError(f"--layer must be a block index or auto (got {layer!r}).")
-    elif isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < subject.n_layers:
-        raise NeuroMagicsError(f"--layer must be auto or a block 0-{subject.n_layers - 1} (got {layer}).")
+    block = explicit_layer_word(subject.program, layer, block, old="--layer", new="--block")
+    block = "auto" if block is None else block
+    if isinstance(block, str):
+        if block != "auto":
+            raise NeuroMagicsError(f"--block must be a block index or auto (got {block!r}).")
+    elif isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < subject.n_layers:
+        raise NeuroMagicsError(f"--block must be auto or a block 0-{subject.n_layers - 1} (got {block}).")
     text = template.replace("{}", subject_text)
     paraphrases = [c + text for c in PARAPHRASE_CONTEXTS] if paraphrases is None else list(paraphrases)
     for paraphrase in paraphrases:
@@ -422,25 +442,25 @@ def edit(
     contexts = [c + text for c in CONTEXT_PREFIXES]
     subject.encode(prompts + contexts)  # the context limit, before any work
 
-    if layer == "auto":
-        layer = traced_layer(subject, text, subject_text)
+    if block == "auto":
+        block = traced_block(subject, text, subject_text)
     old, old_batch = _old_answers(subject, prompts, len(new_ids))
     with torch.no_grad():
         new_before = _logprobs(subject, prompts, [target] * len(prompts))
         old_before = teacher_forced_logprobs(subject, old_batch).cpu().numpy()
-    key = subject_key(subject, layer, contexts, subject_text, target)
-    delta, fit = optimise_value(subject, layer, contexts, subject_text, target)
-    u, w = rank_one_factors(key, delta, key_second_moment(subject, layer, corpus))
+    key = subject_key(subject, block, contexts, subject_text, target)
+    delta, fit = optimise_value(subject, block, contexts, subject_text, target)
+    u, w = rank_one_factors(key, delta, key_second_moment(subject, block, corpus))
     pieces = subject.token_pieces(new_ids)
-    description = f"ROME at layer {layer}: {text!r} -> {target!r}" + (
+    description = f"ROME at block {block}: {text!r} -> {target!r}" + (
         f" ({len(pieces)} tokens: {' + '.join(map(repr, pieces))})" if len(pieces) > 1 else "")
-    intervention = _edit(subject, {"layer": layer, "subject": subject_text, "template": template, "target": target,
+    intervention = _edit(subject, {"block": block, "subject": subject_text, "template": template, "target": target,
                                    "u": u.cpu().tolist(), "w": w.cpu().tolist()}, description)
     with intervention.applied(subject):
         new_after = _logprobs(subject, prompts, [target] * len(prompts))
         with torch.no_grad():
             old_after = teacher_forced_logprobs(subject, old_batch).cpu().numpy()
-        metadata = run_metadata(subject, prompts, layer=layer, subject_text=subject_text, target=target, corpus=corpus)
+        metadata = run_metadata(subject, prompts, block=block, subject_text=subject_text, target=target, corpus=corpus)
     comparison = None
     if diff:
         comparison = compare(subject, lambda: intervention.applied(subject), prompts, max_new_tokens=max_new_tokens,
@@ -448,7 +468,7 @@ def edit(
     if install:
         intervention.install(subject)
     return EditResult(
-        layer=layer, subject_text=subject_text, template=template, target=target, target_pieces=pieces,
+        block=block, subject_text=subject_text, template=template, target=target, target_pieces=pieces,
         prompts=prompts, groups=groups, old_answers=old, new_before=new_before, new_after=new_after,
         old_before=old_before, old_after=old_after, key=key.cpu().numpy(), delta=delta.cpu().numpy(),
         fit_logprob=fit, diff=comparison, metadata=metadata,

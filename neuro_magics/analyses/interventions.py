@@ -27,6 +27,7 @@ from torch import nn
 
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning
 from ..core.paths import read_user_text
+from ..core.programs import explicit_layer_word, parse_ranges
 from ..core.interventions import Hook, Intervention, main_input, main_output, rebuilder, replacing_input, replacing_output
 from ..core.runner import position_ids_for
 from ..core.subject import Subject, with_lock
@@ -66,9 +67,9 @@ def _pairs_spec(spec: str | Sequence[tuple[int, int]], separator: str, what: str
     return pairs
 
 
-def _check_layer(subject: Subject, layer: int, what: str) -> None:
-    if not 0 <= layer < subject.n_layers:
-        raise NeuroMagicsError(f"{what}: layer {layer} is out of range; this model has layers 0-{subject.n_layers - 1}.")
+def _check_layer(subject: Subject, block: int, what: str) -> None:
+    if not 0 <= block < subject.n_layers:
+        raise NeuroMagicsError(f"{what}: block {block} is out of range; this model has blocks 0-{subject.n_layers - 1}.")
 
 
 def _by_layer(pairs: Sequence[tuple[int, int]]) -> dict[int, list[int]]:
@@ -86,23 +87,25 @@ def ablate(
     subject: Subject,
     *,
     heads: str | Sequence[tuple[int, int]] | None = None,
-    layers: str | Sequence[int] | None = None,
+    blocks: str | Sequence[int] | None = None,
     neurons: str | Sequence[tuple[int, int]] | None = None,
     mode: str = "zero",
     reference_text: str = REFERENCE_TEXT,
     install: bool = True,
+    layers: str | Sequence[int] | None = None,
 ) -> Intervention:
-    """Knock out attention heads (``"9.6,9.9"``: layer.head), whole layers (``"3"`` or
+    """Knock out attention heads (``"9.6,9.9"``: block.head), whole blocks (``"3"`` or
     ``"3-5"``: the block's attention and MLP contributions) and/or MLP neurons
-    (``"5:123"``: layer:neuron), replacing them with zero or with their mean over every
+    (``"5:123"``: block:neuron), replacing them with zero or with their mean over every
     token of ``reference_text`` (default: ``REFERENCE_TEXT``, run through the model as it is
-    now). With ``install=False`` the intervention is returned without being installed."""
-    from ..core.programs import parse_ranges
-
+    now). Blocks are original layers: the knock-out acts at every step that runs them.
+    ``layers`` is the old spelling of ``blocks``, accepted only under the identity program.
+    With ``install=False`` the intervention is returned without being installed."""
     if mode not in ABLATION_MODES:
         raise NeuroMagicsError(f"Unknown ablation mode {mode!r}: use zero or mean.")
+    layers = explicit_layer_word(subject.program, layers, blocks, old="--layers", new="--blocks")
     if heads is None and layers is None and neurons is None:
-        raise NeuroMagicsError("Say what to ablate: --heads 9.6,9.9, --layers 3 or --neurons 5:123.")
+        raise NeuroMagicsError("Say what to ablate: --heads 9.6,9.9, --blocks 3 or --neurons 5:123.")
     head_pairs = [] if heads is None else _pairs_spec(heads, ".", "a head", "9.6")
     neuron_pairs = [] if neurons is None else _pairs_spec(neurons, ":", "a neuron", "5:123")
     if layers is None:
@@ -118,7 +121,7 @@ def ablate(
             raise NeuroMagicsError(
                 f"Head {layer}.{head} is out of range: layers have heads 0-{heads_per_layer - 1}.")
     for layer in layer_list:
-        _check_layer(subject, layer, "--layers")
+        _check_layer(subject, layer, "--blocks")
     adapter = subject.adapter
     for layer, neuron in neuron_pairs:
         _check_layer(subject, layer, f"neuron {layer}:{neuron}")
@@ -151,7 +154,7 @@ def ablate(
     if head_pairs:
         parts.append("heads " + ",".join(f"{a}.{b}" for a, b in head_pairs))
     if layer_list:
-        parts.append("layers " + ",".join(map(str, layer_list)))
+        parts.append("blocks " + ",".join(map(str, layer_list)))
     if neuron_pairs:
         parts.append("neurons " + ",".join(f"{a}:{b}" for a, b in neuron_pairs))
     description = f"{mode}-ablate {'; '.join(parts)}"
@@ -309,7 +312,7 @@ def mask_mlp_dims(
         _check_layer(subject, layer, "mask")
         chosen = sorted({int(d) for d in chosen})
         if chosen and not (0 <= chosen[0] and chosen[-1] < width):
-            raise NeuroMagicsError(f"MLP-output dimension {chosen[-1] if chosen[-1] >= width else chosen[0]} of layer "
+            raise NeuroMagicsError(f"MLP-output dimension {chosen[-1] if chosen[-1] >= width else chosen[0]} of block "
                                    f"{layer} is out of range: the MLP output has dimensions 0-{width - 1}.")
         if chosen or mode == "keep-only":
             layers.append([layer, chosen])
@@ -348,10 +351,10 @@ def mask_network(
     ``mask_mlp_dims`` (``keep-only`` acts on every layer the networks were found in)."""
     facts = networks.metadata
     if facts.get("model") != subject.name or networks.d_model != subject.d_model or \
-            max(networks.layers) >= subject.n_layers:
+            max(networks.blocks) >= subject.n_layers:
         raise NeuroMagicsError(f"These networks were found on {facts.get('model', 'another model')}, not {subject.name}: "
                                "find networks on this model first.")
-    dims = networks.dims_by_layer(network)
+    dims = networks.dims_by_block(network)
     name = "key networks" if isinstance(network, str) and network.strip() == "key" else f"network {network}"
     label = f"{name} at z > {networks.threshold:g}"
     if mode != "keep-only" and not any(dims.values()):
@@ -406,8 +409,9 @@ def _text_pair(pair: Any, where: str) -> tuple[str, str]:
 def steer(
     subject: Subject,
     *,
-    layer: int,
+    block: int | None = None,
     coef: float,
+    layer: int | None = None,
     pos: str | None = None,
     neg: str | None = None,
     pairs: str | Path | Sequence[tuple[str, str]] | None = None,
@@ -415,20 +419,24 @@ def steer(
     vector_name: str | None = None,
     install: bool = True,
 ) -> Intervention:
-    """Add ``coef * v`` to the residual stream entering block ``layer``, at every position
-    (prompt and generated tokens) and every occurrence of the block.
+    """Add ``coef * v`` to the residual stream entering original block ``block``, at every
+    position (prompt and generated tokens) and every step that runs the block.
 
     ``v`` is ``vector`` if given, else the mean over contrast pairs of the difference of
-    the stream entering ``layer`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
-    JSONL file or a list; see ``contrast_vector``). ``layer == n_layers`` adds to the final-normed stream right
+    the stream entering ``block`` at the last token (``pos``/``neg`` is one pair; ``pairs`` a
+    JSONL file or a list; see ``contrast_vector``). ``block == n_layers`` adds to the final-normed stream right
     before the unembedding, where the shift in logits is exactly ``coef * W_U v``. ``vector_name`` says
     what a given ``vector`` is in ``%model`` (e.g. an SAE feature; default "a given vector").
+    ``layer`` is the old spelling of ``block``, accepted only under the identity program.
     """
+    layer = explicit_layer_word(subject.program, layer, block, old="--layer", new="--block")
+    if layer is None:
+        raise NeuroMagicsError("Steering needs --block N: the block whose input is steered.")
     if not math.isfinite(coef):
         raise NeuroMagicsError(f"--coef must be a finite number (got {coef}).")
     if not 0 <= layer <= subject.n_layers:
         raise NeuroMagicsError(
-            f"--layer {layer} is out of range: use 0-{subject.n_layers - 1} (a block's input) or "
+            f"--block {layer} is out of range: use 0-{subject.n_layers - 1} (a block's input) or "
             f"{subject.n_layers} (right before the unembedding).")
     sources = sum(x is not None for x in (vector, pairs)) + (pos is not None or neg is not None)
     if sources != 1:

@@ -198,7 +198,7 @@ def network_lesion(
     if score == "generate" and probe_set.is_text:
         raise NeuroMagicsError("Text passages are scored by their likelihood: use score logprob with the text probe.")
     masked = mask_network(subject, networks, network, install=False)
-    dims = networks.dims_by_layer(network)
+    dims = networks.dims_by_block(network)
     name = "key" if isinstance(network, str) and network.strip() == "key" else f"network {network}"
     size = sum(len(d) for d in dims.values())
     conditions: list[tuple[str, str, int, Intervention | None]] = [
@@ -208,7 +208,7 @@ def network_lesion(
         conditions.append((f"random seed {seed}", "random", size,
                            mask_mlp_dims(subject, drawn, label=f"random dims like {name} (seed {seed})", install=False)))
     if energy_matched and networks.energy is not None:
-        energy = dict(zip(networks.layers, networks.energy))
+        energy = dict(zip(networks.blocks, networks.energy))
         for seed in range(seeds):
             drawn = energy_matched_dims_like(dims, energy, seed)
             conditions.append((f"energy-matched seed {seed}", "energy-matched", size, mask_mlp_dims(
@@ -219,7 +219,7 @@ def network_lesion(
     scorer = _logprob_scorer(subject, probe_set) if score == "logprob" else \
         _generate_scorer(subject, probe_set, max_new_tokens)
     metadata = run_metadata(subject, probe_set.prompts, probe=probe_set.name, score=score, network=str(network),
-                            seeds=seeds, networks_threshold=networks.threshold, networks_layers=networks.layers,
+                            seeds=seeds, networks_threshold=networks.threshold, networks_blocks=networks.blocks,
                             networks_model=networks.metadata.get("model"), items=probe_set.records(),
                             conditions=[None if c[3] is None else c[3].spec for c in conditions])
     scores = np.full((len(conditions), len(probe_set.items)), np.nan)

@@ -1,9 +1,9 @@
-"""Functional brain networks of an LLM: group ICA over every layer's MLP output.
+"""Functional brain networks of an LLM: group ICA over every block's MLP output.
 
 After "Brain-Inspired Exploration of Functional Networks and Key Neurons in Large Language
 Models" (arXiv 2502.20408). The signals are the MLP block's output (``mlp_out``: the module
 the architecture adapter names ``mlp``, e.g. ``down_proj``'s output on Llama-style models,
-Gemma2's post-feedforward norm) of the chosen layers, for every token of every text, laid
+Gemma2's post-feedforward norm) of the chosen blocks (original layers, read under the identity program), for every token of every text, laid
 side by side into a tokens x (L * d_model) matrix; texts are stacked (group ICA). FastICA
 (scikit-learn, fixed ``random_state``) splits it into ``k`` independent time courses
 (``sources``, one value per token) and their spatial maps (the mixing columns), z-scored
@@ -46,7 +46,7 @@ import torch
 
 from ..core.distributed import ShardedWork, check_workers, run_units
 from ..core.errors import NeuroMagicsError, NeuroMagicsWarning, check_seed
-from ..core.programs import LayerProgram, parse_ranges
+from ..core.programs import LayerProgram, explicit_layer_word, parse_ranges
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
@@ -205,7 +205,7 @@ class NetworksResult(Result):
     sources: np.ndarray  # [tokens, k] float32: each network's time course
     text_index: np.ndarray  # [tokens] int32: which text each signal row comes from
     positions: np.ndarray  # [tokens] int32: its position in that text
-    layers: list[int]  # the original block of each map row
+    blocks: list[int]  # the original block of each map row
     threshold: float
     texts: list[str]
     labels: list[str]  # per text: its genre, or ""
@@ -245,12 +245,12 @@ class NetworksResult(Result):
 
     @property
     def counts(self) -> np.ndarray:
-        """[k, L] int: each network's neurons per layer."""
+        """[k, L] int: each network's neurons per block."""
         return self.network_masks.sum(axis=2)
 
     @property
     def key_counts(self) -> np.ndarray:
-        """[L] int: key neurons per layer."""
+        """[L] int: key neurons per block."""
         return self.key_mask.sum(axis=1)
 
     def mask_of(self, network: int | Sequence[int] | str = "key") -> np.ndarray:
@@ -266,15 +266,20 @@ class NetworksResult(Result):
                 raise NeuroMagicsError(f"Network {k} does not exist: this result has networks 0-{self.n_networks - 1}.")
         return self.network_masks[[int(k) for k in picked]].any(axis=0)
 
-    def dims_by_layer(self, network: int | Sequence[int] | str = "key") -> dict[int, list[int]]:
-        """Original block index -> the MLP-output dimensions of ``network`` there (every analysed layer)."""
+    @property
+    def layers(self) -> list[int]:
+        """The old name of ``blocks`` (unambiguous here: the maps are always read under the identity program)."""
+        return self.blocks
+
+    def dims_by_block(self, network: int | Sequence[int] | str = "key") -> dict[int, list[int]]:
+        """Original block index -> the MLP-output dimensions of ``network`` there (every analysed block)."""
         mask = self.mask_of(network)
-        return {layer: np.flatnonzero(mask[row]).tolist() for row, layer in enumerate(self.layers)}
+        return {block: np.flatnonzero(mask[row]).tolist() for row, block in enumerate(self.blocks)}
 
     def with_threshold(self, threshold: float) -> NetworksResult:
         """The same networks cut at another z threshold (no refit)."""
         _check_threshold(threshold, self.maps.shape[1] * self.d_model)
-        return NetworksResult(self.maps, self.sources, self.text_index, self.positions, self.layers, float(threshold),
+        return NetworksResult(self.maps, self.sources, self.text_index, self.positions, self.blocks, float(threshold),
                               self.texts, self.labels, self.text_pieces, {**self.metadata, "threshold": float(threshold)},
                               self.energy, self._subject)
 
@@ -282,10 +287,10 @@ class NetworksResult(Result):
 
     def iou(self, other: NetworksResult | None = None) -> np.ndarray:
         """[k, k'] intersection over union of the network masks, within this result or
-        against ``other`` (same layers and width): the paper's template similarity."""
-        if other is not None and (other.layers != self.layers or other.d_model != self.d_model):
-            raise NeuroMagicsError("The two results cover different layers or widths: compare networks of the same model "
-                                   "and --layers.")
+        against ``other`` (same blocks and width): the paper's template similarity."""
+        if other is not None and (other.blocks != self.blocks or other.d_model != self.d_model):
+            raise NeuroMagicsError("The two results cover different blocks or widths: compare networks of the same model "
+                                   "and --blocks.")
         return iou(self.network_masks, None if other is None else other.network_masks)
 
     def matches(self, other: NetworksResult, at: float = MATCH_IOU) -> list[tuple[int, int, float]]:
@@ -345,15 +350,15 @@ class NetworksResult(Result):
     # -- Result protocol -------------------------------------------------------------------------
 
     def to_numpy(self) -> np.ndarray:
-        """The z-scored maps, [networks, layers, d_model]."""
+        """The z-scored maps, [networks, blocks, d_model]."""
         return self.maps
 
     def to_pandas(self):
-        """One row per network neuron (network, layer, dimension, z), strongest first."""
+        """One row per network neuron (network, block, dimension, z), strongest first."""
         import pandas as pd
 
         k, row, dim = np.nonzero(self.network_masks)
-        frame = pd.DataFrame({"network": k, "layer": np.asarray(self.layers)[row], "dim": dim,
+        frame = pd.DataFrame({"network": k, "block": np.asarray(self.blocks)[row], "dim": dim,
                               "z": self.maps[k, row, dim]})
         return frame.sort_values(["network", "z"], ascending=[True, False], ignore_index=True)
 
@@ -363,28 +368,28 @@ class NetworksResult(Result):
                 **energy}
 
     def _fields(self) -> dict[str, Any]:
-        return {"layers": self.layers, "threshold": self.threshold, "texts": self.texts, "labels": self.labels,
+        return {"blocks": self.blocks, "threshold": self.threshold, "texts": self.texts, "labels": self.labels,
                 "text_pieces": self.text_pieces}
 
     @classmethod
     def _rebuild(cls, arrays, fields, metadata) -> NetworksResult:
         return cls(arrays["maps"], arrays["sources"], arrays["text_index"], arrays["positions"],
-                   [int(layer) for layer in fields["layers"]], float(fields["threshold"]), list(fields["texts"]),
+                   [int(block) for block in fields.get("blocks", fields.get("layers"))], float(fields["threshold"]), list(fields["texts"]),
                    list(fields["labels"]), [list(p) for p in fields["text_pieces"]], metadata, arrays.get("energy"))
 
     def __repr__(self) -> str:
         key = int(self.key_mask.sum())
         total = self.key_mask.size
         sizes = ", ".join(str(int(c)) for c in self.counts.sum(axis=1))
-        return (f"NetworksResult({self.n_networks} networks over layers {_span(self.layers)} of "
+        return (f"NetworksResult({self.n_networks} networks over blocks {_span(self.blocks)} of "
                 f"{self.metadata.get('model', '?')}, {len(self.sources)} tokens of {len(self.texts)} texts; "
                 f"z > {self.threshold:g}: {key} key neurons ({100 * key / total:.2f}% of {total}); "
                 f"sizes {sizes})")
 
 
-def _span(layers: Sequence[int]) -> str:
-    return f"{layers[0]}-{layers[-1]}" if list(layers) == list(range(layers[0], layers[-1] + 1)) else \
-        ",".join(map(str, layers))
+def _span(blocks: Sequence[int]) -> str:
+    return f"{blocks[0]}-{blocks[-1]}" if list(blocks) == list(range(blocks[0], blocks[-1] + 1)) else \
+        ",".join(map(str, blocks))
 
 
 def _network_list(spec: str, n_networks: int) -> list[int]:
@@ -408,19 +413,20 @@ def _check_threshold(threshold: float, n_neurons: int) -> None:
 # -- the analysis ----------------------------------------------------------------------------------------
 
 
-def parse_layers(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
-    """``None``: every layer; ``"a:b"`` (half-open), ``"a-b"`` (inclusive), lists of them, or indices."""
+def parse_blocks(spec: str | Sequence[int] | None, n_layers: int) -> list[int]:
+    """Original blocks. ``None``: every block; ``"a:b"`` (half-open), ``"a-b"`` (inclusive), lists
+    of them, or indices."""
     if spec is None:
         return list(range(n_layers))
     if isinstance(spec, str):
-        layers = parse_ranges(spec, n_layers, unit="layer")
+        blocks = parse_ranges(spec, n_layers)
     else:
-        layers = [int(layer) for layer in spec]
-        bad = [layer for layer in layers if not 0 <= layer < n_layers]
-        if bad or not layers:
-            raise NeuroMagicsError(f"Layer {bad[0] if bad else 'list'} is out of range: this model has layers "
+        blocks = [int(block) for block in spec]
+        bad = [block for block in blocks if not 0 <= block < n_layers]
+        if bad or not blocks:
+            raise NeuroMagicsError(f"Block {bad[0] if bad else 'list'} is out of range: this model has blocks "
                                    f"0-{n_layers - 1}.")
-    return sorted(set(layers))
+    return sorted(set(blocks))
 
 
 @dataclass
@@ -531,6 +537,7 @@ def networks(
     *,
     components: int = DEFAULT_COMPONENTS,
     threshold: float = DEFAULT_THRESHOLD,
+    blocks: str | Sequence[int] | None = None,
     layers: str | Sequence[int] | None = None,
     max_tokens: int | None = None,
     standardize: bool = True,
@@ -543,8 +550,8 @@ def networks(
     """Find ``components`` functional networks in ``subject``'s MLP outputs on a corpus.
 
     ``texts``: ``None``/``"builtin"`` (the built-in five-genre corpus), ``"builtin:math,code"``,
-    a ``.txt``/``.jsonl`` path, or a list of texts. ``layers``: ``"a:b"``/``"a-b"`` (default
-    all). ``max_tokens`` caps the signal tokens (texts taken in turn from each genre).
+    a ``.txt``/``.jsonl`` path, or a list of texts. ``blocks``: original blocks, ``"a:b"``/``"a-b"``
+    (default all); ``layers`` is their old spelling, accepted only under the identity program. ``max_tokens`` caps the signal tokens (texts taken in turn from each genre).
     ``threshold``: the z above which a neuron belongs to a network. The capture runs the
     identity program (maps are per original block) with the active interventions on.
     Ctrl-C during the capture fits on the tokens read so far. ``workers``: read the corpus on
@@ -557,7 +564,8 @@ def networks(
         raise NeuroMagicsError(f"--max-tokens must be at least 1 (got {max_tokens}).")
     check_workers(subject, workers, ray_address)
     check_seed(random_state)
-    chosen_layers = parse_layers(layers, subject.n_layers)
+    chosen_layers = parse_blocks(explicit_layer_word(subject.program, layers, blocks, old="--layers", new="--blocks"),
+                                 subject.n_layers)
     _check_threshold(threshold, len(chosen_layers) * subject.d_model)
     corpus = load_corpus(texts)
     chosen, signals = _select(subject, corpus, max_tokens, skip_first)
@@ -570,7 +578,7 @@ def networks(
         raise NeuroMagicsError(f"{len(chosen_layers) * subject.d_model} neurons are too few for {components} components.")
     metadata = run_metadata(
         subject, None, program=list(range(subject.n_layers)), corpus=corpus.name, n_texts=len(chosen),
-        n_tokens=n_tokens, components=int(components), threshold=float(threshold), layers=chosen_layers,
+        n_tokens=n_tokens, components=int(components), threshold=float(threshold), blocks=chosen_layers,
         max_tokens=max_tokens, standardize=standardize, skip_first=skip_first, random_state=random_state,
         site="mlp_out", module=subject.adapter.mlp,
     )

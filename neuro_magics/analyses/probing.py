@@ -1,18 +1,20 @@
-"""Linear probes: what a layer's activations say about a label, layer by layer.
+"""Linear probes: what the activations at each step of the layer program say about a label.
 
-Per layer, a linear classifier reads one vector per text (mean or last token of the
-stream, read after the sink prefix, see ``activations``): scikit-learn's
+Per step (a *step* is a position in the layer program, a *block* an original layer: under
+``0,1,2,3,2,3,4`` step 5 runs block 3), a linear classifier reads one vector per text (mean or
+last token of the stream, read after the sink prefix, see ``activations``): scikit-learn's
 LogisticRegression on standardised features (``"logreg"``), or the mass-mean probe
 (``"massmean"``: the direction between the class means, nearest class mean decides).
 Accuracy is cross-validated (stratified folds); the same probe on shuffled labels is the
-control: a layer "knows" the label only where accuracy clears the control.
+control: a step "knows" the label only where accuracy clears the control.
 
-``direction[layer]`` is the probe's normal (for logreg mapped back to raw activation
+``direction[step]`` is the probe's normal (for logreg mapped back to raw activation
 units), pointing to the second class and scaled so that its length is the distance of the
-class means along it: ``nm.steer(m, layer=l, coef=1, vector=probe.direction[l])`` moves a
-text, on average, from one class mean to the other along the probe. With the default site
-``resid_pre`` the direction lives exactly where ``steer`` adds its vector (the stream
-entering block ``l``).
+class means along it. ``steer`` adds at a block's input (every occurrence of it):
+``nm.steer(m, block=probe.block_of(s), coef=1, vector=probe.direction[s])`` moves a text, on
+average, from one class mean to the other along the probe. With the default site
+``resid_pre`` and the identity program (step = block) the direction lives exactly where
+``steer`` adds its vector.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import numpy as np
 from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError, check_seed
 from ..core.paths import read_user_text
+from ..core.programs import explicit_layer_word
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
-from ..core.activations import check_choice, collect, parse_layers
+from ..core.activations import check_choice, collect, parse_steps
 
 KINDS = ("logreg", "massmean")
 POOLING = ("mean", "last")
@@ -82,16 +85,16 @@ def task_data(task: str) -> tuple[list[str], list[str], list[str] | None]:
 
 
 class Directions(Mapping):
-    """``directions[layer]``: a probe's steering vector at that layer (float32, ``[d_model]``)."""
+    """``directions[step]``: a probe's steering vector at that program step (float32, ``[d_model]``)."""
 
     def __init__(self, steps: Sequence[int], vectors: np.ndarray, what: str):
         self._vectors = {int(step): vectors[k] for k, step in enumerate(steps)}
         self._what = what
 
-    def __getitem__(self, layer: int) -> np.ndarray:
-        if layer not in self._vectors:
-            raise NeuroMagicsError(f"No {self._what} at layer {layer}: this probe has layers {list(self._vectors)}.")
-        return self._vectors[layer]
+    def __getitem__(self, step: int) -> np.ndarray:
+        if step not in self._vectors:
+            raise NeuroMagicsError(f"No {self._what} at step {step}: this probe has steps {list(self._vectors)}.")
+        return self._vectors[step]
 
     def __iter__(self):
         return iter(self._vectors)
@@ -100,15 +103,16 @@ class Directions(Mapping):
         return len(self._vectors)
 
     def __repr__(self) -> str:
-        return f"<{self._what} at layers {list(self._vectors)}>"
+        return f"<{self._what} at steps {list(self._vectors)}>"
 
 
 @dataclass(kw_only=True, repr=False, eq=False)
 class ProbeResult(Result):
-    """Probe accuracy per layer, its shuffled-label control, and the fitted probes.
+    """Probe accuracy per program step, its shuffled-label control, and the fitted probes.
 
-    ``weights[layer, c]`` / ``bias[layer, c]`` score class ``c`` in raw activation units (one
-    row, for the second class, when there are two); ``class_means[layer, c]`` are the class
+    ``steps`` are the program positions read, ``blocks`` the original blocks they ran (equal
+    under the identity program). ``weights[k, c]`` / ``bias[k, c]`` (``k``: the k-th of ``steps``) score class ``c`` in raw activation units (one
+    row, for the second class, when there are two); ``class_means[k, c]`` are the class
     means. ``accuracy`` and ``control`` are cross-validated means; ``fold_accuracy`` /
     ``fold_control`` each fold's. ``groups`` (when the data had them) kept each group in one fold.
     """
@@ -123,11 +127,11 @@ class ProbeResult(Result):
     site: str
     pooling: str
     probe_kind: str
-    fold_accuracy: np.ndarray  # [layers, folds] float32
-    fold_control: np.ndarray  # [layers, folds] float32
-    weights: np.ndarray  # [layers, rows, features] float32
-    bias: np.ndarray  # [layers, rows] float32
-    class_means: np.ndarray  # [layers, classes, features] float32
+    fold_accuracy: np.ndarray  # [steps, folds] float32
+    fold_control: np.ndarray  # [steps, folds] float32
+    weights: np.ndarray  # [steps, rows, features] float32
+    bias: np.ndarray  # [steps, rows] float32
+    class_means: np.ndarray  # [steps, classes, features] float32
     metadata: dict[str, Any]
     groups: list[str] | None = None
 
@@ -137,28 +141,49 @@ class ProbeResult(Result):
 
     @property
     def accuracy(self) -> np.ndarray:
-        """Cross-validated accuracy per layer."""
+        """Cross-validated accuracy per step."""
         return self.fold_accuracy.mean(1)
 
     @property
     def control(self) -> np.ndarray:
-        """The same probe's accuracy on shuffled labels, per layer (chance level, measured)."""
+        """The same probe's accuracy on shuffled labels, per step (chance level, measured)."""
         return self.fold_control.mean(1)
 
     @property
-    def best_layer(self) -> int:
+    def best_step(self) -> int:
+        """The program step where accuracy clears the control by most."""
         return self.steps[int(np.argmax(self.accuracy - self.control))]
 
     @property
+    def best_block(self) -> int:
+        """The original block that ran at ``best_step``."""
+        return self.block_of(self.best_step)
+
+    @property
+    def best_layer(self) -> int:
+        """``best_step`` where it is also the block (the probed steps ran blocks of the same
+        index); elsewhere "layer" would name two things, so it is refused."""
+        if self.steps != self.blocks:
+            raise NeuroMagicsError(f"best_layer is ambiguous: this probe read steps {self.steps}, which ran blocks "
+                                   f"{self.blocks}; use best_step or best_block.")
+        return self.best_step
+
+    def block_of(self, step: int) -> int:
+        """The original block that ran at program step ``step`` when the probe read it."""
+        if step not in self.steps:
+            raise NeuroMagicsError(f"No step {step}: this probe has steps {self.steps}.")
+        return self.blocks[self.steps.index(step)]
+
+    @property
     def direction(self) -> Directions:
-        """Per layer, the vector from the first class towards the second (two classes only)."""
+        """Per step, the vector from the first class towards the second (two classes only)."""
         if len(self.classes) != 2:
             raise NeuroMagicsError(f"This probe has {len(self.classes)} classes: use direction_to(label) for "
                                    f"one of {', '.join(self.classes)}.")
         return self.direction_to(self.classes[1])
 
     def direction_to(self, label: str) -> Directions:
-        """Per layer, the vector towards ``label``'s class from the others, along the probe's
+        """Per step, the vector towards ``label``'s class from the others, along the probe's
         normal, as long as the distance of the class means along it."""
         if label not in self.classes:
             raise NeuroMagicsError(f"No class {label!r}: this probe has {', '.join(self.classes)}.")
@@ -173,14 +198,14 @@ class ProbeResult(Result):
         return Directions(self.steps, (units * gaps).astype(np.float32), f"direction to {label!r}")
 
     def decision(self, vectors: np.ndarray) -> np.ndarray:
-        """Probe scores of activations ``[layers, points, features]``: ``[layers, points]`` (two
-        classes: towards the second) or ``[layers, points, classes]``."""
+        """Probe scores of activations ``[steps, points, features]``: ``[steps, points]`` (two
+        classes: towards the second) or ``[steps, points, classes]``."""
         scores = np.einsum("lpf,lcf->lpc", np.asarray(vectors, dtype=np.float32), self.weights) + self.bias[:, None]
         return scores[..., 0] if len(self.classes) == 2 else scores
 
     def scores(self, subject: Subject, texts: Sequence[str]) -> np.ndarray:
         """Run ``texts`` through ``subject`` as it is now (interventions included) and score them
-        with the probe at every layer: ``[layers, texts]`` (or ``[layers, texts, classes]``)."""
+        with the probe at every step: ``[steps, texts]`` (or ``[steps, texts, classes]``)."""
         activations = collect(subject, list(texts), self.steps, site=self.site, unit=self.pooling)
         return self.decision(activations.vectors)
 
@@ -201,19 +226,19 @@ class ProbeResult(Result):
         return cls(**fields, **{name: arrays[name] for name in cls._ARRAYS}, metadata=metadata)
 
     def to_numpy(self) -> np.ndarray:
-        """``[2, layers]``: accuracy, then the shuffled-label control."""
+        """``[2, steps]``: accuracy, then the shuffled-label control."""
         return np.stack([self.accuracy, self.control])
 
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame({"layer": self.steps, "block": self.blocks, "accuracy": self.accuracy,
+        return pd.DataFrame({"step": self.steps, "block": self.blocks, "accuracy": self.accuracy,
                              "control": self.control, "selectivity": self.accuracy - self.control})
 
     def __repr__(self) -> str:
-        k = self.steps.index(self.best_layer)
+        k = self.steps.index(self.best_step)
         return (f"ProbeResult({self.probe_kind} probe of {'/'.join(self.classes)} on {len(self.texts)} texts, "
-                f"{self.site} at {len(self.steps)} layers: best layer {self.best_layer}, accuracy "
+                f"{self.site} at {len(self.steps)} steps: best step {self.best_step} (block {self.best_block}), accuracy "
                 f"{self.accuracy[k]:.3f} vs control {self.control[k]:.3f})")
 
 
@@ -280,17 +305,16 @@ def check_labels(labels: Sequence[str], folds: int, groups: Sequence[str] | None
 def probe_activations(vectors: np.ndarray, labels: Sequence[str], *, kind: str = "logreg", folds: int = 5,
                       seed: int = 0, groups: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                       bar=None) -> dict[str, np.ndarray]:
-    """Fit and cross-validate a probe per layer of ``vectors[layer, text, feature]``, plus the
+    """Fit and cross-validate a probe per step of ``vectors[step, text, feature]``, plus the
     shuffled-label control (one fixed permutation of the labels)."""
     check_choice("probe kind", kind, KINDS)
     classes = check_labels(labels, folds, groups)
     y = np.searchsorted(classes, np.asarray(labels, dtype=str))
     shuffled = np.random.default_rng(seed).permutation(y)
-    n_layers = vectors.shape[0]
     out = {"fold_accuracy": [], "fold_control": [], "weights": [], "bias": [], "class_means": []}
-    for k in range(n_layers):
+    for k in range(vectors.shape[0]):
         if bar is not None:
-            bar.set_description(f"{kind} probe layer {k if steps is None else steps[k]}")
+            bar.set_description(f"{kind} probe step {k if steps is None else steps[k]}")
         x = vectors[k]
         out["fold_accuracy"].append(cross_validate(kind, x, y, len(classes), folds, seed, groups))
         out["fold_control"].append(cross_validate(kind, x, shuffled, len(classes), folds, seed, groups))
@@ -309,7 +333,8 @@ def probe(
     data: str | Path | Sequence[tuple[str, str]] | None = None,
     *,
     task: str | None = None,
-    layers: str | Sequence[int] | None = "all",
+    steps: str | Sequence[int] | None = None,
+    layers: str | Sequence[int] | None = None,
     kind: str = "logreg",
     cv: int = 5,
     site: str = "resid_pre",
@@ -319,7 +344,11 @@ def probe(
     workers: int | None = None,
     ray_address: str | None = None,
 ) -> ProbeResult:
-    """A linear probe per layer for a labelled set of texts.
+    """A linear probe per program step for a labelled set of texts.
+
+    ``steps``: positions in the current layer program (``"all"``, ``"6,12,18"``, ``"10-20"`` or
+    a list; default all). ``layers`` is the old spelling, accepted only under the identity
+    program, where a step is its block.
 
     ``data`` is a JSONL file of ``{"text", "label"}`` lines (optionally ``"group"``, see
     ``read_labelled``) or a list of ``(text, label)`` or ``(text, label, group)``;
@@ -354,7 +383,7 @@ def probe(
     if any(label.strip() == "" for label in labels):
         raise NeuroMagicsError("A text has an empty label: every text needs one.")
     check_labels(labels, cv, groups)
-    steps = parse_layers(layers, subject)
+    steps = parse_steps(explicit_layer_word(subject.program, layers, steps, old="--layers", new="--steps"), subject)
 
     with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit=pooling, on_batch=bar.update,
@@ -362,7 +391,7 @@ def probe(
         fitted = probe_activations(activations.vectors, labels, kind=kind, folds=cv, seed=seed, groups=groups,
                                    steps=steps, bar=bar)
     metadata = run_metadata(subject, texts, labels=labels, task=task, data=str(data) if isinstance(data, (str, Path))
-                            else None, site=site, layers=steps, kind=kind, cv=cv, pooling=pooling, seed=seed)
+                            else None, site=site, steps=steps, kind=kind, cv=cv, pooling=pooling, seed=seed)
     classes = fitted.pop("classes")
     return ProbeResult(texts=texts, labels=labels, classes=classes, steps=steps, blocks=activations.blocks, site=site,
                        pooling=pooling, probe_kind=kind, groups=groups, metadata=metadata, **fitted)

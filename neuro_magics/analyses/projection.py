@@ -26,10 +26,11 @@ import numpy as np
 
 from ..core.distributed import check_workers
 from ..core.errors import NeuroMagicsError, check_seed
+from ..core.programs import explicit_layer_word
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
-from ..core.activations import Activations, check_choice, collect, parse_layers
+from ..core.activations import Activations, check_choice, collect, parse_steps
 
 METHODS = ("pca", "umap", "tsne")
 UNITS = ("token", "text")
@@ -129,10 +130,11 @@ class ProjectionResult(Result):
         after = "".join(tokens[position + 1:position + 1 + CONTEXT_TOKENS])
         return f"{before}[[{tokens[position]}]]{after}"
 
-    def layer_index(self, layer: int) -> int:
-        if layer not in self.steps:
-            raise NeuroMagicsError(f"Layer {layer} was not projected: this result has layers {self.steps}.")
-        return self.steps.index(layer)
+    def step_index(self, step: int) -> int:
+        """Where program step ``step`` sits in ``coords``."""
+        if step not in self.steps:
+            raise NeuroMagicsError(f"Step {step} was not projected: this result has steps {self.steps}.")
+        return self.steps.index(step)
 
     # -- Result protocol -------------------------------------------------------------
 
@@ -157,23 +159,23 @@ class ProjectionResult(Result):
         return self.coords
 
     def to_pandas(self):
-        """One row per (layer, point): coordinates, label, token, text, position, cluster."""
+        """One row per (step, point), with the block the step ran: coordinates, label, token, text, position, cluster."""
         import pandas as pd
 
         labels, tokens = self.point_labels, self.point_tokens
         frames = []
         for k, step in enumerate(self.steps):
             frames.append(pd.DataFrame({
-                "layer": step, "point": np.arange(self.n_points), "x": self.coords[k, :, 0], "y": self.coords[k, :, 1],
+                "step": step, "block": self.blocks[k], "point": np.arange(self.n_points), "x": self.coords[k, :, 0], "y": self.coords[k, :, 1],
                 "label": labels, "token": tokens, "text_index": self.text_index, "position": self.position,
                 **({"cluster": self.clusters[k]} if self.clusters is not None else {}),
             }))
         return pd.concat(frames, ignore_index=True)
 
     def __repr__(self) -> str:
-        clusters = "" if self.clusters is None else f", clusters at {len(self.steps)} layers"
+        clusters = "" if self.clusters is None else f", clusters at {len(self.steps)} steps"
         return (f"ProjectionResult({self.method} of {self.n_points} {self.unit} points from {len(self.texts)} texts, "
-                f"{self.site} at layers {_short(self.steps)}{clusters})")
+                f"{self.site} at steps {_short(self.steps)}{clusters})")
 
 
 def _short(steps: Sequence[int]) -> str:
@@ -336,7 +338,8 @@ def project(
     texts: Sequence[str] | None = None,
     labels: Sequence[str] | None = None,
     *,
-    layers: str | Sequence[int] | None = "all",
+    steps: str | Sequence[int] | None = None,
+    layers: str | Sequence[int] | None = None,
     site: str = "resid_post",
     method: str = "pca",
     unit: str = "token",
@@ -348,15 +351,16 @@ def project(
     workers: int | None = None,
     ray_address: str | None = None,
 ) -> ProjectionResult:
-    """Map the activations of ``texts`` at ``layers`` to 2-D, one aligned map per layer.
+    """Map the activations of ``texts`` at program ``steps`` to 2-D, one aligned map per step.
 
     ``texts`` default to the built-in bilingual demo (English / French, labelled). ``unit``
     is ``"token"`` (one point per token) or ``"text"`` (one per text: its ``pooling``,
     ``"mean"`` or ``"last"`` token). ``method`` is ``"pca"``, ``"umap"`` or ``"tsne"``;
-    ``clusters`` a K for k-means or ``"auto"`` for HDBSCAN. ``layers`` counts the steps of
-    the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list). ``color`` is what the
+    ``clusters`` a K for k-means or ``"auto"`` for HDBSCAN. ``steps`` are positions in
+    the current program (``"all"``, ``"6,12,18"``, ``"10-20"`` or a list; default all); ``layers``
+    is their old spelling, accepted only under the identity program (where a step is its block). ``color`` is what the
     map colours first (default: the cluster when clustering, else the label). Ctrl-C after the
-    first layer is mapped returns the layers finished so far (``result.interrupted``).
+    first step is mapped returns the steps finished so far (``result.interrupted``).
     ``workers``: capture on that many Ray workers (at ``ray_address``, else a local cluster),
     each with its own copy of the model; the activations are the same.
     """
@@ -382,7 +386,7 @@ def project(
     check_choice("color", color, COLORS)
     if color == "cluster" and clusters is None:
         raise NeuroMagicsError("Colouring by cluster needs clusters: add --clusters K or --clusters auto.")
-    steps = parse_layers(layers, subject)
+    steps = parse_steps(explicit_layer_word(subject.program, layers, steps, old="--layers", new="--steps"), subject)
 
     with ProgressBar(len(texts) + len(steps), f"activations ({site})", "item", enabled=progress) as bar:
         activations = collect(subject, texts, steps, site=site, unit="token" if unit == "token" else pooling,
@@ -391,7 +395,7 @@ def project(
         coords, explained, cluster_labels = project_activations(activations, method=method, clusters=clusters,
                                                                 seed=seed, bar=bar)
     interrupted = len(coords) < len(steps)
-    metadata = run_metadata(subject, texts, labels=labels, site=site, layers=steps[:len(coords)], method=method,
+    metadata = run_metadata(subject, texts, labels=labels, site=site, steps=steps[:len(coords)], method=method,
                             unit=unit, interrupted=interrupted,
                             pooling=pooling if unit == "text" else None, clusters=clusters, seed=seed,
                             alignment="orthogonal Procrustes onto the previous layer")
@@ -442,12 +446,12 @@ class LanguageSimilarityResult(Result):
     def to_pandas(self):
         import pandas as pd
 
-        return pd.DataFrame({"layer": self.steps, "same_content_other_language": self.across,
+        return pd.DataFrame({"step": self.steps, "same_content_other_language": self.across,
                              "other_content_same_language": self.within})
 
     def __repr__(self) -> str:
         best = int(np.argmax(self.across - self.within))
-        return (f"LanguageSimilarityResult({len(self.pairs)} pairs, {self.site}: largest margin at layer "
+        return (f"LanguageSimilarityResult({len(self.pairs)} pairs, {self.site}: largest margin at step "
                 f"{self.steps[best]}, same content {self.across[best]:.3f} vs same language {self.within[best]:.3f})")
 
 
@@ -470,18 +474,20 @@ def language_similarity(
     subject: Subject,
     pairs: Sequence[tuple[str, str]] | None = None,
     *,
-    layers: str | Sequence[int] | None = "all",
+    steps: str | Sequence[int] | None = None,
+    layers: str | Sequence[int] | None = None,
     site: str = "resid_post",
     pooling: str = "mean",
     progress: bool = True,
 ) -> LanguageSimilarityResult:
-    """Per layer, cosine of translations against cosine of different sentences in one language
-    (``pairs`` default to the built-in English / French demo)."""
+    """Per program step (default all; ``layers`` is the old spelling, identity program only),
+    cosine of translations against cosine of different sentences in one language (``pairs``
+    default to the built-in English / French demo)."""
     check_choice("pooling", pooling, TEXT_POOLING)
     pairs = [tuple(map(str, pair)) for pair in (bilingual_pairs() if pairs is None else pairs)]
     if len(pairs) < 2 or any(len(pair) != 2 for pair in pairs):
         raise NeuroMagicsError("Give at least two (text, translation) pairs.")
-    steps = parse_layers(layers, subject)
+    steps = parse_steps(explicit_layer_word(subject.program, layers, steps, old="--layers", new="--steps"), subject)
     texts = [a for a, _ in pairs] + [b for _, b in pairs]
 
     with ProgressBar(len(texts), f"activations ({site})", "text", enabled=progress) as bar:
@@ -490,5 +496,5 @@ def language_similarity(
     values = np.array([pair_cosines(layer[:n], layer[n:]) for layer in activations.vectors])
     return LanguageSimilarityResult(
         steps=steps, across=values[:, 0], within=values[:, 1], pairs=[list(p) for p in pairs], site=site,
-        metadata=run_metadata(subject, texts, site=site, layers=steps, pooling=pooling),
+        metadata=run_metadata(subject, texts, site=site, steps=steps, pooling=pooling),
     )

@@ -1,14 +1,16 @@
 """Pruning, reversibly: Wanda and magnitude masks as a weight-changing intervention, and
-ShortGPT layer removal as a layer program.
+ShortGPT step removal as a layer program.
 
 - **Wanda** (Sun et al. 2023) scores each weight ``|W_ij| * ||X_j||_2``, the norm of input
   feature ``j`` over every token of a calibration corpus, and removes the lowest-scoring
   fraction of each output row. The norms come from one pass of the model as it is now
-  (the dense model; the paper's sequential variant re-measures after each layer).
+  (the dense model; the paper's sequential variant re-measures after each block).
 - **Magnitude** removes the smallest ``|W_ij|`` of each output row.
-- **Layers** (ShortGPT, Men et al. 2024) drops the ``drop`` steps of the current program with
-  the lowest Block Influence ``1 - cos(x_l, x_{l+1})`` on the corpus: a layer program, zero
-  copies, undone by ``%reset_layers``.
+- **Steps** (ShortGPT, Men et al. 2024) drops the ``drop_steps`` steps (positions of the current
+  layer program, not blocks: under ``0,1,2,3,2,3,4`` dropping step 5 removes the second run of
+  block 3 only) with the lowest Block Influence ``1 - cos(x_s, x_{s+1})`` on the corpus: a layer
+  program, zero copies, undone by ``%reset_layers``. ``"layers"`` / ``drop`` are the old
+  spellings, accepted only under the identity program, where a step is its block.
 
 A mask is an :class:`~neuro_magics.core.interventions.Intervention` of kind ``"prune"``: the
 subject keeps the weights it zeroes aside, ``reset_interventions`` restores them bit for bit,
@@ -28,6 +30,7 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
+from ..core.programs import LayerProgram, explicit_layer_word
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
@@ -41,7 +44,7 @@ from ..core.probe_sets import answer_set_scores
 from ..core.programs import dropped as dropped_steps
 from ..core.scoring import text_perplexity
 
-METHODS = ("wanda", "magnitude", "layers")
+METHODS = ("wanda", "magnitude", "steps")
 
 
 # -- the corpus ---------------------------------------------------------------------------------
@@ -134,7 +137,8 @@ def _nonzero(subject: Subject) -> int:
 @dataclass(repr=False, eq=False)
 class PruneResult(Result):
     """What a pruning did: perplexity and probe scores before and after, parameters, and the
-    sparsity of every matrix (``method="layers"``: the Block Influence and the dropped steps)."""
+    sparsity of every matrix (``method="steps"``: the Block Influence of every step of the program
+    before, the dropped steps and the blocks they ran)."""
 
     kind = "prune"
 
@@ -149,11 +153,21 @@ class PruneResult(Result):
     perplexity_after: float
     probes_before: dict[str, float]
     probes_after: dict[str, float]
-    block_influence: np.ndarray  # [steps] of the program before (layers), else empty
-    dropped: list[int]  # positions of the program before that were dropped (layers)
+    block_influence: np.ndarray  # [steps] of the program before (method steps), else empty
+    dropped_steps: list[int]  # steps of the program before that were dropped (method steps)
+    dropped_blocks: list[int]  # the blocks those steps ran
     program_before: str
     program_after: str
     metadata: dict[str, Any]
+
+    @property
+    def dropped(self) -> list[int]:
+        """``dropped_steps`` where each ran the block of its own index; elsewhere "dropped layers"
+        would name steps and blocks at once, so it is refused."""
+        if self.dropped_steps != self.dropped_blocks:
+            raise NeuroMagicsError(f"dropped is ambiguous: steps {self.dropped_steps} ran blocks {self.dropped_blocks}; "
+                                   "use dropped_steps or dropped_blocks.")
+        return self.dropped_steps
 
     @property
     def overall_sparsity(self) -> float:
@@ -161,7 +175,7 @@ class PruneResult(Result):
         return (self.nonzero_before - self.nonzero_after) / self.n_parameters
 
     def to_numpy(self) -> np.ndarray:
-        return self.block_influence if self.method == "layers" else self.matrix_sparsity
+        return self.block_influence if self.method == "steps" else self.matrix_sparsity
 
     def sparsity_grid(self) -> tuple[np.ndarray, list[str], list[str]]:
         """The per-matrix sparsity as ``[blocks, matrix paths]`` (NaN where a block has no such
@@ -171,9 +185,11 @@ class PruneResult(Result):
     def to_pandas(self):
         import pandas as pd
 
-        if self.method == "layers":
-            return pd.DataFrame({"position": range(len(self.block_influence)), "block_influence": self.block_influence,
-                                 "dropped": [k in self.dropped for k in range(len(self.block_influence))]})
+        if self.method == "steps":
+            blocks = LayerProgram.parse(self.program_before, self.metadata["n_layers"]).steps
+            return pd.DataFrame({"step": range(len(self.block_influence)), "block": blocks,
+                                 "block_influence": self.block_influence,
+                                 "dropped": [k in self.dropped_steps for k in range(len(self.block_influence))]})
         return pd.DataFrame({"matrix": self.matrices, "sparsity": self.matrix_sparsity})
 
     def summary_rows(self) -> list[tuple[str, str, str]]:
@@ -186,7 +202,7 @@ class PruneResult(Result):
         return rows
 
     def __repr__(self) -> str:
-        what = (f"dropped positions {self.dropped}" if self.method == "layers"
+        what = (f"dropped steps {self.dropped_steps} (blocks {self.dropped_blocks})" if self.method == "steps"
                 else f"sparsity {self.sparsity} per row of {len(self.matrices)} matrices")
         return (f"PruneResult({self.method}: {what}; perplexity {self.perplexity_before:.2f} -> "
                 f"{self.perplexity_after:.2f}; non-zero parameters {self.nonzero_before:,} -> {self.nonzero_after:,})")
@@ -197,10 +213,14 @@ class PruneResult(Result):
     def _fields(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in (
             "method", "sparsity", "matrices", "n_parameters", "nonzero_before", "nonzero_after", "perplexity_before",
-            "perplexity_after", "probes_before", "probes_after", "dropped", "program_before", "program_after")}
+            "perplexity_after", "probes_before", "probes_after", "dropped_steps", "dropped_blocks", "program_before",
+            "program_after")}
 
     @classmethod
     def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> PruneResult:
+        if "dropped" in fields:  # saved before steps and blocks were named apart (always the identity program)
+            fields["dropped_steps"] = fields["dropped_blocks"] = fields.pop("dropped")
+            fields["method"] = "steps" if fields["method"] == "layers" else fields["method"]
         return cls(**fields, matrix_sparsity=arrays["matrix_sparsity"], block_influence=arrays["block_influence"],
                    metadata=metadata)
 
@@ -229,6 +249,7 @@ def prune(
     method: str = "wanda",
     sparsity: float | None = None,
     *,
+    drop_steps: int | None = None,
     drop: int | None = None,
     corpus: str = "builtin",
     install: bool = True,
@@ -236,23 +257,28 @@ def prune(
     """Prune the subject and report perplexity, probe scores and parameters before and after.
 
     ``wanda`` / ``magnitude``: remove ``sparsity`` (0 < s < 1, default 0.5) of each output row of every
-    block matrix; undo with ``nm.reset_interventions(subject, "prune")``. ``layers``: drop the ``drop``
-    steps of lowest Block Influence; undo with ``subject.reset()`` (``%reset_layers``). ``corpus``
+    block matrix; undo with ``nm.reset_interventions(subject, "prune")``. ``steps``: drop the
+    ``drop_steps`` steps (positions of the current program, not blocks) of lowest Block
+    Influence; undo with ``subject.reset()`` (``%reset_layers``). ``"layers"`` and ``drop`` are
+    the old spellings of ``"steps"`` and ``drop_steps``, accepted only under the identity program. ``corpus``
     is ``"builtin"`` or a text file (Wanda's norms, Block Influence). With ``install=False``
     the model is measured pruned and left as it was.
     """
-    if method not in METHODS:
-        raise NeuroMagicsError(f"Unknown pruning method {method!r}: use wanda, magnitude or layers.")
+    if method not in (*METHODS, "layers"):
+        raise NeuroMagicsError(f"Unknown pruning method {method!r}: use wanda, magnitude or steps.")
     if method == "layers":
+        method = explicit_layer_word(subject.program, "steps", None, old="--method layers", new="--method steps")
+    if method == "steps":
+        drop = explicit_layer_word(subject.program, drop, drop_steps, old="--drop", new="--drop-steps")
         if sparsity is not None:
-            raise NeuroMagicsError("--sparsity is for wanda and magnitude; --method layers removes whole layers: "
-                                   "give --drop N instead.")
+            raise NeuroMagicsError("--sparsity is for wanda and magnitude; --method steps removes whole steps: "
+                                   "give --drop-steps N instead.")
         if drop is None or isinstance(drop, bool) or not isinstance(drop, int) or not 1 <= drop < len(subject.program):
-            raise NeuroMagicsError(f"--method layers needs --drop N with 1 <= N < {len(subject.program)} "
+            raise NeuroMagicsError(f"--method steps needs --drop-steps N with 1 <= N < {len(subject.program)} "
                                    f"(the current program's steps; got {drop}).")
     else:
-        if drop is not None:
-            raise NeuroMagicsError("--drop is for --method layers; wanda and magnitude take --sparsity.")
+        if drop is not None or drop_steps is not None:
+            raise NeuroMagicsError("--drop-steps is for --method steps; wanda and magnitude take --sparsity.")
         sparsity = 0.5 if sparsity is None else sparsity
         if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not 0 < sparsity < 1:
             raise NeuroMagicsError(f"--sparsity must be a fraction strictly between 0 and 1, e.g. 0.5 (got {sparsity}).")
@@ -266,7 +292,7 @@ def prune(
     probes_before = answer_set_scores(subject)
     modules = subject.block_matrices()
     influence, dropped, intervention = np.zeros(0), [], None
-    if method == "layers":
+    if method == "steps":
         influence = block_influence(subject, passages)
         dropped = sorted(int(k) for k in np.argsort(influence, kind="stable")[:drop])
 
@@ -285,17 +311,18 @@ def prune(
         sparsities = np.array([float((weight_matrix(m) == 0).float().mean()) for m in modules.values()], dtype=np.float32)
         nonzero_after, perplexity_after = _nonzero(subject), text_perplexity(subject)
         probes_after = answer_set_scores(subject)
-        metadata = run_metadata(subject, method=method, sparsity=sparsity, drop=drop, corpus=corpus)
+        metadata = run_metadata(subject, method=method, sparsity=sparsity, drop_steps=drop, corpus=corpus)
     if install:
         if intervention is not None:
             intervention.install(subject)
         else:
             subject.set_program(program_after)
     return PruneResult(
-        method=method, sparsity=None if method == "layers" else float(sparsity), matrices=list(modules),
+        method=method, sparsity=None if method == "steps" else float(sparsity), matrices=list(modules),
         matrix_sparsity=sparsities, n_parameters=n_parameters,
         nonzero_before=nonzero_before, nonzero_after=nonzero_after, perplexity_before=perplexity_before,
         perplexity_after=perplexity_after, probes_before=probes_before, probes_after=probes_after,
-        block_influence=np.asarray(influence, dtype=np.float64), dropped=dropped, program_before=str(program_before),
+        block_influence=np.asarray(influence, dtype=np.float64), dropped_steps=dropped,
+        dropped_blocks=[program_before.steps[k] for k in dropped], program_before=str(program_before),
         program_after=str(program_after), metadata=metadata,
     )

@@ -21,7 +21,7 @@ from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
 from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
-from ..core.programs import parse_ranges
+from ..core.programs import explicit_layer_word, parse_ranges
 from ..core.results import Result, run_metadata
 from ..core.subject import Subject, with_lock
 from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
@@ -107,23 +107,27 @@ def quantize(
     subject: Subject,
     bits: int = 8,
     *,
+    blocks: str | Sequence[int] | None = None,
     layers: str | Sequence[int] | None = None,
     diff: bool = True,
     prompts: Sequence[str] | None = None,
     max_new_tokens: int = DEFAULT_NEW_TOKENS,
     install: bool = False,
 ) -> QuantizeResult:
-    """Simulate rounding the block matrices (of ``layers``, e.g. ``"0-5"``; default all) to
-    ``bits`` (4 or 8) bits: the weight error per matrix and the before/after diff. The model
+    """Simulate rounding the block matrices (of the original ``blocks``, e.g. ``"0-5"``; default
+    all; the rounding acts at every step that runs them) to ``bits`` (4 or 8) bits: the weight
+    error per matrix and the before/after diff. ``layers`` is the old spelling of ``blocks``,
+    accepted only under the identity program. The model
     is left as it was unless ``install``."""
     if bits not in BITS:
         raise NeuroMagicsError(f"bits must be 4 or 8 (got {bits}).")
     refuse_offloaded(subject.model, "Quantizing")
-    blocks = range(subject.n_layers) if layers is None else (
-        parse_ranges(layers, subject.n_layers) if isinstance(layers, str) else [int(b) for b in layers])
+    blocks = explicit_layer_word(subject.program, layers, blocks, old="--layers", new="--blocks")
+    blocks = range(subject.n_layers) if blocks is None else (
+        parse_ranges(blocks, subject.n_layers) if isinstance(blocks, str) else [int(b) for b in blocks])
     bad = [b for b in blocks if not 0 <= b < subject.n_layers]
     if bad:
-        raise NeuroMagicsError(f"Layer {bad[0]} is out of range: this model has layers 0-{subject.n_layers - 1}.")
+        raise NeuroMagicsError(f"Block {bad[0]} is out of range: this model has blocks 0-{subject.n_layers - 1}.")
     chosen = {name: module for name, module in subject.block_matrices().items() if int(name.split(".")[0]) in set(blocks)}
     errors = np.array([float(torch.linalg.matrix_norm((w - rounded(w, bits)).double()) / max(
         float(torch.linalg.matrix_norm(w.double())), 1e-30)) for w in (weight_matrix(m).detach() for m in chosen.values())],
@@ -134,7 +138,7 @@ def quantize(
     if diff:
         comparison = compare(subject, lambda: intervention.applied(subject), prompts, max_new_tokens=max_new_tokens,
                              label_after=f"int{bits}")
-    metadata = run_metadata(subject, list(prompts or []), bits=bits, layers=list(blocks))
+    metadata = run_metadata(subject, list(prompts or []), bits=bits, blocks=list(blocks))
     if install:
         intervention.install(subject)
     return QuantizeResult(bits, list(chosen), errors, comparison, metadata)

@@ -22,7 +22,7 @@ import torch
 
 from ..core.attention_patterns import head_scores
 from ..core.errors import NeuroMagicsError, ProgramError
-from ..core.programs import parse_ranges
+from ..core.programs import explicit_layer_word, parse_ranges
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
@@ -321,6 +321,7 @@ def scan(
     prompt: str | Sequence[str],
     *,
     sites: Sequence[str] | str = DEFAULT_SITES,
+    steps: str | None = None,
     layers: str | None = None,
     lens: bool = False,
     attention: bool = False,
@@ -332,7 +333,9 @@ def scan(
 
     sites: any of ``resid`` (stream entering and leaving each step), ``attn``, ``mlp``,
         ``neurons``; a list or a comma-separated string.
-    layers: program steps to keep, ``a:b`` half-open or ``a-b`` inclusive (default: all).
+    steps: program steps (positions in the layer program, not blocks) to keep, ``a:b``
+        half-open or ``a-b`` inclusive (default: all). ``layers``: their old spelling,
+        accepted only under the identity program (where a step is its block).
     lens: logit lens per (step, token): top-k tokens, entropy, probability and rank of
         ``target`` (one token; default: the model's final prediction at that position).
         Giving ``target`` turns the lens on.
@@ -350,7 +353,7 @@ def scan(
         raise NeuroMagicsError(f"--top-k must be between 1 and {min(100, subject.vocab_size)} (got {top_k}).")
     target_id = _target_token(subject, target) if target is not None else None
     program = subject.program
-    steps = _parse_layers(layers, program)
+    steps = _parse_steps(explicit_layer_word(program, layers, steps, old="--layers", new="--steps"), program)
     encoded = subject.encode(prompts)
     input_ids, attention_mask = encoded["input_ids"], encoded["attention_mask"]
     if attention:
@@ -504,15 +507,14 @@ def _parse_sites(sites: Sequence[str] | str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _parse_layers(layers: str | None, program) -> list[int]:
+def _parse_steps(steps: str | None, program) -> list[int]:
     """Program steps to keep; ranges count the steps of the current program."""
-    if layers is None:
+    if steps is None:
         return list(range(len(program)))
     try:
-        return sorted(set(parse_ranges(layers, len(program))))
+        return sorted(set(parse_ranges(steps, len(program), unit="step", owner="the current program")))
     except ProgramError as error:
-        where = "" if program.is_identity else f" (--layers counts the {len(program)} steps of the current program)"
-        raise NeuroMagicsError(f"--layers {layers!r}: {error}{where}") from None
+        raise NeuroMagicsError(f"--steps {steps!r}: {error}") from None
 
 
 def _target_token(subject: Subject, target: str) -> int:
@@ -536,7 +538,7 @@ def _check_attention_size(subject: Subject, n_steps: int, shape: torch.Size) -> 
         raise NeuroMagicsError(
             f"Attention patterns for {n_steps} steps x {heads} heads x {shape[1]}^2 tokens would take "
             f"{size / 2**20:.0f} MiB (limit {memory.MAX_ATTENTION_BYTES // 2**20} MiB): keep fewer steps with "
-            "--layers or scan a shorter prompt."
+            "--steps or scan a shorter prompt."
         )
 
 
@@ -558,7 +560,7 @@ def _check_memory(subject: Subject, steps: Sequence[int], sites: Sequence[str], 
         raise NeuroMagicsError(
             f"This scan needs about {need / gib:.1f} GiB ({captures / gib:.1f} GiB of captures for {len(steps)} steps x "
             f"{batch * tokens} tokens x {'+'.join(widths)}, {scores / gib:.1f} GiB of attention scores) but "
-            f"{available / gib:.1f} GiB is free: capture fewer sites (--sites resid), fewer steps (--layers 10:20), "
+            f"{available / gib:.1f} GiB is free: capture fewer sites (--sites resid), fewer steps (--steps 10:20), "
             "or scan a shorter prompt."
         )
 

@@ -50,25 +50,25 @@ class Activations:
     text_tokens: list[list[str]]
 
 
-def parse_layers(layers: str | Sequence[int] | None, subject: Subject) -> list[int]:
-    """Program steps from ``"all"``/None, a range spec (``6,12,18``, ``10-20``) or a list."""
+def parse_steps(steps: str | Sequence[int] | None, subject: Subject) -> list[int]:
+    """Program steps (positions in the current layer program, not blocks) from ``"all"``/None,
+    a range spec (``6,12,18``, ``10-20``) or a list."""
     program = subject.program
-    if layers is None or (isinstance(layers, str) and layers.strip() == "all"):
+    if steps is None or (isinstance(steps, str) and steps.strip() == "all"):
         return list(range(len(program)))
     try:
-        if isinstance(layers, str):
-            steps = parse_ranges(layers, len(program), unit="layer")
+        if isinstance(steps, str):
+            chosen = parse_ranges(steps, len(program), unit="step", owner="the current program")
         else:
-            steps = [int(step) for step in layers]
-            bad = [step for step in steps if not 0 <= step < len(program)]
+            chosen = [int(step) for step in steps]
+            bad = [step for step in chosen if not 0 <= step < len(program)]
             if bad:
-                raise ProgramError(f"Layer {bad[0]} is out of range: this model has layers 0-{len(program) - 1}.")
+                raise ProgramError(f"Step {bad[0]} is out of range: the current program has steps 0-{len(program) - 1}.")
     except ProgramError as error:
-        where = "" if program.is_identity else f" (layers count the {len(program)} steps of the current program)"
-        raise NeuroMagicsError(f"--layers {layers!r}: {error}{where}") from None
-    if not steps:
-        raise NeuroMagicsError("No layers given: use --layers all, or a list like 6,12,18.")
-    return sorted(set(steps))
+        raise NeuroMagicsError(f"--steps {steps!r}: {error}") from None
+    if not chosen:
+        raise NeuroMagicsError("No steps given: use --steps all, or a list like 6,12,18.")
+    return sorted(set(chosen))
 
 
 def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
@@ -166,11 +166,11 @@ def _width(subject: Subject, site: str) -> int:
     return module.in_features if isinstance(module, torch.nn.Linear) else module.weight.shape[0]
 
 
-def _check_memory(n_layers: int, n_points: int, width: int) -> None:
-    """Refuse in one line activations that would not fit: float32 on the CPU, all layers at once."""
-    need, available = 4 * n_layers * n_points * width, memory.available_memory()
+def _check_memory(n_steps: int, n_points: int, width: int) -> None:
+    """Refuse in one line activations that would not fit: float32 on the CPU, all steps at once."""
+    need, available = 4 * n_steps * n_points * width, memory.available_memory()
     if need > MEMORY_FRACTION * available:
         gib = 2**30
         raise NeuroMagicsError(
-            f"{n_layers} layers x {n_points} points x {width} features need {need / gib:.1f} GiB but "
-            f"{available / gib:.1f} GiB is free: pick fewer layers (--layers 6,12,18), fewer texts, or --unit text.")
+            f"{n_steps} steps x {n_points} points x {width} features need {need / gib:.1f} GiB but "
+            f"{available / gib:.1f} GiB is free: pick fewer steps (--steps 6,12,18), fewer texts, or --unit text.")

@@ -201,3 +201,18 @@ def dropped(program: LayerProgram, positions: Sequence[int]) -> LayerProgram:
     if len(gone) == len(program):
         raise ProgramError("That would drop every block; keep at least one (or use %reset_layers).")
     return LayerProgram(tuple(s for k, s in enumerate(program.steps) if k not in gone), program.n_layers)
+
+
+def explicit_layer_word(program: LayerProgram, old_value, new_value, *, old: str, new: str):
+    """What the user gave under the explicit word ``new`` (a block or a step option), or under
+    the old word ``old`` ("layer"). A *block* is an original layer, a *step* a position in the
+    program: the old word names both only under the identity program, so elsewhere it is
+    refused in one line rather than silently read as one of them."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ProgramError(f"Give {new} or {old}, not both: {old} is the old spelling of {new}.")
+    if not program.is_identity:
+        raise ProgramError(f"{old} is ambiguous under the program {program}, where a block (an original layer) and "
+                           f"a step (a position in the program) differ: say {new}.")
+    return old_value

@@ -19,8 +19,10 @@ class BrainScanMagics(SessionMagics):
     @argument("--score", default="logprob", choices=("logprob", "generate"),
               help="logprob: teacher-forced answer log-probability (fast); generate: greedy answer, graded.")
     @argument("--max-new-tokens", type=integer, default=64, help="Longest greedy answer with --score generate.")
+    @argument("--blocks", default=None,
+              help="Sweep only configs inside original blocks I0:J0 (I0 <= i < j <= J0); a-b is inclusive.")
     @argument("--layers", default=None,
-              help="Sweep only configs inside I0:J0 (I0 <= i < j <= J0); a-b is inclusive.")
+              help="Old spelling of --blocks, only under the identity program (where a block is its step).")
     @argument("--times", type=integer, default=1, help="Extra passes of the duplicated block (1: it runs twice).")
     @argument("--limit", type=integer, default=None, help="Use only the first N probe items.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
@@ -44,7 +46,7 @@ class BrainScanMagics(SessionMagics):
         subject = self.session.require_subject()
         result = brainscan(
             subject, probe=args.probe, score=args.score, items=cell, limit=args.limit,
-            layers=args.layers, times=args.times, max_new_tokens=args.max_new_tokens,
+            blocks=args.blocks, layers=args.layers, times=args.times, max_new_tokens=args.max_new_tokens,
             save=args.save, resume=args.resume, overwrite=args.overwrite,
             workers=args.workers, ray_address=args.ray_address,
         )

@@ -38,7 +38,10 @@ def _check_choice(option: str, value: str, choices) -> None:
 class GeometryMagics(SessionMagics):
     @magic_arguments()
     @argument("--site", default="resid_post", help=f"Where to read: {', '.join(VECTOR_SITES)} (default: %(default)s).")
-    @argument("--layers", default="all", help="Layers to map: all, 6,12,18 or 10-20 (default: all).")
+    @argument("--steps", default=None, help="Program steps (positions in the layer program) to map: all, 6,12,18 "
+                                            "or 10-20 (default: all).")
+    @argument("--layers", default=None, help="Old spelling of --steps, only under the identity program (where a step "
+                                             "is its block).")
     @argument("--method", default="pca", help=f"{', '.join(METHODS)} (default: pca; umap and tsne take longer).")
     @argument("--unit", default="token", help="token: one point per token; text: one per line (default: token).")
     @argument("--pool", default="mean", help="With --unit text: mean or last token of each text (default: mean).")
@@ -54,7 +57,7 @@ class GeometryMagics(SessionMagics):
     @one_line_errors
     def project(self, line: str, cell: str | None = None) -> ProjectionResult:
         """Map the activations of the texts in the cell (one per line, optionally label<TAB>text)
-        to 2-D at each layer, aligned so points do not jump between layers. Box-select points in
+        to 2-D at each program step, aligned so points do not jump between steps. Box-select points in
         the map: their indices land in result.selected. Python: nm.project(subject, texts, labels)."""
         args = parse_arguments(self.project, line)
         check_output_name(self.shell, args.output)
@@ -74,11 +77,11 @@ class GeometryMagics(SessionMagics):
             raise UsageError("Write one text per line below %%project (optionally label<TAB>text), or use --demo.")
         texts, labels = (None, None) if args.demo else labelled_lines(body)
         subject = self.session.require_subject()
-        result = project(subject, texts, labels, layers=args.layers, site=args.site, method=args.method,
+        result = project(subject, texts, labels, steps=args.steps, layers=args.layers, site=args.site, method=args.method,
                          unit=args.unit, pooling=args.pool, clusters=clusters, color=args.color, seed=args.seed,
                          workers=args.workers, ray_address=args.ray_address)
         if result.interrupted:
-            print(f"Interrupted: layers {', '.join(map(str, result.steps))} were mapped and kept.")
+            print(f"Interrupted: steps {', '.join(map(str, result.steps))} were mapped and kept.")
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result
@@ -87,7 +90,10 @@ class GeometryMagics(SessionMagics):
     @argument("--data", default=None, metavar="FILE", help='JSONL file, one {"text": ..., "label": ...} per line '
                                                             '(optional "group": texts kept in one fold).')
     @argument("--task", default=None, help="A built-in labelled task: " + ", ".join(tasks()) + ".")
-    @argument("--layers", default="all", help="Layers to probe: all, 6,12,18 or 10-20 (default: all).")
+    @argument("--steps", default=None, help="Program steps (positions in the layer program) to probe: all, 6,12,18 "
+                                            "or 10-20 (default: all).")
+    @argument("--layers", default=None, help="Old spelling of --steps, only under the identity program (where a step "
+                                             "is its block).")
     @argument("--kind", default="logreg", help=f"{' or '.join(KINDS)} (default: logreg).")
     @argument("--cv", type=integer, default=5, help="Cross-validation folds (default: 5).")
     @argument("--site", default="resid_pre", help="Where to read (default: resid_pre, where %%steer adds).")
@@ -97,8 +103,9 @@ class GeometryMagics(SessionMagics):
     @line_magic
     @one_line_errors
     def probe(self, line: str) -> ProbeResult:
-        """A linear probe per layer, cross-validated, with a shuffled-label control; shows accuracy
-        by layer. result.direction[l] steers: nm.steer(m, layer=l, coef=1, vector=result.direction[l]).
+        """A linear probe per program step, cross-validated, with a shuffled-label control; shows
+        accuracy by step. result.direction[s] steers at the block step s ran:
+        nm.steer(m, block=result.block_of(s), coef=1, vector=result.direction[s]).
         Python: nm.probe(subject, data_or_file, task=...)."""
         args = parse_arguments(self.probe, line)
         check_output_name(self.shell, args.output)
@@ -112,7 +119,7 @@ class GeometryMagics(SessionMagics):
         if args.cv < 2:
             raise UsageError(f"--cv must be at least 2 folds (got {args.cv}).")
         subject = self.session.require_subject()
-        result = probe(subject, args.data, task=args.task, layers=args.layers, kind=args.kind, cv=args.cv,
+        result = probe(subject, args.data, task=args.task, steps=args.steps, layers=args.layers, kind=args.kind, cv=args.cv,
                        site=args.site, pooling=args.pool, workers=args.workers, ray_address=args.ray_address)
         if args.output is not None:
             self.shell.user_ns[args.output] = result

@@ -21,7 +21,10 @@ class NetworkMagics(SessionMagics):
     @argument("--corpus", default=None,
               help="builtin (5 genres x 100 texts), builtin:math,code, or a .txt/.jsonl file. Texts in the cell "
                    "(one per line, or blocks between blank lines) replace it.")
-    @argument("--layers", default=None, help="Layers to read: a:b half-open or a-b inclusive (default: all).")
+    @argument("--blocks", default=None, help="Original blocks (layers of the model, read under the identity program) "
+                                             "to read: a:b half-open or a-b inclusive (default: all).")
+    @argument("--layers", default=None, help="Old spelling of --blocks, only under the identity program (where a "
+                                             "block is its step).")
     @argument("--max-tokens", type=integer, default=None, help="Read at most N tokens (texts taken in turn from each genre).")
     @argument("--seed", type=integer, default=0, help="FastICA's random_state.")
     @argument("--lesion", action="store_true",
@@ -35,7 +38,7 @@ class NetworkMagics(SessionMagics):
     @line_cell_magic
     @one_line_errors
     def networks(self, line: str, cell: str | None = None):
-        """Find the model's functional networks: FastICA over every layer's MLP output on a
+        """Find the model's functional networks: FastICA over every block's MLP output on a
         corpus; key neurons have z > --threshold. %ablate --network K|key masks one.
         Python: nm.networks(subject, texts, ...) and nm.network_lesion(subject, result, probe)."""
         args = parse_arguments(self.networks, line)
@@ -57,7 +60,7 @@ class NetworkMagics(SessionMagics):
 
             load_probe(args.probe)
         result = networks(subject, texts if texts is not None else args.corpus, components=args.components,
-                          threshold=args.threshold, layers=args.layers, max_tokens=args.max_tokens,
+                          threshold=args.threshold, blocks=args.blocks, layers=args.layers, max_tokens=args.max_tokens,
                           random_state=args.seed, workers=args.workers, ray_address=args.ray_address)
         self.session.networks = result
         if args.output is not None:

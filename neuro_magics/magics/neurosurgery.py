@@ -16,13 +16,13 @@ from .session import (SessionMagics, check_positive, integer, one_line_errors, p
                       refuse_options)
 
 
-def _layer(value: str) -> int | str:
-    if value == "auto":
+def _block(value: str | None, option: str) -> int | str | None:
+    if value is None or value == "auto":
         return value
     try:
         return integer(value)
     except ArgumentTypeError:
-        raise UsageError(f"--layer must be a block index or auto (digits 0-9; got {value!r}).") from None
+        raise UsageError(f"{option} must be a block index or auto (digits 0-9; got {value!r}).") from None
 
 
 @magics_class
@@ -31,7 +31,10 @@ class NeurosurgeryMagics(SessionMagics):
     @argument("--prompt", default=None, help='The fact\'s prompt, {} where the subject goes: "{} plays the sport of".')
     @argument("--subject", default=None, help='The words the fact is about: "LeBron James".')
     @argument("--target", default=None, help='The new answer (several tokens are fine): " football".')
-    @argument("--layer", default="auto", help="Block whose MLP is edited, or auto (causal tracing picks it).")
+    @argument("--block", default=None, help="The original block (layer of the model, not a step of the program) whose "
+                                            "MLP is edited, or auto (default: causal tracing picks it).")
+    @argument("--layer", default=None, help="Old spelling of --block, only under the identity program (where a block "
+                                            "is its step).")
     @argument("--paraphrase", action="append", default=None,
               help="Another prompt for the same fact, mentioning the subject (repeatable; default: the prompt "
                    "behind unrelated contexts).")
@@ -67,47 +70,57 @@ class NeurosurgeryMagics(SessionMagics):
             raise UsageError(f"%edit needs {', '.join(missing)}, e.g. %edit --prompt \"{{}} plays the sport of\" "
                              "--subject \"LeBron James\" --target \" football\".")
         result = editing.edit(
-            subject, args.prompt, args.subject, args.target, layer=_layer(args.layer), paraphrases=args.paraphrase,
+            subject, args.prompt, args.subject, args.target, block=_block(args.block, "--block"),
+            layer=_block(args.layer, "--layer"), paraphrases=args.paraphrase,
             neighbours=args.neighbour or (), diff=not args.no_diff, max_new_tokens=args.max_new_tokens,
         )
         print(f"Active until %edit --undo / --reset: {subject.interventions[-1].description}")
         return result
 
     @magic_arguments()
-    @argument("--method", default=None, help="wanda, magnitude, or layers (ShortGPT: drop the lowest Block Influence).")
+    @argument("--method", default=None, help="wanda, magnitude, or steps (ShortGPT: drop the steps of the layer "
+                                             "program with the lowest Block Influence). layers: old spelling of steps, "
+                                             "only under the identity program.")
     @argument("--sparsity", type=float, default=None, help="Fraction of each output row removed (wanda, magnitude; "
                                                            "default 0.5).")
-    @argument("--drop", type=integer, default=None, help="How many layers to drop (layers).")
-    @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, layers).")
-    @argument("--reset", action="store_true", help="Restore every pruned weight (layers: use %%reset_layers).")
+    @argument("--drop-steps", type=integer, default=None, help="How many steps (positions of the layer program, not "
+                                                                "blocks) to drop (steps).")
+    @argument("--drop", type=integer, default=None, help="Old spelling of --drop-steps, only under the identity "
+                                                          "program (where a step is its block).")
+    @argument("--corpus", default="builtin", help="Calibration text: builtin, or a text file (wanda, steps).")
+    @argument("--reset", action="store_true", help="Restore every pruned weight (steps: use %%reset_layers).")
     @line_magic
     @one_line_errors
     def prune(self, line: str):
-        """Prune by Wanda, magnitude or layer removal; reports perplexity, probe scores and
+        """Prune by Wanda, magnitude or step removal; reports perplexity, probe scores and
         parameters before and after. Reversible: %prune --reset restores the weights bit for
-        bit, %reset_layers the layers; nm.save_materialized writes the pruned model."""
+        bit, %reset_layers the program; nm.save_materialized writes the pruned model."""
         args = parse_arguments(self.prune, line)
         subject = self.session.require_subject()
-        others = ("method", "sparsity", "drop", "corpus")
+        others = ("method", "sparsity", "drop_steps", "drop", "corpus")
         if args.reset:
             refuse_options(args, others, "does not go with --reset: run %prune --reset on its own.")
             restored = reset_interventions(subject, 'prune')
             print(f"Restored the weights of {restored} pruning(s)." if restored else "No pruning is installed: nothing to restore.")
             return None
         if args.method is None:
-            refuse_options(args, others, "needs --method wanda, magnitude or layers.")
+            refuse_options(args, others, "needs --method wanda, magnitude or steps.")
             print_active(subject, "prune", "prunings")
             return None
         if args.method == "magnitude":
-            refuse_options(args, ("corpus",), "is for wanda and layers: magnitude pruning reads only the weights.")
-        result = pruning.prune(subject, args.method, args.sparsity, drop=args.drop, corpus=args.corpus)
-        undo = "%reset_layers" if args.method == "layers" else "%prune --reset"
+            refuse_options(args, ("corpus",), "is for wanda and steps: magnitude pruning reads only the weights.")
+        result = pruning.prune(subject, args.method, args.sparsity, drop_steps=args.drop_steps, drop=args.drop,
+                               corpus=args.corpus)
+        undo = "%reset_layers" if result.method == "steps" else "%prune --reset"
         print(f"Active until {undo}: {result!r}")
         return result
 
     @magic_arguments()
     @argument("--quantize", type=integer, default=None, help="Simulate rounding the block matrices to 4 or 8 bits.")
-    @argument("--layers", default=None, help="Blocks to round (--quantize), e.g. 0-5; default all.")
+    @argument("--blocks", default=None, help="Original blocks (layers of the model, not steps of the program) to round "
+                                             "(--quantize), e.g. 0-5; default all.")
+    @argument("--layers", default=None, help="Old spelling of --blocks, only under the identity program (where a "
+                                             "block is its step).")
     @argument("--prompt", action="append", default=None,
               help="Prompt for the rounding's before/after diff (repeatable; default: the built-in diff prompts).")
     @argument("--max-new-tokens", type=integer, default=DEFAULT_NEW_TOKENS, help="Tokens generated per prompt in the diff.")
@@ -121,11 +134,11 @@ class NeurosurgeryMagics(SessionMagics):
         check_positive(args, "max_new_tokens")
         subject = self.session.require_subject()
         if args.quantize is None:
-            refuse_options(args, ("layers", "prompt", "max_new_tokens"), "goes with --quantize 4|8.")
+            refuse_options(args, ("blocks", "layers", "prompt", "max_new_tokens"), "goes with --quantize 4|8.")
             return weights.weight_views(subject)
         if args.quantize not in (4, 8):
             raise UsageError(f"--quantize must be 4 or 8 (got {args.quantize}).")
-        return quantization.quantize(subject, args.quantize, layers=args.layers, prompts=args.prompt,
+        return quantization.quantize(subject, args.quantize, blocks=args.blocks, layers=args.layers, prompts=args.prompt,
                                      max_new_tokens=args.max_new_tokens)
 
 

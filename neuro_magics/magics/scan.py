@@ -15,8 +15,11 @@ class ScanMagics(SessionMagics):
     @magic_arguments()
     @argument("--sites", default=",".join(DEFAULT_SITES),
               help=f"What to capture, comma-separated: {', '.join(SITE_GROUPS)} (default: %(default)s).")
+    @argument("--steps", default=None,
+              help="Program steps (positions in the layer program, not blocks) to keep: a:b half-open or a-b "
+                   "inclusive, e.g. 0:30 or 10-20 (default: all).")
     @argument("--layers", default=None,
-              help="Program steps to keep: a:b half-open or a-b inclusive, e.g. 0:30 or 10-20 (default: all).")
+              help="Old spelling of --steps, only under the identity program (where a step is its block).")
     @argument("--lens", action="store_true",
               help="Logit lens per step and token: top-k tokens, entropy, probability and rank of the target.")
     @argument("--attention", action="store_true",
@@ -50,6 +53,7 @@ class ScanMagics(SessionMagics):
             subject,
             prompt,
             sites=args.sites,
+            steps=args.steps,
             layers=args.layers,
             lens=args.lens or args.top_k is not None,
             attention=args.attention,

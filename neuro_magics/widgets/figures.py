@@ -193,7 +193,7 @@ def projection_figure(result, layer: int | None = None, color: str | None = None
     """One layer's map (default: the last), coloured by label, cluster, position or token
     (default: the result's own colouring), in the scatter widget's colours."""
     layer = result.steps[-1] if layer is None else layer
-    k = result.layer_index(layer)
+    k = result.step_index(layer)
     color = color or result.color
     xy = result.coords[k]
     hover = [result.context(i) for i in range(result.n_points)]
@@ -228,21 +228,21 @@ def projection_figure(result, layer: int | None = None, color: str | None = None
 
 
 def probe_figure(result) -> go.Figure:
-    """Accuracy by layer against the shuffled-label control."""
+    """Accuracy by program step against the shuffled-label control."""
     figure = go.Figure([
         go.Scatter(x=result.steps, y=result.accuracy, mode="lines+markers", name=f"{result.probe_kind} probe",
                    line={"color": categorical(0)}),
         go.Scatter(x=result.steps, y=result.control, mode="lines+markers", name="shuffled-label control",
                    line={"dash": "dash", "color": categorical(1)}),
     ])
-    figure.update_layout(title=f"Probe of {' / '.join(result.classes)} by layer ({result.site}, {len(result.texts)} "
+    figure.update_layout(title=f"Probe of {' / '.join(result.classes)} by step ({result.site}, {len(result.texts)} "
                                f"texts, {result.fold_accuracy.shape[1]}-fold CV): {result.metadata.get('model', '')}",
-                         xaxis_title="layer", yaxis={"title": "held-out accuracy", "range": [0, 1.02]})
+                         xaxis_title="step", yaxis={"title": "held-out accuracy", "range": [0, 1.02]})
     return figure
 
 
 def language_similarity_figure(result) -> go.Figure:
-    """Per layer, cosine of translations against cosine of other sentences in the same language."""
+    """Per program step, cosine of translations against cosine of other sentences in the same language."""
     figure = go.Figure([
         go.Scatter(x=result.steps, y=result.across, mode="lines+markers", name="same content, other language",
                    line={"color": categorical(0)}),
@@ -251,7 +251,7 @@ def language_similarity_figure(result) -> go.Figure:
     ])
     figure.update_layout(title=f"Translations vs same-language sentences ({result.site}, {len(result.pairs)} pairs): "
                                f"{result.metadata.get('model', '')}",
-                         xaxis_title="layer", yaxis_title="mean cosine")
+                         xaxis_title="step", yaxis_title="mean cosine")
     return figure
 
 
@@ -259,17 +259,17 @@ def language_similarity_figure(result) -> go.Figure:
 
 
 def networks_figure(result) -> go.Figure:
-    """Where each network lives: its neurons per layer (networks x layers), key neurons per layer below."""
+    """Where each network lives: its neurons per block (networks x blocks), key neurons per block below."""
     figure = make_subplots(rows=2, cols=1, row_heights=[0.75, 0.25], shared_xaxes=True, vertical_spacing=0.06,
-                           subplot_titles=(f"neurons with z > {result.threshold:g} per network and layer",
-                                           "key neurons per layer"))
-    figure.add_trace(go.Heatmap(z=result.counts, x=result.layers, y=[f"network {k}" for k in range(result.n_networks)],
+                           subplot_titles=(f"neurons with z > {result.threshold:g} per network and block",
+                                           "key neurons per block"))
+    figure.add_trace(go.Heatmap(z=result.counts, x=result.blocks, y=[f"network {k}" for k in range(result.n_networks)],
                                 colorscale=SEQUENTIAL, colorbar={"title": "neurons", "len": 0.7, "y": 0.65},
-                                hovertemplate="%{y}, layer %{x}: %{z} neurons<extra></extra>"), row=1, col=1)
-    figure.add_trace(go.Bar(x=result.layers, y=result.key_counts, showlegend=False,
-                            hovertemplate="layer %{x}: %{y} key neurons<extra></extra>"), row=2, col=1)
+                                hovertemplate="%{y}, block %{x}: %{z} neurons<extra></extra>"), row=1, col=1)
+    figure.add_trace(go.Bar(x=result.blocks, y=result.key_counts, showlegend=False,
+                            hovertemplate="block %{x}: %{y} key neurons<extra></extra>"), row=2, col=1)
     figure.update_yaxes(autorange="reversed", row=1, col=1)
-    figure.update_xaxes(title_text="layer", row=2, col=1)
+    figure.update_xaxes(title_text="block", row=2, col=1)
     figure.update_layout(title=f"Functional networks of {result.metadata.get('model', '')}", height=520)
     return figure
 
@@ -298,11 +298,11 @@ def _short(text: str, limit: int = 40) -> str:
 
 def prune_figure(result) -> go.Figure:
     """Sparsity per block and matrix (or Block Influence per step, dropped ones marked)."""
-    if result.method == "layers":
-        colours = ["crimson" if k in result.dropped else "grey" for k in range(len(result.block_influence))]
+    if result.method == "steps":
+        colours = ["crimson" if k in result.dropped_steps else "grey" for k in range(len(result.block_influence))]
         figure = go.Figure(go.Bar(x=list(range(len(result.block_influence))), y=result.block_influence,
-                                  marker_color=colours, hovertemplate="position %{x}<br>BI %{y:.4f}<extra></extra>"))
-        figure.update_xaxes(title_text="position (red: dropped)")
+                                  marker_color=colours, hovertemplate="step %{x}<br>BI %{y:.4f}<extra></extra>"))
+        figure.update_xaxes(title_text="step of the program before (red: dropped)")
         figure.update_yaxes(title_text="Block Influence")
     else:
         grid, blocks, paths = result.sparsity_grid()
@@ -323,7 +323,7 @@ def edit_figure(result) -> go.Figure:
                          ("log p(old) before", result.old_before), ("log p(old) after", result.old_after)):
         figure.add_trace(go.Bar(name=name, x=values, y=labels, orientation="h"))
     figure.update_yaxes(autorange="reversed")
-    figure.update_layout(barmode="group", title=f"ROME edit at layer {result.layer}: {result.target!r}",
+    figure.update_layout(barmode="group", title=f"ROME edit at block {result.block}: {result.target!r}",
                          xaxis_title="mean log p per token")
     return figure
 

@@ -35,7 +35,7 @@ class NetworksGallery(ipywidgets.VBox):
             metrics=[{"name": "neurons", "label": f"neurons with z > {result.threshold:g}", "fmt": "d"},
                      {"name": "max_z", "label": "largest z in the layer", "fmt": ".2f"}],
             row_labels=[str(n) for n in range(result.n_networks)],
-            col_labels=[str(layer) for layer in result.layers], row_title="network", col_title="layer",
+            col_labels=[str(layer) for layer in result.blocks], row_title="network", col_title="block",
             title=repr(result).removeprefix("NetworksResult(").removesuffix(")"),
             tooltip_template="network {row} · layer {col} · {neurons:d} neurons · largest z {max_z:.2f}",
         )
@@ -70,8 +70,8 @@ class NetworksGallery(ipywidgets.VBox):
             f"{_visible(t['before'])}<b style='background:#fddbc7;color:#000'>{_visible(t['token'])}</b>"
             f"{_visible(t['after'])}</div>" for t in top)
         self.tokens.value = (f"<div class='nm-networks-top'><b>network {network}</b> · "
-                             f"{int(result.counts[network].sum())} neurons in layers "
-                             f"{', '.join(str(layer) for layer, c in zip(result.layers, result.counts[network]) if c)}"
+                             f"{int(result.counts[network].sum())} neurons in blocks "
+                             f"{', '.join(str(layer) for layer, c in zip(result.blocks, result.counts[network]) if c)}"
                              f" · where its time course peaks:{rows}</div>")
         texts = sorted({t["text_index"] for t in top}, key=[t["text_index"] for t in top].index)
         options = [(f"{n}: {' '.join(result.texts[n].split())[:70]}", n) for n in

@@ -327,10 +327,10 @@ def projection_widget(result) -> ScatterWidget:
 
 
 def probe_widget(result) -> LinesWidget:
-    """Accuracy by layer against the shuffled-label control (exact values on hover)."""
+    """Accuracy by program step against the shuffled-label control (exact values on hover)."""
     return LinesWidget(
         np.stack([result.accuracy, result.control]), [f"{result.probe_kind} probe", "shuffled-label control"],
-        [str(s) for s in result.steps], x_title="layer", y_title="held-out accuracy", y_range=(0.0, 1.0),
+        [str(s) for s in result.steps], x_title="step", y_title="held-out accuracy", y_range=(0.0, 1.0),
         dashed=(False, True),
         title=f"probe of {' / '.join(result.classes)} on {len(result.texts)} texts ({result.fold_accuracy.shape[1]}"
               f"-fold CV) · {result.site} · {result.metadata.get('model', '')}",
@@ -340,7 +340,7 @@ def probe_widget(result) -> LinesWidget:
 def language_similarity_widget(result) -> LinesWidget:
     return LinesWidget(
         np.stack([result.across, result.within]), ["same content, other language", "other content, same language"],
-        [str(s) for s in result.steps], x_title="layer", y_title="mean cosine",
+        [str(s) for s in result.steps], x_title="step", y_title="mean cosine",
         title=f"translations vs same-language sentences ({len(result.pairs)} pairs) · {result.site} · "
               f"{result.metadata.get('model', '')}",
     )
@@ -403,11 +403,11 @@ def prune_widget(result) -> ipywidgets.VBox:
     """The before/after table, and the sparsity of every matrix (or the Block Influence of every step)."""
     model = result.metadata.get("model", "")
     table = before_after_table(result.summary_rows(), f"prune ({result.method}) · {model}")
-    if result.method == "layers":
+    if result.method == "steps":
         influence = result.block_influence[:, None].astype(np.float32)
-        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped]
+        dropped = [{"row": k, "col": 0, "label": "dropped"} for k in result.dropped_steps]
         view = HeatmapWidget(influence, [{"name": "bi", "label": "Block Influence", "scale": "sequential", "fmt": ".4f"}],
-                             [str(k) for k in range(len(influence))], ["BI"], row_title="position", col_title="",
+                             [str(k) for k in range(len(influence))], ["BI"], row_title="step", col_title="",
                              title="Block Influence (lowest dropped)", marks=dropped)
     else:
         grid, blocks, paths = result.sparsity_grid()
@@ -419,7 +419,7 @@ def prune_widget(result) -> ipywidgets.VBox:
 
 def edit_widget(result) -> ipywidgets.VBox:
     """The before/after success table, and the diff of the generations when it was measured."""
-    title = f"edit at layer {result.layer}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
+    title = f"edit at block {result.block}: {result.template.replace('{}', result.subject_text)!r} -> {result.target!r}"
     parts = [before_after_table(result.summary_rows(), title)]
     if result.diff is not None:
         parts.append(diff_widget(result.diff))
