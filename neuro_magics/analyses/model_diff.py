@@ -126,9 +126,13 @@ class _States:
         self.subject = subject
         self.program, self.interventions = subject.program, subject.interventions
 
+    def is_current(self, side: _Side) -> bool:
+        """Whether entering ``side`` now changes nothing on the main subject."""
+        return side.program is None or (side.program == self.subject.program and
+                                        tuple(side.interventions) == self.subject.interventions)
+
     def enter(self, side: _Side) -> Subject:
-        if side.program is not None and (side.program != self.subject.program or
-                                         tuple(side.interventions) != self.subject.interventions):
+        if not self.is_current(side):
             self.subject.set_state(side.program, side.interventions)
         return side.subject
 
@@ -392,12 +396,14 @@ def _chunks(batches: list[list[int]], width: int, per_token_bytes: int) -> list[
     return groups
 
 
-def _visits(n_chunks: int) -> list[tuple[int, int]]:
-    """(side, chunk) in run order: A then B on the first chunk, B then A on the next, ... so that
-    consecutive chunks share a side and the subject switches once per chunk, not once per batch."""
+def _visits(n_chunks: int, first: int) -> list[tuple[int, int]]:
+    """(side, chunk) in run order: side ``first`` then the other on the first chunk, the other way
+    round on the next, ... so that consecutive chunks share a side and the subject switches once
+    per chunk, not twice per batch."""
     order = []
     for chunk in range(n_chunks):
-        order += [(0, chunk), (1, chunk)] if chunk % 2 == 0 else [(1, chunk), (0, chunk)]
+        pair = (first, 1 - first) if chunk % 2 == 0 else (1 - first, first)
+        order += [(side, chunk) for side in pair]
     return order
 
 
@@ -421,7 +427,7 @@ def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[
     work = 2 * len(batches) + (2 if probes else 0) + 1
     with ProgressBar(work, f"diff {side_a.label} vs {side_b.label}", "part", enabled=progress) as bar:
         stored: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        for side_index, chunk in _visits(len(chunks)):
+        for side_index, chunk in _visits(len(chunks), first=1 if states.is_current(side_b) else 0):
             side = sides[side_index]
             side_subject = states.enter(side)
             weights.visit(side_index)
