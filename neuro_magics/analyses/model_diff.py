@@ -174,8 +174,7 @@ def _forward(subject: Subject, ids: torch.Tensor, mask: torch.Tensor, vocab: int
     inputs = prepare(subject, ids, mask)
     output = run(subject, inputs, capture=Capture(sites=("resid_post",), device=subject.device, dtype=torch.float32),
                  logits_at="all")
-    logits = output.logits[..., :vocab].float()
-    return logits.sub_(logits.logsumexp(-1, keepdim=True)), output.captures["resid_post"]
+    return torch.log_softmax(output.logits[..., :vocab].float(), dim=-1), output.captures["resid_post"]
 
 
 def kl_divergence(logprobs_a: torch.Tensor, logprobs_b: torch.Tensor) -> torch.Tensor:
