@@ -34,7 +34,7 @@ from ..core.offload import refuse_offloaded
 from ..core.interventions import Intervention, WeightChange, rebuilder
 from ..core.progress import ProgressBar
 from ..core.results import Result, run_metadata
-from ..core.runner import Capture, prepare, run
+from ..core.runner import Capture, position_ids_for, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
 from .diffing import text_perplexity
@@ -62,6 +62,32 @@ def calibration_passages(corpus: str = "builtin") -> list[str]:
     if not passages:
         raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")
     return passages
+
+
+#: Calibration passages per forward (left-padded, attention-masked, explicit positions).
+CALIBRATION_BATCH = 8
+
+
+def calibration_batches(subject: Subject, passages: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The passages' token ids, each cut to the model's context, as ``(ids, attention_mask)``
+    batches of ``CALIBRATION_BATCH``, left-padded, in order of length (little padding). Run each
+    with ``calibration_forward``; a hook counts a batch's real tokens by its mask."""
+    limit = subject.context_length
+    rows = sorted((list(subject.tokenizer(p)["input_ids"])[:limit] for p in passages), key=len)
+    batches = []
+    for start in range(0, len(rows), CALIBRATION_BATCH):
+        chunk = rows[start:start + CALIBRATION_BATCH]
+        width = max(len(row) for row in chunk)
+        ids = torch.tensor([[subject.pad_token_id] * (width - len(row)) + row for row in chunk])
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in chunk])
+        batches.append((ids.to(subject.device), mask.to(subject.device)))
+    return batches
+
+
+def calibration_forward(subject: Subject, ids: torch.Tensor, mask: torch.Tensor) -> None:
+    """One HF forward of a left-padded calibration batch: the mask and positions that skip the
+    padding, so each passage reads as it would alone."""
+    subject.model(input_ids=ids, attention_mask=mask, position_ids=position_ids_for(mask), use_cache=False)
 
 
 def _encoded_passages(subject: Subject, passages: Sequence[str]) -> list[torch.Tensor]:
@@ -98,19 +124,23 @@ def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
 @with_lock
 @torch.no_grad()
 def input_norms(subject: Subject, modules: dict[str, torch.nn.Module], passages: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``||X_j||_2`` per input feature of each module over every token of ``passages`` (one
-    forward per passage, the model as it is now: program and interventions included)."""
+    """``||X_j||_2`` per input feature of each module over every token of ``passages`` (batched,
+    padding left out; the model as it is now: program and interventions included)."""
     squares: dict[str, torch.Tensor] = {}
     handles = []
+    real: list[torch.Tensor] = []  # the running batch's attention mask, as booleans
+
     for name, module in modules.items():
         def accumulate(module, args, name=name):
-            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
+            x = args[0].detach()[real[0].to(args[0].device)].float()
             squares[name] = squares.get(name, 0) + (x * x).sum(0)
         handles.append(module.register_forward_pre_hook(accumulate))
     try:
-        with ProgressBar(len(passages), "calibrate", "passage", leave=False) as bar:
-            for ids in _encoded_passages(subject, passages):
-                subject.model(input_ids=ids, use_cache=False)
+        batches = calibration_batches(subject, passages)
+        with ProgressBar(len(batches), "calibrate", "batch", leave=False) as bar:
+            for ids, mask in batches:
+                real[:] = [mask.bool()]
+                calibration_forward(subject, ids, mask)
                 bar.update()
     finally:
         for handle in handles:
