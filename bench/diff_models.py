@@ -11,7 +11,7 @@ In one run, best CPU time (``time.process_time``) of interleaved repeats after a
   PCA of the differences, and per matrix the relative Frobenius change and
   ``torch.linalg.matrix_rank`` (an SVD in float64) at the same tolerance.
 
-    python bench/diff_models.py [--repeats 2] [--threads 1] [--before main]
+    python bench/diff_models.py [--repeats 1] [--threads 1] [--before main]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def hand_loop(subject: nm.Subject, batch_size: int = 8, max_tokens: int = 64) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--before", default="main", help="git revision whose model_diff.py is timed beside")
     args = parser.parse_args()
@@ -85,18 +85,22 @@ def main() -> None:
     subject = nm.load_model(device="cpu", dtype="float32")
     nm.prune(subject, "magnitude", 0.5)
     before = module_at(args.before, "neuro_magics/analyses/model_diff.py")
-    now = nm.diff_models(subject, "current", "original", probes=False, progress=False)
-    then = before.diff_models(subject, "current", "original", probes=False, progress=False)
-    for name in ("kl", "drift_l2", "drift_relative", "drift_cosine", "drift_pca", "weight_change"):
-        x, y = getattr(now, name), getattr(then, name)
-        print(f"  {name:<16} max |now - {args.before}| = {np.nanmax(np.abs(x - y)):.2e}")
-    print(f"  weight_rank      equal to {args.before}: {np.array_equal(now.weight_rank, then.weight_rank)}")
-    cases = [("nm.diff_models (now)", lambda: nm.diff_models(subject, "current", "original", probes=False,
-                                                            progress=False)),
-             (f"diff_models at {args.before}", lambda: before.diff_models(subject, "current", "original",
-                                                                         probes=False, progress=False)),
+    kept = {}
+
+    def ours() -> None:
+        kept["now"] = nm.diff_models(subject, "current", "original", probes=False, progress=False)
+
+    def then() -> None:
+        kept["then"] = before.diff_models(subject, "current", "original", probes=False, progress=False)
+
+    cases = [("nm.diff_models (now)", ours), (f"diff_models at {args.before}", then),
              ("hand HF loop, side-major", lambda: hand_loop(subject))]
     best = best_cpu_times(cases, args.repeats)
+    now, then_result = kept["now"], kept["then"]
+    for name in ("kl", "drift_l2", "drift_relative", "drift_cosine", "drift_pca", "weight_change"):
+        x, y = getattr(now, name), getattr(then_result, name)
+        print(f"  {name:<16} max |now - {args.before}| = {np.nanmax(np.abs(x - y)):.2e} (largest {np.nanmax(np.abs(y)):.3g})")
+    print(f"  weight_rank      equal to {args.before}: {np.array_equal(now.weight_rank, then_result.weight_rank)}")
     print(f"default model pruned 50% (magnitude), current vs original, {len(now.texts)} texts x "
           f"{now.kl.shape[1]} tokens, {args.threads} thread(s); best CPU s of {args.repeats}:")
     for (name, _), seconds in zip(cases, best):
