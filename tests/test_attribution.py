@@ -482,3 +482,78 @@ def test_widget_and_figure_carry_the_result():
     assert np.isnan(matrix[0, result.target_positions[0] + 1:]).all()
     np.testing.assert_allclose(matrix[1], result.scores["occlusion"][1], rtol=1e-6)
     np.testing.assert_allclose(np.asarray(figure.data[1].z)[:, :-1], result.dla_parts.heads)
+
+
+@pytest.mark.parametrize("given_target", [True, False])
+def test_saliency_alone_runs_one_pass_in_the_models_own_attention(given_target):
+    """Oracle: the forwards of the first block counted by the test's own hook, and the attention
+    implementation each one ran; f(x) against HF's log-prob. Saliency without DLA or rollout runs
+    one forward (with its backward), plus one to find the model's own next token when no target is
+    given, all in the model's SDPA; f(baseline) is not computed (fails with an extra forward for
+    f(x) or f(baseline), or eager attention switched on for it)."""
+    subject = llama()
+    seen = []
+    handle = subject.blocks[0].register_forward_hook(
+        lambda module, args, output: seen.append(subject.model.config._attn_implementation))
+    try:
+        with subject.attention_implementation("sdpa"):
+            result = attribute(subject, PROMPT, target="a" if given_target else None, method="saliency", dla=False,
+                               progress=False)
+    finally:
+        handle.remove()
+    assert seen == ["sdpa"] * (1 if given_target else 2)
+    with torch.no_grad():
+        assert result.values[0] == pytest.approx(hf_logprob(subject, result.target_ids[0], ids_of(subject)), rel=1e-5)
+    assert np.isnan(result.baseline_values).all() and np.isnan(result.ig_gap).all()
+    with subject.attention_implementation("sdpa"):
+        seen.clear()
+        handle = subject.blocks[0].register_forward_hook(
+            lambda module, args, output: seen.append(subject.model.config._attn_implementation))
+        try:
+            attribute(subject, PROMPT, target="a", method="rollout", dla=False, progress=False)
+        finally:
+            handle.remove()
+    assert seen and set(seen) == {"eager"}  # rollout needs the weights only eager attention forms
+
+
+def test_dla_per_head_through_a_hooked_output_projection_equals_a_hand_split():
+    """Oracle: with a LoRA hooked onto every o_proj (so each head's write runs through the module,
+    not its bare weight), each head's part is its slice of o_proj's input times the matching
+    columns of ``W_O + alpha / r * B A`` merged by the test, read through the frozen final norm
+    (fails with the bare weight used where a hook is on the projection)."""
+    import test_finetune as finetune_tests
+    from neuro_magics.analyses import finetune as ft
+
+    subject = llama()
+    targets = [f"{k}.self_attn.o_proj" for k in range(len(subject.blocks))]
+    adapter = finetune_tests.random_adapter(subject, rank=2, alpha=4.0, targets=targets)
+    ft.adapter_intervention(subject, adapter).install(subject)
+    result = attribute(subject, PROMPT, target="a", foil="x", method="saliency", progress=False)
+    ids = ids_of(subject)
+    model = subject.model
+    n_heads = model.config.num_attention_heads
+    head_dim = model.config.hidden_size // n_heads
+    z, handles = {}, []
+    for k, layer in enumerate(model.model.layers):
+        handles.append(layer.self_attn.o_proj.register_forward_pre_hook(
+            lambda module, args, k=k: z.__setitem__(k, args[0][0, -1].detach().double())))
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        for handle in handles:
+            handle.remove()
+    final = _final_norm_input(subject, ids)
+    norm = model.model.norm
+    direction = (model.lm_head.weight[token(subject, "a")] - model.lm_head.weight[token(subject, "x")]).detach().double()
+    readout = norm.weight.detach().double() * direction / torch.sqrt(final.pow(2).mean() + norm.variance_epsilon)
+    with torch.no_grad():
+        logits = hf_logits(subject, ids)
+    assert result.dla["value"].sum() == pytest.approx(float(logits[token(subject, "a")] - logits[token(subject, "x")]),
+                                                      rel=1e-4)
+    for k, layer in enumerate(model.model.layers):
+        merged = layer.self_attn.o_proj.weight.detach().double() + adapter.delta(targets[k]).double()
+        for h in range(n_heads):
+            columns = merged[:, h * head_dim:(h + 1) * head_dim]
+            expected = float((columns @ z[k][h * head_dim:(h + 1) * head_dim]) @ readout)
+            assert result.dla_parts.heads[k, h] == pytest.approx(expected, rel=1e-4, abs=1e-7)

@@ -421,3 +421,83 @@ def test_probe_scores_are_each_sides_own():
     np.testing.assert_allclose(result.probe_b, expected_b, rtol=1e-4)
     assert np.abs(np.subtract(expected_a, expected_b)).max() > 1e-3
     assert result.summary_rows()[0][1:] == (f"{expected_a[0]:.3f}", f"{expected_b[0]:.3f}")
+
+
+@pytest.mark.parametrize("budget", [None, 1])
+def test_side_major_runs_switch_once_per_chunk_and_equal_each_text_through_hf(monkeypatch, budget):
+    """Oracle: each text alone through HF on (A) the unpruned model and (B) a deepcopy holding the
+    pruned weights; KL by ``kl_div``, top tokens by argmax, drift from the test's own block hooks
+    in float64. The pruning rewrites every matrix, so each switch of state is costly: the run
+    starts with the side already entered and switches once per chunk (one chunk: to A and back; with
+    a one-byte budget, one batch per chunk and the sides' order alternating: to A, back to B) (fails with the sides swapped on the alternate chunks,
+    or a chunk's stored outputs paired with another batch, or a switch per batch)."""
+    subject = llama()
+    texts = [TEXTS[1], TEXTS[0], TEXTS[2], TEXTS[0][:20]]
+    nm.prune(subject, "magnitude", 0.3)
+    pruned = copy.deepcopy(subject.model)
+    nm.reset_interventions(subject, "prune")
+    nm.prune(subject, "magnitude", 0.3)
+    if budget is not None:
+        monkeypatch.setattr(model_diff, "STORED_SIDE_BYTES", budget)
+    switches = []
+    original_set_state = nm.Subject.set_state
+    monkeypatch.setattr(nm.Subject, "set_state",
+                        lambda self, *args, **kw: (switches.append(1), original_set_state(self, *args, **kw))[1])
+    result = nm.diff_models(subject, "original", "current", corpus=texts, batch_size=2, progress=False, probes=False)
+    n_chunks = 1 if budget is None else 2
+    # B (current) runs first, then A (a switch), back to B at the end (one chunk: the restore;
+    # two chunks: A runs first in the second chunk, then B, and no restore is needed).
+    assert len(switches) == n_chunks + n_chunks % 2 == 2
+
+    def forward(model, ids):
+        states = []
+        handles = [block.register_forward_hook(lambda m, a, o: states.append(o[0] if isinstance(o, tuple) else o))
+                   for block in model.model.layers]
+        try:
+            with torch.no_grad():
+                logits = model(ids).logits[0]
+        finally:
+            for handle in handles:
+                handle.remove()
+        return logits, torch.stack(states)[:, 0, 1:].double()
+
+    plain = copy.deepcopy(subject.model)
+    nm.reset_interventions(subject, "prune")
+    plain.load_state_dict(subject.model.state_dict())
+    l2, relative = [], []
+    for k, text in enumerate(texts):
+        ids = subject.tokenizer(text, return_tensors="pt")["input_ids"]
+        n = ids.shape[1]
+        logits_a, states_a = forward(plain, ids)
+        logits_b, states_b = forward(pruned, ids)
+        expected = torch.nn.functional.kl_div(logits_b.log_softmax(-1), logits_a.log_softmax(-1), log_target=True,
+                                              reduction="none").sum(-1)
+        np.testing.assert_allclose(result.kl[k, :n], expected.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(result.top_a[k, :n], logits_a.argmax(-1).numpy())
+        np.testing.assert_array_equal(result.top_b[k, :n], logits_b.argmax(-1).numpy())
+        l2.append((states_b - states_a).norm(dim=-1))
+        relative.append((states_b - states_a).norm(dim=-1) / states_a.norm(dim=-1))
+    assert result.mean_kl > 1e-5 and result.drift_relative[-1] > 0.05
+    np.testing.assert_allclose(result.drift_l2, torch.cat(l2, 1).mean(1).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(result.drift_relative, torch.cat(relative, 1).mean(1).numpy(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(40, 24), (24, 40)])
+def test_numerical_rank_counts_numpys_singular_values_above_the_tolerance(shape):
+    """Oracle: planted singular values (numpy's own SVD of the planted matrix counts them) around
+    the tolerance, of a tall and a wide matrix: far above, 1% above, 1% below, far below, zero
+    (fails with the tolerance compared unsquared with the Gram eigenvalues, or the wrong side of
+    a near value)."""
+    generator = np.random.default_rng(4)
+    tolerance = 1e-3
+    values = np.array([5.0, 0.3, 0.02, tolerance * 1.01, tolerance * 0.99, 1e-6, 0.0] + [0.0] * 10)
+    u, _ = np.linalg.qr(generator.normal(size=(shape[0], len(values))))
+    v, _ = np.linalg.qr(generator.normal(size=(shape[1], len(values))))
+    change = u @ np.diag(values) @ v.T
+    expected = int((np.linalg.svd(change, compute_uv=False) > tolerance).sum())
+    assert expected == 4
+    assert model_diff.numerical_rank(torch.from_numpy(change), tolerance) == expected
+    assert model_diff.numerical_rank(torch.from_numpy(change) * 0, tolerance) == 0
+    scaled = change * 1e2  # all but the planted zeros and 1e-6 * 1e2 far above the tolerance
+    assert model_diff.numerical_rank(torch.from_numpy(scaled), tolerance) == int(
+        (np.linalg.svd(scaled, compute_uv=False) > tolerance).sum()) == 5

@@ -123,10 +123,13 @@ def hf_mlp_outputs(subject: nm.Subject, texts, layers) -> np.ndarray:
     return torch.cat(rows).numpy()
 
 
-def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
+@pytest.mark.parametrize("standardize", [False, True])
+def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch, standardize):
     """Oracle: HF forward hooks written here on each block's unmodified MLP module, one text
     at a time (no padding). The matrix ICA sees (before standardising) holds exactly those
-    outputs, layer after layer, without each text's first token."""
+    outputs, layer after layer, without each text's first token; standardised, each column minus
+    its mean over numpy's float64 standard deviation (fails with the spread taken before
+    centring, or the energy taken after standardising)."""
     import neuro_magics.analyses.networks as module
 
     seen = {}
@@ -137,9 +140,16 @@ def test_signal_matrix_is_hf_mlp_output(llama, monkeypatch):
 
     monkeypatch.setattr(module, "decompose", keep)
     texts = TEXTS[:3]
-    found = networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=False, progress=False)
+    found = networks(llama, texts, components=2, threshold=2.0, layers="1:3", standardize=standardize,
+                     progress=False)
     expected = hf_mlp_outputs(llama, texts, (1, 2))
-    np.testing.assert_allclose(seen["signals"], expected, atol=1e-6, rtol=1e-5)
+    if standardize:
+        wide = expected.astype(np.float64)
+        standardized = (wide - wide.mean(0)) / wide.std(0)
+        assert np.abs(wide.mean(0)).max() > 0.1 * wide.std(0).min()  # the centring matters
+        np.testing.assert_allclose(seen["signals"], standardized, atol=1e-4, rtol=1e-4)
+    else:
+        np.testing.assert_allclose(seen["signals"], expected, atol=1e-6, rtol=1e-5)
     # each neuron's energy: the mean square of those same outputs
     energy = (expected.astype(np.float64) ** 2).mean(0).reshape(2, llama.d_model)
     np.testing.assert_allclose(found.energy, energy, rtol=1e-5)

@@ -309,3 +309,35 @@ def test_default_model_lens_and_attention(default_subject):
     assert model.config._attn_implementation == implementation
     assert torch.equal(model(**encoded, use_cache=False).logits, before)
     assert _hook_counts(model) == hooks_before
+
+
+@pytest.mark.parametrize("asked", ["entropy,target_rank", ["target_prob"], []])
+def test_the_lens_computes_only_the_metrics_asked_for(asked):
+    """Oracle: each lens metric of every step from HF's hidden states read through the final norm
+    and unembedding by the test (float64): target probability, rank (1 + logits above the
+    target's) and entropy of the model's own final prediction at each position. Only the metrics
+    asked for are in the result, in the lens order, with the stream metrics after them; the
+    top-k is there whatever is asked (fails with a metric computed under another's name, or the
+    rank counted from 0)."""
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    result = nm.scan(subject, PROMPT, lens=True, lens_metrics=asked, top_k=3)
+    names = asked.split(",") if isinstance(asked, str) else asked
+    expected_names = [n for n in ("target_prob", "target_rank", "entropy") if n in names]
+    assert result.metric_names[:len(expected_names)] == expected_names
+    assert result.metric_names[len(expected_names):] == ["norm", "cos_final", "block_influence", "angular_distance"]
+    with torch.no_grad():
+        hidden = subject.model(_ids(result), output_hidden_states=True, use_cache=False).hidden_states
+        logits = subject.model.lm_head(subject.model.model.norm(torch.stack(hidden[1:-1]))).double()[:, 0]
+        final = subject.model.lm_head(hidden[-1]).double()[0]  # HF's last entry is already normed
+    logits = torch.cat([logits, final[None]])
+    target = final.argmax(-1)
+    logprobs = logits.log_softmax(-1)
+    own = logprobs.gather(-1, target[None, :, None].expand(len(logits), -1, 1))[..., 0]
+    hand = {"target_prob": own.exp(),
+            "target_rank": (logits > logits.gather(-1, target[None, :, None].expand(len(logits), -1, 1))).sum(-1) + 1,
+            "entropy": -(logprobs.exp() * logprobs).sum(-1)}
+    for name in expected_names:
+        np.testing.assert_allclose(result.metric(name), hand[name].numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
+    np.testing.assert_array_equal(result.top_ids[:, :, 0], logits.argmax(-1).numpy())
+    with pytest.raises(nm.NeuroMagicsError, match="Unknown lens metric 'rank': use any of target_prob"):
+        nm.scan(subject, PROMPT, lens=True, lens_metrics="rank")

@@ -33,6 +33,7 @@ run (as TransformerLens does): the parts sum to the logit difference.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
 from ..core.results import Result, run_metadata
 from ..core.runner import Capture, RunInputs, prepare, run
@@ -120,8 +122,10 @@ def attribute(
                                f"{context}-token context: lower --generate.")
     _spans(spans, n_prompt + max(generate - 1, 0))  # checked again below if generation stops early
 
-    # rollout and per-source DLA need the weights HF's eager attention forms
-    with subject.attention_implementation("eager"):
+    # rollout and per-source DLA need the weights HF's eager attention forms; the gradient methods
+    # and occlusion run the model's own attention (SDPA's backward is cheaper)
+    needs_patterns = dla or "rollout" in methods
+    with subject.attention_implementation("eager") if needs_patterns else contextlib.nullcontext():
         generated = _greedy(subject, prompt_ids, generate) if generate else []
         full_ids = torch.cat([prompt_ids, torch.as_tensor([generated], dtype=prompt_ids.dtype,
                                                            device=prompt_ids.device)], dim=1)
@@ -146,9 +150,18 @@ def attribute(
         if keep_first:
             path_start[:, 0] = inputs.embeddings[:, 0]
         score = _scorer(subject, inputs, targets)
+        gradient_methods = [m for m in methods if m in GRADIENT_METHODS]
+        # f(x) comes with the gradient where saliency or input x gradient run and nothing needs it
+        # before them; integrated gradients and occlusion need it first, and IG f(baseline) too.
+        plain_gradient = bool({"saliency", "input_x_grad"} & set(methods))
+        values_from_gradient = plain_gradient and not {"ig", "occlusion"} & set(methods)
+        values = np.full(len(targets), np.nan, dtype=np.float32)
+        baseline_values = np.full(len(targets), np.nan, dtype=np.float32)
         with torch.no_grad():
-            values = score(inputs.embeddings).float()[0].cpu().numpy()
-            baseline_values = score(path_start).float()[0].cpu().numpy()
+            if not values_from_gradient:
+                values = score(inputs.embeddings).float()[0].cpu().numpy()
+            if "ig" in methods:
+                baseline_values = score(path_start).float()[0].cpu().numpy()
         scores = {m: np.full((len(targets), n_sources), np.nan, dtype=np.float32) for m in methods}
         ig_gap = np.full(len(targets), np.nan, dtype=np.float32)
         if "occlusion" in scores:
@@ -158,12 +171,12 @@ def attribute(
         if "rollout" in scores:
             scores["rollout"][:] = _rollout(patterns)[[t.position for t in targets]]
 
-        gradient_methods = [m for m in methods if m in GRADIENT_METHODS]
-
         def work(k: int) -> int:
             one = _scorer(subject, inputs, [targets[k]])
-            if "saliency" in gradient_methods or "input_x_grad" in gradient_methods:
-                gradient = _gradient(one, inputs.embeddings)
+            if plain_gradient:
+                gradient, value = _gradient(one, inputs.embeddings)
+                if values_from_gradient:
+                    values[k] = value
                 if "saliency" in scores:
                     scores["saliency"][k] = gradient.norm(dim=-1).cpu().numpy()
                 if "input_x_grad" in scores:
@@ -274,12 +287,14 @@ def _scorer(subject: Subject, inputs: RunInputs, targets: Sequence[_Target]) -> 
     return score
 
 
-def _gradient(score: Callable, embeddings: torch.Tensor) -> torch.Tensor:
-    """d score / d embeddings ``[T, d]`` for a one-target scorer (no parameter gradients)."""
+def _gradient(score: Callable, embeddings: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """d score / d embeddings ``[T, d]`` for a one-target scorer (no parameter gradients), and
+    the score itself (the same forward: no second pass for f(x))."""
     leaf = embeddings.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (gradient,) = torch.autograd.grad(score(leaf).sum(), leaf)
-    return gradient[0].float()
+        value = score(leaf).sum()
+        (gradient,) = torch.autograd.grad(value, leaf)
+    return gradient[0].float(), float(value.detach().float())
 
 
 def _integrated_gradients(score: Callable, embeddings: torch.Tensor, start: torch.Tensor, steps: int,
@@ -465,13 +480,27 @@ def _direct_logit_attribution(subject: Subject, inputs: RunInputs, target: _Targ
 
 def _per_head(projection: nn.Module, split: torch.Tensor, n_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
     """What each head writes through the unmodified output projection: ``split [..., heads,
-    head_dim]`` -> ``[..., heads, d]`` (each head's slice alone, bias removed) and the bias."""
+    head_dim]`` -> ``[..., heads, d]`` (each head's slice alone, bias removed) and the bias. A
+    plain linear projection with no hooks is one einsum with its weight cut into head blocks;
+    anything else (a hooked LoRA or ablation, a quantized layer) runs the module itself on each
+    head's slice alone, zeros elsewhere (``[..., heads, heads * head_dim]``: H times the work)."""
     head_dim = split.shape[-1]
+    bias = projection(torch.zeros(1, n_heads * head_dim, dtype=split.dtype, device=split.device))[0]
+    if _plain_linear(projection):
+        weight = weight_matrix(projection).detach().to(split.dtype).view(-1, n_heads, head_dim)  # [d, heads, hd]
+        return torch.einsum("...hk,dhk->...hd", split, weight), bias
     masked = torch.zeros(*split.shape[:-2], n_heads, n_heads * head_dim, dtype=split.dtype, device=split.device)
     for h in range(n_heads):
         masked[..., h, h * head_dim:(h + 1) * head_dim] = split[..., h, :]
-    bias = projection(torch.zeros(1, n_heads * head_dim, dtype=split.dtype, device=split.device))[0]
     return projection(masked) - bias, bias
+
+
+def _plain_linear(module: nn.Module) -> bool:
+    """Whether ``module`` computes exactly ``x W^T + b`` from a weight held on a device: a bare
+    ``nn.Linear`` or GPT-2's ``Conv1D`` with no hooks on it (accelerate's offloading is a hook)."""
+    return ((type(module) is nn.Linear or type(module).__name__ == "Conv1D")
+            and not module._forward_hooks and not module._forward_pre_hooks
+            and not hasattr(module, "_hf_hook") and module.weight.device.type != "meta")
 
 
 # -- the result ---------------------------------------------------------------------------------------
@@ -487,8 +516,8 @@ class AttributionResult(Result):
 
     ``values`` is the explained metric per target (``metric``: "logprob" or "logit_diff"),
     ``baseline_values`` the same where integrated gradients start (the baseline, with the
-    first token kept unless ``keep_first=False``), ``ig_gap`` integrated gradients'
-    completeness gap per target.
+    first token kept unless ``keep_first=False``; NaN without integrated gradients), ``ig_gap``
+    integrated gradients' completeness gap per target.
     """
 
     kind: ClassVar[str] = "attribution"

@@ -42,6 +42,7 @@ from .diffing import DEFAULT_NEW_TOKENS, DiffResult, compare
 from ..core.answers import subject_positions
 from ..core.corpus import calibration_passages
 from ..core.probe_sets import Probe, ProbeItem, TeacherForcedBatch, teacher_forced_batch, teacher_forced_logprobs
+from ..core.corpus import calibration_batches, calibration_forward
 
 #: Contexts the key and the value are averaged over (ROME uses short generated texts).
 CONTEXT_PREFIXES = ("", "The following is true. ", "I read this yesterday. ", "Here is a short note. ",
@@ -128,21 +129,21 @@ def key_second_moment(subject: Subject, block: int, corpus: str = "builtin") -> 
 @torch.no_grad()
 def _key_second_moment(subject: Subject, layer: int, corpus: str) -> torch.Tensor:
     total, count = None, 0
+    real: list[torch.Tensor] = []  # the running batch's attention mask, as booleans
 
     def add(module, args):
         nonlocal total, count
-        x = args[0].detach().reshape(-1, args[0].shape[-1]).double()
+        x = args[0].detach()[real[0].to(args[0].device)].double()  # [real tokens, d_ff]
         total = x.T @ x if total is None else total + x.T @ x
         count += x.shape[0]
 
     handle = _mlp_down(subject, layer).register_forward_pre_hook(add)
-    limit = subject.context_length
     try:
-        passages = calibration_passages(corpus)
-        with ProgressBar(len(passages), "key statistics", "passage", leave=False) as bar:
-            for passage in passages:
-                ids = subject.tokenizer(passage, return_tensors="pt")["input_ids"][:, :limit].to(subject.device)
-                subject.model(input_ids=ids, use_cache=False)
+        batches = calibration_batches(subject, calibration_passages(corpus))
+        with ProgressBar(len(batches), "key statistics", "batch", leave=False) as bar:
+            for ids, mask in batches:
+                real[:] = [mask.bool()]
+                calibration_forward(subject, ids, mask)
                 bar.update()
     finally:
         handle.remove()

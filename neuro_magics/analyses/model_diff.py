@@ -31,7 +31,7 @@ import torch
 
 from ..core.adapters import weight_matrix
 from ..core.errors import NeuroMagicsError
-from ..core.offload import weight_float64
+from ..core.offload import weight_float64, weight_value
 from ..core.interventions import Intervention
 from ..core.programs import LayerProgram
 from ..core.progress import ProgressBar
@@ -50,6 +50,10 @@ PCA_COMPONENTS = 5
 #: Tokens (the first ones read) whose differences the PCA of each layer's drift is taken over:
 #: a large corpus would otherwise keep tokens x d_model x layers floats in memory.
 PCA_MAX_TOKENS = 4096
+#: Bytes of one side's outputs (log-probs and residual states) kept for comparison with the other
+#: side: the corpus runs side-major in chunks of this size, so the subject's state (which may rewrite
+#: every weight, as a pruning does) switches once per chunk rather than twice per batch.
+STORED_SIDE_BYTES = 1 << 30
 #: Names for the kinds of interventions ``-KIND`` can leave out (``-adapter`` means every LoRA).
 KIND_ALIASES = {"adapter": ADAPTER_KINDS, "adapters": ADAPTER_KINDS, "lora": ADAPTER_KINDS}
 _PROGRAM = re.compile(r"^\s*[0-9]+\s*([-:]\s*[0-9]+\s*)?(,\s*[0-9]+\s*([-:]\s*[0-9]+\s*)?)*$")
@@ -123,9 +127,13 @@ class _States:
         self.subject = subject
         self.program, self.interventions = subject.program, subject.interventions
 
+    def is_current(self, side: _Side) -> bool:
+        """Whether entering ``side`` now changes nothing on the main subject."""
+        return side.program is None or (side.program == self.subject.program and
+                                        tuple(side.interventions) == self.subject.interventions)
+
     def enter(self, side: _Side) -> Subject:
-        if side.program is not None and (side.program != self.subject.program or
-                                         tuple(side.interventions) != self.subject.interventions):
+        if not self.is_current(side):
             self.subject.set_state(side.program, side.interventions)
         return side.subject
 
@@ -166,10 +174,20 @@ def kl_divergence(logprobs_a: torch.Tensor, logprobs_b: torch.Tensor) -> torch.T
 
 
 def numerical_rank(change: torch.Tensor, tolerance: float) -> int:
-    """Singular values of ``change`` above ``tolerance``."""
+    """Singular values of ``change`` above ``tolerance``. Read from the eigenvalues of the smaller
+    Gram matrix (2-5x cheaper than an SVD of a 576 x 1536 matrix); where one of them lies within
+    the Gram route's rounding bound of ``tolerance ** 2`` the count could differ from the SVD's,
+    and the SVD decides."""
     if not bool(change.any()):
         return 0
-    return int((torch.linalg.svdvals(change) > tolerance).sum())
+    tall = change if change.shape[0] >= change.shape[1] else change.T
+    squares = torch.linalg.eigvalsh(tall.T @ tall)
+    # Forming the Gram matrix and its symmetric eigensolve each move an eigenvalue by at most about
+    # (size * eps * ||change||_F^2); four times that is a safe band.
+    slack = 4 * sum(change.shape) * torch.finfo(change.dtype).eps * float(change.norm()) ** 2
+    if bool(((squares - tolerance ** 2).abs() <= slack).any()):
+        return int((torch.linalg.svdvals(tall) > tolerance).sum())
+    return int((squares > tolerance ** 2).sum())
 
 
 def explained_variance(differences: torch.Tensor, k: int) -> np.ndarray:
@@ -354,110 +372,192 @@ def diff_models(
                 side.subject.release()
 
 
+def _chunks(batches: list[list[int]], width: int, per_token_bytes: int) -> list[list[list[int]]]:
+    """Consecutive batches grouped so that one side's stored outputs for a group stay within
+    ``STORED_SIDE_BYTES`` (at least one batch per group)."""
+    per_batch = [len(batch) * width * per_token_bytes for batch in batches]
+    groups: list[list[list[int]]] = []
+    used = 0
+    for batch, size in zip(batches, per_batch):
+        if not groups or used + size > STORED_SIDE_BYTES:
+            groups.append([])
+            used = 0
+        groups[-1].append(batch)
+        used += size
+    return groups
+
+
+def _visits(n_chunks: int, first: int) -> list[tuple[int, int]]:
+    """(side, chunk) in run order: side ``first`` then the other on the first chunk, the other way
+    round on the next, ... so that consecutive chunks share a side and the subject switches once
+    per chunk, not twice per batch."""
+    order = []
+    for chunk in range(n_chunks):
+        pair = (first, 1 - first) if chunk % 2 == 0 else (1 - first, first)
+        order += [(side, chunk) for side in pair]
+    return order
+
+
 def _measure(subject: Subject, sides: list[_Side], states: _States, texts: list[str], rows: list[list[int]],
              batch_size: int, probes: bool, progress: bool, metadata: dict[str, Any]) -> ModelDiffResult:
+    """Side-major: each side's state is entered once per chunk of batches (once in all for a corpus
+    whose outputs fit ``STORED_SIDE_BYTES``); the side run first in a chunk keeps its log-probs and
+    residual states until the other side's run of the same batches is compared with them. Weight
+    snapshots and probe scores are taken on a side's first visit."""
     side_a, side_b = sides
     n_steps = min(len(s.subject.program) if s.program is None else len(s.program) for s in sides)
     vocab = min(s.subject.vocab_size for s in sides)  # the larger one's extra rows are padding
     width = max(len(row) for row in rows)
     kl = np.full((len(rows), width), np.nan, dtype=np.float32)
-    top = {"a": np.full((len(rows), width), -1, dtype=np.int32), "b": np.full((len(rows), width), -1, dtype=np.int32)}
-    l2_sum = torch.zeros(n_steps, dtype=torch.float64)
-    relative_sum = torch.zeros(n_steps, dtype=torch.float64)
-    cosine_sum = torch.zeros(n_steps, dtype=torch.float64)
-    differences: list[list[torch.Tensor]] = [[] for _ in range(n_steps)]
-    counted = 0
+    top = [np.full((len(rows), width), -1, dtype=np.int32) for _ in sides]
+    drift = _Drift(n_steps)
     batches = [list(range(k, min(k + batch_size, len(rows)))) for k in range(0, len(rows), batch_size)]
-    work = len(batches) + (2 if probes else 0) + 1
+    chunks = _chunks(batches, width, 4 * (vocab + n_steps * subject.d_model))
+    weights = _WeightChanges(subject, sides, states)
+    scores: list[dict[str, float]] = [{}, {}]
+    work = 2 * len(batches) + (2 if probes else 0) + 1
     with ProgressBar(work, f"diff {side_a.label} vs {side_b.label}", "part", enabled=progress) as bar:
-        for batch in batches:
-            ids, mask = subject.left_padded([rows[k] for k in batch])
-            outputs = []
-            for side in sides:
-                outputs.append(_forward(states.enter(side), ids, mask, vocab))
-            (logprobs_a, resid_a), (logprobs_b, resid_b) = outputs
-            token_kl = kl_divergence(logprobs_a, logprobs_b).cpu().numpy()
-            top_a, top_b = logprobs_a.argmax(-1).cpu().numpy(), logprobs_b.argmax(-1).cpu().numpy()
-            keep = mask.bool().clone()
-            for r, k in enumerate(batch):
-                offset = ids.shape[1] - len(rows[k])
-                kl[k, :len(rows[k])] = token_kl[r, offset:]
-                top["a"][k, :len(rows[k])] = top_a[r, offset:]
-                top["b"][k, :len(rows[k])] = top_b[r, offset:]
-                keep[r, offset] = False  # the first token: an attention sink, 20-30x the other norms
-            states_a, states_b = resid_a[:n_steps][:, keep].double(), resid_b[:n_steps][:, keep].double()
-            difference = states_b - states_a
-            norm_a = states_a.norm(dim=-1)
-            l2 = difference.norm(dim=-1)
-            l2_sum += l2.sum(-1).cpu()
-            relative_sum += (l2 / norm_a.clamp_min(torch.finfo(torch.float64).tiny)).sum(-1).cpu()
-            cosine_sum += torch.nn.functional.cosine_similarity(states_a, states_b, dim=-1).sum(-1).cpu()
-            room = PCA_MAX_TOKENS - sum(len(d) for d in differences[0]) if n_steps else 0
-            for step in range(n_steps if room > 0 else 0):
-                differences[step].append(difference[step, :room].float().cpu())
-            counted += int(keep.sum())
-            bar.update()
-        matrices, change, rank = _weight_changes(subject, sides, states)
-        bar.update()
-        probe_a = probe_b = np.zeros(0, dtype=np.float32)
-        if probes:
-            scores = []
-            for side in sides:
-                scores.append(answer_set_scores(states.enter(side)))
+        stored: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for side_index, chunk in _visits(len(chunks), first=1 if states.is_current(side_b) else 0):
+            side = sides[side_index]
+            side_subject = states.enter(side)
+            weights.visit(side_index)
+            if probes and not scores[side_index]:
+                scores[side_index] = answer_set_scores(side_subject)
                 bar.update()
-            probe_a = np.array([scores[0][p] for p in SCORED_PROBES], dtype=np.float32)
-            probe_b = np.array([scores[1][p] for p in SCORED_PROBES], dtype=np.float32)
-    count = max(counted, 1)
-    pca = np.stack([explained_variance(torch.cat(d), PCA_COMPONENTS) if counted else np.zeros(PCA_COMPONENTS)
-                    for d in differences]) if n_steps else np.zeros((0, PCA_COMPONENTS), dtype=np.float32)
-    used = sorted({int(t) for t in (*top["a"].ravel(), *top["b"].ravel()) if t >= 0})
+            for batch in chunks[chunk]:
+                ids, mask = subject.left_padded([rows[k] for k in batch])
+                logprobs, resid = _forward(side_subject, ids, mask, vocab)
+                resid = resid[:n_steps]
+                top_tokens = logprobs.argmax(-1).cpu().numpy()
+                for r, k in enumerate(batch):
+                    top[side_index][k, :len(rows[k])] = top_tokens[r, ids.shape[1] - len(rows[k]):]
+                key = batch[0]
+                if key not in stored:
+                    stored[key] = (logprobs, resid)
+                    bar.update()
+                    continue
+                other_logprobs, other_resid = stored.pop(key)
+                (logprobs_a, resid_a), (logprobs_b, resid_b) = (
+                    ((other_logprobs, other_resid), (logprobs, resid)) if side_index == 1
+                    else ((logprobs, resid), (other_logprobs, other_resid)))
+                token_kl = kl_divergence(logprobs_a, logprobs_b).cpu().numpy()
+                del logprobs_a, logprobs_b, logprobs, other_logprobs
+                keep = mask.bool().clone()
+                for r, k in enumerate(batch):
+                    offset = ids.shape[1] - len(rows[k])
+                    kl[k, :len(rows[k])] = token_kl[r, offset:]
+                    keep[r, offset] = False  # the first token: an attention sink, 20-30x the other norms
+                drift.add(resid_a[:, keep], resid_b[:, keep])
+                bar.update()
+        matrices, change, rank = weights.changes()
+        bar.update()
+    probe_a = probe_b = np.zeros(0, dtype=np.float32)
+    if probes:
+        probe_a = np.array([scores[0][p] for p in SCORED_PROBES], dtype=np.float32)
+        probe_b = np.array([scores[1][p] for p in SCORED_PROBES], dtype=np.float32)
+    used = sorted({int(t) for t in (*top[0].ravel(), *top[1].ravel()) if t >= 0})
     return ModelDiffResult(
         a=side_a.label, b=side_b.label, texts=texts, pieces=[subject.token_pieces(row) for row in rows],
         token_ids=np.array([row + [-1] * (width - len(row)) for row in rows], dtype=np.int32), kl=kl,
-        top_a=top["a"], top_b=top["b"], top_pieces={str(t): subject.tokenizer.decode([t]) for t in used},
-        drift_l2=(l2_sum / count).numpy().astype(np.float32),
-        drift_relative=(relative_sum / count).numpy().astype(np.float32),
-        drift_cosine=(cosine_sum / count).numpy().astype(np.float32) if counted else np.ones(n_steps, np.float32),
-        drift_pca=np.asarray(pca, dtype=np.float32), matrices=matrices, weight_change=change, weight_rank=rank,
+        top_a=top[0], top_b=top[1], top_pieces={str(t): subject.tokenizer.decode([t]) for t in used},
+        **drift.result(), matrices=matrices, weight_change=change, weight_rank=rank,
         probes=list(SCORED_PROBES) if probes else [], probe_a=probe_a, probe_b=probe_b,
         steps=tuple(len(s.subject.program) if s.program is None else len(s.program) for s in sides),
         metadata=metadata,
     )
 
 
-@torch.no_grad()
-def _weight_changes(subject: Subject, sides: list[_Side], states: _States) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Relative change and numerical rank of every block matrix between what A and B run."""
-    touched = {id(p) for interventions in (states.interventions, *(s.interventions for s in sides))
-               for i in interventions if i.weights is not None for p in i.weights.parameters}
-    own = subject.block_matrices()
-    snapshots = []
-    for side in sides:
-        modules = side.subject.block_matrices()
-        if side.program is None:
-            snapshots.append((modules, {}))
-            continue
-        states.enter(side)
-        snapshots.append((modules, {name: weight_float64(m).clone()
-                                    for name, m in modules.items() if id(m.weight) in touched}))
-    names = list(own)
-    change = np.full(len(names), np.nan, dtype=np.float32)
-    rank = np.full(len(names), -1, dtype=np.int32)
-    for k, name in enumerate(names):
-        weights = []
-        for side, (modules, kept) in zip(sides, snapshots):
-            if name not in modules:
-                break
-            weight = kept[name] if name in kept else weight_float64(modules[name])
-            delta = side.hooked_delta(name)
-            weights.append(weight if delta is None else weight + delta.to(weight.device))
-        if len(weights) < 2 or weights[0].shape != weights[1].shape:
-            continue
-        difference = weights[1] - weights[0]
-        norm_a = float(weights[0].norm())
-        change[k] = float(difference.norm()) / norm_a if norm_a > 0 else float(difference.norm())
-        # Changes below the float rounding of the stored weights are rounding, not rank.
-        eps = torch.finfo(weight_matrix(own[name]).dtype).eps
-        rank[k] = numerical_rank(difference, eps * (norm_a + float(weights[1].norm())))
-    return names, change, rank
+class _Drift:
+    """Per-step sums of the residual drift over the tokens seen, and the differences the PCA reads.
+    Differences, norms and cosines are taken in the captures' float32 (no float64 copy of whole
+    activations); only the sums over tokens are float64."""
 
+    def __init__(self, n_steps: int):
+        self.n_steps = n_steps
+        self.l2 = torch.zeros(n_steps, dtype=torch.float64)
+        self.relative = torch.zeros(n_steps, dtype=torch.float64)
+        self.cosine = torch.zeros(n_steps, dtype=torch.float64)
+        self.differences: list[list[torch.Tensor]] = [[] for _ in range(n_steps)]
+        self.counted = 0
+
+    def add(self, states_a: torch.Tensor, states_b: torch.Tensor) -> None:
+        """``states_*``: ``[steps, tokens, d]`` float32 of the tokens counted."""
+        difference = states_b - states_a
+        norm_a = states_a.norm(dim=-1)
+        l2 = difference.norm(dim=-1)
+        self.l2 += l2.double().sum(-1).cpu()
+        self.relative += (l2 / norm_a.clamp_min(torch.finfo(norm_a.dtype).tiny)).double().sum(-1).cpu()
+        self.cosine += torch.nn.functional.cosine_similarity(states_a, states_b, dim=-1).double().sum(-1).cpu()
+        room = PCA_MAX_TOKENS - sum(len(d) for d in self.differences[0]) if self.n_steps else 0
+        for step in range(self.n_steps if room > 0 else 0):
+            self.differences[step].append(difference[step, :room].cpu())
+        self.counted += states_a.shape[1]
+
+    def result(self) -> dict[str, np.ndarray]:
+        count = max(self.counted, 1)
+        pca = (np.stack([explained_variance(torch.cat(d), PCA_COMPONENTS) if self.counted else np.zeros(PCA_COMPONENTS)
+                         for d in self.differences]) if self.n_steps else np.zeros((0, PCA_COMPONENTS)))
+        return {"drift_l2": (self.l2 / count).numpy().astype(np.float32),
+                "drift_relative": (self.relative / count).numpy().astype(np.float32),
+                "drift_cosine": ((self.cosine / count).numpy().astype(np.float32) if self.counted
+                                 else np.ones(self.n_steps, np.float32)),
+                "drift_pca": np.asarray(pca, dtype=np.float32)}
+
+
+class _WeightChanges:
+    """Relative change and numerical rank of every block matrix between what A and B run. The side
+    visited first keeps a copy (in the weights' own dtype) of the matrices an intervention rewrites;
+    the changes are taken while the other side's state is entered, against its live weights."""
+
+    def __init__(self, subject: Subject, sides: list[_Side], states: _States):
+        self.subject, self.sides = subject, sides
+        self.touched = {id(p) for interventions in (states.interventions, *(s.interventions for s in sides))
+                        for i in interventions if i.weights is not None for p in i.weights.parameters}
+        self.kept: dict[int, dict[str, torch.Tensor]] = {}
+        self.found: tuple[list[str], np.ndarray, np.ndarray] | None = None
+
+    @torch.no_grad()
+    def visit(self, side_index: int) -> None:
+        """Called with ``side_index``'s state entered."""
+        if side_index in self.kept or self.found is not None:
+            return
+        if self.kept:  # the second side: compare now, while its weights are live
+            self.found = self._compare(side_index)
+            return
+        side = self.sides[side_index]
+        modules = side.subject.block_matrices()
+        self.kept[side_index] = {} if side.program is None else {
+            name: weight_value(m).clone() for name, m in modules.items() if id(m.weight) in self.touched}
+
+    def changes(self) -> tuple[list[str], np.ndarray, np.ndarray]:
+        assert self.found is not None, "both sides are visited before the changes are read"
+        return self.found
+
+    def _compare(self, live_index: int) -> tuple[list[str], np.ndarray, np.ndarray]:
+        own = self.subject.block_matrices()
+        modules = [side.subject.block_matrices() for side in self.sides]
+        kept = self.kept[1 - live_index]
+        names = list(own)
+        change = np.full(len(names), np.nan, dtype=np.float32)
+        rank = np.full(len(names), -1, dtype=np.int32)
+        for k, name in enumerate(names):
+            weights = []
+            for index, side in enumerate(self.sides):
+                if name not in modules[index]:
+                    break
+                if index != live_index and name in kept:
+                    weight = kept[name].to(torch.float64)
+                else:
+                    weight = weight_float64(modules[index][name])
+                delta = side.hooked_delta(name)
+                weights.append(weight if delta is None else weight + delta.to(weight.device))
+            if len(weights) < 2 or weights[0].shape != weights[1].shape:
+                continue
+            difference = weights[1] - weights[0]
+            norm_a, norm_b, norm_difference = (float(w.norm()) for w in (weights[0], weights[1], difference))
+            change[k] = norm_difference / norm_a if norm_a > 0 else norm_difference
+            # Changes below the float rounding of the stored weights are rounding, not rank.
+            eps = torch.finfo(weight_matrix(own[name]).dtype).eps
+            rank[k] = numerical_rank(difference, eps * (norm_a + norm_b))
+        return names, change, rank

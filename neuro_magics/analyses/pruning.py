@@ -38,7 +38,7 @@ from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
-from ..core.corpus import calibration_passages
+from ..core.corpus import calibration_batches, calibration_forward, calibration_passages
 from ..core.matrices import matrix_grid
 from ..core.probe_sets import answer_set_scores
 from ..core.programs import dropped as dropped_steps
@@ -72,19 +72,23 @@ def row_mask(scores: torch.Tensor, sparsity: float) -> torch.Tensor:
 @with_lock
 @torch.no_grad()
 def input_norms(subject: Subject, modules: dict[str, torch.nn.Module], passages: Sequence[str]) -> dict[str, torch.Tensor]:
-    """``||X_j||_2`` per input feature of each module over every token of ``passages`` (one
-    forward per passage, the model as it is now: program and interventions included)."""
+    """``||X_j||_2`` per input feature of each module over every token of ``passages`` (batched,
+    padding left out; the model as it is now: program and interventions included)."""
     squares: dict[str, torch.Tensor] = {}
     handles = []
+    real: list[torch.Tensor] = []  # the running batch's attention mask, as booleans
+
     for name, module in modules.items():
         def accumulate(module, args, name=name):
-            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
+            x = args[0].detach()[real[0].to(args[0].device)].float()
             squares[name] = squares.get(name, 0) + (x * x).sum(0)
         handles.append(module.register_forward_pre_hook(accumulate))
     try:
-        with ProgressBar(len(passages), "calibrate", "passage", leave=False) as bar:
-            for ids in _encoded_passages(subject, passages):
-                subject.model(input_ids=ids, use_cache=False)
+        batches = calibration_batches(subject, passages)
+        with ProgressBar(len(batches), "calibrate", "batch", leave=False) as bar:
+            for ids, mask in batches:
+                real[:] = [mask.bool()]
+                calibration_forward(subject, ids, mask)
                 bar.update()
     finally:
         for handle in handles:

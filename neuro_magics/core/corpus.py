@@ -18,8 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .errors import NeuroMagicsError
 from .paths import read_user_text
+from .runner import position_ids_for
 
 _DATA = Path(__file__).parent.parent / "probes"
 
@@ -123,3 +126,23 @@ def calibration_passages(corpus: str = "builtin") -> list[str]:
     if not passages:
         raise NeuroMagicsError(f"The corpus {corpus!r} is empty: give some text to calibrate on.")
     return passages
+
+
+#: Calibration passages per forward (left-padded, attention-masked, explicit positions).
+CALIBRATION_BATCH = 8
+
+
+def calibration_batches(subject, passages: Sequence[str]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The passages' token ids, each cut to the model's context, as ``(ids, attention_mask)``
+    batches of ``CALIBRATION_BATCH``, left-padded, in order of length (little padding). Run each
+    with ``calibration_forward``; a hook counts a batch's real tokens by its mask."""
+    limit = subject.context_length
+    rows = sorted((list(subject.tokenizer(p)["input_ids"])[:limit] for p in passages), key=len)
+    return [subject.left_padded(rows[start:start + CALIBRATION_BATCH])
+            for start in range(0, len(rows), CALIBRATION_BATCH)]
+
+
+def calibration_forward(subject, ids: torch.Tensor, mask: torch.Tensor) -> None:
+    """One HF forward of a left-padded calibration batch: the mask and positions that skip the
+    padding, so each passage reads as it would alone."""
+    subject.model(input_ids=ids, attention_mask=mask, position_ids=position_ids_for(mask), use_cache=False)
