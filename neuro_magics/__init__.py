@@ -67,6 +67,7 @@ _LAZY = {
     "quantize": "analyses.quantization",
     "train_sae": "analyses.sae",
     "load_sae": "analyses.sae",
+    "SaeTrainingConfig": "analyses.sae",
     "finetune": "analyses.finetune",
     "load_adapter": "analyses.finetune",
     "save_adapter": "analyses.finetune",

@@ -255,5 +255,5 @@ def _import_result_modules() -> None:
     from .. import analyses
 
     for module in pkgutil.iter_modules(analyses.__path__):
-        if not module.ispkg and not module.name.startswith("_"):
+        if not module.name.startswith("_"):  # an analysis may be a package (analyses/sae)
             importlib.import_module(f"{analyses.__name__}.{module.name}")
