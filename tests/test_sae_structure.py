@@ -156,8 +156,10 @@ def test_the_magic_shows_the_config_fields_and_says_step_or_block(shell, tiny_in
 
 def test_the_coder_is_built_once_per_device_and_rebuilt_when_a_weight_is_replaced(llama, monkeypatch):
     """Oracle: the numpy encode/decode of the SAE's current arrays. Encoding three times builds
-    one coder; replacing W_dec or k is seen by the next call (fails with a coder that is never
-    rebuilt, or rebuilt on every call); an in-place edit of a weight is refused."""
+    one coder; replacing W_dec, k or b_enc is seen by the next call (fails with a coder that is
+    never rebuilt, or rebuilt on every call; with b_enc lowered until some rows have fewer than
+    k positive pre-activations, fails with the ReLU before TopK left out); an in-place edit of a
+    weight is refused."""
     sae = nm.train_sae(llama, texts=TEXTS, step=1, expansion=2, k=4, steps=3, batch_size=64, progress=False)
     built = []
 
@@ -179,7 +181,11 @@ def test_the_coder_is_built_once_per_device_and_rebuilt_when_a_weight_is_replace
     assert (np.count_nonzero(sae.encode(x), axis=1) <= 2).all()
     np.testing.assert_allclose(sae.encode(x), hand_encode(arrays_of(sae), x, "topk", k=2, scale=sae.scale),
                                rtol=1e-4, atol=1e-4)
-    assert len(built) == 3
+    sae.b_enc = sae.b_enc - 0.8 * np.abs(sae.encode(x)).max()  # rows with fewer than k positive pre-activations
+    expected = hand_encode(arrays_of(sae), x, "topk", k=2, scale=sae.scale)
+    assert (np.count_nonzero(expected, axis=1) < 2).any()
+    np.testing.assert_allclose(sae.encode(x), expected, rtol=1e-4, atol=1e-4)
+    assert len(built) == 4
     with pytest.raises(ValueError, match="read-only"):
         sae.W_enc[0, 0] = 1.0
 
