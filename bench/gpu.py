@@ -191,8 +191,8 @@ def main() -> None:
     changed = sum(not torch.equal(p, before[name]) for name, p in subject.model.named_parameters())
     check("weights bit-identical after removing the adapter (parameters changed)", changed, 0)
 
-    with timed(f"train_sae layer 12, 4x, {100 if args.quick else 300} steps", times):
-        sae = nm.train_sae(subject, layer=12, steps=100 if args.quick else 300, progress=False)
+    with timed(f"train_sae step 12, 4x, {100 if args.quick else 300} steps", times):
+        sae = nm.train_sae(subject, step=12, steps=100 if args.quick else 300, progress=False)
     print(f"    FVU {sae.fvu:.3f}, L0 {sae.l0:.1f}")
     with timed("networks, default corpus and components (FastICA in torch here)", times):
         found = nm.networks(subject, progress=False)

@@ -22,7 +22,7 @@ cells = [
     new_code_cell("import neuro_magics as nm\n\n%load_ext neuro_magics\n%load_model\nm = %model"),
     new_markdown_cell(
         "## Training\n\n"
-        "2,304 features (4 x 576), 32 active per token, on the output of layer 12, from the built-in corpus "
+        "2,304 features (4 x 576), 32 active per token, on the output of block 12 (program step 12), from the built-in corpus "
         "(five genres, about 10,800 training tokens; every tenth text is held out). 150 Adam steps keep this "
         "notebook quick; the default is 300. The report is measured on the held-out texts: FVU (the share of "
         "the activations' variance the reconstruction misses), L0, dead features, and the next-token loss with "
@@ -33,7 +33,7 @@ cells = [
         "activation. Type a token or a text and press Enter to list the features most active on it. "
         "The buttons steer by the feature or ablate it on the model (%model lists what they install; `%steer --reset` and `nm.reset_interventions(m, 'sae_ablate')` remove them)."
     ),
-    new_code_cell("%sae train --layer 12 --steps 150 -o sae"),
+    new_code_cell("%sae train --step 12 --steps 150 -o sae"),
     new_code_cell(
         "print(f'FVU {sae.fvu:.2f}, L0 {sae.l0:.0f}, {sae.loss_recovered:.0%} of the zero-ablation loss recovered')"
     ),

@@ -71,6 +71,7 @@ _LAZY = {
     "quantize": "analyses.quantization",
     "train_sae": "analyses.sae",
     "load_sae": "analyses.sae",
+    "SaeTrainingConfig": "analyses.sae",
     "finetune": "analyses.finetune",
     "load_adapter": "analyses.finetune",
     "save_adapter": "analyses.finetune",
@@ -106,7 +107,7 @@ def _import_result_kinds() -> None:
     from . import analyses
 
     for module in pkgutil.iter_modules(analyses.__path__):
-        if not module.ispkg and not module.name.startswith("_"):
+        if not module.name.startswith("_"):  # an analysis may be a package (analyses/sae, checkup, finetune)
             importlib.import_module(f"{analyses.__name__}.{module.name}")
 
 

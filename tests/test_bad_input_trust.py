@@ -14,7 +14,7 @@ import torch
 from IPython.core.error import UsageError
 
 import neuro_magics as nm
-from neuro_magics.analyses import sae as sae_module
+from neuro_magics.analyses.sae import coder as sae_coder, evaluation as sae_evaluation
 from neuro_magics.analyses import tracing
 from test_bad_input import ITEMS, TOKENS, assert_unchanged, one_line, state
 from tiny_models import tiny_model, tiny_tokenizer
@@ -45,7 +45,7 @@ def test_edit_auto_interrupted_in_tracing_edits_nothing_and_says_so(shell, tiny_
 
 def _interrupt_training_at(monkeypatch, step: int) -> None:
     """KeyboardInterrupt inside Adam step ``step`` (1-based) of fit_topk: steps before it finished."""
-    original, calls = sae_module.TopKAutoencoder.drop_parallel_gradient, []
+    original, calls = sae_coder.SparseCoder.drop_parallel_gradient, []
 
     def interrupted(self):
         calls.append(1)
@@ -53,27 +53,27 @@ def _interrupt_training_at(monkeypatch, step: int) -> None:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(sae_module.TopKAutoencoder, "drop_parallel_gradient", interrupted)
+    monkeypatch.setattr(sae_coder.SparseCoder, "drop_parallel_gradient", interrupted)
 
 
 def test_sae_train_interrupted_keeps_the_finished_steps_and_reads_one_batch(shell, tiny_in_shell, monkeypatch, capsys):
-    line = "train --layer 1 --expansion 2 --k 4 --steps 6 --batch 64"
+    line = "train --step 1 --expansion 2 --k 4 --steps 6 --batch 64"
     _interrupt_training_at(monkeypatch, 3)
     evaluated = []
-    original_evaluate = sae_module._evaluate
+    original_evaluate = sae_evaluation.evaluate
 
     def counting(subject, coder, scale, site, step, texts, **kwargs):
         evaluated.append(len(texts))
         return original_evaluate(subject, coder, scale, site, step, texts, **kwargs)
 
-    monkeypatch.setattr(sae_module, "_evaluate", counting)
+    monkeypatch.setattr(sae_evaluation, "evaluate", counting)
     interrupted = shell.run_cell_magic("sae", line, TEXTS)
     out = capsys.readouterr().out
-    held_out = len(TEXTS.splitlines()[::sae_module.HOLDOUT])
-    assert held_out > sae_module.EVAL_BATCH  # the full reading would take several batches
-    assert evaluated == [sae_module.EVAL_BATCH]
+    held_out = len(TEXTS.splitlines()[::sae_evaluation.HOLDOUT])
+    assert held_out > sae_evaluation.EVAL_BATCH  # the full reading would take several batches
+    assert evaluated == [sae_evaluation.EVAL_BATCH]
     assert interrupted.report["interrupted"] and interrupted.report["steps_done"] == 2
-    assert f"Interrupted: kept the SAE after 2 of 6 steps; its report reads the first {sae_module.EVAL_BATCH}" in out
+    assert f"Interrupted: kept the SAE after 2 of 6 steps; its report reads the first {sae_evaluation.EVAL_BATCH}" in out
     monkeypatch.undo()
     # what finished is what two uninterrupted steps give, bit for bit
     two_steps = shell.run_cell_magic("sae", line.replace("--steps 6", "--steps 2"), TEXTS)
@@ -111,7 +111,7 @@ def test_networks_lesion_is_skipped_after_an_interrupted_capture(shell, tiny_in_
     ("project", "--unit text --seed -5", "one text\nanother text\na third text\n"),
     ("project", "--seed 4294967296", "one text\nanother text\na third text\n"),
     ("networks", "--components 2 --seed -1", TEXTS),
-    ("sae", "train --layer 1 --seed -3", TEXTS),
+    ("sae", "train --step 1 --seed -3", TEXTS),
     ("finetune", "--lora --steps 0 --seed 4294967296", "some text to train on"),
 ])
 def test_a_seed_the_generators_refuse_is_refused_before_any_work(shell, tiny_in_shell, magic, line, cell):
@@ -143,7 +143,7 @@ def test_a_folder_without_weights_says_the_weights_are_missing(shell, tiny_in_sh
     ("project", "-o def", "a b\nc d\ne f\n"),
     ("attribute", "-o class hi", None),
     ("brainscan", "--layers 3:4 -o lambda", ITEMS),
-    ("sae", "train --layer 1 -o None", TEXTS),
+    ("sae", "train --step 1 -o None", TEXTS),
 ])
 def test_a_keyword_is_not_an_output_name(shell, tiny_in_shell, magic, line, cell):
     one_line(shell, tiny_in_shell, "not a valid Python name", magic, line, cell, runs_nothing=True)
@@ -152,7 +152,7 @@ def test_a_keyword_is_not_an_output_name(shell, tiny_in_shell, magic, line, cell
 @pytest.mark.parametrize("magic, line, cell", [
     ("scan", "-o m", "hello"),
     ("brainscan", "--layers 3:4 -o m", ITEMS),
-    ("sae", "train --layer 1 -o m", TEXTS),
+    ("sae", "train --step 1 -o m", TEXTS),
     ("networks", "--components 2 -o m", TEXTS),
     ("checkup", "--max-texts 2 -o m", None),
 ])
@@ -248,7 +248,7 @@ def test_lora_rank_above_the_targeted_matrices_is_refused(shell, tiny_in_shell):
     assert [i.kind for i in tiny_in_shell.interventions] == ["lora"]
 
 
-@pytest.mark.parametrize("magic, line", [("networks", "--components 2"), ("sae", "train --layer 1"),
+@pytest.mark.parametrize("magic, line", [("networks", "--components 2"), ("sae", "train --step 1"),
                                          ("brainscan", "--layers 3:4")])
 @pytest.mark.parametrize("cell", ["\n\n", "   \n\t\n"])  # IPython itself refuses a cell of nothing at all
 def test_an_empty_cell_is_not_no_cell(shell, tiny_in_shell, magic, line, cell):
@@ -290,7 +290,7 @@ def test_every_whole_number_option_reads_ascii_digits_only(shell):
 @pytest.mark.parametrize("magic, line, cell, match", [
     ("duplicate_layers", f"1:3 --times {ARABIC_THREE} --no-diff", None, "digits 0-9"),
     ("patch", f"--clean 'a b' --corrupt 'a c' --answers b c --top-k {ARABIC_THREE}", None, "digits 0-9"),
-    ("sae", f"train --layer {ARABIC_THREE}", TEXTS, "digits 0-9"),
+    ("sae", f"train --step {ARABIC_THREE}", TEXTS, "digits 0-9"),
     ("brainscan", f"--layers 3:4 --limit {ARABIC_THREE}", ITEMS, "digits 0-9"),
     ("edit", f'--prompt "{{}} x" --subject a --target b --layer {ARABIC_THREE}', None, "digits 0-9"),
     ("project", f"--clusters {ARABIC_THREE}", "a b\nc d\ne f\n", "digits 0-9"),
@@ -311,7 +311,7 @@ def test_other_scripts_digits_are_refused_by_every_option(shell, tiny_in_shell, 
 
 @pytest.fixture
 def tiny_sae(shell, tiny_in_shell):
-    return shell.run_cell_magic("sae", "train --layer 1 --expansion 2 --k 4 --steps 3 --batch 64 -o s", TEXTS)
+    return shell.run_cell_magic("sae", "train --step 1 --expansion 2 --k 4 --steps 3 --batch 64 -o s", TEXTS)
 
 
 def test_sae_ablate_reset_restores_the_model_bit_for_bit(shell, tiny_in_shell, tiny_sae, capsys):
@@ -346,10 +346,10 @@ def test_an_sae_steer_names_its_sae_and_feature_in_model(shell, tiny_in_shell, t
 
 @pytest.mark.parametrize("line, match", [
     ("show --steps 5", "--steps is for %sae train, not %sae show"),
-    ("steer --feature 1 --coef 2 --layer 3", "--layer is for %sae train or %sae load, not %sae steer"),
+    ("steer --feature 1 --coef 2 --step 3", "--step is for %sae train or %sae load, not %sae steer"),
     ("ablate --feature 1 --coef 2", "--coef is for %sae steer, not %sae ablate"),
     ("show --reset", "--reset is for %sae ablate, not %sae show"),
-    ("train --layer 1 --feature 3", "--feature is for %sae show or %sae steer or %sae ablate, not %sae train"),
+    ("train --step 1 --feature 3", "--feature is for %sae show or %sae steer or %sae ablate, not %sae train"),
 ])
 def test_sae_refuses_an_option_its_action_ignores(shell, tiny_in_shell, tiny_sae, line, match):
     one_line(shell, tiny_in_shell, match, "sae", line, runs_nothing=True)

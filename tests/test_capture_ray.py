@@ -181,7 +181,7 @@ def test_bad_worker_options_are_one_line(call, message):
     ("networks", "--workers 0", "\n".join(TEXTS), "--workers must be at least 1"),
     ("project", "--ray-address 127.0.0.1:6379", "\n".join(TEXTS), "--ray-address needs --workers N"),
     ("probe", "--task sentiment --workers x", None, "invalid int value"),
-    ("sae", "train --layer 1 --workers 0", "\n".join(TEXTS), "--workers must be at least 1"),
+    ("sae", "train --step 1 --workers 0", "\n".join(TEXTS), "--workers must be at least 1"),
     ("sae", "show --workers 2", None, "--workers is for %sae train"),
 ])
 def test_bad_magic_worker_options_are_one_line(shell, magic, line, cell, message):

@@ -403,7 +403,7 @@ def test_save_saelens_refuses_to_replace_unasked_and_keeps_the_old_sae_when_inte
 
     import safetensors.numpy
 
-    from neuro_magics.analyses.sae_formats import read_folder
+    from neuro_magics.analyses.sae.formats import read_folder
 
     subject = nm.Subject(tiny_model("llama"), tiny_tokenizer(), name="tiny-llama")
     old, new = (nm.train_sae(subject, layer=1, texts=TEXTS, expansion=1, k=2, steps=3, batch_size=32, seed=seed,

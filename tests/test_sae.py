@@ -16,6 +16,7 @@ import neuro_magics as nm
 from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.sae import EVAL_BATCH, HOLDOUT, SparseAutoencoder, fit_topk
 from neuro_magics.core.errors import NeuroMagicsError
+from sae_oracle import hand_topk_codes, hand_topk_rebuilt
 from tiny_models import tiny_model, tiny_tokenizer
 
 TEXTS = [f"the cat {i} sat on the mat while {i * 7} dogs ran home" for i in range(30)]
@@ -50,21 +51,6 @@ def test_topk_sae_recovers_a_planted_dictionary():
     assert torch.allclose(model.W_dec.norm(dim=1), torch.ones(2 * atoms), atol=1e-5)
 
 
-def _hand_dense(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    """TopK codes written out from the saved arrays (in the SAE's scaled units)."""
-    scaled = x.double() * sae.scale
-    pre = (scaled - torch.from_numpy(sae.b_dec).double()) @ torch.from_numpy(sae.W_enc).double() \
-        + torch.from_numpy(sae.b_enc).double()
-    values, indices = torch.relu(pre).topk(sae.k, dim=-1)
-    return torch.zeros_like(pre).scatter(-1, indices, values)
-
-
-def _hand_codes(sae: SparseAutoencoder, x: torch.Tensor) -> torch.Tensor:
-    """TopK encode / decode written out from the saved arrays."""
-    dense = _hand_dense(sae, x)
-    return ((dense @ torch.from_numpy(sae.W_dec).double() + torch.from_numpy(sae.b_dec).double()) / sae.scale)
-
-
 @pytest.mark.parametrize("site", ["resid_post", "mlp_out"])
 def test_spliced_loss_equals_a_hand_computation(llama, site):
     """Oracle: each held-out text alone through HF's own forward, with a forward hook written
@@ -73,7 +59,7 @@ def test_spliced_loss_equals_a_hand_computation(llama, site):
     cross-entropy from log_softmax over those tokens. The 17 held-out texts of different
     lengths fill three evaluation batches (fails with the splice one layer off, the scored
     positions shifted, the prefix token spliced, or a batch's sums dropped)."""
-    sae = nm.train_sae(llama, layer=1, site=site, texts=MANY_TEXTS, expansion=2, k=4, steps=30, batch_size=128,
+    sae = nm.train_sae(llama, step=1, site=site, texts=MANY_TEXTS, expansion=2, k=4, steps=30, batch_size=128,
                        progress=False)
     model, block = llama.model, llama.blocks[1]
     module = block if site == "resid_post" else block.mlp
@@ -87,7 +73,7 @@ def test_spliced_loss_equals_a_hand_computation(llama, site):
             def replace(mod, args, output, name=name):
                 tensor = (output[0] if isinstance(output, tuple) else output).clone()
                 if name == "spliced":
-                    tensor[0, own] = _hand_codes(sae, tensor[0, own]).to(tensor.dtype)
+                    tensor[0, own] = torch.from_numpy(hand_topk_rebuilt(sae, tensor[0, own].numpy())).to(tensor.dtype)
                 elif name == "zero":
                     tensor[0, own] = 0
                 return (tensor, *output[1:]) if isinstance(output, tuple) else tensor
@@ -111,10 +97,10 @@ def test_steering_by_a_feature_equals_adding_its_decoder_vector(llama):
     """Oracle: a forward hook written here adding ``coef x W_dec[f] / scale`` to block 1's
     output (the resid_post site); logits of HF's forward must match the installed feature
     steering (fails with the steering at block 1's input, or the unscaled decoder row)."""
-    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     ids = llama.tokenizer("the dog sat", return_tensors="pt")["input_ids"]
     feature, coef = 5, 3.0
-    shift = torch.from_numpy(sae.W_dec[feature]) / sae.scale * coef
+    shift = torch.tensor(sae.W_dec[feature]) / sae.scale * coef
 
     def add(module, args, output):
         tensor = output[0] if isinstance(output, tuple) else output
@@ -142,7 +128,7 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
     the held-out texts' own tokens captured by a hook written here on block 2; the logit
     effects equal ``lm_head.weight @ (W_dec[f] / scale)``; a saved SAE loads back to the same
     numbers."""
-    sae = nm.train_sae(llama, layer=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     captured = []
     handle = llama.blocks[2].register_forward_hook(
         lambda module, args, output: captured.append((output[0] if isinstance(output, tuple) else output)[0, 1:]))
@@ -154,9 +140,12 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
         handle.remove()
     stored = torch.zeros(len(sae.code_indices), sae.width, dtype=torch.float64).scatter(
         1, torch.from_numpy(sae.code_indices).long(), torch.from_numpy(sae.code_values).double())
-    torch.testing.assert_close(stored, _hand_dense(sae, torch.cat(captured)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(stored.numpy(), hand_topk_codes(sae, torch.cat(captured).numpy()), rtol=1e-4,
+                               atol=1e-4)
     x = torch.randn(7, llama.d_model) * 3
-    assert torch.allclose(sae.decode(sae.encode(x)).double(), _hand_codes(sae, x), atol=1e-4)
+    np.testing.assert_allclose(sae.encode(x).double().numpy(), hand_topk_codes(sae, x.numpy()), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(sae.decode(sae.encode(x)).double().numpy(), hand_topk_rebuilt(sae, x.numpy()),
+                               atol=1e-4)
     assert (np.count_nonzero(sae.encode(x.numpy()), axis=1) <= sae.k).all()
     loaded = nm.load_result(sae.save(tmp_path / "sae"))
     assert isinstance(loaded, SparseAutoencoder) and loaded.fvu == sae.fvu and loaded.site == "resid_post"
@@ -168,7 +157,7 @@ def test_encode_decode_save_load_and_reading(llama, tmp_path):
     assert counts.sum() == np.count_nonzero(sae.activations_of(feature))
     assert sae.search(contexts[0]["token"])
     effects = sae.logit_effects(llama, feature, n=3)
-    by_hand = llama.model.lm_head.weight.detach().double() @ (torch.from_numpy(sae.W_dec[feature]).double() / sae.scale)
+    by_hand = llama.model.lm_head.weight.detach().double() @ (torch.tensor(sae.W_dec[feature]).double() / sae.scale)
     for listed, ids in ((effects["top"], by_hand.topk(3).indices), (effects["bottom"], (-by_hand).topk(3).indices)):
         assert [piece for piece, _ in listed] == llama.token_pieces(ids.tolist())
         np.testing.assert_allclose([value for _, value in listed], by_hand[ids].numpy(), rtol=1e-4)
@@ -182,16 +171,16 @@ def test_bad_input_is_one_line_and_changes_nothing(llama):
     with torch.no_grad():
         before = llama.model(ids).logits
     for kwargs, words in [
-        (dict(layer=1, site="embeddings"), "Unknown site"),
-        (dict(layer=9), "out of range"),
-        (dict(layer=1, expansion=10**7), "GiB"),
-        (dict(layer=1, k=0), "--k"),
-        (dict(layer=1, texts=["one"]), "at least two"),
+        (dict(step=1, site="embeddings"), "Unknown site"),
+        (dict(step=9), "out of range"),
+        (dict(step=1, expansion=10**7), "GiB"),
+        (dict(step=1, k=0), "--k"),
+        (dict(step=1, texts=["one"]), "at least two"),
     ]:
         with pytest.raises(NeuroMagicsError, match=words) as caught:
             nm.train_sae(llama, texts=kwargs.pop("texts", TEXTS), progress=False, **kwargs)
         assert "\n" not in str(caught.value)
-    sae = nm.train_sae(llama, layer=3, texts=TEXTS, expansion=1, k=2, steps=2, batch_size=64, progress=False)
+    sae = nm.train_sae(llama, step=3, texts=TEXTS, expansion=1, k=2, steps=2, batch_size=64, progress=False)
     with pytest.raises(NeuroMagicsError, match="last block"):
         sae.steer(llama, 0, 1.0)
     with pytest.raises(NeuroMagicsError, match="out of range"):
@@ -207,8 +196,8 @@ def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys, tmp_pat
     from IPython.core.error import UsageError
 
     cell = "\n".join(TEXTS)
-    sae = shell.run_cell_magic("sae", "train --layer 1 --expansion 2 --k 4 --steps 10 --batch 64 -o s1", cell)
-    assert shell.user_ns["s1"] is sae and sae.layer == 1 and sae.width == 2 * tiny_in_shell.d_model
+    sae = shell.run_cell_magic("sae", "train --step 1 --expansion 2 --k 4 --steps 10 --batch 64 -o s1", cell)
+    assert shell.user_ns["s1"] is sae and sae.step == 1 and sae.width == 2 * tiny_in_shell.d_model
     feature = int(np.argmax(sae.frequencies))
     shell.run_line_magic("sae", f"show s1 --feature {feature} --n 2")
     shown = capsys.readouterr().out
@@ -217,7 +206,8 @@ def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys, tmp_pat
     (intervention,) = tiny_in_shell.interventions
     assert intervention.spec["arguments"]["layer"] == 2 and intervention.spec["arguments"]["coef"] == 2.0
     for line, words in [("steer --feature 1", "--coef"), ("show nothing --feature 1", "not an SAE"),
-                        ("train", "--layer"), ("show --feature 999999", "out of range")]:
+                        ("train", "--step N"), ("train --layer 1", "ambiguous"),
+                        ("show --feature 999999", "out of range")]:
         with pytest.raises(UsageError, match=words):
             shell.run_line_magic("sae", line)
     assert len(tiny_in_shell.interventions) == 1
@@ -229,19 +219,19 @@ def test_sae_magic_trains_shows_and_steers(shell, tiny_in_shell, capsys, tmp_pat
 def test_ctrl_c_keeps_the_sae_trained_so_far(llama, monkeypatch):
     """A KeyboardInterrupt at the third training step stops training there: the SAE of
     those three steps is evaluated and returned, marked interrupted, the model unchanged."""
-    from neuro_magics.analyses import sae as sae_module
+    from neuro_magics.analyses.sae import training
 
-    class InterruptingBar(sae_module.ProgressBar):
+    class InterruptingBar(training.ProgressBar):
         def update(self, n: int = 1) -> None:
             super().update(n)
             if self.desc.startswith("SAE") and self.n == 3:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(sae_module, "ProgressBar", InterruptingBar)
+    monkeypatch.setattr(training, "ProgressBar", InterruptingBar)
     ids = llama.tokenizer("the dog", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         before = llama.model(ids).logits
-    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=1, k=2, steps=50, batch_size=64, progress=False)
+    sae = nm.train_sae(llama, step=1, texts=TEXTS, expansion=1, k=2, steps=50, batch_size=64, progress=False)
     assert sae.report["interrupted"] and len(sae.fvu_curve) == 3 and sae.report["tokens_seen"] == 3 * 64
     assert np.isfinite(sae.fvu) and "interrupted" in repr(sae)
     with torch.no_grad():
@@ -256,18 +246,14 @@ def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_pa
     from neuro_magics.core.interventions import rebuild
 
     monkeypatch.setenv("NEURO_MAGICS_CACHE", str(tmp_path / "cache"))
-    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     ids = llama.tokenizer("the dog sat on the mat", return_tensors="pt")["input_ids"]
     feature = int(np.argmax(sae.frequencies))
 
     def subtract(module, args, output):
         tensor = output[0] if isinstance(output, tuple) else output
-        scaled = tensor.double() * sae.scale
-        pre = (scaled - torch.from_numpy(sae.b_dec).double()) @ torch.from_numpy(sae.W_enc).double() \
-            + torch.from_numpy(sae.b_enc).double()
-        values, indices = torch.relu(pre).topk(sae.k, dim=-1)
-        amount = torch.where(indices == feature, values, 0).sum(-1, keepdim=True)
-        new = tensor - (amount * torch.from_numpy(sae.W_dec[feature]).double() / sae.scale).to(tensor.dtype)
+        amount = hand_topk_codes(sae, tensor.numpy())[..., feature:feature + 1]
+        new = tensor - torch.from_numpy(amount * sae.W_dec[feature].astype(np.float64) / sae.scale).to(tensor.dtype)
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
     handle = llama.blocks[1].register_forward_hook(subtract)
@@ -302,7 +288,7 @@ def test_ablating_a_feature_subtracts_its_contribution_and_replays(llama, tmp_pa
 def test_default_model_sae_splices_in_between_original_and_zero(default_subject):
     """On the real model a short SAE on one layer already sits between the original loss
     and zero ablation, and its features read real tokens."""
-    sae = nm.train_sae(default_subject, layer=6, texts="builtin:code", expansion=2, k=16, steps=40, batch_size=512,
+    sae = nm.train_sae(default_subject, step=6, texts="builtin:code", expansion=2, k=16, steps=40, batch_size=512,
                        progress=False)
     assert sae.ce_original < sae.ce_spliced < sae.ce_zero and 0 < sae.fvu < 1 and sae.l0 == pytest.approx(16, abs=0.5)
     feature = int(np.argmax(sae.frequencies))

@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 import neuro_magics as nm
 from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.core.errors import NeuroMagicsError
+from sae_oracle import hand_encode
 from tiny_models import tiny_model, tiny_tokenizer
 
 TEXTS = [f"the cat {i} sat on the mat while {i * 7} dogs ran home" for i in range(30)]
@@ -58,18 +59,6 @@ def _write_sparsify(folder, arrays, k):
     return folder
 
 
-def _hand_encode(arrays, x, activation, k=None, center=True):
-    pre = ((x - arrays["b_dec"]) if center else x) @ arrays["W_enc"].astype(np.float64) + arrays["b_enc"]
-    if activation == "relu":
-        return np.maximum(pre, 0)
-    if activation == "jumprelu":
-        return np.where(pre > arrays["threshold"], np.maximum(pre, 0), 0)
-    keep = np.argsort(-pre, axis=-1)[..., :k]
-    out = np.zeros_like(pre)
-    np.put_along_axis(out, keep, np.maximum(np.take_along_axis(pre, keep, -1), 0), -1)
-    return out
-
-
 @pytest.mark.parametrize("architecture, activation, center, hook, site, block", [
     ("standard", "relu", True, "blocks.2.hook_resid_post", "resid_post", 2),
     ("jumprelu", "jumprelu", False, "blocks.1.hook_mlp_out", "mlp_out", 1),
@@ -85,9 +74,9 @@ def test_saelens_folder_encodes_like_numpy_from_its_raw_arrays(llama, tmp_path, 
     folder = _write_saelens(tmp_path / "sae", arrays, architecture, hook, apply_b_dec_to_input=center,
                             **({"k": 5} if architecture == "topk" else {}))
     sae = nm.load_sae(llama, folder, texts=TEXTS, progress=False)
-    assert (sae.site, sae.layer, sae.block, sae.activation) == (site, block, block, activation)
+    assert (sae.site, sae.step, sae.block, sae.activation) == (site, block, block, activation)
     x = np.random.default_rng(1).normal(size=(6, llama.d_model)).astype(np.float32)
-    expected = _hand_encode(arrays, x.astype(np.float64), activation, k=5, center=center)
+    expected = hand_encode(arrays, x.astype(np.float64), activation, k=5, center=center)
     np.testing.assert_allclose(sae.encode(x), expected, atol=1e-5)
     np.testing.assert_allclose(sae.decode(expected.astype(np.float32)),
                                expected @ arrays["W_dec"].astype(np.float64) + arrays["b_dec"], atol=1e-5)
@@ -105,9 +94,9 @@ def test_sparsify_folder_encodes_like_numpy_and_hub_names_download(llama, tmp_pa
     _write_sparsify(repo / "layers.1", arrays, k=4)
     _write_sparsify(repo / "layers.2.mlp", arrays, k=4)
     sae = nm.load_sae(llama, repo, sae_id="layers.1", texts=TEXTS, progress=False)
-    assert (sae.site, sae.layer, sae.k) == ("resid_post", 1, 4)
+    assert (sae.site, sae.step, sae.k) == ("resid_post", 1, 4)
     x = np.random.default_rng(2).normal(size=(5, llama.d_model)).astype(np.float32)
-    np.testing.assert_allclose(sae.encode(x), _hand_encode(arrays, x.astype(np.float64), "topk", k=4), atol=1e-5)
+    np.testing.assert_allclose(sae.encode(x), hand_encode(arrays, x.astype(np.float64), "topk", k=4), atol=1e-5)
     asked = {}
 
     def snapshot_download(name, allow_patterns=None):
@@ -117,16 +106,16 @@ def test_sparsify_folder_encodes_like_numpy_and_hub_names_download(llama, tmp_pa
     monkeypatch.setattr("huggingface_hub.snapshot_download", snapshot_download)
     hub = nm.load_sae(llama, "EleutherAI/sae-tiny", sae_id="layers.2.mlp", texts=TEXTS, progress=False)
     assert asked == {"name": "EleutherAI/sae-tiny", "allow_patterns": "layers.2.mlp/*"}
-    assert (hub.site, hub.layer) == ("mlp_out", 2)
+    assert (hub.site, hub.step) == ("mlp_out", 2)
 
 
 def test_our_sae_exported_to_saelens_loads_back_with_identical_features(llama, tmp_path):
     """Oracle: the trained SAE itself. Written as a SAELens folder (scale folded into the
     weights) and loaded back, it encodes the same activations to the same features and reads
     the held-out texts to the same codes and the same spliced-in loss."""
-    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     loaded = nm.load_sae(llama, sae.save_saelens(tmp_path / "exported"), texts=TEXTS, progress=False)
-    assert (loaded.site, loaded.layer, loaded.k, loaded.scale) == (sae.site, sae.layer, sae.k, 1.0)
+    assert (loaded.site, loaded.step, loaded.k, loaded.scale) == (sae.site, sae.step, sae.k, 1.0)
     x = torch.randn(9, llama.d_model) * 2
     np.testing.assert_allclose(loaded.encode(x.numpy()), sae.encode(x.numpy()), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(loaded.decode(sae.encode(x.numpy())), sae.decode(sae.encode(x.numpy())), atol=1e-4)
@@ -142,7 +131,7 @@ def test_interval_samples_lie_in_their_band_and_top_contexts_carry_token_activat
     activation lies in its band ``(low, high]``, bands tile ``(0, max]`` highest first with shares
     summing to 1, and each context's per-token values are the feature's activations on its own
     text's tokens at those positions."""
-    sae = nm.train_sae(llama, layer=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     feature = int(np.argmax(sae.frequencies))
     values = sae.activations_of(feature)
     bands = sae.quantile_samples(feature, bands=5, per_band=3)
@@ -165,7 +154,7 @@ def test_search_by_text_equals_encoding_hand_captured_activations(llama):
     (text read after the prefix), encoded with ``sae.encode`` and averaged over the text's own
     tokens; the order and values must match (fails with the prefix token averaged in or the
     site one block off)."""
-    sae = nm.train_sae(llama, layer=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=2, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     text = "the dogs ran home while the cat sat"
     captured = {}
     handle = llama.blocks[2].register_forward_hook(
@@ -219,7 +208,7 @@ def test_sae_magic_loads_and_searches_by_text(shell, tiny_in_shell, tmp_path, ca
     arrays = _random_arrays(tiny_in_shell.d_model, 2 * tiny_in_shell.d_model)
     folder = _write_saelens(tmp_path / "sae", arrays, "standard", "blocks.1.hook_resid_post")
     sae = shell.run_line_magic("sae", f"load {folder} -o s2")
-    assert shell.user_ns["s2"] is sae and sae.layer == 1 and sae.activation == "relu"
+    assert shell.user_ns["s2"] is sae and sae.step == 1 and sae.activation == "relu"
     shell.run_line_magic("sae", "show s2 --text 'the cat sat' --n 3")
     printed = capsys.readouterr().out
     feature, value = sae.search_text(tiny_in_shell, "the cat sat", 1)[0]
@@ -237,7 +226,7 @@ def test_dashboard_swaps_cards_searches_and_acts_under_the_lock(llama, tmp_path,
     same intervention as ``sae.steer``, and waits (saying "queued") while another thread holds
     the model's lock."""
     monkeypatch.setenv("NEURO_MAGICS_CACHE", str(tmp_path))
-    sae = nm.train_sae(llama, layer=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
+    sae = nm.train_sae(llama, step=1, texts=TEXTS, expansion=2, k=4, steps=20, batch_size=128, progress=False)
     dashboard = sae.widget()
     order = np.argsort(-sae.frequencies, kind="stable")
     assert dashboard.card["feature"] == order[0]

@@ -21,6 +21,7 @@ from safetensors.numpy import save_file
 import neuro_magics as nm
 from neuro_magics.core.reading import CONTRAST_PREFIX
 from neuro_magics.analyses.sae import CODE_SLOTS, EVAL_BATCH, HOLDOUT, SparseAutoencoder, fit_topk
+from sae_oracle import hand_encode
 from tiny_models import tiny_model, tiny_tokenizer
 
 WORDS = "the cat sat on a mat while seven dogs ran home and one bird sang quietly near the old mill".split()
@@ -53,21 +54,6 @@ def _captured(subject: nm.Subject, texts: list[str], layer: int = LAYER) -> list
     return [x.double().numpy() for x in seen]
 
 
-def _encode(arrays: dict, x: np.ndarray, activation: str, k: int | None = None, scale: float = 1.0,
-            center: bool = True) -> np.ndarray:
-    """Dense codes written out in float64: ReLU / JumpReLU / TopK of ``(x s - b_dec) W_enc + b_enc``."""
-    xs = x * scale
-    pre = ((xs - arrays["b_dec"]) if center else xs) @ np.asarray(arrays["W_enc"], np.float64) + arrays["b_enc"]
-    if activation == "relu":
-        return np.maximum(pre, 0)
-    if activation == "jumprelu":
-        return np.where(pre > arrays["threshold"], np.maximum(pre, 0), 0)
-    keep = np.argsort(-pre, axis=-1)[..., :k]
-    dense = np.zeros_like(pre)
-    np.put_along_axis(dense, keep, np.maximum(np.take_along_axis(pre, keep, -1), 0), -1)
-    return dense
-
-
 def _fvu(xs: np.ndarray, rebuilt: np.ndarray) -> float:
     return float(((xs - rebuilt) ** 2).sum() / ((xs - xs.mean(0)) ** 2).sum())
 
@@ -76,10 +62,10 @@ def _fvu(xs: np.ndarray, rebuilt: np.ndarray) -> float:
 def trained():
     """A TopK SAE trained on the offset model, the held-out captures, their hand codes."""
     subject = _subject()
-    sae = nm.train_sae(subject, layer=LAYER, texts=TEXTS, expansion=2, k=4, steps=40, batch_size=256, progress=False)
+    sae = nm.train_sae(subject, step=LAYER, texts=TEXTS, expansion=2, k=4, steps=40, batch_size=256, progress=False)
     x = _captured(subject, HELD_OUT)
     arrays = {name: getattr(sae, name).astype(np.float64) for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
-    dense = [_encode(arrays, xi, "topk", k=sae.k, scale=sae.scale) for xi in x]
+    dense = [hand_encode(arrays, xi, "topk", k=sae.k, scale=sae.scale) for xi in x]
     return subject, sae, x, dense
 
 
@@ -198,19 +184,24 @@ def test_dead_features_of_a_trained_sae_count_from_the_training_tokens(trained):
     assert sae.report["tokens_seen"] == 40 * 256 and len(sae.fvu_curve) == 40
 
 
-def test_one_training_step_equals_a_hand_written_step():
+@pytest.mark.parametrize("with_dead", [False, True])
+def test_one_training_step_equals_a_hand_written_step(with_dead):
     """Oracle: one full-batch step written out here from the initial weights (``steps=0``): the
     TopK forward, the FVU loss with the centred variance (data with a large mean), its gradient
     by autograd, the decoder gradient's component along each (unit) row removed, Adam's first
     step ``lr g / (|g| + eps)``, rows renormalised. The recorded FVU and the tokens since each
     feature fired must match too (fails with the parallel component's sign flipped, the
-    normaliser uncentred, or ``since_fired`` counted in steps)."""
+    normaliser uncentred, or ``since_fired`` counted in steps). With ``dead_after = n - 1`` every
+    feature silent on the batch is dead after it, and the step adds AuxK written out here: the
+    d // 2 = 3 largest ReLU'd dead pre-activations rebuild the detached residual, over the same
+    variance, times 1/32 (fails with AuxK left out of the step or its residual not detached)."""
     generator = torch.Generator().manual_seed(3)
     n, d, width, k, lr = 32, 6, 48, 2, 1e-2
     data = torch.randn(n, d, generator=generator) * torch.tensor([1.0, 2.0, 0.5, 1.5, 0.7, 1.2]) \
         + torch.tensor([10.0, -5.0, 3.0, 0.0, 8.0, -2.0])
+    dead_after = n - 1 if with_dead else None
     start, _ = fit_topk(data, width, k, steps=0, batch_size=n, lr=lr, seed=0)
-    model, report = fit_topk(data, width, k, steps=1, batch_size=n, lr=lr, seed=0)
+    model, report = fit_topk(data, width, k, steps=1, batch_size=n, lr=lr, seed=0, dead_after=dead_after)
     x = data.double()
     params = {name: getattr(start, name).detach().double().clone().requires_grad_(True)
               for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
@@ -220,8 +211,16 @@ def test_one_training_step_equals_a_hand_written_step():
     variance = (x - x.mean(0)).pow(2).sum(1).mean()
     assert x.pow(2).sum(1).mean() > 5 * variance
     loss = (x - rebuilt).pow(2).sum(1).mean() / variance
+    fvu = loss.item()
+    fired = np.zeros(width, bool)
+    fired[indices[values > 0].numpy()] = True
+    if with_dead:
+        dead = torch.from_numpy(~fired)
+        aux_values, aux_indices = torch.relu(torch.where(dead, pre, -torch.inf)).topk(d // 2, dim=-1)
+        aux_rebuilt = torch.zeros_like(pre).scatter(-1, aux_indices, aux_values) @ params["W_dec"]
+        residual = (x - rebuilt).detach()
+        loss = loss + (residual - aux_rebuilt).pow(2).sum(1).mean() / variance / 32
     loss.backward()
-    loss = loss.detach()
     rows = params["W_dec"].detach()
     gradient = params["W_dec"].grad
     tangent = gradient - (gradient * rows).sum(1, keepdim=True) * rows
@@ -230,9 +229,7 @@ def test_one_training_step_equals_a_hand_written_step():
     assert not torch.allclose(tangent, gradient, atol=1e-3)  # the parallel part is not negligible here
     np.testing.assert_allclose(model.W_dec.detach().double().numpy(), expected.numpy(), atol=2e-4)
     np.testing.assert_allclose(model.W_dec.detach().norm(dim=1).numpy(), 1.0, atol=1e-6)
-    assert report.fvu_curve[0] == pytest.approx(loss.item(), rel=1e-4)
-    fired = np.zeros(width, bool)
-    fired[indices[values > 0].numpy()] = True
+    assert report.fvu_curve[0] == pytest.approx(fvu, rel=1e-4)
     np.testing.assert_array_equal(report.since_fired, np.where(fired, 0, n))
     assert 0 < fired.sum() < width
 
@@ -273,7 +270,7 @@ def test_loaded_relu_sae_report_and_reading_equal_a_hand_computation(tmp_path):
     arrays["b_enc"][[2, 9, 30, 31, 77, 100, 150, 191]] = -1e3
     _write_saelens(tmp_path / "relu", arrays, "standard", f"blocks.{LAYER}.hook_resid_post")
     sae = nm.load_sae(subject, tmp_path / "relu", texts=TEXTS, progress=False)
-    codes = np.concatenate([_encode(arrays, xi, "relu") for xi in x])
+    codes = np.concatenate([hand_encode(arrays, xi, "relu") for xi in x])
     xs = np.concatenate(x)
     active = np.count_nonzero(codes, axis=1)
     assert active.min() > CODE_SLOTS
@@ -302,9 +299,9 @@ def test_loaded_jumprelu_with_log_threshold_uses_its_exponential(tmp_path):
     np.testing.assert_allclose(sae.threshold, threshold, rtol=1e-6)
     expected_arrays = {**arrays, "threshold": threshold.astype(np.float64)}
     probe = np.concatenate(x)[::5] + np.random.default_rng(7).normal(size=(1, subject.d_model)) * np.concatenate(x).std(0)
-    expected = _encode(expected_arrays, probe, "jumprelu")
-    wrong = _encode({**arrays, "threshold": np.log(threshold)}, probe, "jumprelu")
+    expected = hand_encode(expected_arrays, probe, "jumprelu")
+    wrong = hand_encode({**arrays, "threshold": np.log(threshold)}, probe, "jumprelu")
     assert np.count_nonzero(expected) < np.count_nonzero(wrong)  # the case tells exp from log apart
     np.testing.assert_allclose(sae.encode(probe.astype(np.float32)), expected, rtol=1e-4, atol=1e-4)
-    codes = np.concatenate([_encode(expected_arrays, xi, "jumprelu") for xi in x])
+    codes = np.concatenate([hand_encode(expected_arrays, xi, "jumprelu") for xi in x])
     assert sae.l0 == pytest.approx(np.count_nonzero(codes, axis=1).mean(), rel=1e-9)

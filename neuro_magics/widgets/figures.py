@@ -373,7 +373,7 @@ def sae_figure(result, bins: int = 40) -> go.Figure:
     alive = frequencies[frequencies > 0]
     figure = go.Figure(go.Histogram(x=np.log10(alive), nbinsx=bins, marker_color=categorical(0)))
     figure.update_layout(
-        title=f"SAE feature density · {result.site} layer {result.layer} · {result.width - alive.size} of "
+        title=f"SAE feature density · {result.site} at step {result.step} (block {result.block}) · {result.width - alive.size} of "
               f"{result.width} features silent on the held-out tokens",
         xaxis_title="log10 firing frequency", yaxis_title="features", template="plotly_white")
     return figure

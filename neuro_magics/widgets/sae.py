@@ -170,6 +170,6 @@ class SaeDashboard(StrictAnyWidget):
 def _title(sae) -> str:
     shape = f"k={sae.k}" if sae.activation == "topk" else sae.activation
     made = f" · from {sae.source}" if sae.source else ""
-    return (f"SAE · {sae.site} layer {sae.layer} · {sae.width} features, {shape}{made} · held out: FVU {sae.fvu:.3f}, "
+    return (f"SAE · {sae.site} at step {sae.step} (block {sae.block}) · {sae.width} features, {shape}{made} · held out: FVU {sae.fvu:.3f}, "
             f"L0 {sae.l0:.1f}, dead {sae.dead_fraction:.1%}, CE {sae.ce_original:.3f} → {sae.ce_spliced:.3f} spliced "
             f"(zero {sae.ce_zero:.3f}) · {sae.metadata.get('model', '')}")

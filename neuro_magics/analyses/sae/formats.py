@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import NeuroMagicsError
-from ..core.files import replacing_folder
+from ...core.errors import NeuroMagicsError
+from ...core.files import replacing_folder
 
 SAELENS_WEIGHTS = "sae_weights.safetensors"
 SPARSIFY_WEIGHTS = "sae.safetensors"
