@@ -48,9 +48,8 @@ def scan_heatmap(result) -> HeatmapWidget:
         _, label, scale, fmt, vmin, vmax = specs[name]
         if name == "target_prob" and result.target:
             label = f"lens p({result.target!r})"
-        metric = {"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax}
-        if name in _ROBUST_METRICS:
-            metric["clip"] = _ROBUST_METRICS[name]
+        metric = {"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax,
+                  **_METRIC_READING.get(name, {})}
         metrics.append(metric)
     lens = {}
     if result.has_lens:
@@ -61,8 +60,8 @@ def scan_heatmap(result) -> HeatmapWidget:
             detail_vocab=[result.vocab[i] for i in used],
         )
     widget = HeatmapWidget(
-        result.metrics, metrics, result.row_labels, result.tokens,
-        row_title="step", col_title="token", title=f"scan: {result.metadata.get('model', '')}",
+        result.metrics, metrics, block_row_labels(result.steps, result.blocks), result.tokens,
+        row_title="block", col_title="token", title=f"scan: {result.metadata.get('model', '')}",
         marks=sink_marks(result.metrics[result.metric_names.index("norm")]) if "norm" in result.metric_names else (),
         **lens,
     )
@@ -79,10 +78,22 @@ def scan_heatmap(result) -> HeatmapWidget:
     return widget
 
 
-#: Metrics drawn with robust colour limits (a quantile): the first token's residual norm is often
-#: 20-30x every other one (an attention sink) and would paint everything else one colour.
-_ROBUST_METRICS = {"norm": 0.98}
+#: How each scan metric reads at first sight. The first token's residual norm is often 20-30x every
+#: other one (an attention sink): on a log colour scale the rest keep their shades (a percentile clip
+#: still left one bright column over flat purple). The legend says which way is good.
+_METRIC_READING = {
+    "norm": {"log": True},
+    "target_prob": {"better": "higher"},
+    "target_rank": {"better": "lower"},
+}
 SINK_RATIO = 5.0
+
+
+def block_row_labels(steps: list[int], blocks: list[int]) -> list[str]:
+    """Rows named by the block they run (what a user calls the layer); where the program runs a
+    block more than once, each of its rows also says its step: ``8 (step 12)``."""
+    repeated = {b for b in blocks if blocks.count(b) > 1}
+    return [f"{b} (step {s})" if b in repeated else str(b) for s, b in zip(steps, blocks)]
 
 
 def sink_marks(norm: np.ndarray) -> list[dict]:
