@@ -290,7 +290,7 @@ def attribution_widget(result) -> ipywidgets.Widget:
     widget = AttributionWidget(
         result.tokens, result.n_prompt, result.targets, result.target_positions, result.methods,
         np.stack([result.scores[m] for m in result.methods]),
-        title=f"attribution: {result.metadata.get('model', '')}", explained=result.explained, **dla,
+        title=f"attribution: {result.metadata.get('model', '')}", explained=result.explained, foil=result.foil, **dla,
     )
 
     def follow(change: dict) -> None:
@@ -300,8 +300,9 @@ def attribution_widget(result) -> ipywidgets.Widget:
     widget.observe(follow, names="selected_head")
     if result.attention is None:
         return widget
+    hint = "click a head here or in the DLA map" if parts is not None else "click a head"
     explorer = AttentionWidget(result.attention, result.sources, widget.row_labels or None,
-                               n_kv_heads=result.n_kv_heads, title="attention patterns (click a head in the DLA map)")
+                               n_kv_heads=result.n_kv_heads, title=f"attention patterns ({hint})")
     box = ipywidgets.VBox([widget, explorer])
     box.head_link = ipywidgets.jslink((widget, "selected_head"), (explorer, "selected"))
     return box

@@ -1,0 +1,38 @@
+"""What the view builders hand the widgets so a view reads at first sight (issue 25): the attribution
+header's foil, the attention explorer's hint, the diff's title and what its perplexity is measured on."""
+
+from __future__ import annotations
+
+import pytest
+
+import neuro_magics as nm
+from tiny_models import tiny_model, tiny_tokenizer
+
+
+def attribution_view(widget):
+    """The AttributionWidget of a result's view (a VBox when the explorer of its attention patterns comes along)."""
+    return widget.children[0] if hasattr(widget, "children") else widget
+
+
+@pytest.fixture(scope="module")
+def subject():
+    return nm.Subject(tiny_model("llama"), tiny_tokenizer())
+
+
+def test_attribution_with_a_foil_says_what_it_is_contrasted_with(subject):
+    """The widget gets the foil's token (the header then reads "explaining A over B"); without one it gets None."""
+    with_foil = attribution_view(nm.attribute(subject, "abc ab", target="c", foil="d", method="saliency").widget())
+    assert with_foil.foil == "d" and with_foil.targets == ["c"]
+    plain = attribution_view(nm.attribute(subject, "abc ab", target="c", method="saliency").widget())
+    assert plain.foil is None
+
+
+def test_attention_explorer_mentions_the_dla_map_only_when_there_is_one(subject):
+    """Rollout keeps the attention patterns; without a DLA map the explorer must not point at one."""
+    result = nm.attribute(subject, "abc ab", target="c", method="rollout")
+    box = result.widget()
+    explorer = box.children[1]
+    has_dla = result.dla_parts is not None
+    assert ("DLA map" in explorer.title) == has_dla
+    result.dla_parts = None
+    assert "DLA map" not in result.widget().children[1].title
