@@ -36,3 +36,13 @@ def test_attention_explorer_mentions_the_dla_map_only_when_there_is_one(subject)
     assert ("DLA map" in explorer.title) == has_dla
     result.dla_parts = None
     assert "DLA map" not in result.widget().children[1].title
+
+
+def test_diff_title_reads_before_to_after_like_its_columns_and_names_the_perplexity_text(subject):
+    from neuro_magics.analyses.diffing import compare, perplexity_text
+
+    ablation = nm.ablate(subject, layers="1", install=False)
+    widget = compare(subject, lambda: ablation.applied(subject), ["abc ab"], max_new_tokens=2, label_after="ablate").widget()
+    assert widget.labels == ["before", "ablate"]
+    assert widget.title.startswith("before → ablate · ")
+    assert widget.perplexity_text == perplexity_text() and len(widget.perplexity_text.split()) > 3

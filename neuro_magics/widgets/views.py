@@ -243,7 +243,8 @@ def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None], Call
 
 
 def diff_widget(result) -> DiffWidget:
-    return DiffWidget(*_diff_arguments(result), title=_diff_title(result), pending=result.pending)
+    return DiffWidget(*_diff_arguments(result), title=_diff_title(result), pending=result.pending,
+                      perplexity_text=result.metadata.get("perplexity_text", ""))
 
 
 def update_diff_widget(widget: DiffWidget, result) -> None:
@@ -252,7 +253,8 @@ def update_diff_widget(widget: DiffWidget, result) -> None:
 
 
 def _diff_title(result) -> str:
-    return f"{result.after.label} vs {result.before.label} · {result.metadata.get('model', '')}"
+    """Before -> after, in the order of the columns below it."""
+    return f"{result.before.label} → {result.after.label} · {result.metadata.get('model', '')}"
 
 
 def _diff_arguments(result) -> tuple:
