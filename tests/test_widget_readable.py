@@ -46,3 +46,17 @@ def test_diff_title_reads_before_to_after_like_its_columns_and_names_the_perplex
     assert widget.labels == ["before", "ablate"]
     assert widget.title.startswith("before → ablate · ")
     assert widget.perplexity_text == perplexity_text() and len(widget.perplexity_text.split()) > 3
+
+
+def test_an_sae_search_with_no_hit_says_so(subject, monkeypatch):
+    """A search that finds no feature names the query and what to try, in the list and the status line."""
+    from neuro_magics.widgets.sae import SaeDashboard
+
+    texts = ["abc abd abe", "bca bcd cab", "dab dac dad", "ecb eca ecd"] * 4
+    sae = nm.train_sae(subject, layer=1, texts=texts, expansion=1, k=2, steps=2, batch_size=64, progress=False)
+    dashboard = SaeDashboard(sae)
+    monkeypatch.setattr(sae, "search", lambda query, n: [])  # a planted miss: no feature fires on it
+    assert dashboard.search("zebra") == []
+    assert dashboard.search_note == dashboard.status == "no feature fires on 'zebra': try another token or a longer text"
+    monkeypatch.setattr(sae, "search", lambda query, n: [(1, 0.5)])
+    assert dashboard.search("a") == [1] and dashboard.search_note == "features firing most on the held-out token 'a'"
