@@ -60,3 +60,21 @@ def test_an_sae_search_with_no_hit_says_so(subject, monkeypatch):
     assert dashboard.search_note == dashboard.status == "no feature fires on 'zebra': try another token or a longer text"
     monkeypatch.setattr(sae, "search", lambda query, n: [(1, 0.5)])
     assert dashboard.search("a") == [1] and dashboard.search_note == "features firing most on the held-out token 'a'"
+
+
+def test_a_network_opens_onto_where_it_lives():
+    """The gallery's panel lists a network's neurons per block by descending z, from a planted result."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from neuro_magics.widgets.networks import key_neurons
+
+    maps = np.zeros((2, 3, 8), dtype=np.float32)
+    maps[1, 0, [5, 2]] = [4.0, 6.5]  # block 3: neuron 2 is the strongest
+    maps[1, 2, 7] = 3.9              # block 9
+    maps[0, 1, 1] = 9.0              # another network: not listed for network 1
+    result = SimpleNamespace(maps=maps, network_masks=maps > 3.6, layers=[3, 5, 9])
+    assert key_neurons(result, 1) == [(3, [(2, 6.5), (5, 4.0)]), (9, [(7, np.float32(3.9).item())])]
+    assert key_neurons(result, 1, per_block=1) == [(3, [(2, 6.5)]), (9, [(7, np.float32(3.9).item())])]
+    assert key_neurons(result, 0) == [(5, [(1, 9.0)])]
