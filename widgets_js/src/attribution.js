@@ -5,8 +5,8 @@
 // a head paints what that head moved from each source. Every view exports as SVG or PNG.
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor } from "./colors.js";
-import { createRoot, h, onThemeChange, placeTooltip, themeColors, tokenSpan } from "./dom.js";
-import { formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
+import { createRoot, download, h, onThemeChange, placeTooltip, svgToPng, themeColors, tokenSpan } from "./dom.js";
+import { escapeXml, formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
 
 const VIEWS = { tokens: "tokens", matrix: "matrix", dla: "DLA heads" };
 const METHOD_LABELS = {
@@ -86,9 +86,6 @@ export function shade(value, limit, table = colorTable("diverging"), signed = tr
   return { background: cssColor(table, index), color: 0.299 * r + 0.587 * g + 0.114 * b < 150 ? "#ffffff" : "#111111" };
 }
 
-function escapeXml(text) {
-  return String(text).replace(/[<>&"']/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[ch]);
-}
 
 /** A cell's number, short enough for a 30-px cell: two significant digits ("0.12", "-3.4", "1.2k"). */
 export function cellNumber(value) {
@@ -165,31 +162,6 @@ export function tokensSvg({ title, pieces, colors, width = 760 }) {
     ...parts,
     "</svg>",
   ].join("");
-}
-
-function download(href, filename) {
-  const link = h("a", { href, download: filename });
-  document.body.append(link);
-  link.click();
-  link.remove();
-}
-
-/** Rasterise an SVG string to a PNG data URL (2x), through an image and a canvas. */
-export function svgToPng(svg) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => {
-      const canvas = document.createElement("canvas");
-      canvas.width = image.width * 2;
-      canvas.height = image.height * 2;
-      const ctx = canvas.getContext("2d");
-      ctx.scale(2, 2);
-      ctx.drawImage(image, 0, 0);
-      resolve(canvas.toDataURL("image/png"));
-    };
-    image.onerror = () => reject(new Error("the SVG could not be rasterised"));
-    image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
-  });
 }
 
 function render({ model, el }) {

@@ -171,3 +171,29 @@ export function tokenSpan(token, { running = false, className = "nm-token" } = {
   span.append(text);
   return span;
 }
+
+/** Offer `href` (a data URL) as a file download. */
+export function download(href, filename) {
+  const link = h("a", { href, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** Rasterise an SVG string to a PNG data URL (2x), through an image and a canvas. */
+export function svgToPng(svg) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = image.width * 2;
+      canvas.height = image.height * 2;
+      const ctx = canvas.getContext("2d");
+      ctx.scale(2, 2);
+      ctx.drawImage(image, 0, 0);
+      resolve(canvas.toDataURL("image/png"));
+    };
+    image.onerror = () => reject(new Error("the SVG could not be rasterised"));
+    image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
+  });
+}

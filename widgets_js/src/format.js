@@ -98,3 +98,8 @@ export function fillTemplate(template, fields) {
     return typeof value === "number" ? formatNumber(value, spec ?? "") : String(value);
   });
 }
+
+/** Text safe inside SVG / XML markup. */
+export function escapeXml(text) {
+  return String(text).replace(/[<>&"']/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[ch]);
+}

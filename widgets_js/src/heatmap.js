@@ -3,10 +3,10 @@
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, drawColorbar, valueRange } from "./colors.js";
 import {
-  availableWidth, createRoot, fillTokenLabel, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition, sizeCanvas,
-  themeColors,
+  availableWidth, createRoot, download, fillTokenLabel, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition,
+  sizeCanvas, svgToPng, themeColors,
 } from "./dom.js";
-import { fillTemplate, formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
+import { escapeXml, fillTemplate, formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
 
 const MIN_CELL_WIDTH = 3; // below this, scroll horizontally unless the user asks to fit
 const MAX_CELL_WIDTH = 56;
@@ -110,6 +110,52 @@ export function fitText(ctx, text, width) {
     if (ctx.measureText(cut).width <= width) return cut;
   }
   return "";
+}
+
+const SVG_CELL = 18;
+const SVG_CHAR = 6.6;
+
+/**
+ * The heatmap of metric `index` as a self-contained SVG (a figure for a paper): one rect per defined
+ * cell in the widget's colours, each with its rounded value as a <title>, axis labels and titles, and a
+ * legend line with the colour range; explicit theme colours, no external reference.
+ */
+export function heatmapSvg(data, index, colors) {
+  const metric = data.metrics[index];
+  const plane = metricPlane(data, index);
+  const { pixels, lo, hi } = cellPixels(plane, metric, data.nRows, data.nCols, colors.bg);
+  const rowLabels = Array.from({ length: data.nRows }, (_, r) => truncate(label(data.rowLabels, r), MAX_LABEL_CHARS));
+  const colLabels = Array.from({ length: data.nCols }, (_, c) => truncate(label(data.colLabels, c, true), MAX_LABEL_CHARS));
+  const left = 28 + SVG_CHAR * Math.max(2, ...rowLabels.map((t) => t.length));
+  const top = 30;
+  const gridBottom = top + data.nRows * SVG_CELL;
+  const labelsHeight = 8 + SVG_CHAR * Math.max(2, ...colLabels.map((t) => t.length));
+  const width = Math.max(left + data.nCols * SVG_CELL + 16, 360);
+  const height = gridBottom + labelsHeight + 44;
+  const end = (v) => (metric.log ? formatValue(10 ** v) : formatValue(v));
+  const legend = `${metric.label || metric.name}: ${end(lo)} … ${end(hi)}${metric.log ? " (log colour scale)" : ""}${metric.better ? ` · ${metric.better} is better` : ""}`;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="${colors.bg}"/>`,
+    `<text x="8" y="18" fill="${colors.fg}" font-weight="600" font-size="12">${escapeXml(data.title || "heatmap")}</text>`,
+  ];
+  for (let r = 0; r < data.nRows; r++) {
+    parts.push(`<text x="${left - 5}" y="${top + (r + 0.5) * SVG_CELL + 4}" text-anchor="end" fill="${colors.fg}">${escapeXml(rowLabels[r])}</text>`);
+    for (let c = 0; c < data.nCols; c++) {
+      const flat = r * data.nCols + c;
+      if (pixels[flat * 4 + 3] === 0) continue;
+      const fill = `rgb(${pixels[flat * 4]}, ${pixels[flat * 4 + 1]}, ${pixels[flat * 4 + 2]})`;
+      parts.push(`<rect x="${left + c * SVG_CELL}" y="${top + r * SVG_CELL}" width="${SVG_CELL}" height="${SVG_CELL}" fill="${fill}"><title>${escapeXml(`${rowLabels[r]} · ${colLabels[c]}: ${formatValue(plane[flat])}`)}</title></rect>`);
+    }
+  }
+  colLabels.forEach((text, c) => {
+    const x = left + (c + 0.5) * SVG_CELL + 4;
+    parts.push(`<text transform="translate(${x},${gridBottom + 6}) rotate(-90)" text-anchor="end" fill="${colors.fg}">${escapeXml(text)}</text>`);
+  });
+  if (data.rowTitle) parts.push(`<text transform="translate(12,${top + (data.nRows * SVG_CELL) / 2}) rotate(-90)" text-anchor="middle" fill="${colors.muted}">${escapeXml(data.rowTitle)}</text>`);
+  if (data.colTitle) parts.push(`<text x="${left + (data.nCols * SVG_CELL) / 2}" y="${gridBottom + labelsHeight + 14}" text-anchor="middle" fill="${colors.muted}">${escapeXml(data.colTitle)}</text>`);
+  parts.push(`<text x="8" y="${height - 10}" fill="${colors.muted}">${escapeXml(legend)}</text>`, "</svg>");
+  return parts.join("");
 }
 
 function hatchPattern(ctx, colors) {
@@ -360,6 +406,13 @@ function render({ model, el }) {
       items.push(h("label", {}, [fit, "fit width"]));
     }
     items.push(h("span", { className: "nm-readout" }));
+    const svgOf = () => heatmapSvg(data, metricIndex(data, model.get("metric")), themeColors(root));
+    const name = () => `${(data.title || "heatmap").replace(/[^\w.-]+/g, "_")}-${model.get("metric")}`;
+    const svgButton = h("button", { type: "button", text: "SVG", className: "nm-export-svg", title: "download this view as SVG" });
+    svgButton.addEventListener("click", () => download(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svgOf())}`, `${name()}.svg`));
+    const pngButton = h("button", { type: "button", text: "PNG", className: "nm-export-png", title: "download this view as PNG" });
+    pngButton.addEventListener("click", async () => download(await svgToPng(svgOf()), `${name()}.png`));
+    items.push(h("span", {}, [svgButton, " ", pngButton]));
     toolbar.replaceChildren(...items);
   }
 

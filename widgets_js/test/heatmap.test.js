@@ -256,3 +256,23 @@ describe("cellPixels", () => {
     expect(pixels[0]).toBeLessThan(pixels[2]); // negative: blue
   });
 });
+
+describe("heatmap export", () => {
+  it("writes the shown metric as an SVG: one rect per defined cell in the widget's colours, labels, legend", async () => {
+    const { heatmapSvg, readHeatmap } = await import("../src/heatmap.js");
+    const model = fakeModel(state());
+    const data = readHeatmap(model);
+    const colors = { bg: "#ffffff", fg: "#111111", muted: "#666666" };
+    const svg = new DOMParser().parseFromString(heatmapSvg(data, 0, colors), "image/svg+xml");
+    const rects = [...svg.querySelectorAll("rect[x]")];
+    expect(rects.length).toBe(ROWS * COLS - 1); // the NaN cell has none
+    // accuracy i / 10 over 0 .. 1.1: cell 4 (0.4) sits at index round(0.4 / 1.1 * 255) = 93 of viridis
+    const table = colorTable("sequential");
+    const cell4 = rects.find((r) => r.querySelector("title").textContent === "L1 · <s>: 0.4");
+    expect(cell4.getAttribute("fill")).toBe(`rgb(${table[93 * 3]}, ${table[93 * 3 + 1]}, ${table[93 * 3 + 2]})`);
+    const texts = [...svg.querySelectorAll("text")].map((t) => t.textContent);
+    expect(texts).toEqual(expect.arrayContaining(["logit lens", "L0", "L2", "·the", "\\n", "layer", "token", "accuracy: 0 … 1.1"]));
+    const { root } = mount();
+    expect([...root.querySelectorAll(".nm-toolbar button")].map((b) => b.textContent)).toEqual(["SVG", "PNG"]);
+  });
+});
