@@ -270,6 +270,10 @@ describe("heatmap export", () => {
     const table = colorTable("sequential");
     const cell4 = rects.find((r) => r.querySelector("title").textContent === "L1 · <s>: 0.4");
     expect(cell4.getAttribute("fill")).toBe(`rgb(${table[93 * 3]}, ${table[93 * 3 + 1]}, ${table[93 * 3 + 2]})`);
+    // geometry: row r is y, column c is x (cell (0, 1) sits one cell right of and one cell above cell (1, 0))
+    const cell1 = rects.find((r) => r.querySelector("title").textContent === "L0 · ·the: 0.1");
+    const at = (rect, name) => Number(rect.getAttribute(name));
+    expect([at(cell1, "x") - at(cell4, "x"), at(cell1, "y") - at(cell4, "y")]).toEqual([18, -18]);
     const texts = [...svg.querySelectorAll("text")].map((t) => t.textContent);
     expect(texts).toEqual(expect.arrayContaining(["logit lens", "L0", "L2", "·the", "\\n", "layer", "token", "accuracy: 0 … 1.1"]));
     const { root } = mount();
