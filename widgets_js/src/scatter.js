@@ -167,7 +167,9 @@ export function pointColors(values, coloring) {
 /** The hovered point's token with up to CONTEXT tokens of its own text on either side. */
 export function tokenContext(data, point) {
   const text = data.pointText.data[point];
-  const token = (i) => tokenLabel(data.tokenVocab[data.tokenCodes.data[i]] ?? "");
+  // context as text (real spaces, a return mark for a line break); the hovered token as a label
+  const raw = (i) => String(data.tokenVocab[data.tokenCodes.data[i]] ?? "").replace(/\r?\n/g, "⏎");
+  const token = (i) => (i === point ? tokenLabel(data.tokenVocab[data.tokenCodes.data[i]] ?? "") : raw(i));
   let first = point;
   while (first > 0 && point - first < CONTEXT && data.pointText.data[first - 1] === text) first -= 1;
   let last = point;
