@@ -63,7 +63,7 @@ def is_blue(colour: np.ndarray) -> bool:
 
 def test_python_scales_are_the_widgets_scales():
     stops = js_stops()
-    assert set(stops) == {"sequential", "diverging", "categorical"}
+    assert set(stops) == {"sequential", "diverging", "magnitude", "categorical"}
     assert {name: list(value) for name, value in colors.STOPS.items()} == stops
 
 
