@@ -63,7 +63,7 @@ def is_blue(colour: np.ndarray) -> bool:
 
 def test_python_scales_are_the_widgets_scales():
     stops = js_stops()
-    assert set(stops) == {"sequential", "diverging", "categorical"}
+    assert set(stops) == {"sequential", "diverging", "magnitude", "categorical"}
     assert {name: list(value) for name, value in colors.STOPS.items()} == stops
 
 
@@ -140,6 +140,6 @@ def test_widgets_of_the_same_results_use_the_diverging_scale():
     assert all(m["scale"] == "diverging" for m in trace_result().widget().heatmap.metrics)
     assert brainscan_result().widget().sweep.metrics[0] == {
         "name": "delta", "label": "Δ score vs baseline", "scale": "diverging", "center": 0.0, "fmt": "+.4f",
-        "vmin": None, "vmax": None, "clip": None,
+        "vmin": None, "vmax": None, "clip": None, "log": False, "better": None,
     }
     assert scan_result().widget().metrics[0]["scale"] == "diverging"

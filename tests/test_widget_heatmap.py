@@ -22,7 +22,7 @@ def test_state_carries_arrays_as_memoryviews():
     assert state["values"]["dtype"] == "float32" and state["values"]["shape"] == [2, 3, 4]
     assert state["metric"] == "m0" and state["selected"] == []
     assert state["marks"] == [{"row": 1, "col": 2, "label": "best"}]
-    assert widget.metrics[0] == {"name": "m0", "label": "m0", "scale": "sequential", "center": None, "fmt": ".4g", "vmin": None, "vmax": None, "clip": None}
+    assert widget.metrics[0] == {"name": "m0", "label": "m0", "scale": "sequential", "center": None, "fmt": ".4g", "vmin": None, "vmax": None, "clip": None, "log": False, "better": None}
 
 
 def test_embedded_state_stores_values_as_base64_buffers_not_lists():
@@ -132,9 +132,9 @@ def test_repr_is_short_and_stable():
     assert repr(scan(title="scan")) == "HeatmapWidget(title='scan', metrics=['m0', 'm1'], rows=3, cols=4)"
 
 
-def test_scan_view_marks_a_planted_sink_and_clips_the_norm():
+def test_scan_view_marks_a_planted_sink():
     """A planted sink token (norm 25x the rest at every step) is marked at its peak step; other
-    tokens are not; the norm metric is drawn with robust limits."""
+    tokens are not."""
     from neuro_magics.widgets.views import SINK_RATIO, sink_marks
 
     rng = np.random.default_rng(0)
@@ -152,3 +152,37 @@ def test_clip_is_a_quantile():
     with pytest.raises(WidgetDataError, match="clip"):
         HeatmapWidget(np.zeros((2, 2)), [{"name": "a", "clip": 0.3}])
     assert HeatmapWidget(np.zeros((2, 2)), [{"name": "a", "clip": 0.98}]).metrics[0]["clip"] == 0.98
+
+
+def test_block_rows_say_the_step_only_where_a_block_repeats():
+    """Rows are named by block; under a duplicated program (0 1 2 1 2 3) the repeated blocks also say their step."""
+    from neuro_magics.widgets.views import block_row_labels
+
+    assert block_row_labels([0, 1, 2, 3], [0, 1, 2, 3]) == ["0", "1", "2", "3"]
+    assert block_row_labels([0, 1, 2, 3, 4, 5], [0, 1, 2, 1, 2, 3]) == [
+        "0", "1 (step 1)", "2 (step 2)", "1 (step 3)", "2 (step 4)", "3"]
+    assert block_row_labels([2, 3], [3, 2]) == ["3", "2"]  # a part of a reordered program: blocks, not steps
+
+
+def test_scan_view_reads_by_block_with_a_log_norm_scale():
+    """A real scan of a tiny model under a duplicated program: the y axis says block, rows follow the program's
+    blocks, the residual norm is drawn on a log scale (no clip) and the lens metrics say which way is good."""
+    import neuro_magics as nm
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    subject = nm.Subject(tiny_model("llama"), tiny_tokenizer())
+    subject.set_program([0, 1, 2, 1, 2, 3])
+    widget = nm.scan(subject, "abc abd", lens=True, top_k=2).widget()
+    assert widget.row_title == "block"
+    assert widget.row_labels == ["0", "1 (step 1)", "2 (step 2)", "1 (step 3)", "2 (step 4)", "3"]
+    by_name = {m["name"]: m for m in widget.metrics}
+    assert by_name["norm"]["log"] is True and by_name["norm"]["clip"] is None
+    assert by_name["target_prob"]["better"] == "higher" and by_name["target_rank"]["better"] == "lower"
+    assert by_name["entropy"]["better"] is None and by_name["cos_final"]["log"] is False
+
+
+def test_log_and_better_are_checked():
+    with pytest.raises(WidgetDataError, match="log colour scale is sequential"):
+        HeatmapWidget(np.ones((2, 2)), [{"name": "a", "scale": "diverging", "log": True}])
+    with pytest.raises(WidgetDataError, match="better must be"):
+        HeatmapWidget(np.ones((2, 2)), [{"name": "a", "better": "up"}])

@@ -27,6 +27,7 @@ class AttributionWidget(StrictAnyWidget):
 
     title = traitlets.Unicode("").tag(sync=True)
     explained = traitlets.Unicode("").tag(sync=True)
+    foil = traitlets.Unicode(None, allow_none=True).tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     n_prompt = traitlets.Int(0).tag(sync=True)
     targets = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -55,6 +56,7 @@ class AttributionWidget(StrictAnyWidget):
         *,
         title: str = "",
         explained: str = "",
+        foil: str | None = None,
         dla_heads: np.ndarray | None = None,
         dla_attn: np.ndarray | None = None,
         dla_mlp: np.ndarray | None = None,
@@ -66,6 +68,7 @@ class AttributionWidget(StrictAnyWidget):
     ):
         """
         scores: [methods, targets, sources]; target k is predicted at ``target_positions[k]``.
+        foil: the token the target is contrasted with (the header then says "explaining A over B").
         dla_heads: [steps, heads] (None where heads are not split: then dla_attn [steps]);
         dla_mlp: [steps]; dla_sources: [steps, heads, sources]; dla_summary: embed, bias, other, total.
         """
@@ -80,7 +83,7 @@ class AttributionWidget(StrictAnyWidget):
         if dla_mlp is not None and len(row_labels) != len(dla_mlp):
             raise WidgetDataError(f"{len(dla_mlp)} DLA steps but {len(row_labels)} row labels")
         super().__init__(
-            title=title, explained=explained, tokens=[str(t) for t in tokens], n_prompt=int(n_prompt),
+            title=title, explained=explained, foil=foil, tokens=[str(t) for t in tokens], n_prompt=int(n_prompt),
             targets=[str(t) for t in targets], target_positions=[int(p) for p in target_positions],
             methods=list(methods), scores=scores, dla_heads=dla_heads, dla_attn=dla_attn, dla_mlp=dla_mlp,
             dla_sources=dla_sources, dla_summary={k: float(v) for k, v in (dla_summary or {}).items()},

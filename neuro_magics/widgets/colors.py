@@ -14,6 +14,8 @@ STOPS: dict[str, tuple[str, ...]] = {
                    "#fde725"),
     # ColorBrewer RdBu reversed: negative blue, positive red
     "diverging": ("#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"),
+    # magnitudes that are never negative (saliency, rollout, SAE activations): ColorBrewer OrRd from 0
+    "magnitude": ("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000"),
     # categories (labels, clusters, tokens): Tableau 10 without its grey (grey marks "none"), then three more
     "categorical": ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
                     "#17becf", "#bcbd22", "#1f3b73"),

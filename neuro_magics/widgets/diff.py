@@ -37,6 +37,7 @@ class DiffWidget(StrictAnyWidget):
     topk_probs = NDArray("float32", 3)
     stats = traitlets.List(traitlets.Dict(), minlen=2, maxlen=2).tag(sync=True)
     pending = traitlets.List(traitlets.Int()).tag(sync=True)  # prompts whose after side is still generating
+    perplexity_text = traitlets.Unicode("").tag(sync=True)  # the text both perplexities are measured on
     selected = traitlets.Int(-1).tag(sync=True)
 
     def __init__(

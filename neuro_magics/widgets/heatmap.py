@@ -12,7 +12,7 @@ from ._arrays import NDArray, WidgetDataError
 from ._strict import StrictAnyWidget
 
 SCALES = ("sequential", "diverging")
-METRIC_KEYS = {"name", "label", "scale", "center", "fmt", "vmin", "vmax", "clip"}
+METRIC_KEYS = {"name", "label", "scale", "center", "fmt", "vmin", "vmax", "clip", "log", "better"}
 
 
 def _metric(spec: Mapping | str, position: int) -> dict:
@@ -29,6 +29,11 @@ def _metric(spec: Mapping | str, position: int) -> dict:
     clip = spec.get("clip")
     if clip is not None and not 0.5 < float(clip) <= 1.0:
         raise WidgetDataError(f"metric {spec['name']!r}: clip is the quantile the colours stop at, in (0.5, 1]; got {clip!r}")
+    if spec.get("log") and (scale == "diverging" or clip is not None):
+        raise WidgetDataError(f"metric {spec['name']!r}: a log colour scale is sequential and needs no clip")
+    better = spec.get("better")
+    if better not in (None, "higher", "lower"):
+        raise WidgetDataError(f"metric {spec['name']!r}: better must be 'higher', 'lower' or None, got {better!r}")
     center = spec.get("center")
     if scale == "diverging" and center is None:
         center = 0.0
@@ -41,6 +46,8 @@ def _metric(spec: Mapping | str, position: int) -> dict:
         "vmin": None if spec.get("vmin") is None else float(spec["vmin"]),
         "vmax": None if spec.get("vmax") is None else float(spec["vmax"]),
         "clip": None if clip is None else float(clip),
+        "log": bool(spec.get("log", False)),
+        "better": better,
     }
 
 
@@ -107,7 +114,9 @@ class HeatmapWidget(StrictAnyWidget):
         """
         values: [n_metrics, n_rows, n_cols] (a 2-D array is one metric); NaN marks undefined cells.
         metrics: one dict per metric: name, label, scale ("sequential" | "diverging"), center, fmt, vmin, vmax,
-            clip (a quantile in (0.5, 1]: colours span the middle values, so a few huge ones do not flatten the rest).
+            clip (a quantile in (0.5, 1]: colours span the middle values, so a few huge ones do not flatten the rest),
+            log (colours follow log10 of the values: a sink 25x the rest keeps the others readable),
+            better ("higher" | "lower": the legend says which way is good).
         details: extra per-cell numbers {name: [n_rows, n_cols]} shown in the tooltip and usable in
             ``tooltip_template``, e.g. "config ({row_index}, {col_index}) · block {block_size:d} · Δ {delta:+.3f}".
         detail_token_ids / detail_probs: [n_rows, n_cols, k] top-k tokens per cell (ids into detail_vocab; -1 pads).

@@ -20,7 +20,21 @@ from .heatmap import HeatmapWidget
 
 
 def _visible(text: str) -> str:
-    return html.escape(text.replace("\n", "↵"))
+    """Context text as text: spaces stay spaces, a line break shows as a faint return mark."""
+    return html.escape(text).replace("\n", "<span style='opacity:.45'>⏎</span>")
+
+
+def key_neurons(result, network: int, per_block: int = 6) -> list[tuple[int, list[tuple[int, float]]]]:
+    """Where ``network`` lives: per block holding any of its neurons, its neurons by descending z
+    (at most ``per_block``), as ``(block, [(neuron, z), ...])``."""
+    found = []
+    for row, block in enumerate(result.blocks):
+        neurons = np.flatnonzero(result.network_masks[network, row])
+        if neurons.size:
+            z = result.maps[network, row, neurons]
+            order = np.argsort(-z, kind="stable")[:per_block]
+            found.append((int(block), [(int(neurons[i]), float(z[i])) for i in order]))
+    return found
 
 
 class NetworksGallery(ipywidgets.VBox):
@@ -36,8 +50,8 @@ class NetworksGallery(ipywidgets.VBox):
                      {"name": "max_z", "label": "largest z in the layer", "fmt": ".2f"}],
             row_labels=[str(n) for n in range(result.n_networks)],
             col_labels=[str(layer) for layer in result.blocks], row_title="network", col_title="block",
-            title=repr(result).removeprefix("NetworksResult(").removesuffix(")"),
-            tooltip_template="network {row} · layer {col} · {neurons:d} neurons · largest z {max_z:.2f}",
+            title=repr(result).removeprefix("NetworksResult(").removesuffix(")") + " · click a network to open it",
+            tooltip_template="network {row} · block {col} · {neurons:d} neurons · largest z {max_z:.2f}",
         )
         self.tokens = ipywidgets.HTML()
         self.text = ipywidgets.Dropdown(description="text", layout=ipywidgets.Layout(width="95%"))
@@ -69,10 +83,16 @@ class NetworksGallery(ipywidgets.VBox):
             f"<span style='opacity:.6'>{t['value']:6.2f} {html.escape(t['label'] or '-'):<12}</span> "
             f"{_visible(t['before'])}<b style='background:#fddbc7;color:#000'>{_visible(t['token'])}</b>"
             f"{_visible(t['after'])}</div>" for t in top)
+        where = "".join(
+            f"<div style='font-family:monospace;font-size:12px'>block {block}: "
+            + ", ".join(f"{neuron} <span style='opacity:.6'>(z {z:.1f})</span>" for neuron, z in neurons)
+            + (f" <span style='opacity:.6'>+{int(result.counts[network, result.blocks.index(block)]) - len(neurons)} more</span>"
+               if result.counts[network, result.blocks.index(block)] > len(neurons) else "")
+            + "</div>" for block, neurons in key_neurons(result, network))
         self.tokens.value = (f"<div class='nm-networks-top'><b>network {network}</b> · "
-                             f"{int(result.counts[network].sum())} neurons in blocks "
-                             f"{', '.join(str(layer) for layer, c in zip(result.blocks, result.counts[network]) if c)}"
-                             f" · where its time course peaks:{rows}</div>")
+                             f"{int(result.counts[network].sum())} neurons (MLP-output dimensions, z &gt; "
+                             f"{result.threshold:g}) · where it lives:{where or ' nowhere above the threshold'}"
+                             f"<div style='margin-top:4px'>where its time course peaks:</div>{rows}</div>")
         texts = sorted({t["text_index"] for t in top}, key=[t["text_index"] for t in top].index)
         options = [(f"{n}: {' '.join(result.texts[n].split())[:70]}", n) for n in
                    texts + [n for n in range(len(result.texts)) if n not in texts]]

@@ -119,7 +119,9 @@ class SaeDashboard(StrictAnyWidget):
                 raise
             found = self._with_model(subject, f"search {query!r}", lambda: self.sae.search_text(subject, query, 50))
             note = f"features most active on the text {query!r}"
-        self.search_note = "no feature fires there" if not found else note
+        if not found:
+            note = f"no feature fires on {query!r}: try another token or a longer text"
+        self.search_note = note
         self.matches = [feature for feature, _ in found]
         self.query = query
         self.status = note

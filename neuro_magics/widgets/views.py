@@ -42,9 +42,8 @@ def scan_heatmap(result) -> HeatmapWidget:
         _, label, scale, fmt, vmin, vmax = specs[name]
         if name == "target_prob" and result.target:
             label = f"lens p({result.target!r})"
-        metric = {"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax}
-        if name in _ROBUST_METRICS:
-            metric["clip"] = _ROBUST_METRICS[name]
+        metric = {"name": name, "label": label, "scale": scale, "fmt": fmt, "vmin": vmin, "vmax": vmax,
+                  **_METRIC_READING.get(name, {})}
         metrics.append(metric)
     lens = {}
     if result.has_lens:
@@ -55,8 +54,8 @@ def scan_heatmap(result) -> HeatmapWidget:
             detail_vocab=[result.vocab[i] for i in used],
         )
     widget = HeatmapWidget(
-        result.metrics, metrics, result.row_labels, result.tokens,
-        row_title="step", col_title="token", title=f"scan: {result.metadata.get('model', '')}",
+        result.metrics, metrics, block_row_labels(result.steps, result.blocks), result.tokens,
+        row_title="block", col_title="token", title=f"scan: {result.metadata.get('model', '')}",
         marks=sink_marks(result.metrics[result.metric_names.index("norm")]) if "norm" in result.metric_names else (),
         **lens,
     )
@@ -73,10 +72,22 @@ def scan_heatmap(result) -> HeatmapWidget:
     return widget
 
 
-#: Metrics drawn with robust colour limits (a quantile): the first token's residual norm is often
-#: 20-30x every other one (an attention sink) and would paint everything else one colour.
-_ROBUST_METRICS = {"norm": 0.98}
+#: How each scan metric reads at first sight. The first token's residual norm is often 20-30x every
+#: other one (an attention sink): on a log colour scale the rest keep their shades (a percentile clip
+#: still left one bright column over flat purple). The legend says which way is good.
+_METRIC_READING = {
+    "norm": {"log": True},
+    "target_prob": {"better": "higher"},
+    "target_rank": {"better": "lower"},
+}
 SINK_RATIO = 5.0
+
+
+def block_row_labels(steps: list[int], blocks: list[int]) -> list[str]:
+    """Rows named by the block they run (what a user calls the layer); where the program runs a
+    block more than once, each of its rows also says its step: ``8 (step 12)``."""
+    repeated = {b for b in blocks if blocks.count(b) > 1}
+    return [f"{b} (step {s})" if b in repeated else str(b) for s, b in zip(steps, blocks)]
 
 
 def sink_marks(norm: np.ndarray) -> list[dict]:
@@ -226,7 +237,8 @@ def _apply_and_report(result) -> Callable[[int, int, Callable[[str], None], Call
 
 
 def diff_widget(result) -> DiffWidget:
-    return DiffWidget(*_diff_arguments(result), title=_diff_title(result), pending=result.pending)
+    return DiffWidget(*_diff_arguments(result), title=_diff_title(result), pending=result.pending,
+                      perplexity_text=result.metadata.get("perplexity_text", ""))
 
 
 def update_diff_widget(widget: DiffWidget, result) -> None:
@@ -235,7 +247,8 @@ def update_diff_widget(widget: DiffWidget, result) -> None:
 
 
 def _diff_title(result) -> str:
-    return f"{result.after.label} vs {result.before.label} · {result.metadata.get('model', '')}"
+    """Before -> after, in the order of the columns below it."""
+    return f"{result.before.label} → {result.after.label} · {result.metadata.get('model', '')}"
 
 
 def _diff_arguments(result) -> tuple:
@@ -273,7 +286,7 @@ def attribution_widget(result) -> ipywidgets.Widget:
     widget = AttributionWidget(
         result.tokens, result.n_prompt, result.targets, result.target_positions, result.methods,
         np.stack([result.scores[m] for m in result.methods]),
-        title=f"attribution: {result.metadata.get('model', '')}", explained=result.explained, **dla,
+        title=f"attribution: {result.metadata.get('model', '')}", explained=result.explained, foil=result.foil, **dla,
     )
 
     def follow(change: dict) -> None:
@@ -283,8 +296,9 @@ def attribution_widget(result) -> ipywidgets.Widget:
     widget.observe(follow, names="selected_head")
     if result.attention is None:
         return widget
+    hint = "click a head here or in the DLA map" if parts is not None else "click a head"
     explorer = AttentionWidget(result.attention, result.sources, widget.row_labels or None,
-                               n_kv_heads=result.n_kv_heads, title="attention patterns (click a head in the DLA map)")
+                               n_kv_heads=result.n_kv_heads, title=f"attention patterns ({hint})")
     box = ipywidgets.VBox([widget, explorer])
     box.head_link = ipywidgets.jslink((widget, "selected_head"), (explorer, "selected"))
     return box

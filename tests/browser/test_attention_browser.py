@@ -41,6 +41,8 @@ def test_thumbnails_click_zoom_hover_and_score(open_widget):
     widget = explorer()
     view = open_widget(widget)
     page = view.page
+    assert page.locator(".nm-attn-zoom-title").inner_text().startswith("layer ")  # the zoom starts on a head
+    assert view.canvas_stats(".nm-zoom")["painted"] > 10000
     thumbs = view.canvas_stats(".nm-thumbs")
     assert thumbs["painted"] > 10000 and thumbs["colours"] > 50, thumbs
 
@@ -67,9 +69,20 @@ def test_thumbnails_click_zoom_hover_and_score(open_widget):
     tooltip = page.locator(".nm-tooltip")
     tooltip.wait_for(state="visible")
     text = tooltip.inner_text()
-    assert "↵" in text and "␣The" in text
-    assert str(widget.patterns[2, 4, 3, 1]) in text  # exact float16 weight, as numpy prints it
+    assert "\\n" in text and "·The" in text and "␣" not in text and "↵" not in text
+    assert f"{float(f'{float(widget.patterns[2, 4, 3, 1]):.3g}'):g}" in text  # the weight to 3 significant digits
     view.screenshot("-zoom")
+
+    # hovering token 2 of the text under the zoom shades each token up to it by head (2, 4)'s weight on it
+    token = page.locator(".nm-attn-text .nm-attn-tok").nth(2)
+    token.scroll_into_view_if_needed()
+    box = token.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    assert page.locator(".nm-attn-text").get_attribute("data-query") == "2"
+    shaded = page.locator(".nm-attn-text .nm-attn-tok").evaluate_all("spans => spans.map(s => s.style.background !== '')")
+    assert shaded[:3] == [True] * 3 and not any(shaded[3:])
+    strongest = page.locator(".nm-attn-text .nm-attn-tok").nth(int(widget.patterns[2, 4, 2, :3].argmax())).get_attribute("title")
+    assert strongest.endswith(f"{float(f'{float(widget.patterns[2, 4, 2, :3].max()):.3g}'):g}")
 
     page.select_option("select.nm-score", "induction")
     assert view.model_state("score") == "induction"

@@ -50,14 +50,14 @@ def test_shows_both_sides_marks_divergence_and_selects(open_widget):
     # the token whose log-prob fell most is the darkest (blue end of the diverging scale)
     shade = first.locator(".nm-diff-token").nth(1).evaluate("el => getComputedStyle(el).backgroundColor")
     assert shade == "rgb(33, 102, 172)"
-    assert "Δ -2.500" in first.locator(".nm-diff-token").nth(1).get_attribute("title")
+    assert "Δ -2.5)" in first.locator(".nm-diff-token").nth(1).get_attribute("title")
     view.screenshot("-overview")
 
     cards.nth(2).click()
     assert view.model_state("selected") == 2
     topk = page.locator(".nm-diff-topk")
     assert topk.count() == 2
-    assert "␣four" in topk.nth(0).inner_text() and "70.0%" in topk.nth(1).inner_text()
+    assert "·four" in topk.nth(0).inner_text() and "70%" in topk.nth(1).inner_text()
     cards.nth(0).focus()
     page.keyboard.press("Enter")
     assert view.model_state("selected") == 0

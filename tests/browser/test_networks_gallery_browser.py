@@ -36,7 +36,7 @@ def test_gallery_map_and_time_course_draw_and_select(open_widget, gallery):
     page.mouse.move(x, y)
     tooltip = page.locator(".nm-tooltip").first
     tooltip.wait_for(state="visible")
-    assert f"network 1 · layer 2 · {int(result.counts[1, 2])} neurons" in tooltip.inner_text()
+    assert f"network 1 · block 2 · {int(result.counts[1, 2])} neurons" in tooltip.inner_text()
     page.mouse.click(x, y)
     assert view.model_state("selected", 0) == [1, 2]
     course = page.locator(".nm-root").nth(1)

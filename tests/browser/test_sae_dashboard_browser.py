@@ -42,7 +42,8 @@ def test_dashboard_renders_and_selecting_a_feature_swaps_the_card(open_widget, s
     page.locator(f'.nm-sae-row[data-feature="{order[3]}"]').click()
     assert page.locator(".nm-sae-card .nm-title").inner_text() == f"Feature {order[3]}"
     top = sae.top_contexts(int(order[3]), 1, window=8)[0]
-    assert page.locator(".nm-sae-context .nm-sae-value").first.inner_text() == f"{top['activation']:.3f}"
+    rounded = float(f"{top['activation']:.3g}")  # 3 significant digits
+    assert page.locator(".nm-sae-context .nm-sae-value").first.inner_text() == f"{rounded:g}"
     assert page.locator(f'.nm-sae-row[data-feature="{order[3]}"]').get_attribute("aria-selected") == "true"
     text = page.evaluate("getComputedStyle(document.querySelector('.nm-sae-card')).color")
     plain = page.evaluate("""() => { const s = [...document.querySelectorAll('.nm-sae-tok')].find((s) => !s.style.background);

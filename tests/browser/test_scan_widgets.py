@@ -34,16 +34,20 @@ def test_scan_heatmap_and_attention_explorer(open_widget, scanned):
     options = page.locator("select.nm-metric option").all_inner_texts()
     assert any("lens p(target)" in o for o in options) and any("block influence" in o for o in options)
 
-    x, y = cell_center(page, 2, 3, rows, cols)  # step 2, the space token
+    # the logit-lens picture: every cell writes its top token (the tiny model's cells are wide enough)
+    assert int(page.locator(".nm-grid").get_attribute("data-cell-texts")) == rows * cols
+    assert page.locator(".nm-legend").first.inner_text().count("top token") == 1
+
+    x, y = cell_center(page, 2, 3, rows, cols)  # block 2, the space token
     page.mouse.move(x, y)
     tooltip = page.locator(".nm-tooltip").first
     tooltip.wait_for(state="visible")
     text = tooltip.inner_text()
-    assert "step 2 · token ␣" in text
-    assert str(scanned.metric("target_prob")[2, 3]) in text  # exact float32, as numpy prints it
-    assert str(scanned.metric("norm")[2, 3]) in text
-    top_token = scanned.top_tokens(2, 3)[0][0].replace(" ", "␣")
-    assert "top 3 tokens" in text and top_token in text
+    assert "block 2 · token " in text and "␣" not in text
+    probability = float(scanned.metric("target_prob")[2, 3])
+    assert f"{float(f'{probability:.3g}'):g}" in text  # rounded to 3 significant digits, as numpy's .3g
+    top_token, top_probability = scanned.top_tokens(2, 3)[0]
+    assert "top 3 tokens" in text and top_token.strip() in text and f"{float(f'{top_probability:.3g}'):g}" in text
     view.screenshot("-hover")
 
     page.mouse.click(x, y)
@@ -62,4 +66,18 @@ def test_scan_heatmap_and_attention_explorer(open_widget, scanned):
     assert page.locator(".nm-attn-zoom-title").inner_text().startswith("layer 3 · head 1 (kv head 0)")
     assert view.canvas_stats(".nm-zoom")["painted"] > 1000
     assert not np.isnan(scanned.scores["previous_token"]).any()
+    view.screenshot()
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_scan_norm_reads_on_a_log_scale(open_widget, scanned, theme):
+    """The residual-norm view says its log colour scale in the legend and writes each cell's rounded norm."""
+    heatmap = scanned.widget().children[0]
+    heatmap.metric = "norm"
+    view = open_widget(heatmap, theme=theme)
+    legend = view.page.locator(".nm-legend").inner_text()
+    assert "log colour scale" in legend
+    norm = scanned.metric("norm")
+    assert int(view.page.locator(".nm-grid").get_attribute("data-cell-texts")) == norm.size
+    assert view.page.locator(".nm-row-axis").count() == 1
     view.screenshot()

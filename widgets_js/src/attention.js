@@ -1,11 +1,12 @@
 // AttentionWidget front end: small multiples of every (layer, head) pattern, coloured, labelled
 // and optionally ranked by a head score; click a head to zoom into its query x key pattern.
-import { decodeArray, exactRepr } from "./arrays.js";
+import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor, drawColorbar, valueRange } from "./colors.js";
 import {
   availableWidth, createRoot, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition, sizeCanvas, themeColors,
+  tokenSpan,
 } from "./dom.js";
-import { formatNumber, truncate, visibleToken } from "./format.js";
+import { formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
 
 const THUMB = 44; // css px of one thumbnail
 const THUMB_RESOLUTION = 48; // thumbnails of longer sequences are max-pooled down to this
@@ -84,8 +85,38 @@ function imageCanvas(pixels, size) {
   return canvas;
 }
 
+/**
+ * The head the zoom shows before any click: the top head by `scoreName` (the ranking score, else the first
+ * score other than entropy) within layers [first, last]; without scores, head 0 of the last layer shown.
+ */
+export function defaultHead(data, scoreName, [first, last]) {
+  const names = data.scoreNames || [];
+  const index = names.includes(scoreName) ? names.indexOf(scoreName) : names.findIndex((name) => name !== "entropy");
+  if (index < 0) return { layer: last, head: 0 };
+  let best = { layer: last, head: 0 };
+  let top = -Infinity;
+  for (let layer = first; layer <= last; layer++) {
+    for (let head = 0; head < data.nHeads; head++) {
+      const value = data.scores.data[(index * data.nLayers + layer) * data.nHeads + head];
+      if (value > top) {
+        top = value;
+        best = { layer, head };
+      }
+    }
+  }
+  return best;
+}
+
+const TEXT_STYLE = `
+.nm-attn-text { margin: 6px 0 2px; max-width: 560px; line-height: 1.8; white-space: pre-wrap; overflow-wrap: anywhere;
+  font-family: var(--jp-code-font-family, var(--vscode-editor-font-family, ui-monospace, Menlo, Consolas, monospace)); }
+.nm-attn-text .nm-attn-tok { border-radius: 2px; cursor: default; }
+.nm-attn-text .nm-attn-query { outline: 2px solid var(--nm-accent); outline-offset: 1px; }
+`;
+
 function render({ model, el }) {
   const root = createRoot(el, "attention");
+  root.append(h("style", { text: TEXT_STYLE }));
   const toolbar = h("div", { className: "nm-toolbar" });
   const thumbs = h("canvas", { className: "nm-thumbs", role: "img" });
   const thumbsOverlay = h("canvas", { className: "nm-overlay nm-thumbs-overlay", tabindex: "0" });
@@ -94,7 +125,8 @@ function render({ model, el }) {
   const zoomCanvas = h("canvas", { className: "nm-zoom" });
   const zoomOverlay = h("canvas", { className: "nm-overlay nm-zoom-overlay" });
   const zoomLegend = h("div", { className: "nm-legend" });
-  const zoomBox = h("div", { className: "nm-attn-zoom" }, [zoomTitle, h("div", { className: "nm-stack" }, [zoomCanvas, zoomOverlay]), zoomLegend]);
+  const zoomText = h("div", { className: "nm-attn-text", title: "hover a token: what it attends to in this head" });
+  const zoomBox = h("div", { className: "nm-attn-zoom" }, [zoomTitle, h("div", { className: "nm-stack" }, [zoomCanvas, zoomOverlay]), zoomLegend, zoomText]);
   const tooltip = h("div", { className: "nm-tooltip", role: "tooltip" });
   root.append(toolbar, h("div", { className: "nm-attn-layout" }, [gridBox, zoomBox]), tooltip);
 
@@ -109,7 +141,7 @@ function render({ model, el }) {
   const scoreOf = (index, layer, head) => data.scores.data[(index * data.nLayers + layer) * data.nHeads + head];
   const kvGroup = (head) => Math.floor(head / Math.max(1, data.nHeads / data.nKvHeads));
   const layerName = (layer) => data.layerLabels[layer] ?? String(layer);
-  const tokenName = (i) => visibleToken(String(data.tokens[i] ?? i));
+  const tokenName = (i) => tokenLabel(data.tokens[i] ?? String(i));
   const selectedHead = () => {
     const selected = model.get("selected") || [];
     return selected.length === 2 ? { layer: selected[0], head: selected[1] } : null;
@@ -255,20 +287,29 @@ function render({ model, el }) {
     root.dataset.selected = selected ? `${selected.layer},${selected.head}` : "";
   }
 
-  function drawZoom() {
+  // The head the zoom shows: the clicked one, else (so the zoom never starts empty) the top-scoring one.
+  const shownHead = () => {
     const selected = selectedHead();
+    if (selected && selected.layer < data.nLayers && selected.head < data.nHeads) return { ...selected, chosen: true };
+    return { ...defaultHead(data, model.get("score"), layerRange()), chosen: false };
+  };
+
+  function drawZoom() {
     zoomLayout = null;
-    if (!selected || selected.layer >= data.nLayers || selected.head >= data.nHeads) {
-      zoomTitle.textContent = "click a head to zoom into its pattern";
+    if (!data.nLayers || !data.nHeads || !data.nTokens) {
+      zoomTitle.textContent = "no attention pattern to show";
       sizeCanvas(zoomCanvas, 1, 1);
       sizeCanvas(zoomOverlay, 1, 1);
       zoomLegend.replaceChildren();
+      zoomText.replaceChildren();
       return;
     }
     const colors = themeColors(root);
-    const { layer, head } = selected;
+    const { layer, head, chosen } = shownHead();
     const kv = data.nKvHeads !== data.nHeads ? ` (kv head ${kvGroup(head)})` : "";
-    zoomTitle.textContent = `layer ${layerName(layer)} · head ${head}${kv}`;
+    const why = chosen ? "" : ` · ${scoreIndex() >= 0 || data.scoreNames.some((n) => n !== "entropy") ? "top head by score" : "last layer"}; click a head to choose`;
+    zoomTitle.textContent = `layer ${layerName(layer)} · head ${head}${kv}${why}`;
+    zoomBox.dataset.head = `${layer},${head}`;
     const n = data.nTokens;
     const measure = zoomCanvas.getContext("2d");
     measure.font = colors.font;
@@ -302,15 +343,43 @@ function render({ model, el }) {
     }
     sizeCanvas(zoomOverlay, labelWidth + side, side);
     zoomOverlay.style.left = "0px";
+    drawText(layer, head, null);
 
     const bar = h("canvas", { width: "160", height: "10" });
     drawColorbar(bar.getContext("2d"), colorTable("sequential"), 160, 10);
-    const scoreText = data.scoreNames.map((name, i) => `${name} ${exactRepr(scoreOf(i, layer, head))}`).join(" · ");
+    const scoreText = data.scoreNames.map((name, i) => `${name} ${formatValue(scoreOf(i, layer, head))}`).join(" · ");
     zoomLegend.replaceChildren(
       h("span", { className: "nm-colorbar" }, ["weight 0", bar, "1 (√ scale)"]),
       h("span", { text: "rows: query · columns: key" }),
       ...(scoreText ? [h("span", { text: scoreText })] : []),
     );
+  }
+
+  /** Weights of one query row of a head's pattern: what token `query` attends to, over every key. */
+  function attendedBy(layer, head, query) {
+    const n = data.nTokens;
+    const start = ((layer * data.nHeads + head) * n + query) * n;
+    return data.patterns.data.subarray(start, start + n);
+  }
+
+  // The text under the zoom: hovering a token shades every token by how much the hovered one attends to it.
+  function drawText(layer, head, query) {
+    const table = colorTable("magnitude", themeColors(root).bg);
+    const weights = query === null ? null : attendedBy(layer, head, query);
+    zoomText.replaceChildren(...data.tokens.map((token, i) => {
+      const span = tokenSpan(token, { running: true, className: `nm-attn-tok${i === query ? " nm-attn-query" : ""}` });
+      span.dataset.index = String(i);
+      if (weights && i <= query) {
+        const index = weightIndex(weights[i]);
+        span.style.background = cssColor(table, index);
+        span.style.color = 0.299 * table[index * 3] + 0.587 * table[index * 3 + 1] + 0.114 * table[index * 3 + 2] < 150 ? "#ffffff" : "#111111";
+        span.title = `${tokenName(query)} → ${tokenName(i)}: ${formatValue(weights[i])}`;
+      }
+      span.addEventListener("mouseenter", () => drawText(layer, head, i));
+      return span;
+    }));
+    zoomText.dataset.query = query === null ? "" : String(query);
+    if (query === null) zoomText.prepend(h("span", { className: "nm-readout", text: "hover a token to see what it attends to: " }));
   }
 
   function rebuild() {
@@ -351,7 +420,7 @@ function render({ model, el }) {
       hoverHead = { layer: tile.layer, head: tile.head };
       drawGridOverlay();
     }
-    const pairs = data.scoreNames.map((name, i) => [name, exactRepr(scoreOf(i, tile.layer, tile.head))]);
+    const pairs = data.scoreNames.map((name, i) => [name, formatValue(scoreOf(i, tile.layer, tile.head))]);
     if (data.nKvHeads !== data.nHeads) pairs.unshift(["kv head", String(kvGroup(tile.head))]);
     showTooltip(event, `layer ${layerName(tile.layer)} · head ${tile.head}`, pairs);
   });
@@ -379,8 +448,8 @@ function render({ model, el }) {
   });
 
   zoomOverlay.addEventListener("mousemove", (event) => {
-    const selected = selectedHead();
-    if (!zoomLayout || !selected) return;
+    const selected = shownHead();
+    if (!zoomLayout) return;
     const { x, y } = pointerPosition(event, zoomOverlay);
     const query = Math.floor(y / zoomLayout.cell);
     const key = Math.floor((x - zoomLayout.labelWidth) / zoomLayout.cell);
@@ -390,14 +459,14 @@ function render({ model, el }) {
     showTooltip(event, `query ${query} → key ${key}`, [
       ["query", tokenName(query)],
       ["key", tokenName(key)],
-      ["weight", exactRepr(weight, "float16")],
+      ["weight", formatValue(weight)],
     ]);
   });
   zoomOverlay.addEventListener("mouseleave", hideTooltip);
 
   const dataTraits = ["patterns", "tokens", "layer_labels", "score_names", "score_values", "n_kv_heads", "title"];
   const onSelected = () => { drawGridOverlay(); drawZoom(); };
-  const onLayout = () => { buildToolbar(); drawGrid(); };
+  const onLayout = () => { buildToolbar(); drawGrid(); drawZoom(); };
   const redraw = () => { drawGrid(); drawZoom(); };
   for (const name of dataTraits) model.on(`change:${name}`, rebuild);
   model.on("change:selected", onSelected);

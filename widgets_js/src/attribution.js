@@ -5,8 +5,8 @@
 // a head paints what that head moved from each source. Every view exports as SVG or PNG.
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor } from "./colors.js";
-import { createRoot, h, onThemeChange, placeTooltip, themeColors } from "./dom.js";
-import { formatNumber, truncate, visibleToken } from "./format.js";
+import { createRoot, download, h, onThemeChange, placeTooltip, svgToPng, themeColors, tokenSpan } from "./dom.js";
+import { escapeXml, formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
 
 const VIEWS = { tokens: "tokens", matrix: "matrix", dla: "DLA heads" };
 const METHOD_LABELS = {
@@ -16,10 +16,13 @@ const METHOD_LABELS = {
   occlusion: "occlusion",
   rollout: "attention rollout",
 };
+/** Methods whose scores are never negative: drawn on a sequential scale from 0, not around 0. */
+const UNSIGNED_METHODS = new Set(["saliency", "rollout"]);
+export const isSigned = (method) => !UNSIGNED_METHODS.has(method);
 /** Shares of the colour range below which a token is left unshaded. */
 const FAINT = 0.04;
 const CHAR_WIDTH = 7.4; // monospace 12px, for laying out exported token text
-const CELL = 22;
+const CELL = 30; // room for a two-digit number in each cell
 
 const ATTR_STYLES = `
 .nm-attr-text { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.9; margin: 4px 0;
@@ -41,6 +44,7 @@ export function readAttribution(model) {
   return {
     title: model.get("title") || "",
     explained: model.get("explained") || "",
+    foil: model.get("foil") ?? null,
     tokens: model.get("tokens") || [],
     nPrompt: model.get("n_prompt"),
     targets: model.get("targets") || [],
@@ -71,21 +75,33 @@ export function absMax(values) {
   return max || 1;
 }
 
-/** Background and text colour of a value on the diverging scale centred at 0 over [-limit, limit]. */
-export function shade(value, limit, table = colorTable("diverging")) {
+/**
+ * Background and text colour of a value: on the diverging scale centred at 0 over [-limit, limit]
+ * when `signed`, else on the magnitude scale over [0, limit]. Near-zero values stay unshaded.
+ */
+export function shade(value, limit, table = colorTable("diverging"), signed = true) {
   if (!Number.isFinite(value) || Math.abs(value) < FAINT * limit) return null;
-  const index = colorIndex(value, -limit, limit);
+  const index = colorIndex(value, signed ? -limit : 0, limit);
   const [r, g, b] = [table[index * 3], table[index * 3 + 1], table[index * 3 + 2]];
   return { background: cssColor(table, index), color: 0.299 * r + 0.587 * g + 0.114 * b < 150 ? "#ffffff" : "#111111" };
 }
 
-function escapeXml(text) {
-  return String(text).replace(/[<>&"']/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[ch]);
+
+/** A cell's number, short enough for a 30-px cell: two significant digits ("0.12", "-3.4", "1.2k"). */
+export function cellNumber(value) {
+  if (!Number.isFinite(value)) return "";
+  const size = Math.abs(value);
+  if (size >= 999.5) return `${Number((value / 1000).toPrecision(2))}k`;
+  if (size < 0.005) return "0";
+  return String(Number(value.toPrecision(2))).replace(/^(-?)0\./, "$1.");
 }
 
-/** A self-contained SVG of a labelled grid (the matrix and the DLA map), with explicit theme colours. */
-export function gridSvg({ title, rows, cols, value, limit, colors, note = "" }) {
-  const table = colorTable("diverging");
+/**
+ * A self-contained SVG of a labelled grid (the matrix and the DLA map), with explicit theme colours,
+ * each cell's number written in it (in black or white by the cell's colour).
+ */
+export function gridSvg({ title, rows, cols, value, limit, colors, note = "", signed = true }) {
+  const table = colorTable(signed ? "diverging" : "magnitude", colors.bg);
   const left = 12 + CHAR_WIDTH * Math.min(18, Math.max(4, ...rows.map((r) => r.length)));
   const top = 34 + CHAR_WIDTH * Math.min(14, Math.max(3, ...cols.map((c) => c.length))) * 0.75;
   const width = Math.max(left + cols.length * CELL + 16, 16 + title.length * 7, 16 + note.length * 6.2);
@@ -105,8 +121,10 @@ export function gridSvg({ title, rows, cols, value, limit, colors, note = "" }) 
     cols.forEach((_, c) => {
       const v = value(r, c);
       if (v === null) return; // a cell that cannot matter (a later position): left empty
-      const index = Number.isFinite(v) ? colorIndex(v, -limit, limit) : 127;
-      parts.push(`<rect data-cell="${r},${c}" x="${left + c * CELL}" y="${top + r * CELL}" width="${CELL - 1}" height="${CELL - 1}" fill="${cssColor(table, index)}"><title>${escapeXml(`${label} · ${cols[c]}: ${formatNumber(v, "+.4g")}`)}</title></rect>`);
+      const index = Number.isFinite(v) ? colorIndex(v, signed ? -limit : 0, limit) : signed ? 127 : 0;
+      parts.push(`<rect data-cell="${r},${c}" x="${left + c * CELL}" y="${top + r * CELL}" width="${CELL - 1}" height="${CELL - 1}" fill="${cssColor(table, index)}"><title>${escapeXml(`${label} · ${cols[c]}: ${signed && v > 0 ? "+" : ""}${formatValue(v)}`)}</title></rect>`);
+      const ink = 0.299 * table[index * 3] + 0.587 * table[index * 3 + 1] + 0.114 * table[index * 3 + 2] < 150 ? "#ffffff" : "#111111";
+      parts.push(`<text x="${left + c * CELL + (CELL - 1) / 2}" y="${top + r * CELL + CELL / 2 + 3}" text-anchor="middle" font-size="9" fill="${ink}" pointer-events="none">${escapeXml(cellNumber(v))}</text>`);
     });
   });
   if (note) parts.push(`<text x="8" y="${height - 8}" fill="${colors.muted}" font-family="sans-serif">${escapeXml(note)}</text>`);
@@ -120,7 +138,7 @@ export function tokensSvg({ title, pieces, colors, width = 760 }) {
   let x = 8;
   let y = 44;
   for (const piece of pieces) {
-    const text = piece.text;
+    const text = piece.text.replace(/\r?\n/g, "") || (piece.newline ? "⏎" : "");
     const w = Math.max(4, text.length * CHAR_WIDTH);
     if (x + w > width - 8 && x > 8) {
       x = 8;
@@ -131,6 +149,10 @@ export function tokensSvg({ title, pieces, colors, width = 760 }) {
     const fill = piece.style ? piece.style.color : colors.fg;
     parts.push(`<text x="${x}" y="${y}" fill="${fill}" xml:space="preserve"${piece.later ? ' opacity="0.35"' : ""}>${escapeXml(text)}</text>`);
     x += w;
+    if (piece.newline) {
+      x = 8;
+      y += 24;
+    }
   }
   const height = y + 20;
   return [
@@ -140,31 +162,6 @@ export function tokensSvg({ title, pieces, colors, width = 760 }) {
     ...parts,
     "</svg>",
   ].join("");
-}
-
-function download(href, filename) {
-  const link = h("a", { href, download: filename });
-  document.body.append(link);
-  link.click();
-  link.remove();
-}
-
-/** Rasterise an SVG string to a PNG data URL (2x), through an image and a canvas. */
-export function svgToPng(svg) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => {
-      const canvas = document.createElement("canvas");
-      canvas.width = image.width * 2;
-      canvas.height = image.height * 2;
-      const ctx = canvas.getContext("2d");
-      ctx.scale(2, 2);
-      ctx.drawImage(image, 0, 0);
-      resolve(canvas.toDataURL("image/png"));
-    };
-    image.onerror = () => reject(new Error("the SVG could not be rasterised"));
-    image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
-  });
 }
 
 function render({ model, el }) {
@@ -196,29 +193,31 @@ function render({ model, el }) {
       const [k, hd] = chosen;
       const n = data.sources.shape[2];
       const start = (k * data.sources.shape[1] + hd) * n;
-      return { values: data.sources.data.subarray(start, start + n), limit: absMax(data.sources.data),
+      return { values: data.sources.data.subarray(start, start + n), limit: absMax(data.sources.data), signed: true,
         label: `what head ${data.rowLabels[k]}.${hd} wrote to the logit difference, by source (DLA)` };
     }
     const m = method();
     let all = [];
     for (let r = 0; r < data.targets.length; r++) all = all.concat(Array.from(rowOf(data, m, r)));
-    return { values: rowOf(data, m, row()), limit: absMax(all), label: METHOD_LABELS[m] || m };
+    return { values: rowOf(data, m, row()), limit: absMax(all), signed: isSigned(m), label: METHOD_LABELS[m] || m };
   }
 
   function tokenPieces() {
-    const { values, limit } = paintedValues();
+    const { values, limit, signed } = paintedValues();
+    const table = colorTable(signed ? "diverging" : "magnitude", themeColors(root).bg);
     const target = data.positions[row()];
     const generated = data.tokens.length > data.nPrompt;
     const pieces = data.tokens.map((token, i) => ({
-      text: visibleToken(token),
+      text: String(token),
+      newline: /\n/.test(token),
       index: i,
       value: i < values.length ? values[i] : NaN,
-      style: i < values.length && !(head() === null && i > target) ? shade(values[i], limit) : null,
+      style: i < values.length && !(head() === null && i > target) ? shade(values[i], limit, table, signed) : null,
       later: i > target + (generated ? 1 : 0),
       generated: i >= data.nPrompt,
       target: generated && i === target + 1,
     }));
-    if (!generated) pieces.push({ text: `→ ${visibleToken(data.targets[0] ?? "")}`, index: -1, arrow: true, target: true, style: null });
+    if (!generated) pieces.push({ text: `→ ${tokenLabel(data.targets[0] ?? "")}`, index: -1, arrow: true, target: true, style: null });
     return pieces;
   }
 
@@ -233,9 +232,10 @@ function render({ model, el }) {
       if (piece.generated) classes.push("nm-attr-generated");
       if (piece.target) classes.push("nm-attr-target");
       if (piece.later) classes.push("nm-attr-later");
-      const span = h("span", { className: classes.join(" "), text: piece.text, "data-index": String(piece.index) });
+      const span = tokenSpan(piece.text, { running: true, className: classes.join(" ") });
+      span.setAttribute("data-index", String(piece.index));
       if (piece.style) Object.assign(span.style, piece.style);
-      if (Number.isFinite(piece.value)) span.title = `${JSON.stringify(data.tokens[piece.index])}: ${formatNumber(piece.value, "+.4g")}`;
+      if (Number.isFinite(piece.value)) span.title = `${JSON.stringify(data.tokens[piece.index])}: ${formatValue(piece.value)}`;
       if (piece.generated) {
         // generated token k is target k: hovering it paints the sources it was predicted from
         span.addEventListener("mouseenter", () => {
@@ -253,12 +253,15 @@ function render({ model, el }) {
     const limit = absMax(Array.from({ length: data.targets.length }, (_, r) => Array.from(rowOf(data, m, r))).flat());
     return gridSvg({
       title: `${METHOD_LABELS[m] || m}: sources x targets`,
-      rows: data.targets.map((t) => visibleToken(t)),
-      cols: data.tokens.slice(0, data.nSources).map((t) => visibleToken(t)),
+      rows: data.targets.map((t) => tokenLabel(t)),
+      cols: data.tokens.slice(0, data.nSources).map((t) => tokenLabel(t)),
       value: (r, c) => (c > data.positions[r] ? null : rowOf(data, m, r)[c]),
       limit,
       colors,
-      note: `colour: ${formatNumber(-limit, "+.3g")} (blue) … 0 … ${formatNumber(limit, "+.3g")} (red)`,
+      signed: isSigned(m),
+      note: isSigned(m)
+        ? `colour: ${formatNumber(-limit, "+.3g")} (blue) … 0 … ${formatNumber(limit, "+.3g")} (red)`
+        : `colour: 0 (pale) … ${formatNumber(limit, ".3g")} (dark); this method is never negative`,
     });
   }
 
@@ -276,6 +279,7 @@ function render({ model, el }) {
     for (let r = 0; r < steps.length; r++) for (let c = 0; c < cols.length; c++) limit = Math.max(limit, Math.abs(value(r, c)) || 0);
     return gridSvg({
       title: `direct logit attribution of ${data.explained}`,
+      signed: true,
       rows: steps.map((label) => `L${label}`),
       cols,
       value,
@@ -357,7 +361,8 @@ function render({ model, el }) {
     }
     const view = model.get("view");
     const r = row();
-    const target = `${visibleToken(data.targets[r])}${data.targets.length > 1 ? ` (generated token ${r + 1} of ${data.targets.length})` : ""}`;
+    const contrast = data.foil !== null && data.targets.length === 1 ? ` over ${tokenLabel(data.foil)}` : "";
+    const target = `${tokenLabel(data.targets[r])}${contrast}${data.targets.length > 1 ? ` (generated token ${r + 1} of ${data.targets.length})` : ""}`;
     if (view === "matrix") {
       readout.textContent = `${data.explained} · rows: generated tokens, columns: sources; click a row to show it as text`;
       drawGrid(matrixSvg(themeColors(root)), (rr) => {
@@ -377,16 +382,21 @@ function render({ model, el }) {
       const painted = paintedValues();
       readout.textContent = `${painted.label} · explaining ${target}${data.targets.length > 1 ? " · hover a generated token" : ""}`;
       drawTokens();
-      const table = colorTable("diverging");
-      legend.append(
-        h("span", { className: "nm-colorbar" }, [
-          h("span", { text: formatNumber(-painted.limit, "+.3g") }),
-          h("span", { className: "nm-attr-token", text: " neg ", style: { background: cssColor(table, 0), color: "#fff" } }),
-          h("span", { text: "0" }),
-          h("span", { className: "nm-attr-token", text: " pos ", style: { background: cssColor(table, 255), color: "#fff" } }),
-          h("span", { text: formatNumber(painted.limit, "+.3g") }),
-        ]),
-      );
+      const neutral = themeColors(root).bg;
+      const swatch = (text, value, table) => h("span", { className: "nm-attr-token", text, style: shade(value, painted.limit, table, painted.signed) });
+      if (painted.signed) {
+        const table = colorTable("diverging", neutral);
+        legend.append(h("span", { className: "nm-colorbar" }, [
+          h("span", { text: formatNumber(-painted.limit, "+.3g") }), swatch(" against ", -painted.limit, table),
+          h("span", { text: "0" }), swatch(" for ", painted.limit, table), h("span", { text: formatNumber(painted.limit, "+.3g") }),
+        ]));
+      } else {
+        const table = colorTable("magnitude", neutral);
+        legend.append(h("span", { className: "nm-colorbar" }, [
+          h("span", { text: "0" }), swatch(" some ", painted.limit / 3, table), swatch(" most ", painted.limit, table),
+          h("span", { text: `${formatNumber(painted.limit, ".3g")} · never negative: how much, not which way` }),
+        ]));
+      }
       if (head()) {
         const back = h("button", { type: "button", text: "back to input attribution" });
         back.addEventListener("click", () => save("selected_head", []));
@@ -400,7 +410,7 @@ function render({ model, el }) {
     draw();
   }
 
-  const dataTraits = ["scores", "tokens", "targets", "target_positions", "methods", "dla_heads", "dla_attn", "dla_mlp", "dla_sources", "dla_summary", "title", "explained", "n_prompt", "row_labels"];
+  const dataTraits = ["scores", "tokens", "targets", "target_positions", "methods", "dla_heads", "dla_attn", "dla_mlp", "dla_sources", "dla_summary", "title", "explained", "foil", "n_prompt", "row_labels"];
   const viewTraits = ["method", "target_index", "view", "selected_head"];
   for (const name of dataTraits) model.on(`change:${name}`, rebuild);
   for (const name of viewTraits) model.on(`change:${name}`, draw);

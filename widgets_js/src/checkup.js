@@ -1,4 +1,4 @@
-// CheckupWidget front end: the findings by severity (theme-neutral greys); a finding opens onto the
+// CheckupWidget front end: the findings by severity (red / amber / blue badges); a finding opens onto the
 // array that shows it (a small heatmap or a bar chart, from binary buffers) and its action button,
 // which asks the kernel to apply the action and diff it ("apply" message; the status line follows).
 import { decodeArray } from "./arrays.js";
@@ -8,13 +8,19 @@ import { formatNumber } from "./format.js";
 
 const STYLE = `
 .nm-checkup .nm-finding { border-top: 1px solid var(--nm-border); padding: 4px 0; }
-.nm-checkup .nm-finding-head { display: flex; gap: 8px; align-items: baseline; cursor: pointer; }
+.nm-checkup .nm-finding-head { display: flex; gap: 8px; align-items: baseline; cursor: pointer; border-radius: 3px; padding: 2px 4px; }
+.nm-checkup .nm-finding-head:hover { background: var(--nm-panel); box-shadow: inset 0 0 0 1px var(--nm-border); }
+.nm-checkup .nm-finding-head:hover .nm-finding-title { text-decoration: underline; text-underline-offset: 3px; }
+.nm-checkup .nm-finding-head:focus-visible { outline: 2px solid var(--nm-accent); }
+.nm-checkup .nm-chevron { flex: none; width: 1em; color: var(--nm-muted); }
+.nm-checkup .nm-finding-title { flex: 1 1 auto; }
 .nm-checkup .nm-severity { flex: none; width: 5.2em; text-align: center; border-radius: 3px; padding: 0 4px;
-  font-size: 11px; border: 1px solid var(--nm-border); }
-.nm-checkup .nm-severity-high { background: var(--nm-fg); color: var(--nm-bg); border-color: var(--nm-fg); }
-.nm-checkup .nm-severity-medium { background: var(--nm-muted); color: var(--nm-bg); border-color: var(--nm-muted); }
-.nm-checkup .nm-severity-info { color: var(--nm-muted); }
-.nm-checkup .nm-finding-body { display: none; padding: 4px 0 4px 6.2em; }
+  font-size: 11px; font-weight: 600; border: 1px solid transparent; }
+.nm-checkup .nm-severity-high { background: #c62828; color: #ffffff; }
+.nm-checkup .nm-severity-medium { background: #f9a825; color: #1f1f1f; }
+.nm-checkup .nm-severity-info { background: transparent; color: #4f8fd6; border-color: #4f8fd6; }
+.nm-checkup .nm-finding-head button { margin-top: 0; flex: none; }
+.nm-checkup .nm-finding-body { display: none; padding: 4px 0 4px 7.6em; }
 .nm-checkup .nm-finding.nm-open .nm-finding-body { display: block; }
 .nm-checkup .nm-explanation { color: var(--nm-muted); margin-bottom: 4px; }
 .nm-checkup button { font: inherit; color: var(--nm-fg); background: var(--nm-panel);
@@ -163,7 +169,9 @@ function render({ model, el }) {
     summary.textContent = `${counts.high} high · ${counts.medium} medium · ${counts.info} info`;
     list.replaceChildren(...findings.map((finding, index) => {
       const item = h("div", { className: `nm-finding${open.has(index) ? " nm-open" : ""}`, "data-index": String(index) });
-      const head = h("div", { className: "nm-finding-head", role: "button", tabindex: "0" }, [
+      const head = h("div", { className: "nm-finding-head", role: "button", tabindex: "0", "aria-expanded": String(open.has(index)),
+        title: "show what it is and the view that shows it" }, [
+        h("span", { className: "nm-chevron", text: open.has(index) ? "▾" : "▸" }),
         h("span", { className: `nm-severity nm-severity-${finding.severity}`, text: finding.severity }),
         h("span", { className: "nm-finding-title", text: finding.title }),
       ]);
@@ -189,15 +197,19 @@ function render({ model, el }) {
           button.title = "actions run in a live notebook; this is a static copy";
         }
         button.addEventListener("click", (event) => {
-          event.stopPropagation();
+          event.stopPropagation(); // the action, not a toggle of the row
+          status.textContent = `${finding.title}: ${actionLabel(finding.action)}: queued, the kernel runs it when it is free...`;
           model.send({ type: "apply", index });
         });
-        body.append(button);
+        button.addEventListener("keydown", (event) => event.stopPropagation());
+        head.append(button); // one click away, without opening the row
       }
       const toggle = () => {
         if (open.has(index)) open.delete(index);
         else open.add(index);
         item.classList.toggle("nm-open", open.has(index));
+        head.setAttribute("aria-expanded", String(open.has(index)));
+        head.querySelector(".nm-chevron").textContent = open.has(index) ? "▾" : "▸";
         if (open.has(index)) draw();
       };
       head.addEventListener("click", toggle);

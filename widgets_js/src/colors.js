@@ -5,6 +5,8 @@ const STOPS = {
   sequential: ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58", "#b5de2b", "#fde725"],
   // blue - near white - red (ColorBrewer RdBu reversed): negative is blue, positive red
   diverging: ["#2166ac", "#4393c3", "#92c5de", "#d1e5f0", "#f7f7f7", "#fddbc7", "#f4a582", "#d6604d", "#b2182b"],
+  // magnitudes that are never negative (saliency): white -> orange -> dark red (ColorBrewer OrRd)
+  magnitude: ["#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000"],
   // categories (labels, clusters, tokens): Tableau 10 without its grey (grey marks "none"), then three more
   categorical: ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#17becf", "#bcbd22", "#1f3b73"],
 };
@@ -40,20 +42,22 @@ function isDark([r, g, b]) {
 // On a dark page the diverging scale runs blue -> the page's own background -> red, so values near
 // the centre recede instead of painting large glaring white areas.
 const DARK_DIVERGING_ENDS = [["#92c5de", "#4393c3", "#2b5f8a"], ["#9e3a2e", "#d6604d", "#f4a582"]];
+// On a dark page a magnitude runs from the page's background up to bright orange (light text stays readable on it).
+const DARK_MAGNITUDE = ["#5a1f0a", "#a63603", "#e6550d", "#fd8d3c", "#fdbe85"];
 
 /**
  * RGB lookup table (256 x 3 bytes) for a named scale. `neutral` (a CSS colour, the theme's
- * background) becomes the centre of the diverging scale when it is dark.
+ * background) becomes the centre of the diverging scale, and the zero of the magnitude scale, when it is dark.
  */
 export function colorTable(kind, neutral = null) {
   const key = kind in STOPS ? kind : "sequential";
-  const background = key === "diverging" ? parseColor(neutral) : null;
+  const background = key === "diverging" || key === "magnitude" ? parseColor(neutral) : null;
   const dark = background && isDark(background);
   const cacheKey = dark ? `${key}:${background.join(",")}` : key;
   if (cache.has(cacheKey)) return cache.get(cacheKey);
-  const stops = dark
-    ? [...DARK_DIVERGING_ENDS[0].map(hexToRgb), background, ...DARK_DIVERGING_ENDS[1].map(hexToRgb)]
-    : STOPS[key].map(hexToRgb);
+  let stops = STOPS[key].map(hexToRgb);
+  if (dark && key === "diverging") stops = [...DARK_DIVERGING_ENDS[0].map(hexToRgb), background, ...DARK_DIVERGING_ENDS[1].map(hexToRgb)];
+  if (dark && key === "magnitude") stops = [background, ...DARK_MAGNITUDE.map(hexToRgb)];
   const table = new Uint8ClampedArray(256 * 3);
   for (let i = 0; i < 256; i++) {
     const position = (i / 255) * (stops.length - 1);

@@ -5,7 +5,7 @@
 import { decodeArray } from "./arrays.js";
 import { colorTable, cssColor, valueRange } from "./colors.js";
 import { createRoot, h, onThemeChange } from "./dom.js";
-import { formatNumber, truncate, visibleToken } from "./format.js";
+import { formatValue, tokenLabel, truncate } from "./format.js";
 
 const PROMPT_CHARS = 90;
 
@@ -59,6 +59,7 @@ export function readDiff(model) {
     topkPieces: [model.get("topk_pieces_before") || [], model.get("topk_pieces_after") || []],
     stats: model.get("stats") || [],
     pending: model.get("pending") || [],
+    perplexityText: model.get("perplexity_text") || "",
   };
 }
 
@@ -66,11 +67,11 @@ export function readDiff(model) {
 export function statRows(stats) {
   if (stats.length !== 2) return [];
   const [b, a] = stats;
-  const signed = (value, spec) => (value === 0 ? "=" : formatNumber(value, spec));
+  const signed = (value) => (value === 0 ? "=" : `${value > 0 ? "+" : ""}${formatValue(value)}`);
   const signedCount = (value) => (value === 0 ? "=" : `${value > 0 ? "+" : "-"}${Math.abs(value).toLocaleString("en-US")}`);
   return [
-    ["perplexity", formatNumber(b.perplexity, ".2f"), formatNumber(a.perplexity, ".2f"), signed(a.perplexity - b.perplexity, "+.2f")],
-    ["depth (blocks run)", String(b.depth), String(a.depth), signed(a.depth - b.depth, "+d")],
+    ["perplexity (lower is better)", formatValue(b.perplexity), formatValue(a.perplexity), signed(a.perplexity - b.perplexity)],
+    ["depth (blocks run)", String(b.depth), String(a.depth), signed(a.depth - b.depth)],
     ["parameters", b.parameters.toLocaleString("en-US"), a.parameters.toLocaleString("en-US"), signedCount(a.parameters - b.parameters)],
     ["program", b.program, a.program, b.program === a.program ? "=" : "changed"],
   ];
@@ -109,9 +110,9 @@ function tokenSpans(data, row, side, range, table) {
         span.style.background = shade.background;
         if (shade.color) span.style.color = shade.color;
       }
-      span.title = `${visibleToken(piece)} · log p ${formatNumber(lpBefore, ".3f")} → ${formatNumber(lpAfter, ".3f")} (Δ ${formatNumber(change, "+.3f")})`;
+      span.title = `${tokenLabel(piece)} · log p ${formatValue(lpBefore)} → ${formatValue(lpAfter)} (Δ ${change > 0 ? "+" : ""}${formatValue(change)})`;
     } else {
-      span.title = visibleToken(piece);
+      span.title = tokenLabel(piece);
     }
     return span;
   });
@@ -138,8 +139,8 @@ function topkTable(data, row, side) {
     const piece = data.topkPieces[side][row]?.[j] ?? "";
     const bar = h("span", { className: "nm-diff-bar", style: { width: `${Math.round(Math.max(0, Math.min(1, prob)) * 60)}px` } });
     body.push(h("tr", {}, [
-      h("td", { className: "nm-token", text: visibleToken(piece) }),
-      h("td", { className: "nm-num", text: formatNumber(prob, ".1%") }),
+      h("td", { className: "nm-token", text: tokenLabel(piece) }),
+      h("td", { className: "nm-num", text: `${formatValue(100 * prob)}%` }),
       h("td", {}, [bar]),
     ]));
   }
@@ -162,7 +163,15 @@ function summaryOf(data, row) {
   }
   const divergence = data.divergence[row] ?? -1;
   const parted = divergence < 0 ? "identical continuations" : `part at token ${divergence}`;
-  return `${parted} · Σ Δ log p of the ${data.labels[0]} continuation ${formatNumber(total, "+.2f")} over ${count} tokens`;
+  return `${parted} · Σ Δ log p of the ${data.labels[0]} continuation ${total > 0 ? "+" : ""}${formatValue(total)} over ${count} tokens`;
+}
+
+/** The line under the stats that says what text the perplexities are measured on (all of it on hover). */
+export function perplexityNote(text) {
+  const words = text.trim().split(/\s+/).length;
+  const note = h("div", { className: "nm-readout nm-diff-ppl-text", text: `perplexity measured on a built-in text of ${words} words: “${truncate(text.replace(/\s+/g, " ").trim(), 70)}”` });
+  note.title = text;
+  return note;
 }
 
 function render({ model, el }) {
@@ -233,11 +242,12 @@ function render({ model, el }) {
         h("tr", {}, ["", data.labels[0], data.labels[1], "change"].map((text) => h("th", { text }))),
         ...rows,
       ]),
+      ...(data.perplexityText ? [perplexityNote(data.perplexityText)] : []),
       h("div", { className: "nm-legend" }, [
         h("span", { text: `${data.labels[0]} tokens shaded by Δ log p:` }),
-        h("span", { className: "nm-diff-swatch", text: formatNumber(range.lo, "+.2f"), style: { background: cssColor(table, 0), color: "#fff" } }),
+        h("span", { className: "nm-diff-swatch", text: formatValue(range.lo), style: { background: cssColor(table, 0), color: "#fff" } }),
         h("span", { className: "nm-diff-swatch nm-diff-zero", text: "0" }),
-        h("span", { className: "nm-diff-swatch", text: formatNumber(range.hi, "+.2f"), style: { background: cssColor(table, 255), color: "#fff" } }),
+        h("span", { className: "nm-diff-swatch", text: `+${formatValue(range.hi)}`, style: { background: cssColor(table, 255), color: "#fff" } }),
         h("span", { className: "nm-diff-token nm-diff-first", text: "first divergence" }),
       ]),
       ...data.prompts.map((_, row) => card(row, range, table)),
@@ -249,7 +259,7 @@ function render({ model, el }) {
     draw();
   }
 
-  const dataTraits = ["logprob_before", "logprob_after", "topk_probs", "pieces_before", "pieces_after", "divergence", "prompts", "labels", "stats", "title", "topk_pieces_before", "topk_pieces_after", "pending"];
+  const dataTraits = ["logprob_before", "logprob_after", "topk_probs", "pieces_before", "pieces_after", "divergence", "prompts", "labels", "stats", "title", "topk_pieces_before", "topk_pieces_after", "pending", "perplexity_text"];
   for (const name of dataTraits) model.on(`change:${name}`, rebuild);
   model.on("change:selected", draw);
   const stopTheme = onThemeChange(() => draw());

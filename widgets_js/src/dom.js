@@ -1,4 +1,5 @@
 // DOM and canvas plumbing shared by the widgets.
+import { SPACE_MARK, tokenParts, truncate } from "./format.js";
 import styles from "./styles.js";
 
 /** Create an element with properties/attributes and children. */
@@ -125,4 +126,74 @@ export function pointerPosition(event, canvas) {
   const scaleX = box.width ? width / box.width : 1;
   const scaleY = box.height ? height / box.height : 1;
   return { x: (event.clientX - box.left) * scaleX, y: (event.clientY - box.top) * scaleY };
+}
+
+/**
+ * Draw a token label at (x, y) in the context's current transform: a faint SPACE_MARK for a leading
+ * space, then the text in `color`; `align` is where x is ("left" | "right" | "center").
+ */
+export function fillTokenLabel(ctx, token, x, y, { color, muted, align = "left", maxChars = 16 }) {
+  const { space, text } = tokenParts(token);
+  const body = truncate(text, maxChars);
+  const markWidth = space ? ctx.measureText(SPACE_MARK).width : 0;
+  const total = markWidth + ctx.measureText(body).width;
+  const start = align === "right" ? x - total : align === "center" ? x - total / 2 : x;
+  ctx.save();
+  ctx.textAlign = "left";
+  if (space) {
+    ctx.fillStyle = muted;
+    ctx.fillText(SPACE_MARK, start, y);
+  }
+  ctx.fillStyle = color;
+  ctx.fillText(body, start + markWidth, y);
+  ctx.restore();
+  return total;
+}
+
+/**
+ * A token as a DOM span for labels and lists: a faint leading-space mark (class nm-space) then the
+ * text; `running` keeps a real space instead (text as text) and appends a line break for "\n".
+ */
+export function tokenSpan(token, { running = false, className = "nm-token" } = {}) {
+  const raw = String(token ?? "");
+  const span = h("span", { className });
+  if (running) {
+    span.textContent = raw.replace(/\r?\n/g, "");
+    span.classList.add("nm-running");
+    if (/\n/.test(raw)) {
+      if (!span.textContent) span.append(h("span", { className: "nm-space", text: "⏎" })); // something to hover and shade
+      span.append(h("br"));
+    }
+    return span;
+  }
+  const { space, text } = tokenParts(raw);
+  if (space) span.append(h("span", { className: "nm-space", text: SPACE_MARK }));
+  span.append(text);
+  return span;
+}
+
+/** Offer `href` (a data URL) as a file download. */
+export function download(href, filename) {
+  const link = h("a", { href, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+}
+
+/** Rasterise an SVG string to a PNG data URL (2x), through an image and a canvas. */
+export function svgToPng(svg) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => {
+      const canvas = document.createElement("canvas");
+      canvas.width = image.width * 2;
+      canvas.height = image.height * 2;
+      const ctx = canvas.getContext("2d");
+      ctx.scale(2, 2);
+      ctx.drawImage(image, 0, 0);
+      resolve(canvas.toDataURL("image/png"));
+    };
+    image.onerror = () => reject(new Error("the SVG could not be rasterised"));
+    image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
+  });
 }

@@ -35,10 +35,51 @@ export function formatNumber(value, spec = "") {
 
 const WHITESPACE = { " ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍" };
 
-/** Token text with whitespace made visible: " the" -> "␣the", "\n" -> "↵", "" -> "∅". */
+/**
+ * Whitespace made visible inside a token (" the" -> "␣the"): for the places that must show every
+ * character one by one (a search box's echo, an export); labels use tokenParts instead.
+ */
 export function visibleToken(token) {
   if (token === "") return "∅";
   return String(token).replace(/[ \n\t\r]/g, (ch) => WHITESPACE[ch]);
+}
+
+/** Mark drawn, faint, before a label whose token starts with a space: readable upright and rotated. */
+export const SPACE_MARK = "·";
+
+/**
+ * A token as a label reads it: `space` when it starts with whitespace (drawn as a faint SPACE_MARK,
+ * since a "␣" glyph turned 90 degrees reads as a letter), `text` without that leading whitespace,
+ * and `newline` when it holds a line break (running text breaks the line there; a label says "\n").
+ */
+export function tokenParts(token) {
+  const raw = String(token ?? "");
+  const newline = /[\n\r]/.test(raw);
+  const space = /^[ \t]/.test(raw);
+  let text = raw.replace(/^[ \t]+/, "").replace(/\r?\n/g, "\\n").replace(/\r/g, "\\r").replace(/\t/g, "\\t");
+  if (raw === "") text = "∅";
+  return { space, text, newline };
+}
+
+/** One-line label text of a token: its faint leading-space mark (when it has one) then its text. */
+export function tokenLabel(token) {
+  const { space, text } = tokenParts(token);
+  return `${space ? SPACE_MARK : ""}${text}`;
+}
+
+/**
+ * A number as a reader wants it on hover: three significant digits below 1,000, whole numbers with
+ * thousands separators from 1,000 up, exponent notation below 0.001 (so "2.4034348" reads "2.4"
+ * and a perplexity of 2290602.4 reads "2,290,602").
+ */
+export function formatValue(value) {
+  if (value == null || Number.isNaN(value)) return "–";
+  if (!Number.isFinite(value)) return value > 0 ? "∞" : "−∞";
+  const size = Math.abs(value);
+  if (size === 0) return "0";
+  if (size >= 999.5) return Math.round(value).toLocaleString("en-US");
+  if (size < 1e-3) return value.toExponential(2).replace(/\.?0+e/, "e");
+  return String(Number(value.toPrecision(3)));
 }
 
 /** Shorten a label to `maxChars`, keeping the start (where a token's meaning usually is). */
@@ -56,4 +97,9 @@ export function fillTemplate(template, fields) {
     const value = fields[name];
     return typeof value === "number" ? formatNumber(value, spec ?? "") : String(value);
   });
+}
+
+/** Text safe inside SVG / XML markup. */
+export function escapeXml(text) {
+  return String(text).replace(/[<>&"']/g, (ch) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&#39;" })[ch]);
 }

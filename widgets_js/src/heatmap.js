@@ -1,17 +1,20 @@
 // HeatmapWidget front end: one canvas of n_rows x n_cols cells per metric, labelled axes,
 // colorbar, hover tooltip with exact values and optional per-cell details, click-to-select.
-import { decodeArray, exactRepr } from "./arrays.js";
+import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, drawColorbar, valueRange } from "./colors.js";
 import {
-  availableWidth, createRoot, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition, sizeCanvas, themeColors,
+  availableWidth, createRoot, download, fillTokenLabel, h, labelStep, onResize, onThemeChange, placeTooltip, pointerPosition,
+  sizeCanvas, svgToPng, themeColors,
 } from "./dom.js";
-import { fillTemplate, formatNumber, truncate, visibleToken } from "./format.js";
+import { escapeXml, fillTemplate, formatNumber, formatValue, tokenLabel, truncate } from "./format.js";
 
 const MIN_CELL_WIDTH = 3; // below this, scroll horizontally unless the user asks to fit
 const MAX_CELL_WIDTH = 56;
+const MAX_TOKEN_CELL_WIDTH = 84; // cells that show a token get room for a short word
 const LABEL_SPACING = 13; // px between two drawn axis labels
 const MAX_LABEL_CHARS = 16;
 const ROW_TITLE_WIDTH = 16;
+const MARK_FILL = "#ff3d7f"; // marks (attention sinks): a hue no scale uses, on light and dark pages
 
 /** Everything the drawing needs, decoded once per data change (not per hover). */
 export function readHeatmap(model) {
@@ -50,10 +53,19 @@ function metricPlane(data, index) {
   return data.values.data.subarray(index * size, (index + 1) * size);
 }
 
-/** RGBA pixels, one per cell (NaN cells transparent so the hatch shows through). */
+/**
+ * The values colours are drawn from: log10 of each value for a metric with `log` (a sink's norm
+ * 25x the rest then takes a few shades, not the whole scale; values <= 0 have no colour), else the values.
+ */
+export function colourValues(plane, metric) {
+  return metric.log ? Float32Array.from(plane, (v) => (v > 0 ? Math.log10(v) : NaN)) : plane;
+}
+
+/** RGBA pixels, one per cell (NaN cells transparent so the hatch shows through); lo / hi in colour units. */
 export function cellPixels(plane, metric, nRows, nCols, neutral = null) {
   const table = colorTable(metric.scale, neutral);
-  const { lo, hi, clipped } = valueRange(plane, metric);
+  plane = colourValues(plane, metric);
+  const { lo, hi, clipped } = valueRange(plane, metric.log ? { ...metric, vmin: null, vmax: null } : metric);
   const pixels = new Uint8ClampedArray(nRows * nCols * 4);
   for (let i = 0; i < plane.length; i++) {
     const value = plane[i];
@@ -67,10 +79,83 @@ export function cellPixels(plane, metric, nRows, nCols, neutral = null) {
   return { pixels, lo, hi, clipped };
 }
 
-// Column labels are tokens (spaces and newlines made visible); row labels are names like "30 (block 27)".
+// Column labels are tokens (a faint mark for a leading space); row labels are names like "8 (step 12)".
 function label(labels, index, tokens = false) {
   if (index >= labels.length) return String(index);
-  return tokens ? visibleToken(String(labels[index])) : String(labels[index]);
+  return tokens ? tokenLabel(labels[index]) : String(labels[index]);
+}
+
+/** Black or white, whichever reads on a cell of colour [r, g, b]. */
+export function textColourOn([r, g, b]) {
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b > 140 ? "#000000" : "#ffffff";
+}
+
+/**
+ * What a cell says in itself: its top token where the heatmap has per-cell tokens (the logit-lens
+ * picture), else its value rounded; "" for an undefined cell.
+ */
+export function cellText(data, plane, flat) {
+  if (data.tokenIds) {
+    const id = data.tokenIds.data[flat * data.tokenIds.shape[2]];
+    return id < 0 ? "" : tokenLabel(data.vocab[id] ?? `#${id}`);
+  }
+  return Number.isNaN(plane[flat]) ? "" : formatValue(plane[flat]);
+}
+
+/** The longest start of `text` (ending in "…" when cut, at least 2 characters) that fits `width` px; "" if none. */
+export function fitText(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  for (let n = text.length - 1; n >= 2; n--) {
+    const cut = `${text.slice(0, n)}…`;
+    if (ctx.measureText(cut).width <= width) return cut;
+  }
+  return "";
+}
+
+const SVG_CELL = 18;
+const SVG_CHAR = 6.6;
+
+/**
+ * The heatmap of metric `index` as a self-contained SVG (a figure for a paper): one rect per defined
+ * cell in the widget's colours, each with its rounded value as a <title>, axis labels and titles, and a
+ * legend line with the colour range; explicit theme colours, no external reference.
+ */
+export function heatmapSvg(data, index, colors) {
+  const metric = data.metrics[index];
+  const plane = metricPlane(data, index);
+  const { pixels, lo, hi } = cellPixels(plane, metric, data.nRows, data.nCols, colors.bg);
+  const rowLabels = Array.from({ length: data.nRows }, (_, r) => truncate(label(data.rowLabels, r), MAX_LABEL_CHARS));
+  const colLabels = Array.from({ length: data.nCols }, (_, c) => truncate(label(data.colLabels, c, true), MAX_LABEL_CHARS));
+  const left = 28 + SVG_CHAR * Math.max(2, ...rowLabels.map((t) => t.length));
+  const top = 30;
+  const gridBottom = top + data.nRows * SVG_CELL;
+  const labelsHeight = 8 + SVG_CHAR * Math.max(2, ...colLabels.map((t) => t.length));
+  const width = Math.max(left + data.nCols * SVG_CELL + 16, 360);
+  const height = gridBottom + labelsHeight + 44;
+  const end = (v) => (metric.log ? formatValue(10 ** v) : formatValue(v));
+  const legend = `${metric.label || metric.name}: ${end(lo)} … ${end(hi)}${metric.log ? " (log colour scale)" : ""}${metric.better ? ` · ${metric.better} is better` : ""}`;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="${colors.bg}"/>`,
+    `<text x="8" y="18" fill="${colors.fg}" font-weight="600" font-size="12">${escapeXml(data.title || "heatmap")}</text>`,
+  ];
+  for (let r = 0; r < data.nRows; r++) {
+    parts.push(`<text x="${left - 5}" y="${top + (r + 0.5) * SVG_CELL + 4}" text-anchor="end" fill="${colors.fg}">${escapeXml(rowLabels[r])}</text>`);
+    for (let c = 0; c < data.nCols; c++) {
+      const flat = r * data.nCols + c;
+      if (pixels[flat * 4 + 3] === 0) continue;
+      const fill = `rgb(${pixels[flat * 4]}, ${pixels[flat * 4 + 1]}, ${pixels[flat * 4 + 2]})`;
+      parts.push(`<rect x="${left + c * SVG_CELL}" y="${top + r * SVG_CELL}" width="${SVG_CELL}" height="${SVG_CELL}" fill="${fill}"><title>${escapeXml(`${rowLabels[r]} · ${colLabels[c]}: ${formatValue(plane[flat])}`)}</title></rect>`);
+    }
+  }
+  colLabels.forEach((text, c) => {
+    const x = left + (c + 0.5) * SVG_CELL + 4;
+    parts.push(`<text transform="translate(${x},${gridBottom + 6}) rotate(-90)" text-anchor="end" fill="${colors.fg}">${escapeXml(text)}</text>`);
+  });
+  if (data.rowTitle) parts.push(`<text transform="translate(12,${top + (data.nRows * SVG_CELL) / 2}) rotate(-90)" text-anchor="middle" fill="${colors.muted}">${escapeXml(data.rowTitle)}</text>`);
+  if (data.colTitle) parts.push(`<text x="${left + (data.nCols * SVG_CELL) / 2}" y="${gridBottom + labelsHeight + 14}" text-anchor="middle" fill="${colors.muted}">${escapeXml(data.colTitle)}</text>`);
+  parts.push(`<text x="8" y="${height - 10}" fill="${colors.muted}">${escapeXml(legend)}</text>`, "</svg>");
+  return parts.join("");
 }
 
 function hatchPattern(ctx, colors) {
@@ -84,6 +169,23 @@ function hatchPattern(ctx, colors) {
   tileCtx.lineTo(6, 0);
   tileCtx.stroke();
   return ctx.createPattern(tile, "repeat");
+}
+
+/** A mark on a cell: a small triangle in its top-right corner, which no one takes for a selection. */
+function cornerMark(ctx, layout, row, col, fill, edge) {
+  const size = Math.max(4, Math.min(9, layout.cellWidth * 0.45, layout.cellHeight * 0.6));
+  const right = (col + 1) * layout.cellWidth;
+  const top = row * layout.cellHeight;
+  ctx.beginPath();
+  ctx.moveTo(right - size, top);
+  ctx.lineTo(right, top);
+  ctx.lineTo(right, top + size);
+  ctx.closePath();
+  ctx.fillStyle = fill;
+  ctx.fill();
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = edge;
+  ctx.stroke();
 }
 
 function strokeCell(ctx, layout, row, col, outer, inner, width) {
@@ -125,25 +227,27 @@ function render({ model, el }) {
   function computeLayout(colors) {
     const measure = sizeCanvas(rowAxis, 1, 1);
     measure.font = colors.font;
-    const widest = (labels, count) => {
+    const widest = (labels, count, tokens = false) => {
       let width = 0;
-      for (let i = 0; i < count; i++) width = Math.max(width, measure.measureText(truncate(label(labels, i), MAX_LABEL_CHARS)).width);
+      for (let i = 0; i < count; i++) width = Math.max(width, measure.measureText(truncate(label(labels, i, tokens), MAX_LABEL_CHARS)).width);
       return Math.ceil(width);
     };
     const rowLabelWidth = widest(data.rowLabels, data.nRows) + 8;
     const rowAxisWidth = rowLabelWidth + (data.rowTitle ? ROW_TITLE_WIDTH : 0);
     const room = Math.max(100, availableWidth(root) - rowAxisWidth - 4);
-    let cellWidth = Math.min(MAX_CELL_WIDTH, room / data.nCols);
+    let cellWidth = Math.min(data.tokenIds ? MAX_TOKEN_CELL_WIDTH : MAX_CELL_WIDTH, room / data.nCols);
     const overflows = cellWidth < MIN_CELL_WIDTH;
     if (overflows && !fitWidth) cellWidth = MIN_CELL_WIDTH;
     const cellHeight = Math.max(4, Math.min(26, Math.floor(440 / data.nRows)));
+    const upright = widest(data.colLabels, data.nCols, true) <= cellWidth - 4; // tokens read upright where they fit
     return {
       cellWidth,
       cellHeight,
       overflows,
       rowLabelWidth,
       rowAxisWidth,
-      colLabelHeight: Math.min(widest(data.colLabels, data.nCols), 110) + 8,
+      upright,
+      colLabelHeight: upright ? 18 : Math.min(widest(data.colLabels, data.nCols), 110) + 8,
       gridWidth: cellWidth * data.nCols,
       gridHeight: cellHeight * data.nRows,
       available: availableWidth(root),
@@ -191,23 +295,50 @@ function render({ model, el }) {
     ctx.imageSmoothingEnabled = layout.cellWidth < 1;
     ctx.drawImage(cells, 0, 0, layout.gridWidth, layout.gridHeight);
 
-    for (const mark of data.marks) strokeCell(ctx, layout, mark.row, mark.col, colors.bg, colors.fg, 1.5);
+    drawCellTexts(ctx, pixels, metricPlane(data, index), colors);
+    for (const mark of data.marks) cornerMark(ctx, layout, mark.row, mark.col, MARK_FILL, "#000000");
 
     ctx.font = colors.font;
-    ctx.fillStyle = colors.fg;
-    ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    const step = labelStep(layout.cellWidth, LABEL_SPACING);
-    for (let col = 0; col < data.nCols; col += step) {
-      ctx.save();
-      ctx.translate(Math.max(6, (col + 0.5) * layout.cellWidth), layout.gridHeight + 4);
-      ctx.rotate(-Math.PI / 2);
-      ctx.fillText(truncate(label(data.colLabels, col, true), MAX_LABEL_CHARS), 0, 0);
-      ctx.restore();
+    const labelStyle = { color: colors.fg, muted: colors.muted, maxChars: MAX_LABEL_CHARS };
+    if (layout.upright) {
+      for (let col = 0; col < data.nCols; col++) {
+        fillTokenLabel(ctx, data.colLabels[col] ?? String(col), (col + 0.5) * layout.cellWidth, layout.gridHeight + 9, { ...labelStyle, align: "center" });
+      }
+    } else {
+      const step = labelStep(layout.cellWidth, LABEL_SPACING);
+      for (let col = 0; col < data.nCols; col += step) {
+        ctx.save();
+        ctx.translate(Math.max(6, (col + 0.5) * layout.cellWidth), layout.gridHeight + 4);
+        ctx.rotate(-Math.PI / 2);
+        fillTokenLabel(ctx, data.colLabels[col] ?? String(col), 0, 0, { ...labelStyle, align: "right" });
+        ctx.restore();
+      }
     }
     grid.setAttribute("aria-label", `${data.title || "heatmap"}: ${metric.label || metric.name}, ${data.nRows} x ${data.nCols}`);
     grid.dataset.metric = metric.name;
     drawLegend(metric, lo, hi, clipped, colors.bg);
+  }
+
+  // Each cell's own text (top token or rounded value) where it fits, in black or white by the cell's colour.
+  function drawCellTexts(ctx, pixels, plane, colors) {
+    if (layout.cellHeight < 11 || layout.cellWidth < 14) return;
+    ctx.font = colors.font;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "middle";
+    let written = 0;
+    for (let row = 0; row < data.nRows; row++) {
+      for (let col = 0; col < data.nCols; col++) {
+        const flat = row * data.nCols + col;
+        if (pixels[flat * 4 + 3] === 0) continue;
+        const text = fitText(ctx, cellText(data, plane, flat), layout.cellWidth - 3);
+        if (!text) continue;
+        ctx.fillStyle = textColourOn(pixels.subarray(flat * 4, flat * 4 + 3));
+        ctx.fillText(text, (col + 0.5) * layout.cellWidth, (row + 0.5) * layout.cellHeight + 0.5);
+        written++;
+      }
+    }
+    grid.dataset.cellTexts = String(written);
   }
 
   function drawLegend(metric, lo, hi, clipped, neutral) {
@@ -215,13 +346,17 @@ function render({ model, el }) {
     drawColorbar(bar.getContext("2d"), colorTable(metric.scale, neutral), 160, 10);
     const fmt = metric.fmt || "";
     const [below, above] = clipped ? ["≤ ", "≥ "] : ["", ""];
-    const ends = [h("span", { text: below + formatNumber(lo, fmt) }), bar, h("span", { text: above + formatNumber(hi, fmt) })];
+    const end = (v) => (metric.log ? formatValue(10 ** v) : formatNumber(v, fmt));
+    const ends = [h("span", { text: below + end(lo) }), bar, h("span", { text: above + end(hi) })];
     if (metric.scale === "diverging") ends.splice(2, 0, h("span", { text: `centre ${formatNumber(metric.center ?? 0, fmt)}` }));
     const items = [h("span", { className: "nm-colorbar" }, [h("span", { text: metric.label || metric.name }), ...ends])];
+    if (metric.log) items.push(h("span", { className: "nm-mark-key", text: "log colour scale (each shade a constant ratio)" }));
+    if (metric.better) items.push(h("span", { className: "nm-mark-key", text: `${metric.better} is better` }));
+    if (data.tokenIds) items.push(h("span", { className: "nm-mark-key", text: "cells: the lens's top token" }));
     if (clipped) items.push(h("span", { className: "nm-mark-key", text: `colours span the ${Math.round((1 - metric.clip) * 100)}-${Math.round(metric.clip * 100)}th percentiles; hover shows exact values` }));
     if (data.values.data.some(Number.isNaN)) items.push(h("span", { className: "nm-mark-key", text: "hatched: undefined" }));
     for (const mark of data.marks) {
-      items.push(h("span", { className: "nm-mark-key" }, [h("i"), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col, true)})`]));
+      items.push(h("span", { className: "nm-mark-key" }, [h("b", { className: "nm-corner" }), `${mark.label} (${label(data.rowLabels, mark.row)}, ${label(data.colLabels, mark.col, true)})`]));
     }
     legend.replaceChildren(...items);
   }
@@ -245,7 +380,7 @@ function render({ model, el }) {
     }
     const index = metricIndex(data, model.get("metric"));
     const value = metricPlane(data, index)[selected.row * data.nCols + selected.col];
-    readout.textContent = `selected ${data.rowTitle || "row"} ${label(data.rowLabels, selected.row)}, ${data.colTitle || "col"} ${label(data.colLabels, selected.col, true)}: ${exactRepr(value)}`;
+    readout.textContent = `selected ${data.rowTitle || "row"} ${label(data.rowLabels, selected.row)}, ${data.colTitle || "col"} ${label(data.colLabels, selected.col, true)}: ${formatValue(value)}`;
   }
 
   function buildToolbar() {
@@ -271,6 +406,13 @@ function render({ model, el }) {
       items.push(h("label", {}, [fit, "fit width"]));
     }
     items.push(h("span", { className: "nm-readout" }));
+    const svgOf = () => heatmapSvg(data, metricIndex(data, model.get("metric")), themeColors(root));
+    const name = () => `${(data.title || "heatmap").replace(/[^\w.-]+/g, "_")}-${model.get("metric")}`;
+    const svgButton = h("button", { type: "button", text: "SVG", className: "nm-export-svg", title: "download this view as SVG" });
+    svgButton.addEventListener("click", () => download(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(svgOf())}`, `${name()}.svg`));
+    const pngButton = h("button", { type: "button", text: "PNG", className: "nm-export-png", title: "download this view as PNG" });
+    pngButton.addEventListener("click", async () => download(await svgToPng(svgOf()), `${name()}.png`));
+    items.push(h("span", {}, [svgButton, " ", pngButton]));
     toolbar.replaceChildren(...items);
   }
 
@@ -323,8 +465,8 @@ function render({ model, el }) {
       if (bold) cellValue.style.fontWeight = "600";
       rows.push(h("tr", {}, [cellName, cellValue]));
     };
-    data.metrics.forEach((metric, i) => addRow(metric.label || metric.name, exactRepr(fields[metric.name]), i === current));
-    data.detailNames.forEach((name) => addRow(name, exactRepr(fields[name])));
+    data.metrics.forEach((metric, i) => addRow(metric.label || metric.name, formatValue(fields[metric.name]), i === current));
+    data.detailNames.forEach((name) => addRow(name, formatValue(fields[name])));
     for (const mark of data.marks) if (mark.row === cell.row && mark.col === cell.col) addRow("mark", mark.label);
     const parts = [
       h("div", { className: "nm-tip-title", text: data.template ? fillTemplate(data.template, fields) : defaultTitle }),
@@ -336,9 +478,9 @@ function render({ model, el }) {
       for (let i = 0; i < k; i++) {
         const id = data.tokenIds.data[flat * k + i];
         if (id < 0) continue; // padding for cells with fewer than k tokens
-        const prob = data.tokenProbs ? exactRepr(data.tokenProbs.data[flat * k + i], "float16") : "";
+        const prob = data.tokenProbs ? formatValue(data.tokenProbs.data[flat * k + i]) : "";
         tokenRows.push(h("tr", {}, [
-          h("td", { className: "nm-token", text: visibleToken(data.vocab[id] ?? `#${id}`) }),
+          h("td", { className: "nm-token", text: tokenLabel(data.vocab[id] ?? `#${id}`) }),
           h("td", { className: "nm-num", text: prob }),
         ]));
       }

@@ -6,8 +6,8 @@
 // steering and ablating are messages to the kernel too.
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor } from "./colors.js";
-import { availableWidth, createRoot, h, onThemeChange, sizeCanvas, themeColors } from "./dom.js";
-import { formatNumber, visibleToken } from "./format.js";
+import { availableWidth, createRoot, h, onThemeChange, sizeCanvas, themeColors, tokenSpan } from "./dom.js";
+import { formatNumber, formatValue, tokenLabel } from "./format.js";
 
 const LIST_ROWS = 400;
 const HIST_HEIGHT = 110;
@@ -58,6 +58,14 @@ export function filterFeatures(order, query, matches) {
   return matches || [];
 }
 
+/** What an empty feature list says: why nothing is listed for `typed`, or how to search for it. */
+export function emptyListNote(typed, answeredQuery, searchNote) {
+  const text = typed.trim();
+  if (/^\d+$/.test(text)) return `no feature number starts with ${text}`;
+  if (text && text === answeredQuery) return searchNote || `no feature fires on “${text}”`;
+  return "press Enter to search the features for this token or text";
+}
+
 function render({ model, el }) {
   const root = createRoot(el, "sae");
   root.append(h("style", { text: STYLE }));
@@ -98,7 +106,7 @@ function render({ model, el }) {
       return row;
     }));
     if (shown.length > LIST_ROWS) rows.append(h("div", { className: "nm-sae-more", text: `${shown.length - LIST_ROWS} more: search to narrow` }));
-    if (!shown.length) rows.append(h("div", { className: "nm-sae-more", text: model.get("search_note") || "no feature matches" }));
+    if (!shown.length) rows.append(h("div", { className: "nm-sae-more", text: emptyListNote(search.value, model.get("query"), model.get("search_note")) }));
   }
 
   function choose(feature) {
@@ -112,18 +120,27 @@ function render({ model, el }) {
     if (line) line.textContent = text;
   }
 
+  // A kernel-backed click answers at once; the kernel's own status replaces this line when it runs.
+  function send(message, queued) {
+    status(queued);
+    model.send(message);
+  }
+
   function tokenLine(context, max, table) {
     const spans = context.tokens.map((token, i) => {
       const value = context.activations[i];
-      const span = h("span", {
-        className: `nm-sae-tok nm-token${i === context.center ? " nm-sae-center" : ""}`,
-        text: visibleToken(token), title: formatNumber(value, ".3f"),
-      });
-      if (value > 0) span.style.background = cssColor(table, colorIndex(value, -max, max));
+      const span = tokenSpan(token, { running: true, className: `nm-sae-tok nm-token${i === context.center ? " nm-sae-center" : ""}` });
+      span.title = formatValue(value);
+      if (value > 0) {
+        // activations are never negative: the magnitude scale from 0, text in black or white by the shade
+        const index = colorIndex(value, 0, max);
+        span.style.background = cssColor(table, index);
+        span.style.color = 0.299 * table[index * 3] + 0.587 * table[index * 3 + 1] + 0.114 * table[index * 3 + 2] < 150 ? "#ffffff" : "#111111";
+      }
       return span;
     });
     return h("div", { className: "nm-sae-context" }, [
-      h("span", { className: "nm-sae-value", text: formatNumber(context.activation, ".3f") }), ...spans,
+      h("span", { className: "nm-sae-value", text: formatValue(context.activation) }), ...spans,
     ]);
   }
 
@@ -162,7 +179,7 @@ function render({ model, el }) {
     }
     card.removeAttribute("aria-busy");
     const colors = themeColors(root);
-    const table = colorTable("diverging", colors.bg);
+    const table = colorTable("magnitude", colors.bg);
     const max = data.max_activation || 1;
     const histogram = h("canvas", { className: "nm-sae-histogram" });
     const countRows = decodeArray(model.get("hist_counts"));
@@ -175,13 +192,15 @@ function render({ model, el }) {
     const ablate = h("button", { text: "ablate" });
     const actionable = model.get("can_act");
     for (const button of [steer, ablate]) button.disabled = !actionable;
-    steer.addEventListener("click", () => model.send({ type: "steer", feature: data.feature, coef: Number(coef.value) }));
-    ablate.addEventListener("click", () => model.send({ type: "ablate", feature: data.feature }));
+    steer.addEventListener("click", () => send({ type: "steer", feature: data.feature, coef: Number(coef.value) },
+      `steer by feature ${data.feature} (coef ${coef.value}): queued, the kernel runs it when it is free...`));
+    ablate.addEventListener("click", () => send({ type: "ablate", feature: data.feature },
+      `ablate feature ${data.feature}: queued, the kernel runs it when it is free...`));
     const logitTable = (rows, label) => h("table", {}, [
       h("tr", {}, [h("td", { className: "nm-sae-section", text: label })]),
       ...rows.map(([piece, value]) => h("tr", {}, [
-        h("td", { className: "nm-token", text: visibleToken(piece) }),
-        h("td", { className: "nm-num", text: formatNumber(value, "+.3f") }),
+        h("td", { className: "nm-token", text: tokenLabel(piece) }),
+        h("td", { className: "nm-num", text: `${value > 0 ? "+" : ""}${formatValue(value)}` }),
       ])),
     ]);
     const parts = [
@@ -210,7 +229,10 @@ function render({ model, el }) {
     if (event.key !== "Enter") return;
     const text = search.value.trim();
     if (/^\d+$/.test(text) && Number(text) < frequencies.length) choose(Number(text));
-    else if (text) model.send({ type: "search", query: text });
+    else if (text) {
+      rows.replaceChildren(h("div", { className: "nm-sae-more", text: `searching for “${text}”: queued, the kernel answers when it is free...` }));
+      send({ type: "search", query: text }, `searching for “${text}”...`);
+    }
   });
   search.addEventListener("input", drawList);
   const onStatus = () => status(model.get("status"));

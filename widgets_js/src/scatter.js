@@ -6,7 +6,7 @@ import { colorIndex, colorTable, categoricalColor, drawColorbar } from "./colors
 import {
   availableWidth, createRoot, h, onResize, onThemeChange, placeTooltip, pointerPosition, sizeCanvas, themeColors,
 } from "./dom.js";
-import { formatNumber, truncate, visibleToken } from "./format.js";
+import { formatNumber, tokenLabel, truncate } from "./format.js";
 
 const HEIGHT = 440;
 const MAX_WIDTH = 720;
@@ -167,7 +167,9 @@ export function pointColors(values, coloring) {
 /** The hovered point's token with up to CONTEXT tokens of its own text on either side. */
 export function tokenContext(data, point) {
   const text = data.pointText.data[point];
-  const token = (i) => visibleToken(data.tokenVocab[data.tokenCodes.data[i]] ?? "");
+  // context as text (real spaces, a return mark for a line break); the hovered token as a label
+  const raw = (i) => String(data.tokenVocab[data.tokenCodes.data[i]] ?? "").replace(/\r?\n/g, "⏎");
+  const token = (i) => (i === point ? tokenLabel(data.tokenVocab[data.tokenCodes.data[i]] ?? "") : raw(i));
   let first = point;
   while (first > 0 && point - first < CONTEXT && data.pointText.data[first - 1] === text) first -= 1;
   let last = point;
@@ -285,7 +287,7 @@ function render({ model, el }) {
     const order = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a));
     for (const v of order.slice(0, MAX_LEGEND)) {
       const [r, g, b] = v < 0 ? [150, 150, 150] : categoricalColor(v);
-      const name = v < 0 ? "none" : visibleToken(String(current.categories?.[v] ?? v));
+      const name = v < 0 ? "none" : tokenLabel(String(current.categories?.[v] ?? v));
       legend.append(h("span", { className: "nm-mark-key" }, [
         h("i", { style: { background: `rgb(${r}, ${g}, ${b})`, border: "none" } }),
         `${truncate(name, 24)} (${counts.get(v)})`,
@@ -327,7 +329,7 @@ function render({ model, el }) {
     for (const c of data.colorings) {
       if (c.name === "label") continue;
       const v = coloringRow(data, c, k)[i];
-      facts.push(`${c.name} ${c.kind === "category" ? (v < 0 ? "none" : visibleToken(String(c.categories?.[v] ?? v))) : formatNumber(v, "d")}`);
+      facts.push(`${c.name} ${c.kind === "category" ? (v < 0 ? "none" : tokenLabel(String(c.categories?.[v] ?? v))) : formatNumber(v, "d")}`);
     }
     facts.push(`point ${i}`);
     rows.push(h("div", { className: "nm-readout", text: facts.join(" · ") }));

@@ -53,6 +53,7 @@ export default `
 .nm-colorbar { display: inline-flex; align-items: center; gap: 6px; font-variant-numeric: tabular-nums; }
 .nm-colorbar canvas { width: 160px; height: 10px; border: 1px solid var(--nm-border); }
 .nm-mark-key { display: inline-flex; align-items: center; gap: 4px; }
+.nm-mark-key b.nm-corner { display: inline-block; width: 0; height: 0; border-top: 9px solid #ff3d7f; border-left: 9px solid transparent; }
 .nm-mark-key i { display: inline-block; width: 10px; height: 10px; border: 2px solid var(--nm-fg); }
 .nm-tooltip {
   position: absolute; z-index: 10; pointer-events: none; display: none; max-width: 320px;
@@ -65,6 +66,8 @@ export default `
 .nm-tooltip td { padding: 0 6px 0 0; }
 .nm-tooltip td.nm-num { text-align: right; }
 .nm-token { font-family: var(--jp-code-font-family, var(--vscode-editor-font-family, ui-monospace, Menlo, Consolas, monospace)); }
+.nm-space { opacity: 0.45; }
+.nm-running { white-space: pre-wrap; }
 .nm-attn-layout { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
 .nm-attn-grid { max-height: 460px; overflow: auto; border: 1px solid var(--nm-border); border-radius: 3px; position: relative; }
 .nm-attn-zoom { min-width: 200px; }

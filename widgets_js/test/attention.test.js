@@ -1,6 +1,7 @@
 // @vitest-environment jsdom
 import { beforeEach, describe, expect, it } from "vitest";
-import attention, { patternPixels } from "../src/attention.js";
+import attention, { defaultHead, patternPixels, readAttention } from "../src/attention.js";
+import { colorTable, cssColor } from "../src/colors.js";
 import { binary, fakeModel, float16Payload, installFakeCanvas, mouse } from "./fakes.js";
 
 installFakeCanvas();
@@ -70,13 +71,13 @@ describe("AttentionWidget view", () => {
     expect(root.dataset.selected).toBe("1,2");
     expect(root.querySelector(".nm-attn-zoom-title").textContent).toBe("layer L1 · head 2 (kv head 1)");
     const zoomTexts = root.querySelector(".nm-zoom").getContext("2d").texts();
-    expect(zoomTexts).toEqual(expect.arrayContaining(["␣The", "↵"]));
+    expect(zoomTexts).toEqual(expect.arrayContaining(["·The", "\\n"]));
     // cell (query 3, key 1): head 2 attends to q - 2 with weight 1
     const cell = parseFloat(zoom.style.height) / 5;
     const labelWidth = parseFloat(zoom.style.width) - 5 * cell;
     mouse(zoom, "mousemove", labelWidth + 1.5 * cell, 3.5 * cell);
     const tooltip = root.querySelector(".nm-tooltip");
-    expect([...tooltip.querySelectorAll("td")].map((td) => td.textContent)).toEqual(["query", "↵", "key", "␣The", "weight", "1"]);
+    expect([...tooltip.querySelectorAll("td")].map((td) => td.textContent)).toEqual(["query", "\\n", "key", "·The", "weight", "1"]);
   });
 
   it("shows the exact float16 weight of a uniform head", () => {
@@ -84,8 +85,8 @@ describe("AttentionWidget view", () => {
     model.set("selected", [0, 0]);
     const cell = parseFloat(zoom.style.height) / 5;
     const labelWidth = parseFloat(zoom.style.width) - 5 * cell;
-    mouse(zoom, "mousemove", labelWidth + 0.5 * cell, 2.5 * cell); // 1/3 in float16
-    expect(root.querySelector(".nm-tooltip").textContent).toContain("0.3333");
+    mouse(zoom, "mousemove", labelWidth + 0.5 * cell, 2.5 * cell); // 1/3 in float16 (0.33325), rounded
+    expect(root.querySelector(".nm-tooltip").textContent).toContain("weight0.333");
   });
 
   it("hover on a thumbnail lists every score", () => {
@@ -132,5 +133,34 @@ describe("patternPixels", () => {
     expect(small.size).toBe(48);
     expect(small.pixels[(0 * 48 + 47) * 4 + 3]).toBe(0); // top right: masked
     expect(small.pixels[(47 * 48 + 47) * 4 + 3]).toBe(255); // diagonal block: attended
+  });
+});
+
+describe("attention explorer at first sight", () => {
+  it("starts the zoom on the top head by the ranking score, else the first score that is not entropy", () => {
+    // score values (i * 7) % 11 / 10 over [2 scores, 3 layers, 4 heads]
+    const data = readAttention(fakeModel(state()));
+    expect(defaultHead(data, "entropy", [0, 2])).toEqual({ layer: 0, head: 3 }); // entropy i = 3: 21 % 11 = 10
+    expect(defaultHead(data, "", [0, 2])).toEqual({ layer: 0, head: 2 }); // previous-token i = 14: 98 % 11 = 10
+    expect(defaultHead(data, "", [1, 2])).toEqual({ layer: 1, head: 1 }); // layers 1-2: i = 17: 119 % 11 = 9
+    expect(defaultHead({ ...data, scoreNames: [] }, "", [0, 2])).toEqual({ layer: 2, head: 0 });
+    const { root } = mount(3, 4, 5, { score: "" });
+    expect(root.querySelector(".nm-attn-zoom").dataset.head).toBe("0,2");
+    expect(root.querySelector(".nm-attn-zoom-title").textContent).toContain("layer L0 · head 2");
+  });
+
+  it("hovering a token in the text shades what it attends to in the shown head", () => {
+    const { model, root } = mount();
+    model.set("selected", [1, 2]); // head 2 attends from q to key q - 2 with weight 1
+    const tokens = () => [...root.querySelectorAll(".nm-attn-text .nm-attn-tok")];
+    tokens()[3].dispatchEvent(new MouseEvent("mouseenter"));
+    const table = colorTable("magnitude");
+    expect(root.querySelector(".nm-attn-text").dataset.query).toBe("3");
+    expect(tokens()[1].style.background).toBe(cssColor(table, 255)); // key 1 = 3 - 2: all of it
+    expect(tokens()[0].style.background).toBe(cssColor(table, 0));
+    expect(tokens()[2].style.background).toBe(cssColor(table, 0));
+    expect(tokens()[4].style.background).toBe(""); // a later token: nothing to attend to
+    expect(tokens()[3].classList.contains("nm-attn-query")).toBe(true);
+    expect(tokens()[1].textContent).toBe(" The");
   });
 });

@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import attribution, { absMax, gridSvg, readAttribution, rowOf, shade, tokensSvg } from "../src/attribution.js";
+import attribution, { absMax, cellNumber, gridSvg, readAttribution, rowOf, shade, tokensSvg } from "../src/attribution.js";
 import { colorIndex, colorTable, cssColor } from "../src/colors.js";
 import { binary, fakeModel } from "./fakes.js";
 
@@ -113,5 +113,71 @@ describe("render", () => {
     const { model, cleanup } = mount();
     cleanup();
     expect(model.listenerCount()).toBe(0);
+  });
+});
+
+describe("reading at first sight", () => {
+  // saliency of the single target " Paris" over sources "The", " capital", "\n", " is"
+  const single = (overrides = {}) => ({
+    explained: "logit diff(' Paris' vs ' London')",
+    foil: " London",
+    tokens: ["The", " capital", "\n", " is"],
+    n_prompt: 4,
+    targets: [" Paris"],
+    target_positions: [3],
+    methods: ["saliency", "ig"],
+    scores: binary(Float32Array.from([0.4, 0.1, 0.2, 0.8, -0.45, 0.3, 0, 0.9]), "float32", [2, 1, 4]),
+    dla_heads: null, dla_attn: null, dla_mlp: null, dla_sources: null, dla_summary: {}, row_labels: [],
+    method: "saliency",
+    ...overrides,
+  });
+
+  it("paints saliency (never negative) on the magnitude scale from 0 and signed methods around 0", () => {
+    const { el, model } = mount(single());
+    const background = (i) => el.querySelector(`[data-index="${i}"]`).style.background;
+    const magnitude = colorTable("magnitude");
+    // limit = max |saliency| = 0.8: 0.4 sits at index round(0.5 * 255) = 128 of [0, 0.8], not at the diverging 191
+    expect(background(0)).toBe(cssColor(magnitude, 128));
+    expect(background(3)).toBe(cssColor(magnitude, 255));
+    expect(el.querySelector(".nm-legend").textContent).toContain("never negative");
+    model.set("method", "ig");
+    const diverging = colorTable("diverging");
+    // ig row: -0.45, 0.3, 0, 0.9; limit 0.9: -0.45 -> round((-0.45 + 0.9) / 1.8 * 255) = round(63.75) = 64
+    expect(background(0)).toBe(cssColor(diverging, 64));
+    expect(el.querySelector(`[data-index="2"]`).style.background).toBe(""); // 0: unshaded
+    expect(el.querySelector(".nm-legend").textContent).toContain("against");
+  });
+
+  it("says what the target is explained over when a foil is given", () => {
+    const { el } = mount(single());
+    expect(el.querySelector(".nm-readout").textContent).toContain("explaining ·Paris over ·London");
+    const { el: plain } = mount(single({ foil: null, explained: "log p(' Paris')" }));
+    expect(plain.querySelector(".nm-readout").textContent).toContain("explaining ·Paris");
+    expect(plain.querySelector(".nm-readout").textContent).not.toContain("over");
+  });
+
+  it("shows tokens as running text: real spaces, a line break as a break, no ␣ / ↵ glyphs", () => {
+    const { el } = mount(single());
+    const text = el.querySelector(".nm-attr-text");
+    expect(text.querySelector('[data-index="1"]').textContent).toBe(" capital");
+    expect(text.querySelector('[data-index="2"] br')).not.toBeNull();
+    expect(text.textContent).not.toMatch(/[␣↵]/);
+  });
+
+  it("writes each matrix cell's number, two significant digits", () => {
+    expect([cellNumber(0.1234), cellNumber(-3.456), cellNumber(1234), cellNumber(0.001), cellNumber(NaN)]).toEqual([".12", "-3.5", "1.2k", "0", ""]);
+    const { el, model } = mount();
+    model.set("view", "matrix");
+    const numbers = [...el.querySelectorAll(".nm-attr-svg text[text-anchor='middle']")].map((t) => t.textContent);
+    // ig rows c: 0.5, -1.0 (position 1: c > 1 is empty) and d: 0.1, 0.2, 2.0
+    expect(numbers).toEqual([".5", "-1", ".1", ".2", "2"]);
+  });
+
+  it("draws a dark page's diverging centre in the page's own colour", () => {
+    const table = colorTable("diverging", "#111111");
+    expect(cssColor(table, 128)).not.toBe(cssColor(colorTable("diverging"), 128));
+    expect(Array.from(table.subarray(127 * 3, 129 * 3)).every((c) => c < 40)).toBe(true);
+    const dark = colorTable("magnitude", "#111111");
+    expect(Array.from(dark.subarray(0, 3))).toEqual([17, 17, 17]); // 0 is the page itself
   });
 });

@@ -47,14 +47,24 @@ describe("checkup", () => {
     checkup.render({ model, el });
     expect([...el.querySelectorAll(".nm-severity")].map((b) => b.textContent)).toEqual(["medium", "info"]);
     expect(el.querySelector(".nm-readout").textContent).toBe("0 high · 1 medium · 1 info");
-    el.querySelector(".nm-finding-head").click();
-    expect(el.querySelector(".nm-finding").classList.contains("nm-open")).toBe(true);
-    expect(el.querySelector(".nm-finding canvas")).not.toBeNull();
-    el.querySelector("button.nm-action").click();
+    // the action sits in the finding's own row, pressable while the row is closed, and answers at once
+    const first = el.querySelector(".nm-finding");
+    expect(first.querySelector(".nm-finding-head button.nm-action")).not.toBeNull();
+    expect(first.classList.contains("nm-open")).toBe(false);
+    first.querySelector("button.nm-action").click();
     expect(model.sent).toEqual([{ type: "apply", index: 0 }]);
+    expect(first.classList.contains("nm-open")).toBe(false); // pressing the action does not toggle the row
+    expect(el.querySelector(".nm-status").textContent).toBe("sink: ablate this head and diff: queued, the kernel runs it when it is free...");
     expect(el.querySelectorAll("button.nm-action").length).toBe(1);
-    model.set("status", "queued");
-    expect(el.querySelector(".nm-status").textContent).toBe("queued");
+    // the row looks and acts like a disclosure: a chevron that turns, aria-expanded
+    const head = first.querySelector(".nm-finding-head");
+    expect([head.querySelector(".nm-chevron").textContent, head.getAttribute("aria-expanded")]).toEqual(["▸", "false"]);
+    head.click();
+    expect(first.classList.contains("nm-open")).toBe(true);
+    expect([head.querySelector(".nm-chevron").textContent, head.getAttribute("aria-expanded")]).toEqual(["▾", "true"]);
+    expect(el.querySelector(".nm-finding canvas")).not.toBeNull();
+    model.set("status", "Applied: ablate head 0.1");
+    expect(el.querySelector(".nm-status").textContent).toBe("Applied: ablate head 0.1");
   });
 
   it("says what each action does", () => {

@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
-import diff, { changeShade, readDiff, statRows } from "../src/diff.js";
+import diff, { changeShade, perplexityNote, readDiff, statRows } from "../src/diff.js";
 import { colorTable } from "../src/colors.js";
 import { binary, fakeModel } from "./fakes.js";
 
@@ -48,7 +48,7 @@ describe("readDiff and statRows", () => {
 
   it("shows equal values as '=' and signed changes otherwise", () => {
     const rows = statRows(state().stats);
-    expect(rows[0]).toEqual(["perplexity", "12.50", "13.25", "+0.75"]);
+    expect(rows[0]).toEqual(["perplexity (lower is better)", "12.5", "13.3", "+0.75"]); // 3 significant digits
     expect(rows[1]).toEqual(["depth (blocks run)", "4", "6", "+2"]);
     expect(rows[2]).toEqual(["parameters", "45,344", "45,344", "="]);
     expect(rows[3]).toEqual(["program", "0-3", "0-2,1-3", "changed"]);
@@ -83,7 +83,7 @@ describe("DiffWidget render", () => {
   it("shades only tokens whose log-prob changed, with exact values in the tooltip", () => {
     const { el } = mount();
     const tokens = el.querySelectorAll(".nm-diff-card")[0].querySelectorAll(".nm-diff-text")[0].children;
-    expect(tokens[1].title).toBe(". · log p -2.000 → -4.000 (Δ -2.000)");
+    expect(tokens[1].title).toBe(". · log p -2 → -4 (Δ -2)");
     // the largest fall takes the full blue end of the scale; an unchanged token stays unshaded
     expect(tokens[1].style.background).toBe("rgb(33, 102, 172)");
     expect(tokens[1].style.color).toBe("rgb(255, 255, 255)");
@@ -121,7 +121,7 @@ describe("DiffWidget render", () => {
     const tables = el.querySelectorAll(".nm-diff-topk");
     expect(tables).toHaveLength(2);
     const rows = [...tables[1].querySelectorAll("tr")].map((tr) => [...tr.children].slice(0, 2).map((c) => c.textContent));
-    expect(rows).toEqual([["␣4", "70.0%"], ["␣four", "20.0%"]]);
+    expect(rows).toEqual([["·4", "70%"], ["·four", "20%"]]);
     expect(el.querySelector(".nm-diff-selected .nm-readout").textContent).toContain("identical continuations");
     // a second click on the selected card closes it; the keyboard works too
     el.querySelectorAll(".nm-diff-card")[1].click();
@@ -145,5 +145,23 @@ describe("DiffWidget render", () => {
     const { el } = mount({ prompts: [], pieces_before: [], pieces_after: [], divergence: [], logprob_before: empty,
       logprob_after: empty, topk_probs: binary(new Float32Array(0), "float32", [2, 0, 0]) });
     expect(el.querySelector(".nm-empty").textContent).toBe("No prompts to compare.");
+  });
+});
+
+describe("numbers and words a reader can take in", () => {
+  it("rounds a huge perplexity to a whole number with separators", () => {
+    const rows = statRows([
+      { label: "before", perplexity: 16.0549, depth: 30, parameters: 134515008, program: "0-29" },
+      { label: "ablate", perplexity: 2290602.4, depth: 30, parameters: 134515008, program: "0-29" },
+    ]);
+    expect(rows[0]).toEqual(["perplexity (lower is better)", "16.1", "2,290,602", "+2,290,586"]);
+  });
+
+  it("says what text the perplexity is measured on, whole text on hover", () => {
+    const text = "The sun rose over the quiet harbour, and the boats went out one by one to fish the morning tide.";
+    const note = perplexityNote(text);
+    expect(note.textContent).toMatch(/^perplexity measured on a built-in text of 20 words: “The sun rose over/);
+    expect(note.textContent.endsWith("…”")).toBe(true);
+    expect(note.title).toBe(text);
   });
 });

@@ -69,6 +69,8 @@ function recordingContext(canvas) {
     moveTo: record("moveTo"),
     lineTo: record("lineTo"),
     stroke: record("stroke"),
+    fill: record("fill"),
+    closePath: record("closePath"),
     save: record("save"),
     restore: record("restore"),
     translate: record("translate"),

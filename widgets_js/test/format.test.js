@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fillTemplate, formatNumber, truncate, visibleToken } from "../src/format.js";
+import { fillTemplate, formatNumber, formatValue, tokenLabel, tokenParts, truncate, visibleToken } from "../src/format.js";
 import { colorIndex, colorTable, parseColor, valueRange } from "../src/colors.js";
 
 describe("formatNumber", () => {
@@ -80,5 +80,33 @@ describe("colour scales", () => {
     expect(parseColor("rgb(12, 34, 56)")).toEqual([12, 34, 56]);
     expect(parseColor("rgba(1 2 3 / 50%)")).toEqual([1, 2, 3]);
     expect(parseColor("white")).toBe(null);
+  });
+});
+
+describe("formatValue (hover numbers)", () => {
+  it("rounds to three significant digits, whole numbers with separators from 1,000", () => {
+    expect(formatValue(2.4034348)).toBe("2.4");
+    expect(formatValue(0.4857143)).toBe("0.486");
+    expect(formatValue(-16.0549)).toBe("-16.1");
+    expect(formatValue(999.4)).toBe("999");
+    expect(formatValue(2290602.4)).toBe("2,290,602");
+    expect(formatValue(-12345.6)).toBe("-12,346");
+    expect(formatValue(0.000123456)).toBe("1.23e-4");
+    expect(formatValue(0.0005)).toBe("5e-4");
+    expect(formatValue(0)).toBe("0");
+    expect(formatValue(NaN)).toBe("–");
+    expect(formatValue(-Infinity)).toBe("−∞");
+  });
+});
+
+describe("tokenParts / tokenLabel (tokens as text)", () => {
+  it("splits a leading space off as a mark and spells a line break", () => {
+    expect(tokenParts(" the")).toEqual({ space: true, text: "the", newline: false });
+    expect(tokenParts("the ")).toEqual({ space: false, text: "the ", newline: false });
+    expect(tokenParts("\n")).toEqual({ space: false, text: "\\n", newline: true });
+    expect(tokenParts("")).toEqual({ space: false, text: "∅", newline: false });
+    expect(tokenLabel(" Paris")).toBe("·Paris");
+    expect(tokenLabel("Paris")).toBe("Paris");
+    expect(tokenLabel(".\n\n")).toBe(".\\n\\n");
   });
 });

@@ -48,7 +48,8 @@ describe("geometry helpers", () => {
       tokenCodes: { data: Int32Array.from([0, 1, 2, 3, 4]) },
       tokenVocab: ["a", " b", "c", "d", "e"],
     };
-    expect(tokenContext(data, 2)).toEqual({ before: "a␣b", token: "c", after: "" });
+    expect(tokenContext(data, 2)).toEqual({ before: "a b", token: "c", after: "" }); // text as text
+    expect(tokenContext(data, 1)).toEqual({ before: "a", token: "·b", after: "c" });
     expect(tokenContext(data, 3)).toEqual({ before: "", token: "d", after: "e" });
   });
 });
