@@ -77,7 +77,6 @@ SHARED_ANALYSES = {"diffing", "interventions"}
 ANALYSIS_IMPORTS_ALLOWED: dict[str, set[str]] = {
     "editing": {"tracing"},  # ROME's --layer auto is causal tracing's peak, as in the paper
     "lesion": {"networks"},  # the lesion experiment of the networks it is given
-    "sae": {"sae_formats"},  # the SAE's file formats (its owner may fold them into a package)
 }
 
 
@@ -111,23 +110,38 @@ def _is_under(module: str, roots: tuple[str, ...]) -> bool:
     return any(module == root or module.startswith(root + ".") for root in roots)
 
 
+def analysis_sources(root: Path) -> list[tuple[str, Path, str]]:
+    """(analysis name, source file, its package) for every analysis: a module ``analyses/x.py``
+    or every file of a package ``analyses/x/``."""
+    found = []
+    for path in sorted((root / "analyses").iterdir()):
+        if path.suffix == ".py" and path.stem != "__init__":
+            found.append((path.stem, path, "neuro_magics.analyses"))
+        elif path.is_dir() and (path / "__init__.py").is_file():
+            found += [(path.name, file, f"neuro_magics.analyses.{path.name}") for file in sorted(path.glob("*.py"))]
+    return found
+
+
 def layer_violations(root: Path) -> list[str]:
     """What breaks the layering in the package at ``root``: core importing analyses or the front
-    end, an analysis importing the front end, an analysis importing another outside the allow-list."""
+    end, an analysis importing the front end, an analysis importing another outside the allow-list
+    (a package's files may import each other)."""
     problems = []
     for path in sorted((root / "core").glob("*.py")):
         for module in imported_modules(path, "neuro_magics.core"):
             if _is_under(module, (*FRONT_END, "neuro_magics.analyses")):
                 problems.append(f"core/{path.name} imports {module}")
-    analyses = {p.stem for p in (root / "analyses").glob("*.py") if p.stem != "__init__"}
-    for path in sorted((root / "analyses").glob("*.py")):
-        for module in imported_modules(path, "neuro_magics.analyses"):
+    sources = analysis_sources(root)
+    analyses = {name for name, _, _ in sources}
+    for name, path, package in sources:
+        where = path.relative_to(root).as_posix()
+        for module in imported_modules(path, package):
             if _is_under(module, FRONT_END):
-                problems.append(f"analyses/{path.name} imports {module}")
+                problems.append(f"{where} imports {module}")
             parts = module.split(".")
-            if module.startswith("neuro_magics.analyses.") and parts[2] in analyses and parts[2] != path.stem \
-                    and parts[2] not in SHARED_ANALYSES | ANALYSIS_IMPORTS_ALLOWED.get(path.stem, set()):
-                problems.append(f"analyses/{path.name} imports analyses.{parts[2]} (not in the allow-list)")
+            if module.startswith("neuro_magics.analyses.") and parts[2] in analyses and parts[2] != name \
+                    and parts[2] not in SHARED_ANALYSES | ANALYSIS_IMPORTS_ALLOWED.get(name, set()):
+                problems.append(f"{where} imports analyses.{parts[2]} (not in the allow-list)")
     return sorted(set(problems))
 
 
@@ -155,6 +169,8 @@ def test_the_layer_check_sees_imports_hidden_in_functions(tmp_path):
                                 "analyses/weights.py imports analyses.scanning (not in the allow-list)"),
         "analyses/probing.py": ("from . import projection\n",
                                 "analyses/probing.py imports analyses.projection (not in the allow-list)"),
+        "analyses/sae/training.py": ("def _l():\n    from ..networks import networks\n",
+                                     "analyses/sae/training.py imports analyses.networks (not in the allow-list)"),
     }
     for relative, (code, _) in planted.items():
         with open(root / relative, "a", encoding="utf-8") as handle:
