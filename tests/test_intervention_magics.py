@@ -105,7 +105,7 @@ def test_steer_shows_the_diff_and_composes_with_ablation(loaded, capsys):
         ("ablate", "--heads 1.9 --no-diff", r"Head 1.9 is out of range"),
         ("ablate", "--neurons 1:x --no-diff", "Cannot read '1:x' as a neuron"),
         ("ablate", "--reset --heads 1.2", "--reset takes no other options"),
-        ("steer", "--pos up --neg down --coef 2", "needs --layer N and --coef X"),
+        ("steer", "--pos up --neg down --coef 2", "needs --block N and --coef X"),
         ("steer", "--pairs {empty} --layer 1 --coef 2 --no-diff", "holds no contrast pairs"),
         ("steer", "--pos up --layer 1 --coef 2 --no-diff", "needs both --pos and --neg"),
     ],

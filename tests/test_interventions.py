@@ -65,7 +65,7 @@ def test_steering_a_block_acts_at_every_occurrence_in_hf_and_in_the_runner(clean
         inputs = nm.prepare(tiny, ids)
         edits = [nm.Edit(step=k, site="resid_pre", op="add", value=3 * vector) for k in (1, 2)]
         by_edits = nm.run(tiny, inputs, edits=edits, logits_at="all").logits
-        nm.steer(tiny, vector=vector, layer=1, coef=3)
+        nm.steer(tiny, vector=vector, block=1, coef=3)
         by_hf = tiny.model(ids, use_cache=False).logits
         by_runner = nm.run(tiny, inputs, logits_at="all").logits
         torch.testing.assert_close(by_hf, by_edits, rtol=0, atol=1e-5)

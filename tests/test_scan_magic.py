@@ -78,7 +78,7 @@ def test_help_lists_the_options(loaded):
         ("", "   \n", "The cell is empty"),
         ("--sites resid,heads", "abc", "Unknown site 'heads': use any of resid, attn, mlp, neurons"),
         ("--steps 0:9", "abc", "reaches step 8"),
-        ("--layers 0:9", "abc", "--layers is ambiguous under the program .*: say --steps"),
+        ("--layers 0:9", "abc", "--layers is ambiguous under the program 0-2,1-3"),
         ("--steps 3-1", "abc", "backwards"),
         ("--target xy", "abc", "'xy' is 2 tokens ('x', 'y')"),
         ("--top-k 0", "abc", "--top-k must be between 1"),
