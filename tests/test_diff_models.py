@@ -389,7 +389,7 @@ def test_probe_scores_are_each_sides_own():
     on the model without the adapter (A) and with it merged by hand (B); the summary rows print
     them (fails with the sides swapped, or B's scores taken from A)."""
     from neuro_magics.core.probe_sets import load_probe
-    from neuro_magics.analyses.pruning import SCORED_PROBES
+    from neuro_magics.core.probe_sets import SCORED_PROBES
 
     subject = llama()
     adapter = finetune_tests.random_adapter(subject, rank=3, alpha=30.0)
