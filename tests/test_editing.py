@@ -150,6 +150,7 @@ def test_a_multi_token_target_is_edited_whole_and_its_tokens_are_shown(small, tm
     ({"prompt": PROMPT, "subject_text": SUBJECT, "target": " golf", "layer": "middle"}, "block index or auto"),
     ({"prompt": PROMPT, "subject_text": SUBJECT, "target": " golf", "neighbours": [SUBJECT]}, "another subject"),
     ({"prompt": PROMPT, "subject_text": SUBJECT, "target": " golf", "paraphrases": ["He plays"]}, "does not mention"),
+    ({"prompt": PROMPT, "subject_text": SUBJECT, "target": " golf", "block": 3}, "reaches no later block"),
 ])
 def test_bad_input_is_one_line_and_changes_nothing(small, arguments, message):
     weights = _weights(small)

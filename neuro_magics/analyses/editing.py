@@ -390,6 +390,18 @@ def _logprobs(subject: Subject, prompts: Sequence[str], answers: Sequence[str]) 
     return teacher_forced_logprobs(subject, teacher_forced_batch(subject, Probe("edit", items))).cpu().numpy()
 
 
+def _check_reaches_prediction(subject: Subject, block: int, text: str, subject_text: str, *, traced: bool) -> None:
+    """A block that runs only at the program's last step writes its MLP output at the subject's
+    token where no later block reads it: unless the subject ends the prompt, the edit could not
+    change the prediction (its value shift comes out exactly 0), so it is refused."""
+    steps = [k for k, b in enumerate(subject.program) if b == block]
+    if steps == [len(subject.program) - 1] and not text.rstrip().endswith(subject_text):
+        found = f"Causal tracing peaked at block {block}, which" if traced else f"Block {block}"
+        raise NeuroMagicsError(
+            f"{found} runs only at the last step: its MLP output at the subject's token reaches no later block, "
+            "so the edit could not change the prediction; give an earlier --block.")
+
+
 @with_lock
 def edit(
     subject: Subject,
@@ -442,9 +454,12 @@ def edit(
     groups = ["prompt"] + ["paraphrase"] * len(paraphrases) + ["neighbour"] * len(neighbours)
     contexts = [c + text for c in CONTEXT_PREFIXES]
     subject.encode(prompts + contexts)  # the context limit, before any work
+    if block != "auto":
+        _check_reaches_prediction(subject, block, text, subject_text, traced=False)
 
     if block == "auto":
         block = traced_block(subject, text, subject_text)
+        _check_reaches_prediction(subject, block, text, subject_text, traced=True)
     old, old_batch = _old_answers(subject, prompts, len(new_ids))
     with torch.no_grad():
         new_before = _logprobs(subject, prompts, [target] * len(prompts))
