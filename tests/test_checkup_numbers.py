@@ -17,9 +17,10 @@ import torch
 
 from neuro_magics import Subject
 from neuro_magics.analyses.checkup import (
-    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, _findings, _info_findings, checkup,
+    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, checkup,
     power_law_alpha,
 )
+from neuro_magics.analyses.checkup.findings import info_findings, read_findings
 from neuro_magics.core.adapters import linear_modules
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -251,13 +252,13 @@ def test_info_findings_read_the_least_influential_layer_and_where_the_lens_settl
     arrays = {"resid_norm": np.array([3.0, 5.0, 7.0, 12.0]), "first_norm": np.array([1.0, 40.0, 9.0, 2.0]),
               "block_influence": np.array([0.3, 0.05, 0.2, 0.6]), "lens_agreement": np.array([0.75, 0.25, 0.5, 1.0]),
               "alpha": np.zeros((0, 0))}
-    findings = {f.kind: f for f in _info_findings(arrays, [])}
+    findings = {f.kind: f for f in info_findings(arrays, [])}
     assert findings["logit_lens"].layer == 2 and findings["logit_lens"].value == 0.5
     assert "settles at layer 2 of 4" in findings["logit_lens"].title
     assert findings["block_influence"].layer == 1 and findings["block_influence"].value == 0.05
     assert findings["residual_growth"].value == pytest.approx(4.0) and "peaks at 40" in findings["residual_growth"].explanation
     arrays["lens_agreement"] = np.array([0.9, 0.8, 0.2, 0.1])  # never settles before the last layer
-    assert {f.kind: f for f in _info_findings(arrays, [])}["logit_lens"].layer == 3
+    assert {f.kind: f for f in info_findings(arrays, [])}["logit_lens"].layer == 3
 
 
 MASSIVE_TEXTS = [  # "Q" only at position 2; four short texts of one length and a long one, which pads them
@@ -314,7 +315,7 @@ def test_findings_read_off_planted_arrays_name_blocks_severities_and_values():
               "neuron_mean": np.zeros((2, 10)), "neuron_std": np.ones((2, 10)),
               "resid_norm": np.array([1.0, 2.0]), "first_norm": np.array([1.0, 2.0]),
               "block_influence": np.array([0.2, 0.1]), "lens_agreement": np.array([0.2, 1.0]), "alpha": np.zeros((0, 0))}
-    findings = _findings(arrays, [], [5, 7], {})
+    findings = read_findings(arrays, [], [5, 7], {})
     serious = [(f.severity, f.kind, f.layer, f.head, f.dim) for f in findings if f.severity != "info"]
     assert serious == [("high", "dead_neurons", 1, None, 1), ("medium", "attention_sink", 1, 0, None),
                        ("medium", "dead_head", 1, 0, None), ("medium", "redundant_heads", 0, 2, None),
