@@ -68,6 +68,7 @@ _LAZY = {
     "train_sae": "analyses.sae",
     "load_sae": "analyses.sae",
     "finetune": "analyses.finetune",
+    "FinetuneConfig": "analyses.finetune",
     "load_adapter": "analyses.finetune",
     "save_adapter": "analyses.finetune",
     "merge_adapters": "analyses.finetune",

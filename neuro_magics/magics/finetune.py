@@ -28,24 +28,33 @@ SWITCHES = {
     "remove": ("remove_adapters", "Removed {} adapter(s); the base model is as it was.", "No adapter to remove."),
 }
 _WITHOUT_KIND = re.compile(r"^-[A-Za-z_]\w*$")
-_TRAINING = ("rank", "alpha", "steps", "lr", "modules", "file", "seed", "context", "batch", "dropout")
+
+
+def config_arguments(config_class: type[lora.FinetuneConfig]):
+    """One option per config field, its help and default read off the field: the magic's options
+    are the config's, so they cannot drift apart. Every option defaults to None (not given)."""
+    kinds = {"int": {"type": integer}, "float": {"type": float}, "bool": {"action": "store_true"}}
+
+    def decorate(function):
+        for option in reversed(config_class.options()):
+            number = isinstance(option.default, (int, float)) and not isinstance(option.default, bool)
+            help = option.metadata["help"].rstrip(".") + (f" (default {option.default:g})." if number else ".")
+            kind = kinds.get(option.type, {})
+            if "action" not in kind:
+                kind = {**kind, "metavar": config_class.flag(option).lstrip("-").upper()}
+            function = argument(config_class.flag(option), dest=option.name, default=None, help=help,
+                                **kind)(function)
+        return function
+
+    return decorate
 
 
 @magics_class
 class FinetuneMagics(SessionMagics):
     @magic_arguments()
     @argument("--lora", action="store_true", help="Train a LoRA adapter on the cell's text (or --file) and install it.")
-    @argument("--rank", type=integer, default=None, help="LoRA rank (default 8).")
-    @argument("--alpha", type=float, default=None, help="LoRA alpha; the update is scaled by alpha / rank (default 16).")
-    @argument("--steps", type=integer, default=None, help="AdamW steps (default 100; 0 installs an adapter that changes nothing).")
-    @argument("--lr", type=float, default=None, help="Learning rate (default 1e-3).")
-    @argument("--modules", default=None,
-              help="Comma-separated linear modules to adapt, e.g. q_proj,v_proj (default: peft's for the architecture).")
+    @config_arguments(lora.FinetuneConfig)
     @argument("--file", default=None, help="A UTF-8 text file to train on instead of the cell.")
-    @argument("--seed", type=integer, default=None, help="Initialisation, batch order and dropout (default 0).")
-    @argument("--context", type=integer, default=None, help="Tokens per training window (default 128).")
-    @argument("--batch", type=integer, default=None, help="Windows per step (default 4).")
-    @argument("--dropout", type=float, default=None, help="LoRA dropout while training (default 0).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in NAME.")
     @argument("--list", action="store_true", help="List the installed and turned-off adapters.")
     @argument("--off", action="store_true", help="Turn the installed adapters off (kept for --on).")
@@ -66,7 +75,8 @@ class FinetuneMagics(SessionMagics):
         Python: nm.finetune(subject, text, ...)."""
         args = parse_arguments(self.finetune, line)
         actions = [name for name in ACTIONS if getattr(args, name) not in (False, None)]
-        given = [name for name in _TRAINING if getattr(args, name) is not None]
+        training = [option.name for option in lora.FinetuneConfig.options()] + ["file"]
+        given = [name for name in training if getattr(args, name) is not None]
         if actions:
             if len(actions) > 1 or args.lora or given or args.output is not None:
                 raise UsageError(f"--{actions[0]} takes no other option (one action at a time, no training options).")
@@ -84,11 +94,9 @@ class FinetuneMagics(SessionMagics):
             raise UsageError("Give the text either in the cell or with --file, not both.")
         if not has_cell and args.file is None:
             raise UsageError("Nothing to train on: write the text in the cell (%%finetune --lora) or give --file PATH.")
-        options = {name: getattr(args, name) for name in ("rank", "alpha", "steps", "lr", "modules", "seed", "context",
-                                                          "dropout") if getattr(args, name) is not None}
-        if args.batch is not None:
-            options["batch_size"] = args.batch
-        result = lora.finetune(self.session.require_subject(), cell if has_cell else None, file=args.file, **options)
+        config = lora.FinetuneConfig(**{option.name: getattr(args, option.name) for option in lora.FinetuneConfig.options()
+                                        if getattr(args, option.name) is not None})
+        result = lora.finetune(self.session.require_subject(), cell if has_cell else None, file=args.file, config=config)
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result

@@ -29,6 +29,7 @@ merge, park, remove), ``config`` (``FinetuneConfig``), ``data`` (the text as tok
 
 from ...core.adapters import weight_matrix  # noqa: F401 (tests/test_files.py reads it here)
 from .adapter import LoraAdapter
+from .config import FinetuneConfig
 from .data import training_chunks
 from .files import CONFIG_FILE, WEIGHTS_FILE, weights_sha256
 from .intervention import KINDS, AdapterIntervention, adapter_intervention
@@ -38,7 +39,7 @@ from .result import FinetuneResult
 from .targets import block_name, default_modules, module_path, resolve_targets
 from .training import finetune
 
-__all__ = ["CONFIG_FILE", "KINDS", "WEIGHTS_FILE", "AdapterIntervention", "FinetuneResult", "LoraAdapter",
+__all__ = ["CONFIG_FILE", "KINDS", "WEIGHTS_FILE", "AdapterIntervention", "FinetuneConfig", "FinetuneResult", "LoraAdapter",
            "active_adapters", "adapter_intervention", "adapters_off", "adapters_on", "block_name", "default_modules",
            "finetune", "load_adapter", "merge_adapters", "module_path", "parked_adapters", "remove_adapters",
            "resolve_targets", "save_adapter", "training_chunks", "unmerge_adapters", "weights_sha256"]

@@ -14,6 +14,7 @@ from ...core.files import replacing_folder
 from ...core.paths import check_folder_target, user_path
 from ...core.subject import Subject
 from .files import WEIGHTS_FILE, cached_folder, read_peft_folder, weights_sha256, write_peft_folder
+from .targets import target_blocks
 
 
 @dataclass(eq=False)
@@ -41,6 +42,12 @@ class LoraAdapter:
     @property
     def targets(self) -> list[str]:
         return list(self.A)
+
+    @property
+    def blocks(self) -> list[int]:
+        """The original blocks (not program steps) it adapts: under a layer program the adapter
+        acts at every step that runs one of them."""
+        return target_blocks(self.targets)
 
     def delta(self, name: str) -> torch.Tensor:
         """The update ``scaling * B @ A`` of one module's weight, ``[out, in]``."""

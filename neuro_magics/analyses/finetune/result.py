@@ -9,6 +9,8 @@ import numpy as np
 
 from ...core.results import Result
 from .adapter import LoraAdapter
+from .config import FinetuneConfig
+from .targets import describe_blocks, target_blocks
 
 
 @dataclass(repr=False, eq=False)
@@ -34,6 +36,23 @@ class FinetuneResult(Result):
     def steps_done(self) -> int:
         return len(self.loss)
 
+    @property
+    def blocks(self) -> list[int]:
+        """The original blocks (not program steps) the adapter's modules sit in; under a layer
+        program it acts at every step that runs one of them."""
+        return target_blocks(self.targets)
+
+    @property
+    def config(self) -> FinetuneConfig:
+        """The options this fine-tune ran with, from its metadata (a result saved before the
+        config existed kept them as loose keys, ``modules`` as the resolved targets)."""
+        if "config" in self.metadata:
+            return FinetuneConfig.from_dict(self.metadata["config"])
+        loose = {option.name: self.metadata[option.name] for option in FinetuneConfig.options()
+                 if option.name in self.metadata}
+        loose["modules"] = sorted({name.split(".", 1)[1] for name in loose.get("modules") or self.targets})
+        return FinetuneConfig.from_dict(loose)
+
     def to_numpy(self) -> np.ndarray:
         return self.loss
 
@@ -58,5 +77,6 @@ class FinetuneResult(Result):
         stopped = f", interrupted after {self.steps_done}" if self.interrupted else ""
         loss = f"loss {self.loss[0]:.3f} -> {self.loss[-1]:.3f}" if self.steps_done else "no step done"
         where = f"adapter in {self.adapter_path}" if self.adapter_path else "no adapter installed"
-        return (f"FinetuneResult(LoRA r={self.rank} alpha={self.alpha:g} on {len(self.targets)} modules, "
+        return (f"FinetuneResult(LoRA r={self.rank} alpha={self.alpha:g} on {len(self.targets)} modules of "
+                f"{describe_blocks(self.blocks)}, "
                 f"{self.steps} steps{stopped}: {loss} on {self.n_tokens} tokens in {self.seconds:.1f} s; {where})")

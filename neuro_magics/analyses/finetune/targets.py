@@ -56,3 +56,17 @@ def resolve_targets(subject: Subject, modules: Sequence[str] | str | None) -> li
                                    f"{', '.join(sorted({n.rsplit('.', 1)[-1] for n in names}))}.")
         targets += [name for name in found if name not in targets]
     return sorted(targets, key=lambda name: (int(name.split(".", 1)[0]), name))
+
+
+def target_blocks(targets: Sequence[str]) -> list[int]:
+    """The original blocks (not program steps) that ``"<block>.<path>"`` names sit in."""
+    return sorted({int(name.split(".", 1)[0]) for name in targets})
+
+
+def describe_blocks(blocks: Sequence[int]) -> str:
+    """``"blocks 0-3"``, ``"blocks 1,4"`` or ``"block 2"``: original blocks, said as such."""
+    if len(blocks) == 1:
+        return f"block {blocks[0]}"
+    if list(blocks) == list(range(blocks[0], blocks[-1] + 1)):
+        return f"blocks {blocks[0]}-{blocks[-1]}"
+    return "blocks " + ",".join(map(str, blocks))

@@ -8,33 +8,22 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ...core.adapters import weight_matrix
-from ...core.errors import NeuroMagicsError, check_seed
+from ...core.errors import NeuroMagicsError
 from ...core.progress import ProgressBar
 from ...core.results import run_metadata
 from ...core.subject import Subject, with_lock
 from .adapter import LoraAdapter
+from .config import FinetuneConfig
 from .data import read_texts, training_chunks
 from .intervention import adapter_intervention
 from .result import FinetuneResult
 from .targets import resolve_targets
-
-
-def _check_number(name: str, value, *, integer: bool, low: float, low_open: bool = False, high: float | None = None,
-                  high_open: bool = False) -> None:
-    ok = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.number))
-    ok = ok and not isinstance(value, bool) and math.isfinite(value) and (value > low if low_open else value >= low)
-    if ok and high is not None:
-        ok = value < high if high_open else value <= high
-    if not ok:
-        kind = "whole number" if integer else "number"
-        bound = f"above {low:g}" if low_open else f"at least {low:g}"
-        upper = "" if high is None else f" and {'below' if high_open else 'at most'} {high:g}"
-        raise NeuroMagicsError(f"--{name} must be a {kind} {bound}{upper} (got {value!r}).")
 
 
 @with_lock
@@ -53,6 +42,7 @@ def finetune(
     batch_size: int = 4,
     seed: int = 0,
     use_rslora: bool = False,
+    config: FinetuneConfig | None = None,
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
 ) -> FinetuneResult:
@@ -66,7 +56,9 @@ def finetune(
     A is initialised as peft does (Kaiming-uniform), B at zero, so zero steps change nothing.
     Ctrl-C keeps the steps finished: the adapter of the last whole step is installed (none if
     no step finished) and the result says ``interrupted``. ``on_step(step, loss)`` is called
-    after each step. Seeded: the same call gives the same adapter.
+    after each step. Seeded: the same call gives the same adapter. The options may come as one
+    ``config`` (a ``FinetuneConfig``) instead of keywords, not both; the result's metadata
+    records the config (``result.config``).
 
     Measured (default model, fp32, CPU, one thread on a shared 2-core machine): rank 8 on q_proj and
     v_proj (60 modules), 4 windows of 128 tokens per step, costs about 4 s of CPU per step (the
@@ -74,18 +66,16 @@ def finetune(
     218 s wall (110 s CPU) and took the loss on 20 encyclopedic texts from 2.53 to 0.43. The README
     example (2 steps, one 32-token window) takes about 1 s.
     """
-    _check_number("rank", rank, integer=True, low=1)
-    _check_number("steps", steps, integer=True, low=0)
-    _check_number("context", context, integer=True, low=2)
-    _check_number("batch", batch_size, integer=True, low=1)
-    check_seed(seed)
-    _check_number("lr", lr, integer=False, low=0, low_open=True)
-    _check_number("alpha", alpha, integer=False, low=0, low_open=True)
-    _check_number("dropout", dropout, integer=False, low=0, high=1, high_open=True)
+    keywords = {"rank": rank, "alpha": alpha, "dropout": dropout, "steps": steps, "lr": lr, "modules": modules,
+                "context": context, "batch_size": batch_size, "seed": seed, "use_rslora": use_rslora}
+    config = _config(config, keywords)
+    rank, alpha, dropout, steps, lr, context, batch_size, seed, use_rslora = (
+        config.rank, config.alpha, config.dropout, config.steps, config.lr, config.context, config.batch_size,
+        config.seed, config.use_rslora)
     if subject.context_length is not None and context > subject.context_length:
         raise NeuroMagicsError(f"--context {context} is longer than this model's {subject.context_length} tokens: "
                                "pick a shorter window.")
-    targets = resolve_targets(subject, modules)
+    targets = resolve_targets(subject, config.modules)
     modules_by_name = subject.block_matrices()
     smallest = min(targets, key=lambda name: min(weight_matrix(modules_by_name[name]).shape))
     full_rank = min(weight_matrix(modules_by_name[smallest]).shape)
@@ -94,8 +84,7 @@ def finetune(
                                f"a LoRA above that rank adds nothing; use --rank {full_rank} or less.")
     texts = read_texts(text, file)
     chunks = training_chunks(subject, texts, context).to(subject.device)
-    metadata = run_metadata(subject, analysis="finetune", rank=rank, alpha=alpha, dropout=dropout, steps=steps, lr=lr,
-                            modules=targets, context=context, batch_size=batch_size, seed=seed, use_rslora=use_rslora,
+    metadata = run_metadata(subject, analysis="finetune", config=config.to_dict(), targets=targets,
                             n_tokens=int(chunks.numel()), text_sha256=hashlib.sha256(
                                 "\x00".join(texts).encode("utf-8")).hexdigest())
 
@@ -167,3 +156,17 @@ def finetune(
         n_tokens=int(chunks.numel()), metadata=metadata, adapter=adapter if installed is not None else None,
     )
 
+
+def _config(config: FinetuneConfig | None, keywords: dict[str, Any]) -> FinetuneConfig:
+    """The one config of a call: ``config`` if given (then every keyword must be left at its
+    default), else the keywords checked as a ``FinetuneConfig``."""
+    if config is None:
+        return FinetuneConfig(**keywords)
+    if not isinstance(config, FinetuneConfig):
+        raise NeuroMagicsError(f"config must be a FinetuneConfig (got {type(config).__name__}).")
+    defaults = FinetuneConfig()
+    changed = [name for name, value in keywords.items() if value != getattr(defaults, name)]
+    if changed:
+        raise NeuroMagicsError(f"Give the options either as config= or as keywords, not both (got config= and "
+                               f"{changed[0]}=): use dataclasses.replace(config, {changed[0]}=...).")
+    return config
