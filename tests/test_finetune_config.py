@@ -107,6 +107,9 @@ def test_the_magic_takes_its_options_from_the_config_fields(tiny_in_shell, shell
     """Every config field is an option of %%finetune with the field's help, and each flag lands
     in its own field (oracle: the hand-written OPTIONS)."""
     help_text = shell.find_line_magic("finetune").__doc__
+    for usage in ("--rank RANK", "--alpha ALPHA", "--dropout DROPOUT", "--steps STEPS", "--lr LR", "--modules MODULES",
+                  "--context CONTEXT", "--batch BATCH", "--seed SEED", "--rslora"):
+        assert f"[{usage}]" in help_text, usage  # the flags as documented (argparse also takes prefixes)
     for option in nm.FinetuneConfig.options():
         flag = nm.FinetuneConfig.flag(option)
         assert flag in help_text and option.metadata["help"].rstrip(".")[:30] in " ".join(help_text.split()), flag
