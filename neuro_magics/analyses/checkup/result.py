@@ -121,5 +121,6 @@ class CheckupResult(Result):
 
     @classmethod
     def _rebuild(cls, arrays: dict[str, np.ndarray], fields: dict[str, Any], metadata: dict[str, Any]) -> CheckupResult:
-        return cls([Finding(**f) for f in fields["findings"]], *(arrays[name] for name in cls.ARRAYS),
+        steps = list(fields["program_steps"])
+        return cls([Finding.from_dict(f, steps) for f in fields["findings"]], *(arrays[name] for name in cls.ARRAYS),
                    list(fields["matrix_names"]), list(fields["program_steps"]), metadata)
