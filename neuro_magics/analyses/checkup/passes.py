@@ -17,6 +17,9 @@ from ...core.subject import Subject
 from ..weights import attention_matrices
 from .config import LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO
 
+#: Tokens per float32 product of the heads' outputs (each chunk's pair sums accumulated in float64).
+GRAM_CHUNK = 1024
+
 
 @dataclass
 class _Totals:
@@ -53,12 +56,12 @@ class _BatchPasses:
     def __init__(self, subject: Subject, batches: list[list[list[int]]]) -> None:
         self.subject, self.batches = subject, batches
         self.steps = list(subject.program.steps)
-        self.out_proj: dict[int, torch.Tensor] = {}  # each block's output projection, per head
+        self.output_grams: dict[int, torch.Tensor] = {}  # each block's W_O^T W_O, float64
 
     def __call__(self, index: int) -> _Totals:
         batch = _padded(self.subject, self.batches[index])
         with self.subject.attention_implementation("eager"):
-            part = _statistics_pass(self.subject, batch, self.steps, self.out_proj)
+            part = _statistics_pass(self.subject, batch, self.steps, self.output_grams)
         part.block_importance = _importance_pass(self.subject, batch)
         return part
 
@@ -141,9 +144,9 @@ def _padded(subject: Subject, batch: list[list[int]]) -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def _statistics_pass(subject: Subject, batch, steps: list[int], out_proj: dict) -> _Totals:
-    """One batch's reductions under eager attention (``out_proj`` caches each block's output
-    projection per head)."""
+def _statistics_pass(subject: Subject, batch, steps: list[int], output_grams: dict) -> _Totals:
+    """One batch's reductions under eager attention (``output_grams`` caches each block's
+    ``W_O^T W_O``)."""
     ids, mask = batch
     totals = _Totals()
     inputs = prepare(subject, ids, mask)
@@ -174,15 +177,11 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], out_proj: dict) 
     totals.sink_sum = (to_first * queries).sum(dim=(1, 3))
     totals.entropy_sum = (entropy * queries).sum(dim=(1, 3))
     totals.query_count = float(rest.sum())
-    # each head's output as written into the stream: its slice of the output projection
+    # the heads' outputs as written into the stream (their slices of the output projection), paired
     heads = output.captures["heads"][:, valid]  # [L, M, H, hd]
-    grams = []
-    for k, block in enumerate(steps):
-        if block not in out_proj:
-            out_proj[block] = attention_matrices(subject, block)[3].float().cpu()  # [H, d, hd]
-        written = torch.einsum("mhe,hde->hmd", heads[k], out_proj[block]).flatten(1).double()  # [H, M*d]
-        grams.append(written @ written.T)
-    totals.gram = torch.stack(grams)
+    for block in set(steps) - set(output_grams):
+        output_grams[block] = output_gram(attention_matrices(subject, block)[3])
+    totals.gram = torch.stack([head_gram(heads[k], output_grams[block]) for k, block in enumerate(steps)])
     activations = output.captures["neurons"][:, valid]  # [L, M, N] real tokens, float32
     totals.neuron_max = activations.abs().amax(dim=1)
     # float64 sums without a float64 copy of every activation (a 7B model: ~1 GB per batch)
@@ -201,6 +200,30 @@ def _statistics_pass(subject: Subject, batch, steps: list[int], out_proj: dict) 
     totals.lens_hits = ((tops == tops[-1:]) & read[None]).sum(dim=(1, 2)).double()
     totals.lens_count = float(read.sum())
     return totals
+
+
+def output_gram(out_proj: torch.Tensor) -> torch.Tensor:
+    """``W_O^T W_O``, ``[H*hd, H*hd]`` float32 (formed in float64), from a block's per-head output
+    projection ``[H, d, hd]``: the inner products of what any two heads' outputs write into the stream."""
+    n_heads, d_model, head_dim = out_proj.shape
+    joined = out_proj.detach().cpu().double().permute(1, 0, 2).reshape(d_model, n_heads * head_dim)
+    return (joined.T @ joined).float()
+
+
+def head_gram(heads: torch.Tensor, output_gram: torch.Tensor) -> torch.Tensor:
+    """``sum over tokens <W_O,a h_a, W_O,b h_b>`` for every pair of heads, ``[H, H]`` float64, from
+    the heads' outputs ``h`` (``[M tokens, H, hd]``, float32) without writing them into the stream:
+    with ``x`` a token's joined head outputs, the pair's sum is the ``(a, b)`` block of
+    ``(sum x x^T) * W_O^T W_O`` summed. Per chunk of tokens in float32, summed into the ``[H, H]``
+    gram in float64: no activation is copied to float64 (before: the written vectors ``[H, M, d]``,
+    H times the residual stream, were)."""
+    tokens, n_heads, head_dim = heads.shape
+    joined = heads.reshape(tokens, n_heads * head_dim)
+    gram = torch.zeros(n_heads, n_heads, dtype=torch.float64)
+    for chunk in joined.split(GRAM_CHUNK):
+        paired = (chunk.T @ chunk).mul_(output_gram).view(n_heads, head_dim, n_heads, head_dim)
+        gram += paired.sum(dim=(1, 3), dtype=torch.float64)
+    return gram
 
 
 def _collect_massive(subject, totals, magnitude, resid, valid, first, median, ids) -> None:
