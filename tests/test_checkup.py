@@ -270,7 +270,7 @@ def test_result_round_trips_and_tabulates(tmp_path):
 
 def test_bad_input_is_one_line_and_leaves_the_model_alone():
     subject = _subject(tiny_model("llama"))
-    with pytest.raises(NeuroMagicsError, match="max_texts"):
+    with pytest.raises(NeuroMagicsError, match="--max-texts must be a whole number of at least 1"):
         checkup(subject, TEXTS, max_texts=0)
     with pytest.raises(NeuroMagicsError, match="No corpus file"):
         checkup(subject, "/nonexistent/corpus.txt")
@@ -309,8 +309,8 @@ def test_magic_stores_the_result_writes_html_and_refuses_bad_paths_first(shell, 
     calls = []
     for line, message in [(f"--html {blocker}/report.html", "HTML report"),
                           (f"--html {tmp_path / 'r.html'}", "exists"),
-                          ("--max-texts 0", "at least 1"),
-                          ("--max-tokens 1", "--max-tokens must be at least 2"),
+                          ("--max-texts 0", "--max-texts must be a whole number of at least 1"),
+                          ("--max-tokens 1", "--max-tokens must be a whole number of at least 2"),
                           ("-o 1x", "variable name"),
                           ("--corpus /nonexistent.txt", "No corpus file"),
                           ("--overwrite", "--overwrite goes with --html")]:

@@ -11,6 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import finetune as lora
 from ..analyses.model_diff import SIDE_HELP, diff_models
+from .config_options import config_arguments, given_config
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
                       split_line)
 
@@ -28,25 +29,6 @@ SWITCHES = {
     "remove": ("remove_adapters", "Removed {} adapter(s); the base model is as it was.", "No adapter to remove."),
 }
 _WITHOUT_KIND = re.compile(r"^-[A-Za-z_]\w*$")
-
-
-def config_arguments(config_class: type[lora.FinetuneConfig]):
-    """One option per config field, its help and default read off the field: the magic's options
-    are the config's, so they cannot drift apart. Every option defaults to None (not given)."""
-    kinds = {"int": {"type": integer}, "float": {"type": float}, "bool": {"action": "store_true"}}
-
-    def decorate(function):
-        for option in reversed(config_class.options()):
-            number = isinstance(option.default, (int, float)) and not isinstance(option.default, bool)
-            help = option.metadata["help"].rstrip(".") + (f" (default {option.default:g})." if number else ".")
-            kind = kinds.get(option.type, {})
-            if "action" not in kind:
-                kind = {**kind, "metavar": config_class.flag(option).lstrip("-").upper()}
-            function = argument(config_class.flag(option), dest=option.name, default=None, help=help,
-                                **kind)(function)
-        return function
-
-    return decorate
 
 
 @magics_class
@@ -94,8 +76,7 @@ class FinetuneMagics(SessionMagics):
             raise UsageError("Give the text either in the cell or with --file, not both.")
         if not has_cell and args.file is None:
             raise UsageError("Nothing to train on: write the text in the cell (%%finetune --lora) or give --file PATH.")
-        config = lora.FinetuneConfig(**{option.name: getattr(args, option.name) for option in lora.FinetuneConfig.options()
-                                        if getattr(args, option.name) is not None})
+        config = given_config(lora.FinetuneConfig, args)
         result = lora.finetune(self.session.require_subject(), cell if has_cell else None, file=args.file, config=config)
         if args.output is not None:
             self.shell.user_ns[args.output] = result

@@ -29,14 +29,15 @@ is (layer / head / token / dim), the array that shows it and an action one click
 ``weightwatcher`` itself is not used: it pulls matplotlib, powerlaw and a progress-bar package
 for one fit of twenty lines.
 
-The package, one concern per module: ``config`` (options and thresholds), ``passes`` (the corpus
-passes and their batch-by-batch reductions), ``spectra`` (the power-law fit of the weights),
+The package, one concern per module: ``config`` (thresholds and ``CheckupConfig``), ``passes``
+(the corpus passes and their batch-by-batch reductions), ``spectra`` (the power-law fit of the weights),
 ``findings`` (reading findings off the arrays), ``fixes`` (each finding's action as an
 intervention), ``result`` (``CheckupResult``) and ``run`` (``checkup`` itself).
 """
 
 from .config import (ALPHA_RANGE, DEAD_HEAD_FRACTION, DEAD_NEURON_FRACTION, LENS_AGREEMENT, LENS_POSITIONS,
-                     MASSIVE_ABSOLUTE, MASSIVE_RATIO, REDUNDANT_COSINE, SATURATED_SPREAD, SEVERITIES, SINK_MASS)
+                     MASSIVE_ABSOLUTE, MASSIVE_RATIO, REDUNDANT_COSINE, SATURATED_SPREAD, SEVERITIES, SINK_MASS,
+                     CheckupConfig)
 from .findings import Finding
 from .fixes import massive_fix as _massive_fix  # noqa: F401 (tests/test_device_map.py imports it by this name)
 from .result import CheckupResult
@@ -45,4 +46,4 @@ from .spectra import power_law_alpha
 
 __all__ = ["ALPHA_RANGE", "DEAD_HEAD_FRACTION", "DEAD_NEURON_FRACTION", "LENS_AGREEMENT", "LENS_POSITIONS",
            "MASSIVE_ABSOLUTE", "MASSIVE_RATIO", "REDUNDANT_COSINE", "SATURATED_SPREAD", "SEVERITIES", "SINK_MASS",
-           "CheckupResult", "Finding", "checkup", "power_law_alpha"]
+           "CheckupConfig", "CheckupResult", "Finding", "checkup", "power_law_alpha"]

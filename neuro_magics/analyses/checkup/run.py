@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ...core.errors import NeuroMagicsError
 from ...core.progress import ProgressBar
 from ...core.results import run_metadata
 from ...core.subject import Subject, with_lock
+from .config import CheckupConfig
 from .findings import read_findings
 from .passes import corpus_passes, finish
 from .result import CheckupResult
@@ -28,6 +30,7 @@ def checkup(
     max_tokens: int = 48,
     batch_size: int = 8,
     spectra: bool = True,
+    config: CheckupConfig | None = None,
     workers: int | None = None,
     ray_address: str | None = None,
 ) -> CheckupResult:
@@ -35,12 +38,14 @@ def checkup(
     spread over its genres), each cut to ``max_tokens`` tokens. See the module docstring for
     what is found and the thresholds. ``workers``: run the corpus batches on that many Ray
     workers (at ``ray_address``, else a local cluster), each with a copy of the model; same
-    numbers, a dead worker's batch re-done (the spectra are computed here)."""
+    numbers, a dead worker's batch re-done (the spectra are computed here). The options may come
+    as one ``config`` (a ``CheckupConfig``) instead of keywords, not both; the result's metadata
+    records it."""
     if subject.tokenizer is None:
         raise NeuroMagicsError("The checkup reads text: this model has no tokenizer.")
-    for name, value, low in (("max_texts", max_texts, 1), ("max_tokens", max_tokens, 2), ("batch_size", batch_size, 1)):
-        if not isinstance(value, int) or value < low:
-            raise NeuroMagicsError(f"{name} must be an integer of at least {low} (got {value!r}).")
+    config = _config(config, {"max_texts": max_texts, "max_tokens": max_tokens, "batch_size": batch_size,
+                              "spectra": spectra})
+    max_texts, max_tokens, batch_size, spectra = config.max_texts, config.max_tokens, config.batch_size, config.spectra
     if workers is not None and not isinstance(workers, int):
         raise NeuroMagicsError(f"workers must be a whole number of Ray workers (got {workers!r}).")
     check_workers(subject, workers, ray_address)
@@ -63,10 +68,25 @@ def checkup(
             alpha, names = weight_spectra(subject, bar)
     importance = (totals.block_importance / len(rows))[steps]
     n_tokens = int(sum(len(r) for r in rows))
-    metadata = run_metadata(subject, texts, corpus=loaded.name, n_texts=len(rows), n_tokens=n_tokens,
-                            max_tokens=max_tokens)
+    metadata = run_metadata(subject, texts, corpus=loaded.name, config=config.to_dict(), n_texts=len(rows),
+                            n_tokens=n_tokens, max_tokens=max_tokens)
     arrays = {**finish(totals), "importance": importance.astype(np.float32), "alpha": alpha.astype(np.float32)}
     findings = read_findings(arrays, names, steps, totals.massive)
     result = CheckupResult(findings, **arrays, matrix_names=names, program_steps=steps, metadata=metadata)
     result._subject = weakref.ref(subject)
     return result
+
+
+def _config(config: CheckupConfig | None, keywords: dict[str, Any]) -> CheckupConfig:
+    """The one config of a call: ``config`` if given (then every keyword must be left at its
+    default), else the keywords checked as a ``CheckupConfig``."""
+    if config is None:
+        return CheckupConfig(**keywords)
+    if not isinstance(config, CheckupConfig):
+        raise NeuroMagicsError(f"config must be a CheckupConfig (got {type(config).__name__}).")
+    defaults = CheckupConfig()
+    changed = [name for name, value in keywords.items() if value != getattr(defaults, name)]
+    if changed:
+        raise NeuroMagicsError(f"Give the options either as config= or as keywords, not both (got config= and "
+                               f"{changed[0]}=): use dataclasses.replace(config, {changed[0]}=...).")
+    return config
