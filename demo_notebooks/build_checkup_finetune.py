@@ -34,7 +34,7 @@ cells = [
         "Click a finding to open its view; its button applies the fix or the ablation and shows the diff."
     ),
     new_code_cell("%checkup -o ck"),
-    new_code_cell("ck.to_pandas()[['severity', 'title', 'layer', 'head', 'dim', 'value']]"),
+    new_code_cell("ck.to_pandas()[['severity', 'title', 'step', 'block', 'head', 'dim', 'value']]"),
     new_markdown_cell(
         "SmolLM2's anatomy is the one Sun et al. (2024) describe for larger models: residual dimension 507 "
         "carries a value of about 27,000 on the first token from layer 11 on (over 1,000 times the layer's "

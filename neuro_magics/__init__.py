@@ -73,6 +73,7 @@ _LAZY = {
     "load_sae": "analyses.sae",
     "SaeTrainingConfig": "analyses.sae",
     "finetune": "analyses.finetune",
+    "FinetuneConfig": "analyses.finetune",
     "load_adapter": "analyses.finetune",
     "save_adapter": "analyses.finetune",
     "merge_adapters": "analyses.finetune",

@@ -126,7 +126,7 @@ def test_planted_sink_head_is_found_and_sink_mass_and_entropy_match_hf_attention
     model = tiny_model("llama")
     _plant_sink(model)
     result = checkup(_subject(model), TEXTS)
-    sinks = [(f.layer, f.head) for f in result.findings if f.kind == "attention_sink"]
+    sinks = [(f.step, f.head) for f in result.findings if f.kind == "attention_sink"]
     assert sinks == [(SINK_LAYER, SINK_HEAD)], result
     assert list(zip(*np.nonzero(result.sink_mass > 0.5))) == [(SINK_LAYER, SINK_HEAD)]
     assert result.sink_mass[SINK_LAYER, SINK_HEAD] > 0.95
@@ -151,7 +151,7 @@ def test_planted_dead_neuron_is_found():
         model.model.layers[DEAD_LAYER].mlp.gate_proj.weight[DEAD_NEURON] = 0.0
     result = checkup(_subject(model), TEXTS)
     dead = [f for f in result.findings if f.kind == "dead_neurons"]
-    assert [(f.layer, f.dim) for f in dead] == [(DEAD_LAYER, DEAD_NEURON)], result
+    assert [(f.step, f.dim) for f in dead] == [(DEAD_LAYER, DEAD_NEURON)], result
     assert dead[0].action == {"kind": "ablate_neurons", "neurons": [[DEAD_LAYER, DEAD_NEURON]]}
     assert {f.kind for f in _serious(result)} == {"dead_neurons"}
 
@@ -168,7 +168,7 @@ def test_planted_saturated_neuron_is_found_and_neuron_moments_match_an_hf_hook()
     subject = Subject(model, tiny_tokenizer(), name="tiny-gpt2")
     result = checkup(subject, TEXTS, spectra=False)
     stuck = [f for f in result.findings if f.kind == "saturated_neurons"]
-    assert [(f.layer, f.dim) for f in stuck] == [(2, 11)], result
+    assert [(f.step, f.dim) for f in stuck] == [(2, 11)], result
     assert stuck[0].value == pytest.approx(float(torch.nn.functional.gelu(torch.tensor(4.0), approximate="tanh")), rel=1e-4)
     assert {f.kind for f in _serious(result)} == {"saturated_neurons"}
     seen = []
@@ -196,7 +196,7 @@ def test_planted_dead_head_is_found_and_its_ablation_changes_nothing():
     subject = _subject(model)
     result = checkup(subject, TEXTS, spectra=False)
     dead = [(k, f) for k, f in enumerate(result.findings) if f.kind == "dead_head"]
-    assert [(f.layer, f.head) for _, f in dead] == [(DEAD_HEAD_LAYER, DEAD_HEAD)], result
+    assert [(f.step, f.head) for _, f in dead] == [(DEAD_HEAD_LAYER, DEAD_HEAD)], result
     diff = result.apply(dead[0][0], prompts=["The end"], max_new_tokens=2)
     assert diff.n_changed == 0 and diff.after.perplexity == diff.before.perplexity
     assert [i.kind for i in subject.interventions] == ["ablate"]
@@ -270,7 +270,7 @@ def test_result_round_trips_and_tabulates(tmp_path):
 
 def test_bad_input_is_one_line_and_leaves_the_model_alone():
     subject = _subject(tiny_model("llama"))
-    with pytest.raises(NeuroMagicsError, match="max_texts"):
+    with pytest.raises(NeuroMagicsError, match="--max-texts must be a whole number of at least 1"):
         checkup(subject, TEXTS, max_texts=0)
     with pytest.raises(NeuroMagicsError, match="No corpus file"):
         checkup(subject, "/nonexistent/corpus.txt")
@@ -290,7 +290,7 @@ def test_default_model_reports_its_first_token_sink_and_massive_dims(default_sub
     massive = [f for f in result.findings if f.kind == "massive_activation"]
     assert len(sinks) == 1 and sinks[0].token == 0 and sinks[0].value > 0.9
     assert (result.sink_mass > 0.5).sum() > 100
-    assert massive[0].dim == 507 and massive[0].token == 0 and massive[0].layer >= 11 and massive[0].value > 10_000
+    assert massive[0].dim == 507 and massive[0].token == 0 and massive[0].step >= 11 and massive[0].value > 10_000
 
 
 def test_magic_stores_the_result_writes_html_and_refuses_bad_paths_first(shell, tmp_path):
@@ -309,8 +309,8 @@ def test_magic_stores_the_result_writes_html_and_refuses_bad_paths_first(shell, 
     calls = []
     for line, message in [(f"--html {blocker}/report.html", "HTML report"),
                           (f"--html {tmp_path / 'r.html'}", "exists"),
-                          ("--max-texts 0", "at least 1"),
-                          ("--max-tokens 1", "--max-tokens must be at least 2"),
+                          ("--max-texts 0", "--max-texts must be a whole number of at least 1"),
+                          ("--max-tokens 1", "--max-tokens must be a whole number of at least 2"),
                           ("-o 1x", "variable name"),
                           ("--corpus /nonexistent.txt", "No corpus file"),
                           ("--overwrite", "--overwrite goes with --html")]:

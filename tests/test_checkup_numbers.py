@@ -17,9 +17,10 @@ import torch
 
 from neuro_magics import Subject
 from neuro_magics.analyses.checkup import (
-    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, _findings, _info_findings, checkup,
+    LENS_AGREEMENT, LENS_POSITIONS, MASSIVE_ABSOLUTE, MASSIVE_RATIO, checkup,
     power_law_alpha,
 )
+from neuro_magics.analyses.checkup.findings import info_findings, read_findings
 from neuro_magics.core.adapters import linear_modules
 from tiny_models import tiny_model, tiny_tokenizer
 
@@ -152,7 +153,7 @@ def test_head_cosine_and_redundant_head_finding_equal_hand_cosines(planted):
     np.testing.assert_allclose(result.head_cosine, cosine, atol=2e-5)
     assert cosine[REDUNDANT_LAYER, HEAD_A, HEAD_B] == pytest.approx(1.0, abs=1e-9)
     redundant = [f for f in result.findings if f.kind == "redundant_heads"]
-    assert [(f.layer, f.head) for f in redundant] == [(REDUNDANT_LAYER, HEAD_B)], result
+    assert [(f.step, f.head) for f in redundant] == [(REDUNDANT_LAYER, HEAD_B)], result
     assert redundant[0].value == pytest.approx(1.0, abs=1e-5)
     assert redundant[0].action == {"kind": "ablate_heads", "heads": [[REDUNDANT_LAYER, HEAD_B]]}
     assert (np.triu(cosine, 1) > 0.95).sum() == 1  # the planted pair is the only one
@@ -169,7 +170,7 @@ def test_block_influence_and_its_finding_equal_hand_cosines(planted):
     np.testing.assert_allclose(result.block_influence, influence, rtol=1e-4, atol=1e-6)
     assert int(np.argmin(influence)) != int(np.argmax(influence))
     (finding,) = [f for f in result.findings if f.kind == "block_influence"]
-    assert finding.layer == int(np.argmin(influence)) and finding.value == pytest.approx(influence.min(), rel=1e-4)
+    assert finding.step == int(np.argmin(influence)) and finding.value == pytest.approx(influence.min(), rel=1e-4)
 
 
 def _settled(agreement: np.ndarray) -> int:
@@ -189,7 +190,7 @@ def test_lens_agreement_and_settling_layer_equal_the_hand_lens(planted):
     np.testing.assert_allclose(result.lens_agreement, hits.mean(1), rtol=1e-6)
     assert hits[-1].all()
     (finding,) = [f for f in result.findings if f.kind == "logit_lens"]
-    assert finding.layer == _settled(hits.mean(1)) and finding.value == pytest.approx(hits.mean(1)[finding.layer])
+    assert finding.step == _settled(hits.mean(1)) and finding.value == pytest.approx(hits.mean(1)[finding.step])
 
 
 def test_neuron_max_and_the_severity_counts_equal_hand_values(planted):
@@ -220,7 +221,7 @@ def test_weight_spectra_alpha_is_the_fit_of_each_matrix_s_squared_singular_value
     spectra = [f for f in result.findings if f.kind == "weight_spectrum"]
     expected = [(name, int(np.nonzero(outside[:, m])[0][0])) for m, name in enumerate(result.matrix_names)
                 if outside[:, m].any()]
-    assert [(f.title.split(":")[0], f.layer) for f in spectra] == expected and expected
+    assert [(f.title.split(":")[0], f.block) for f in spectra] == expected and expected
 
 
 def test_power_law_fit_and_ks_distance_equal_a_hand_fit():
@@ -245,19 +246,22 @@ def test_power_law_fit_and_ks_distance_equal_a_hand_fit():
     np.testing.assert_allclose(fitted, best, rtol=1e-12)
 
 
-def test_info_findings_read_the_least_influential_layer_and_where_the_lens_settles_for_good():
-    """Planted arrays: the lens agrees at layer 0, not at 1, then from 2 on (it settles at 2,
-    not at 0); Block Influence lowest at layer 1, highest at 3; residual norm growth 12 / 3."""
+def test_info_findings_read_the_least_influential_step_and_where_the_lens_settles_for_good():
+    """Planted arrays on a program running block 0 twice (steps 0 and 1): the lens agrees at
+    step 0, not at 1, then from 2 on (it settles at step 2, block 1, not at 0); Block Influence
+    lowest at step 1 (block 0), highest at 3; residual norm growth 12 / 3. Each names its step and block."""
     arrays = {"resid_norm": np.array([3.0, 5.0, 7.0, 12.0]), "first_norm": np.array([1.0, 40.0, 9.0, 2.0]),
               "block_influence": np.array([0.3, 0.05, 0.2, 0.6]), "lens_agreement": np.array([0.75, 0.25, 0.5, 1.0]),
               "alpha": np.zeros((0, 0))}
-    findings = {f.kind: f for f in _info_findings(arrays, [])}
-    assert findings["logit_lens"].layer == 2 and findings["logit_lens"].value == 0.5
-    assert "settles at layer 2 of 4" in findings["logit_lens"].title
-    assert findings["block_influence"].layer == 1 and findings["block_influence"].value == 0.05
+    steps = [0, 0, 1, 2]
+    findings = {f.kind: f for f in info_findings(arrays, [], steps)}
+    assert (findings["logit_lens"].step, findings["logit_lens"].block, findings["logit_lens"].value) == (2, 1, 0.5)
+    assert "settles at step 2 (block 1) of 4 steps" in findings["logit_lens"].title
+    assert (findings["block_influence"].step, findings["block_influence"].block) == (1, 0)
+    assert findings["block_influence"].value == 0.05 and findings["block_influence"].title.startswith("Step 1 (block 0) ")
     assert findings["residual_growth"].value == pytest.approx(4.0) and "peaks at 40" in findings["residual_growth"].explanation
-    arrays["lens_agreement"] = np.array([0.9, 0.8, 0.2, 0.1])  # never settles before the last layer
-    assert {f.kind: f for f in _info_findings(arrays, [])}["logit_lens"].layer == 3
+    arrays["lens_agreement"] = np.array([0.9, 0.8, 0.2, 0.1])  # never settles before the last step
+    assert {f.kind: f for f in info_findings(arrays, [], steps)}["logit_lens"].step == 3
 
 
 MASSIVE_TEXTS = [  # "Q" only at position 2; four short texts of one length and a long one, which pads them
@@ -292,7 +296,7 @@ def test_massive_activation_position_and_values_count_from_each_text_s_first_tok
     assert (finding.dim, finding.token) == (MASSIVE_DIM, 2) and "'Q'" in finding.explanation
     at_q = np.stack([t["out"][:, 2, MASSIVE_DIM] for t in hand], axis=1)  # [L, texts]
     assert finding.value == pytest.approx(np.abs(at_q).max(), rel=1e-5)
-    assert finding.layer == int(np.argmax(np.abs(at_q).max(1))) >= 2
+    assert finding.step == int(np.argmax(np.abs(at_q).max(1))) >= 2
     cells = np.concatenate([np.abs(t["out"]).reshape(t["out"].shape[0], -1) for t in hand], 1)
     thresholds = np.maximum(MASSIVE_ABSOLUTE, MASSIVE_RATIO * np.sort(cells, 1)[:, (cells.shape[1] - 1) // 2])
     assert (np.abs(at_q) > thresholds[:, None]).all()
@@ -314,11 +318,16 @@ def test_findings_read_off_planted_arrays_name_blocks_severities_and_values():
               "neuron_mean": np.zeros((2, 10)), "neuron_std": np.ones((2, 10)),
               "resid_norm": np.array([1.0, 2.0]), "first_norm": np.array([1.0, 2.0]),
               "block_influence": np.array([0.2, 0.1]), "lens_agreement": np.array([0.2, 1.0]), "alpha": np.zeros((0, 0))}
-    findings = _findings(arrays, [], [5, 7], {})
-    serious = [(f.severity, f.kind, f.layer, f.head, f.dim) for f in findings if f.severity != "info"]
-    assert serious == [("high", "dead_neurons", 1, None, 1), ("medium", "attention_sink", 1, 0, None),
-                       ("medium", "dead_head", 1, 0, None), ("medium", "redundant_heads", 0, 2, None),
-                       ("medium", "dead_neurons", 0, None, 3)]
+    findings = read_findings(arrays, [], [5, 7], {})
+    serious = [(f.severity, f.kind, f.step, f.block, f.head, f.dim) for f in findings if f.severity != "info"]
+    assert serious == [("high", "dead_neurons", 1, 7, None, 1), ("medium", "attention_sink", 1, 7, 0, None),
+                       ("medium", "dead_head", 1, 7, 0, None), ("medium", "redundant_heads", 0, 5, 2, None),
+                       ("medium", "dead_neurons", 0, 5, None, 3)]
+    assert [f.title for f in findings if f.severity != "info"][:3] == [
+        "2 dead MLP neurons at step 1 (block 7): 1,4",
+        "Attention sink: 3 of 6 heads put over 50% on the first token",
+        "Dead head 0 at step 1 (block 7): the loss does not depend on it"]
+    assert "head 0 at step 1 (block 7) 90%" in findings[1].explanation
     by_kind = {f.kind: f for f in findings}
     assert by_kind["attention_sink"].value == 0.9 and "3 of 6 heads" in by_kind["attention_sink"].title
     assert by_kind["attention_sink"].action == {"kind": "ablate_heads", "heads": [[7, 0]]}

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from IPython.core.error import UsageError
 from IPython.core.magic import line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ..analyses.checkup import CheckupResult, checkup
+from ..analyses.checkup import CheckupConfig, CheckupResult, checkup
 from ..core.corpus import load_corpus
 from ..core.errors import NeuroMagicsError
-from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
-                      worker_options)
+from .config_options import config_arguments, given_config
+from .session import SessionMagics, check_output_name, one_line_errors, parse_arguments, worker_options
 
 
 @magics_class
@@ -18,9 +17,7 @@ class CheckupMagics(SessionMagics):
     @magic_arguments()
     @argument("--corpus", default="builtin",
               help="builtin (the five-genre corpus), builtin:math,code, or a .txt / .jsonl file of texts.")
-    @argument("--max-texts", type=integer, default=24, help="Texts read from the corpus (spread over it).")
-    @argument("--max-tokens", type=integer, default=48, help="Tokens kept of each text.")
-    @argument("--no-spectra", action="store_true", help="Skip the weight spectra (power-law alpha per matrix).")
+    @config_arguments(CheckupConfig)
     @argument("--html", default=None, metavar="PATH", help="Also write the report as one offline HTML file.")
     @argument("--overwrite", action="store_true", help="Let --html replace an existing file.")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in variable NAME.")
@@ -33,9 +30,7 @@ class CheckupMagics(SessionMagics):
         batched passes over a small corpus; each finding opens onto its view and its action
         (click: apply it and see the diff). Python: nm.checkup(subject, corpus)."""
         args = parse_arguments(self.checkup, line)
-        check_positive(args, "max_texts")
-        if args.max_tokens < 2:
-            raise UsageError(f"--max-tokens must be at least 2: a text needs a token to predict (got {args.max_tokens}).")
+        config = given_config(CheckupConfig, args)
         check_output_name(self.shell, args.output)
         html = None
         if args.html is not None:
@@ -46,9 +41,7 @@ class CheckupMagics(SessionMagics):
             raise NeuroMagicsError("--overwrite goes with --html PATH.")
         load_corpus(args.corpus)  # a missing or empty file is refused before any work
         subject = self.session.require_subject()
-        result = checkup(subject, args.corpus,
-                         max_texts=args.max_texts, max_tokens=args.max_tokens, spectra=not args.no_spectra,
-                         workers=args.workers, ray_address=args.ray_address)
+        result = checkup(subject, args.corpus, config=config, workers=args.workers, ray_address=args.ray_address)
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         if html is not None:

@@ -11,6 +11,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ..analyses import finetune as lora
 from ..analyses.model_diff import SIDE_HELP, diff_models
+from .config_options import config_arguments, given_config
 from .session import (SessionMagics, check_output_name, check_positive, integer, one_line_errors, parse_arguments,
                       split_line)
 
@@ -28,24 +29,14 @@ SWITCHES = {
     "remove": ("remove_adapters", "Removed {} adapter(s); the base model is as it was.", "No adapter to remove."),
 }
 _WITHOUT_KIND = re.compile(r"^-[A-Za-z_]\w*$")
-_TRAINING = ("rank", "alpha", "steps", "lr", "modules", "file", "seed", "context", "batch", "dropout")
 
 
 @magics_class
 class FinetuneMagics(SessionMagics):
     @magic_arguments()
     @argument("--lora", action="store_true", help="Train a LoRA adapter on the cell's text (or --file) and install it.")
-    @argument("--rank", type=integer, default=None, help="LoRA rank (default 8).")
-    @argument("--alpha", type=float, default=None, help="LoRA alpha; the update is scaled by alpha / rank (default 16).")
-    @argument("--steps", type=integer, default=None, help="AdamW steps (default 100; 0 installs an adapter that changes nothing).")
-    @argument("--lr", type=float, default=None, help="Learning rate (default 1e-3).")
-    @argument("--modules", default=None,
-              help="Comma-separated linear modules to adapt, e.g. q_proj,v_proj (default: peft's for the architecture).")
+    @config_arguments(lora.FinetuneConfig)
     @argument("--file", default=None, help="A UTF-8 text file to train on instead of the cell.")
-    @argument("--seed", type=integer, default=None, help="Initialisation, batch order and dropout (default 0).")
-    @argument("--context", type=integer, default=None, help="Tokens per training window (default 128).")
-    @argument("--batch", type=integer, default=None, help="Windows per step (default 4).")
-    @argument("--dropout", type=float, default=None, help="LoRA dropout while training (default 0).")
     @argument("-o", "--output", default=None, metavar="NAME", help="Also store the result in NAME.")
     @argument("--list", action="store_true", help="List the installed and turned-off adapters.")
     @argument("--off", action="store_true", help="Turn the installed adapters off (kept for --on).")
@@ -66,7 +57,8 @@ class FinetuneMagics(SessionMagics):
         Python: nm.finetune(subject, text, ...)."""
         args = parse_arguments(self.finetune, line)
         actions = [name for name in ACTIONS if getattr(args, name) not in (False, None)]
-        given = [name for name in _TRAINING if getattr(args, name) is not None]
+        training = [option.name for option in lora.FinetuneConfig.options()] + ["file"]
+        given = [name for name in training if getattr(args, name) is not None]
         if actions:
             if len(actions) > 1 or args.lora or given or args.output is not None:
                 raise UsageError(f"--{actions[0]} takes no other option (one action at a time, no training options).")
@@ -84,11 +76,8 @@ class FinetuneMagics(SessionMagics):
             raise UsageError("Give the text either in the cell or with --file, not both.")
         if not has_cell and args.file is None:
             raise UsageError("Nothing to train on: write the text in the cell (%%finetune --lora) or give --file PATH.")
-        options = {name: getattr(args, name) for name in ("rank", "alpha", "steps", "lr", "modules", "seed", "context",
-                                                          "dropout") if getattr(args, name) is not None}
-        if args.batch is not None:
-            options["batch_size"] = args.batch
-        result = lora.finetune(self.session.require_subject(), cell if has_cell else None, file=args.file, **options)
+        config = given_config(lora.FinetuneConfig, args)
+        result = lora.finetune(self.session.require_subject(), cell if has_cell else None, file=args.file, config=config)
         if args.output is not None:
             self.shell.user_ns[args.output] = result
         return result

@@ -87,7 +87,9 @@ class CheckupView(ipywidgets.VBox):
 def checkup_findings_widget(result, *, actions: bool = True) -> CheckupWidget:
     metadata = result.metadata
     return CheckupWidget(
-        findings=[finding.to_dict() for finding in result.findings],
+        # the view marks the row of the finding's array: a step, or a block in the weight spectra
+        findings=[{**finding.to_dict(), "layer": finding.block if finding.view == "alpha" else finding.step}
+                  for finding in result.findings],
         arrays={name: getattr(result, name) for name in VIEW_ARRAYS},
         matrix_names=list(result.matrix_names),
         title=f"Checkup · {metadata.get('model', '')} · {metadata.get('n_texts', '?')} texts of "

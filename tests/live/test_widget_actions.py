@@ -70,7 +70,7 @@ def test_checkup_action_installs_the_fix_and_queues_behind_a_running_cell(front_
         item.locator(".nm-finding-head").click()  # opens it onto its view and action button
         return item.locator("button.nm-action")
 
-    massive, dead = finding("Massive activation: dim 5"), finding("dead MLP neuron in layer 1")
+    massive, dead = finding("Massive activation: dim 5"), finding("dead MLP neuron at step 1 (block 1)")
     massive.click()
     status.get_by_text("Applied finding 0").wait_for(timeout=60_000)
     widget.locator(".nm-diff").first.wait_for(timeout=30_000)  # the before/after diff shows below
