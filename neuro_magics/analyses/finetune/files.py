@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ...core.errors import NeuroMagicsError
-from ...core.files import move_folder_into_place, staged_folder
-from ...core.loading import cache_dir
+from ...core.content_cache import store_folder
 from ...core.subject import Subject
 from .targets import block_name, module_path
 
@@ -92,18 +91,13 @@ def read_peft_folder(subject: Subject, folder: Path) -> dict[str, Any]:
 
 
 def cached_folder(write: Callable[[Path], None], model_name: str) -> tuple[Path, str]:
-    """The content-addressed cache, in this one function: ``write(folder)`` fills a staging
-    folder, which is kept under ``<cache>/adapters/<model>-<sha256 of its weights>`` unless an
-    identical one is there already (idempotent); returns that folder and the digest."""
-    root = cache_dir() / "adapters"
-    with staged_folder(root, "adapter") as staging:
-        write(staging)
-        digest = weights_sha256(staging / WEIGHTS_FILE)
-        target = root / f"{_slug(model_name)}-{digest[:16]}"
-        if not (target.is_dir() and (target / WEIGHTS_FILE).is_file()
-                and weights_sha256(target / WEIGHTS_FILE) == digest):
-            move_folder_into_place(staging, target)
-    return target, digest
+    """The adapter in the content-addressed cache (core.content_cache): ``write(folder)`` fills
+    a staging folder, kept as ``<cache>/adapters/<model>-<sha256 of its weights>`` unless an
+    identical one is there already; returns that folder and the digest."""
+    def digest_of(folder: Path) -> str:
+        return weights_sha256(folder / WEIGHTS_FILE) if (folder / WEIGHTS_FILE).is_file() else ""
+
+    return store_folder("adapters", write, digest_of, prefix=f"{_slug(model_name)}-")
 
 
 # Keys a newer peft writes that change nothing while another key is off (or at all).
