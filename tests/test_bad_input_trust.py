@@ -197,8 +197,8 @@ def test_a_negative_range_says_what_is_allowed(shell, tiny_in_shell, magic, line
 
 
 @pytest.mark.parametrize("line, match", [
-    ("--method layers --drop 1 --sparsity 0.3", "--sparsity is for wanda and magnitude"),
-    ("--method magnitude --corpus builtin", "--corpus is for wanda and layers"),
+    ("--method steps --drop-steps 1 --sparsity 0.3", "--sparsity is for wanda and magnitude"),
+    ("--method magnitude --corpus builtin", "--corpus is for wanda and steps"),
     ("--sparsity 0.3", "--sparsity needs --method"),
     ("--reset --sparsity 0.3", "--sparsity does not go with --reset"),
 ])
