@@ -26,6 +26,7 @@ from .lines import LinesWidget
 from .networks import NetworksGallery
 from .patching import PatchingWidget
 from .sae import SaeDashboard
+from .projection_axes import projection_axis_titles
 from .scatter import ScatterWidget
 
 
@@ -327,7 +328,7 @@ def projection_widget(result) -> ScatterWidget:
         color_by=result.color if result.color in names else (names[0] if names else None),
         point_text=result.text_index, point_position=result.position,
         point_tokens=result.point_tokens if result.unit == "token" else None, texts=result.texts,
-        text_labels=result.labels,
+        text_labels=result.labels, axis_titles=projection_axis_titles(result),
         title=f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {result.site} "
               f"({result.n_points} {result.unit} points) · {result.metadata.get('model', '')}",
     )
