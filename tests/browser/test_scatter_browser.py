@@ -55,8 +55,8 @@ def painted_box(view, colour: str) -> tuple[float, float, float, float]:
 
 
 def test_box_selection_reaches_python_as_the_indices_of_the_points_inside(open_widget):
-    """Oracle: the planted group, found by its colour in the canvas's own pixels (label "a" is the
-    first categorical colour); a box just around those pixels must select exactly indices
+    """Oracle: the planted group, found by its colour in the canvas's own pixels (label "a", the less
+    frequent of two, gets the second categorical colour); a box just around those pixels must select exactly indices
     0..GROUP-1, and the Python result must hold them once the front end's state is applied."""
     result = planted_projection()
     widget = projection_widget(result)
@@ -66,7 +66,7 @@ def test_box_selection_reaches_python_as_the_indices_of_the_points_inside(open_w
     assert stats["painted"] > 20_000, stats
     assert "a (400)" in page.locator(".nm-legend").inner_text()
 
-    left, top, right, bottom = painted_box(view, STOPS["categorical"][0])
+    left, top, right, bottom = painted_box(view, STOPS["categorical"][1])
     page.mouse.move(left - 4, top - 4)
     page.mouse.down()
     page.mouse.move((left + right) / 2, (top + bottom) / 2, steps=3)
@@ -89,7 +89,7 @@ def test_hover_shows_the_token_in_its_context_with_label_and_layer(open_widget):
     result = planted_projection()
     view = open_widget(projection_widget(result))
     page = view.page
-    left, top, right, bottom = painted_box(view, STOPS["categorical"][0])
+    left, top, right, bottom = painted_box(view, STOPS["categorical"][1])
     tooltip = page.locator(".nm-tooltip")
     for step in range(40):  # sweep across the group until a point is under the pointer
         page.mouse.move(left + (right - left) * step / 40, (top + bottom) / 2)
@@ -97,7 +97,8 @@ def test_hover_shows_the_token_in_its_context_with_label_and_layer(open_widget):
             break
     text = tooltip.inner_text()
     assert "label a" in text and "layer 4" in text
-    assert "[␣w" in text and "␣w" in text.split("[")[0] + text.split("]")[-1]  # the token and its neighbours
+    # the token as a label (a dot marks its leading space), its neighbours as text with real spaces
+    assert "[·w" in text and " w" in text.split("[")[0] + text.split("]")[-1].split("\n")[0]
     view.screenshot("-hover")
 
 
