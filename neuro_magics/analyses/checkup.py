@@ -47,7 +47,7 @@ from ..core.offload import weight_float64
 from ..core.errors import NeuroMagicsError
 from ..core.interventions import Hook, Intervention, register, rebuilder, replacing_output
 from ..core.progress import ProgressBar
-from ..core.results import Result, run_metadata, view_of
+from ..core.results import Result, run_metadata
 from ..core.runner import Capture, prepare, run, unembed
 from ..core.subject import Subject, with_lock
 from ..core.proxies import proxy_metrics
@@ -211,11 +211,6 @@ class CheckupResult(Result):
 
     def to_numpy(self) -> np.ndarray:
         return self.sink_mass
-
-    def to_html(self, path, *, overwrite: bool = False):
-        """One standalone HTML file of the report (works offline; actions disabled), drawn by the
-        view the widgets layer registers for checkups."""
-        return view_of(self, "html")(self, path, overwrite=overwrite)
 
     def apply(self, index: int, *, mode: str | None = None, subject: Subject | None = None,
               prompts: Sequence[str] | None = None, max_new_tokens: int = 16):

@@ -25,8 +25,8 @@ from .heatmap import HeatmapWidget
 from .lines import LinesWidget
 from .networks import NetworksGallery
 from .patching import PatchingWidget
-from .sae import SaeDashboard
 from .projection_axes import projection_axis_titles
+from .sae import SaeDashboard
 from .scatter import ScatterWidget
 
 
