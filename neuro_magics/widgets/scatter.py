@@ -2,7 +2,9 @@
 
 Points are drawn as pixels (100k redraw in milliseconds); a slider steps through layers;
 hovering shows a point's token in its context, its label and layer; dragging a box selects
-points, whose indices come back to Python in ``selected``.
+points, whose indices come back to Python in ``selected``. The wheel zooms and shift-drag pans
+(the front end only), a search box rings a token's points, and a click lists the clicked point's
+nearest neighbours in the 2-D map.
 """
 
 from __future__ import annotations
