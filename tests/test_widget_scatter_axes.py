@@ -58,3 +58,24 @@ def test_the_nine_most_frequent_categories_get_colours_the_rest_none():
     codes = np.array([c for c, n in enumerate(counts) for _ in range(n)][::-1] + [-1, -1])
     by_count = sorted(range(12), key=lambda c: -counts[c])
     assert category_slots(codes) == {c: slot for slot, c in enumerate(by_count[:9])}
+
+
+def test_the_figure_colours_the_same_nine_tokens_and_greys_the_rest():
+    from neuro_magics.analyses.projection import ProjectionResult
+    from neuro_magics.widgets.colors import NONE_COLOUR, STOPS
+
+    counts = [3, 12, 1, 7, 9, 2, 11, 5, 4, 10, 6, 8]  # token t{c} appears counts[c] times
+    tokens = [f" t{c}" for c, n in enumerate(counts) for _ in range(n)]
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(tokens))
+    tokens = [tokens[i] for i in order]
+    n = len(tokens)
+    result = ProjectionResult(
+        texts=["".join(tokens)], labels=[""], text_tokens=[tokens], text_index=np.zeros(n, np.int32),
+        position=np.arange(n, dtype=np.int32), steps=[2], blocks=[2], site="resid_post", unit="token", method="pca",
+        coords=rng.normal(size=(1, n, 2)).astype(np.float32), explained=np.array([[0.5, 0.2]]), metadata={"model": "m"})
+    figure = result.figure(color="token")
+    by_count = sorted(range(12), key=lambda c: -counts[c])
+    assert [trace.name for trace in figure.data] == [f"␣t{c}" for c in by_count[:9]] + ["other (3 values)"]
+    assert [trace.marker.color for trace in figure.data] == list(STOPS["categorical"][:9]) + [NONE_COLOUR]
+    assert len(figure.data[-1].x) == sum(counts[c] for c in by_count[9:])
