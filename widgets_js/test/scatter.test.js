@@ -1,7 +1,7 @@
 // @vitest-environment jsdom
 import { describe, expect, it } from "vitest";
 import scatter, {
-  applyView, buildGrid, categorySlots, dimmedColor, matchingPoints, nearestNeighbours, nearestPoint, pointColors,
+  applyView, buildGrid, categorySlots, discOffsets, dimmedColor, matchingPoints, nearestNeighbours, nearestPoint, pointColors,
   pointsInBox, scatterSvg, screenPositions, tokenContext, zoomAt,
 } from "../src/scatter.js";
 import { categoricalColor } from "../src/colors.js";
@@ -146,6 +146,17 @@ describe("zoom, pan, neighbours, search, palette", () => {
     expect(dimmed[0] - dark[0]).toBeGreaterThan(60); // far from the background ...
     expect(orange[0] - dimmed[0]).toBeGreaterThan(100); // ... and far from the selected colour
     expect(dimmedColor(orange, [255, 255, 255])[2]).toBe(Math.round(0.35 * 43 + 0.65 * 255));
+  });
+});
+
+describe("discs", () => {
+  it("paints the pixels within the radius, edge included, and nothing else", () => {
+    const { dx, dy } = discOffsets(2);
+    const pairs = [...dx].map((x, i) => `${x},${dy[i]}`).sort();
+    const hand = [];
+    for (let y = -3; y <= 3; y++) for (let x = -3; x <= 3; x++) if (Math.hypot(x, y) <= 2) hand.push(`${x},${y}`);
+    expect(pairs).toEqual(hand.sort());
+    expect(pairs.length).toBe(13); // centre, 4 at distance 1, 4 at sqrt 2, 4 at distance 2
   });
 });
 
