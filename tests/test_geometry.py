@@ -330,6 +330,7 @@ def test_the_scatter_gets_each_layer_at_unit_scale_and_selection_reaches_the_res
         np.testing.assert_allclose(widget.coords[k].astype(np.float64), expected, atol=1e-3)
     assert [c["name"] for c in widget.colorings] == ["label", "cluster", "position", "token"]
     assert widget.color_by == "cluster"
+    assert [len(pair) for pair in widget.axis_titles] == [2, 2] and widget.axis_titles[0][0].startswith("PC1: ")
     widget.selected = [3, 1, 4]
     assert result.selected == [3, 1, 4]
 
@@ -341,6 +342,7 @@ def test_the_figure_paints_labels_in_the_widget_palette(llama):
     figure = result.figure(color="label")
     assert [trace.name for trace in figure.data] == ["x", "y"]
     assert [trace.marker.color for trace in figure.data] == list(colors.STOPS["categorical"][:2])
+    assert figure.layout.xaxis.title.text.endswith("of variance")  # the last step: its turned PCA plane
     assert len(result.figure(color="position").data) == 1
     with pytest.raises(nm.NeuroMagicsError, match="no clusters"):
         result.figure(color="cluster")

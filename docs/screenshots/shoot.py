@@ -45,7 +45,13 @@ def views(subject) -> dict:
         return compare(subject, lambda: ablation.applied(subject), ["The capital of France is"],
                        max_new_tokens=8, label_after=ablation.kind).widget()
 
-    return {"scan_lens": scan_lens, "scan_norm": scan_norm, "attribution": attribution, "diff": diff}
+    def scatter():
+        from neuro_magics.analyses.projection import demo_texts
+
+        texts, labels = demo_texts()
+        return nm.project(subject, texts, labels, steps="6,12,18", progress=False).widget()
+
+    return {"scan_lens": scan_lens, "scan_norm": scan_norm, "attribution": attribution, "diff": diff, "scatter": scatter}
 
 
 def main(out: Path, names: list[str]) -> None:

@@ -38,7 +38,8 @@ _loaders: dict[str, Callable[[], None]] = {}
 
 def register_view(kind: str, **views: Callable[..., Any]) -> None:
     """Say how a result kind is drawn (``widget=``, ``figure=``, ``html=``): the widgets layer
-    calls this on import, so results find their views without core knowing that layer."""
+    calls this on import, so results find their views without core knowing that layer. Kind
+    ``"*"`` serves every kind without that view of its own (the HTML page of any widget)."""
     _VIEWS.setdefault(kind, {}).update(views)
 
 
@@ -61,6 +62,8 @@ def view_of(result: Result, view: str) -> Callable[..., Any]:
     if view not in _VIEWS.get(result.kind, {}) and "views" in _loaders:
         _loaders["views"]()
     draw = _VIEWS.get(result.kind, {}).get(view)
+    if draw is None and "widget" in _VIEWS.get(result.kind, {}):
+        draw = _VIEWS.get("*", {}).get(view)
     if draw is None:
         raise NeuroMagicsError(f"No {view} for {result.kind!r} results; use .to_numpy() or .to_pandas().")
     return draw
@@ -174,6 +177,11 @@ class Result:
     def widget(self):
         """The interactive view (an anywidget, or a box of them)."""
         return view_of(self, "widget")(self)
+
+    def to_html(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """One HTML file of the result's view that opens offline (no CDN, no kernel), to send or
+        keep beside a paper; written whole or not at all."""
+        return view_of(self, "html")(self, path, overwrite=overwrite)
 
     def figure(self, *args: Any, **kwargs: Any):
         """A plotly figure for papers; arguments depend on the kind (a scan takes the metric)."""

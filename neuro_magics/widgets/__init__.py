@@ -7,6 +7,6 @@ from .diff import DiffWidget
 from .heatmap import HeatmapWidget
 
 #: The modules that register views per result kind on import (``core.results.register_view``).
-VIEW_MODULES = ("views", "figures", "checkup")
+VIEW_MODULES = ("views", "figures", "checkup", "standalone")
 
 __all__ = ["AttentionWidget", "AttributionWidget", "DiffWidget", "HeatmapWidget", "WidgetDataError"]

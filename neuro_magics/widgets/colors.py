@@ -7,6 +7,8 @@ negative is blue, positive red, the centre near white.
 
 from __future__ import annotations
 
+import numpy as np
+
 #: Stops from the low end to the high end, interpolated linearly in RGB.
 STOPS: dict[str, tuple[str, ...]] = {
     # viridis
@@ -24,10 +26,22 @@ STOPS: dict[str, tuple[str, ...]] = {
 #: What points of no category (HDBSCAN noise) are painted with.
 NONE_COLOUR = "#969696"
 
+#: Categories that get a colour of their own in a scatter; the rest are grey (as in the widget).
+MAX_COLOURS = 9
+
 
 def categorical(index: int) -> str:
     """The colour of category ``index`` (the palette repeats), as the scatter widget paints it."""
     return NONE_COLOUR if index < 0 else STOPS["categorical"][index % len(STOPS["categorical"])]
+
+
+def category_slots(codes: np.ndarray, max_colours: int = MAX_COLOURS) -> dict[int, int]:
+    """Palette slot of the ``max_colours`` most frequent category codes (ties: lower code first), as
+    the scatter widget colours them; every other code (and -1, none) is grey, so a few colours stay
+    tellable apart."""
+    values, counts = np.unique(np.asarray(codes)[np.asarray(codes) >= 0], return_counts=True)
+    order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
+    return {int(values[i]): slot for slot, i in enumerate(order[:max_colours])}
 
 
 def plotly_colorscale(kind: str) -> list[tuple[float, str]]:

@@ -15,7 +15,8 @@ from plotly.subplots import make_subplots
 
 from ..core.errors import NeuroMagicsError
 from ..core.results import register_view
-from .colors import categorical, plotly_colorscale
+from .colors import NONE_COLOUR, categorical, category_slots, plotly_colorscale
+from .projection_axes import projection_axis_titles
 
 SEQUENTIAL = plotly_colorscale("sequential")
 DIVERGING = plotly_colorscale("diverging")
@@ -215,15 +216,20 @@ def projection_figure(result, layer: int | None = None, color: str | None = None
             names = {i: _visible(str(name)) for i, name in enumerate(unique)}
         else:
             raise NeuroMagicsError(f"Unknown colour {color!r}: use label, cluster, position or token.")
-        for code, name in names.items():
-            members = groups == code
+        slots = category_slots(groups)
+        rest = ~np.isin(groups, list(slots))
+        traces = [(groups == code, names[code], categorical(slot)) for code, slot in slots.items()]
+        if rest.any():
+            traces.append((rest, f"other ({len(np.unique(groups[rest]))} values)", NONE_COLOUR))
+        for members, name, colour in traces:
             figure.add_trace(go.Scattergl(x=xy[members, 0], y=xy[members, 1], mode="markers", name=name,
                                           text=[hover[i] for i in np.flatnonzero(members)],
-                                          marker={"size": 4, "color": categorical(code)},
+                                          marker={"size": 6, "color": colour},
                                           hovertemplate="%{text}<extra>" + name + "</extra>"))
     method = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[result.method]
+    x_title, y_title = projection_axis_titles(result)[k]
     figure.update_layout(title=f"{method} of {result.site} at layer {layer}: {result.metadata.get('model', '')}",
-                         xaxis={"title": f"{method} 1"}, yaxis={"title": f"{method} 2", "scaleanchor": "x"})
+                         xaxis={"title": x_title}, yaxis={"title": y_title, "scaleanchor": "x"})
     return figure
 
 

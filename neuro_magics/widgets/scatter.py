@@ -2,7 +2,9 @@
 
 Points are drawn as pixels (100k redraw in milliseconds); a slider steps through layers;
 hovering shows a point's token in its context, its label and layer; dragging a box selects
-points, whose indices come back to Python in ``selected``.
+points, whose indices come back to Python in ``selected``. The wheel zooms and shift-drag pans
+(the front end only), a search box rings a token's points, and a click lists the clicked point's
+nearest neighbours in the 2-D map.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class ScatterWidget(StrictAnyWidget):
     token_vocab = traitlets.List(traitlets.Unicode()).tag(sync=True)
     texts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     text_labels = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    axis_titles = traitlets.List(traitlets.List(traitlets.Unicode())).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
     selected = traitlets.List(traitlets.Int()).tag(sync=True)
 
@@ -54,6 +57,7 @@ class ScatterWidget(StrictAnyWidget):
         point_tokens: Sequence[str] | None = None,
         texts: Sequence[str] = (),
         text_labels: Sequence[str] = (),
+        axis_titles: Sequence[Sequence[str]] = (),
         title: str = "",
         layer: int = 0,
         **kwargs,
@@ -62,6 +66,7 @@ class ScatterWidget(StrictAnyWidget):
         coords: [layers, points, 2] (a 2-D array is one layer).
         point_text / point_position: where each point comes from (position -1: a whole text).
         point_tokens: each point's token (or text), shown on hover with its neighbours of the same text.
+        axis_titles: [layers][x title, y title], so a reader knows what the axes mean at each layer.
         """
         coords = np.asarray(coords, dtype=np.float64)
         if coords.ndim == 2:
@@ -82,6 +87,9 @@ class ScatterWidget(StrictAnyWidget):
         if len(tokens) != n_points:
             raise WidgetDataError(f"point_tokens has {len(tokens)} entries for {n_points} points")
         vocab, codes = np.unique(np.asarray(tokens, dtype=object).astype(str), return_inverse=True)
+        titles = [[str(t) for t in pair] for pair in axis_titles]
+        if titles and (len(titles) != n_layers or any(len(pair) != 2 for pair in titles)):
+            raise WidgetDataError(f"axis_titles must be [{n_layers} layers][x title, y title]")
         if not 0 <= layer < n_layers:
             raise WidgetDataError(f"layer {layer} is outside 0-{n_layers - 1}")
         super().__init__(
@@ -96,6 +104,7 @@ class ScatterWidget(StrictAnyWidget):
             token_vocab=[str(v) for v in vocab],
             texts=[str(t) for t in texts],
             text_labels=[str(t) for t in text_labels],
+            axis_titles=titles,
             title=title,
             layer=layer,
             **kwargs,

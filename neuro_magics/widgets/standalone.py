@@ -1,6 +1,6 @@
-"""One HTML file that shows any of our anywidgets offline, with no kernel and no network.
+"""One HTML file that shows any of our anywidgets (or a box of them) offline, with no kernel and no network.
 
-The page inlines the widget's bundled ESM (``neuro_magics/static/*.js``) and its synced state,
+The page inlines each widget's bundled ESM (``neuro_magics/static/*.js``, once per bundle) and its synced state,
 binary buffers included (base64, decoded into DataViews where ipywidgets would put them),
 and a tiny host that hands the widget's ``render({model, el})`` a read-only model: ``get``
 reads the state, ``on`` / ``off`` / ``set`` / ``save_changes`` / ``send`` do nothing. The
@@ -19,6 +19,7 @@ from typing import Any
 from ..core.errors import NeuroMagicsError
 from ..core.files import replace_file_text
 from ..core.paths import check_file_target, user_path
+from ..core.results import register_view
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -32,7 +33,7 @@ _PAGE = """<!DOCTYPE html>
 <body>
 <div class="nm-static-note">{note}</div>
 <div id="nm-widget"></div>
-<script type="application/json" id="nm-state">{state}</script>
+<script type="application/json" id="nm-parts">{parts}</script>
 <script type="application/json" id="nm-esm">{esm}</script>
 <script type="module">
 const read = (id) => JSON.parse(document.getElementById(id).textContent);
@@ -47,18 +48,32 @@ function revive(value) {{
   }}
   return value;
 }}
-const state = revive(read("nm-state"));
-const source = new TextDecoder().decode(Uint8Array.from(atob(read("nm-esm")), (c) => c.charCodeAt(0)));
-const url = URL.createObjectURL(new Blob([source], {{ type: "text/javascript" }}));
-const widget = (await import(url)).default;
-const model = {{
-  get: (name) => state[name],
-  set() {{}}, save_changes() {{}}, send() {{}}, on() {{}}, off() {{}},
-}};
-const el = document.getElementById("nm-widget");
-const definition = typeof widget === "function" ? await widget() : widget;
-await definition.initialize?.({{ model }});
-await definition.render({{ model, el }});
+const bundles = read("nm-esm");
+const modules = {{}};
+for (const [name, encoded] of Object.entries(bundles)) {{
+  const source = new TextDecoder().decode(Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0)));
+  const url = URL.createObjectURL(new Blob([source], {{ type: "text/javascript" }}));
+  const widget = (await import(url)).default;
+  modules[name] = typeof widget === "function" ? await widget() : widget;
+}}
+const host = document.getElementById("nm-widget");
+for (const part of read("nm-parts")) {{
+  const el = document.createElement("div");
+  el.className = "nm-static-part";
+  host.append(el);
+  if (part.html !== undefined) {{
+    el.innerHTML = part.html;
+    continue;
+  }}
+  const state = revive(part.state);
+  const model = {{
+    get: (name) => state[name],
+    set() {{}}, save_changes() {{}}, send() {{}}, on() {{}}, off() {{}},
+  }};
+  const definition = modules[part.bundle];
+  await definition.initialize?.({{ model }});
+  await definition.render({{ model, el }});
+}}
 document.body.dataset.rendered = "true";
 </script>
 </body>
@@ -82,18 +97,45 @@ def _script_json(value: Any) -> str:
     return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _parts(widget) -> list:
+    """The widgets a page shows, in order: an anywidget itself, a box's children depth first, an
+    HTML widget's markup; anything else (a button, a slider that drives the kernel) is left out."""
+    if hasattr(widget, "_esm"):
+        return [widget]
+    if hasattr(widget, "children"):
+        return [part for child in widget.children for part in _parts(child)]
+    if isinstance(getattr(widget, "value", None), str) and type(widget).__name__ == "HTML":
+        return [widget]
+    return []
+
+
+def _bundle_source(esm) -> str:
+    """A widget's ESM as text (``_esm`` is a bundle path or the source itself)."""
+    is_path = isinstance(esm, Path) or (isinstance(esm, str) and "\n" not in esm and esm.endswith(".js")
+                                        and Path(esm).is_file())
+    return Path(esm).read_text(encoding="utf-8") if is_path else str(esm)
+
+
 def standalone_html(widget, *, title: str = "neuro_magics", note: str = "") -> str:
-    """The page for one anywidget (its ``_esm`` a bundle path or source text)."""
-    esm = widget._esm
-    source = Path(esm).read_text(encoding="utf-8") if isinstance(esm, Path) or (
-        isinstance(esm, str) and "\n" not in esm and esm.endswith(".js") and Path(esm).is_file()) else str(esm)
-    state = {name: value for name, value in widget.get_state().items()
-             if not name.startswith("_") and name not in ("layout", "tabbable", "tooltip", "comm")}
+    """The page for one anywidget, or a box of them (each drawn in turn, each bundle inlined once)."""
+    parts, bundles = [], {}
+    for part in _parts(widget):
+        if not hasattr(part, "_esm"):
+            parts.append({"html": part.value})
+            continue
+        source = _bundle_source(part._esm)
+        name = bundles.setdefault(source, f"bundle{len(bundles)}")
+        state = {key: value for key, value in part.get_state().items()
+                 if not key.startswith("_") and key not in ("layout", "tabbable", "tooltip", "comm")}
+        parts.append({"bundle": name, "state": _jsonable(state)})
+    if not any("bundle" in part for part in parts):
+        raise NeuroMagicsError(f"{type(widget).__name__} holds no neuro_magics widget to write as HTML.")
     return _PAGE.format(
         title=html.escape(title),
         note=html.escape(note),
-        state=_script_json(_jsonable(state)),
-        esm=_script_json(base64.b64encode(source.encode("utf-8")).decode("ascii")),
+        parts=_script_json(parts),
+        esm=_script_json({name: base64.b64encode(source.encode("utf-8")).decode("ascii")
+                          for source, name in bundles.items()}),
     )
 
 
@@ -117,3 +159,18 @@ def write_standalone(widget, path: str | Path, *, title: str = "neuro_magics", n
     except OSError as error:
         raise NeuroMagicsError(f"Could not write {str(path)!r}: {error.strerror or error}.") from None
     return path
+
+
+def result_html(result, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Any result as one offline HTML file of its widget (what a kind without a page of its own gets)."""
+    path = html_target(path, overwrite=overwrite)
+    widget = result.widget()
+    try:
+        return write_standalone(widget, path, title=f"{result.kind} · {result.metadata.get('model', '')}",
+                                note=f"A static copy of a neuro_magics {result.kind} result: hover and switch "
+                                     "views; what runs the model needs a live notebook.", overwrite=overwrite)
+    finally:
+        widget.close()
+
+
+register_view("*", html=result_html)

@@ -25,6 +25,7 @@ from .heatmap import HeatmapWidget
 from .lines import LinesWidget
 from .networks import NetworksGallery
 from .patching import PatchingWidget
+from .projection_axes import projection_axis_titles
 from .sae import SaeDashboard
 from .scatter import ScatterWidget
 
@@ -327,7 +328,7 @@ def projection_widget(result) -> ScatterWidget:
         color_by=result.color if result.color in names else (names[0] if names else None),
         point_text=result.text_index, point_position=result.position,
         point_tokens=result.point_tokens if result.unit == "token" else None, texts=result.texts,
-        text_labels=result.labels,
+        text_labels=result.labels, axis_titles=projection_axis_titles(result),
         title=f"{result.method.upper() if result.method != 'tsne' else 't-SNE'} of {result.site} "
               f"({result.n_points} {result.unit} points) · {result.metadata.get('model', '')}",
     )
@@ -344,7 +345,7 @@ def probe_widget(result) -> LinesWidget:
     """Accuracy by program step against the shuffled-label control (exact values on hover)."""
     return LinesWidget(
         np.stack([result.accuracy, result.control]), [f"{result.probe_kind} probe", "shuffled-label control"],
-        [str(s) for s in result.steps], x_title="step", y_title="held-out accuracy", y_range=(0.0, 1.0),
+        [str(s) for s in result.steps], x_title="program step", y_title="held-out accuracy (fraction correct)", y_range=(0.0, 1.0),
         dashed=(False, True),
         title=f"probe of {' / '.join(result.classes)} on {len(result.texts)} texts ({result.fold_accuracy.shape[1]}"
               f"-fold CV) · {result.site} · {result.metadata.get('model', '')}",
@@ -354,7 +355,7 @@ def probe_widget(result) -> LinesWidget:
 def language_similarity_widget(result) -> LinesWidget:
     return LinesWidget(
         np.stack([result.across, result.within]), ["same content, other language", "other content, same language"],
-        [str(s) for s in result.steps], x_title="step", y_title="mean cosine",
+        [str(s) for s in result.steps], x_title="program step", y_title="mean cosine (−1 to 1)",
         title=f"translations vs same-language sentences ({len(result.pairs)} pairs) · {result.site} · "
               f"{result.metadata.get('model', '')}",
     )
@@ -500,8 +501,8 @@ def finetune_widget(result) -> LinesWidget:
         if len(loss) else np.zeros(0, dtype=int)
     stopped = f", interrupted after {result.steps_done}" if result.interrupted else ""
     return LinesWidget(
-        loss[steps][None], ["training loss"], [str(s + 1) for s in steps], x_title="step",
-        y_title="next-token cross-entropy",
+        loss[steps][None], ["training loss"], [str(s + 1) for s in steps], x_title="training step",
+        y_title="next-token cross-entropy (nats per token)",
         title=f"LoRA r={result.rank} alpha={result.alpha:g} on {len(result.targets)} modules · {result.steps} steps"
               f"{stopped} · {result.n_tokens} tokens · {result.metadata.get('model', '')}",
     )
@@ -543,7 +544,7 @@ def model_diff_widget(result) -> ipywidgets.VBox:
         parts.append(LinesWidget(
             np.stack([result.drift_relative, 1 - result.drift_cosine, result.drift_pca[:, 0]]),
             ["relative L2 of the difference", "1 - cosine", "PC1 share of the difference"],
-            [str(s) for s in range(len(result.drift_l2))], x_title="step", y_title="drift",
+            [str(s) for s in range(len(result.drift_l2))], x_title="program step", y_title="drift (fraction; each line says of what)",
             title=f"residual drift per step (first {len(result.drift_l2)} steps; first token left out)"))
     parts.append(top_kl_table(result))
     return ipywidgets.VBox(parts)

@@ -85,3 +85,29 @@ def test_a_streaming_diff_marks_rows_still_generating_until_they_finish(open_wid
     page.evaluate("window.widgetModels[0].set('pending', [])")  # what the kernel's last update does
     assert page.locator(".nm-diff-pending").count() == 0
     assert page.locator(".nm-readout").first.inner_text() == "2 of 3 continuations changed"
+
+
+def test_the_diff_exports_a_png_of_what_it_shows(open_widget):
+    """The PNG button rasterises the view's HTML (an SVG foreignObject) in the real browser: a PNG of
+    the view's size at 2x comes back, dark text on the light page, not a blank or tainted canvas."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    view = open_widget(diff_widget())
+    page = view.page
+    page.evaluate("""() => {
+        window.__downloads = [];
+        HTMLAnchorElement.prototype.click = function click() { window.__downloads.push([this.download, this.href]); };
+    }""")
+    page.locator(".nm-export-png").click()
+    page.wait_for_function("() => window.__downloads.length > 0", timeout=15_000)
+    name, href = page.evaluate("() => window.__downloads[0]")
+    assert name == "diff.png" and href.startswith("data:image/png;base64,")
+    image = Image.open(io.BytesIO(base64.b64decode(href.split(",", 1)[1]))).convert("RGB")
+    box = page.locator(".nm-diff").bounding_box()
+    assert abs(image.width - 2 * (box["width"] + 12)) <= 4, (image.size, box)
+    pixels = np.asarray(image)
+    dark = (pixels.sum(axis=2) < 200).mean()  # text pixels
+    assert 0.002 < dark < 0.5, dark

@@ -1,5 +1,5 @@
 """LinesWidget in chromium: a probe's accuracy and control draw as lines in the shared palette,
-hovering a layer shows both exact values."""
+hovering a step shows both values, rounded to what they mean."""
 
 import numpy as np
 
@@ -34,5 +34,5 @@ def test_probe_chart_draws_both_series_and_hover_shows_exact_values(open_widget)
     box = page.locator(".nm-lines canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] - 13, box["y"] + box["height"] / 2)  # the last layer's column
     text = page.locator(".nm-tooltip").inner_text()
-    assert "layer 9" in text and "logreg probe\t1" in text and "shuffled-label control\t0.25" in text
+    assert "program step 9" in text and "logreg probe\t1" in text and "shuffled-label control\t0.25" in text
     view.screenshot()

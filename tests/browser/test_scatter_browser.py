@@ -55,8 +55,8 @@ def painted_box(view, colour: str) -> tuple[float, float, float, float]:
 
 
 def test_box_selection_reaches_python_as_the_indices_of_the_points_inside(open_widget):
-    """Oracle: the planted group, found by its colour in the canvas's own pixels (label "a" is the
-    first categorical colour); a box just around those pixels must select exactly indices
+    """Oracle: the planted group, found by its colour in the canvas's own pixels (label "a", the less
+    frequent of two, gets the second categorical colour); a box just around those pixels must select exactly indices
     0..GROUP-1, and the Python result must hold them once the front end's state is applied."""
     result = planted_projection()
     widget = projection_widget(result)
@@ -66,7 +66,7 @@ def test_box_selection_reaches_python_as_the_indices_of_the_points_inside(open_w
     assert stats["painted"] > 20_000, stats
     assert "a (400)" in page.locator(".nm-legend").inner_text()
 
-    left, top, right, bottom = painted_box(view, STOPS["categorical"][0])
+    left, top, right, bottom = painted_box(view, STOPS["categorical"][1])
     page.mouse.move(left - 4, top - 4)
     page.mouse.down()
     page.mouse.move((left + right) / 2, (top + bottom) / 2, steps=3)
@@ -89,7 +89,7 @@ def test_hover_shows_the_token_in_its_context_with_label_and_layer(open_widget):
     result = planted_projection()
     view = open_widget(projection_widget(result))
     page = view.page
-    left, top, right, bottom = painted_box(view, STOPS["categorical"][0])
+    left, top, right, bottom = painted_box(view, STOPS["categorical"][1])
     tooltip = page.locator(".nm-tooltip")
     for step in range(40):  # sweep across the group until a point is under the pointer
         page.mouse.move(left + (right - left) * step / 40, (top + bottom) / 2)
@@ -97,7 +97,8 @@ def test_hover_shows_the_token_in_its_context_with_label_and_layer(open_widget):
             break
     text = tooltip.inner_text()
     assert "label a" in text and "layer 4" in text
-    assert "[␣w" in text and "␣w" in text.split("[")[0] + text.split("]")[-1]  # the token and its neighbours
+    # the token as a label (a dot marks its leading space), its neighbours as text with real spaces
+    assert "[·w" in text and " w" in text.split("[")[0] + text.split("]")[-1].split("\n")[0]
     view.screenshot("-hover")
 
 
@@ -114,3 +115,32 @@ def test_a_layer_switch_of_100k_points_is_fast(open_widget):
         }"""
     )
     assert elapsed < 150, f"{elapsed:.0f} ms per layer switch"
+
+
+def test_on_a_dark_page_unselected_points_stay_visible_search_and_neighbours_answer(open_widget):
+    """Oracles: the unselected colour is a third of label b's colour over the page's own background
+    (computed here), and differs from that background; "w3" is the token of one point in ten; the
+    planted group lies alone in its corner, so a clicked member's eight nearest points are members."""
+    view = open_widget(projection_widget(planted_projection()), theme="dark")
+    page = view.page
+    left, top, right, bottom = painted_box(view, STOPS["categorical"][1])
+    page.mouse.move(left - 4, top - 4)
+    page.mouse.down()
+    page.mouse.move(right + 4, bottom + 4, steps=3)
+    page.mouse.up()
+    assert view.model_state("selected") == list(range(GROUP))
+    background = page.evaluate("() => getComputedStyle(document.querySelector('.nm-root')).getPropertyValue('--nm-bg').trim()")
+    bg = rgb(background) if background.startswith("#") else [int(v) for v in background[4:-1].split(",")[:3]]
+    assert sum(bg) < 3 * 80, background  # really a dark page
+    dimmed = [round(0.35 * c + 0.65 * b) for c, b in zip(rgb(STOPS["categorical"][0]), bg)]
+    assert max(abs(d - b) for d, b in zip(dimmed, bg)) > 40
+    painted_box(view, "#%02x%02x%02x" % tuple(dimmed))  # fails when no pixel has the dimmed colour
+    view.screenshot("-dark-selected")
+
+    page.locator(".nm-search").fill("w3")
+    assert page.locator(".nm-search-readout").inner_text() == f"{N_POINTS // 10} matches"
+
+    page.mouse.click((left + right) / 2, (top + bottom) / 2)
+    page.wait_for_selector(".nm-neighbours li")
+    listed = [int(text.rsplit("point ", 1)[1]) for text in page.locator(".nm-neighbours li").all_inner_texts()]
+    assert len(listed) == 8 and all(i < GROUP for i in listed), listed

@@ -3,7 +3,7 @@
 // which asks the kernel to apply the action and diff it ("apply" message; the status line follows).
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor, valueRange } from "./colors.js";
-import { availableWidth, createRoot, h, sizeCanvas, themeColors } from "./dom.js";
+import { availableWidth, createRoot, exportButtons, h, sizeCanvas, themeColors } from "./dom.js";
 import { formatNumber } from "./format.js";
 
 const STYLE = `
@@ -150,7 +150,7 @@ function render({ model, el }) {
   const summary = h("div", { className: "nm-readout" });
   const status = h("div", { className: "nm-status" });
   const list = h("div", { className: "nm-findings" });
-  root.append(titleEl, summary, status, list);
+  root.append(exportButtons(root, () => "checkup"), titleEl, summary, status, list);
   const open = new Set();
 
   function arrays() {

@@ -4,7 +4,7 @@
 // both columns. Clicking a card (or Enter/Space on it) shows the next-token top-k of both sides.
 import { decodeArray } from "./arrays.js";
 import { colorTable, cssColor, valueRange } from "./colors.js";
-import { createRoot, h, onThemeChange } from "./dom.js";
+import { createRoot, exportButtons, h, onThemeChange } from "./dom.js";
 import { formatValue, tokenLabel, truncate } from "./format.js";
 
 const PROMPT_CHARS = 90;
@@ -178,7 +178,7 @@ function render({ model, el }) {
   const root = createRoot(el, "diff");
   root.append(h("style", { text: DIFF_STYLES }));
   const container = h("div");
-  root.append(container);
+  root.append(exportButtons(root, () => "diff"), container);
   let data = null;
 
   function card(row, range, table) {

@@ -197,3 +197,42 @@ export function svgToPng(svg) {
     image.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
   });
 }
+
+const THEME_VARIABLES = ["--nm-fg", "--nm-muted", "--nm-bg", "--nm-panel", "--nm-border", "--nm-accent"];
+
+/**
+ * A widget root as a standalone SVG (its HTML inside a foreignObject), for views made of HTML rather
+ * than one drawing: canvases become images of their pixels, controls are left out, and the theme's
+ * colours are written in, since the SVG is seen away from the page that defined them.
+ */
+export function snapshotSvg(root) {
+  const width = Math.ceil(root.scrollWidth || root.clientWidth || availableWidth(root));
+  const height = Math.ceil(root.scrollHeight || root.clientHeight || 400);
+  const clone = root.cloneNode(true);
+  const canvases = root.querySelectorAll("canvas");
+  clone.querySelectorAll("canvas").forEach((copy, i) => {
+    const original = canvases[i];
+    let src = "";
+    try {
+      src = original.toDataURL("image/png") || "";
+    } catch {
+      src = ""; // a canvas that cannot be read leaves an empty box of its size
+    }
+    copy.replaceWith(h("img", { src, width: original.style.width || original.width, height: original.style.height || original.height }));
+  });
+  clone.querySelectorAll("button, input, select, .nm-tooltip, .nm-export").forEach((control) => control.remove());
+  const style = getComputedStyle(root);
+  const theme = THEME_VARIABLES.map((name) => [name, style.getPropertyValue(name).trim()]).filter(([, v]) => v && !v.startsWith("var("));
+  clone.setAttribute("style", `${clone.getAttribute("style") || ""};${theme.map(([n, v]) => `${n}: ${v}`).join("; ")}; background: var(--nm-bg, #fff); padding: 6px;`);
+  const html = new XMLSerializer().serializeToString(clone);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width + 12}" height="${height + 12}"><foreignObject x="0" y="0" width="100%" height="100%">${html}</foreignObject></svg>`;
+}
+
+/** SVG and PNG download buttons for a view drawn in HTML (see snapshotSvg), named `name`.svg / .png. */
+export function exportButtons(root, name) {
+  const svgButton = h("button", { type: "button", text: "SVG", className: "nm-export-svg", title: "download this view as SVG" });
+  const pngButton = h("button", { type: "button", text: "PNG", className: "nm-export-png", title: "download this view as PNG" });
+  svgButton.addEventListener("click", () => download(`data:image/svg+xml;charset=utf-8,${encodeURIComponent(snapshotSvg(root))}`, `${name()}.svg`));
+  pngButton.addEventListener("click", async () => download(await svgToPng(snapshotSvg(root)), `${name()}.png`));
+  return h("div", { className: "nm-export nm-toolbar" }, [svgButton, pngButton]);
+}

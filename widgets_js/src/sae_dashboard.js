@@ -6,7 +6,7 @@
 // steering and ablating are messages to the kernel too.
 import { decodeArray } from "./arrays.js";
 import { colorIndex, colorTable, cssColor } from "./colors.js";
-import { availableWidth, createRoot, h, onThemeChange, sizeCanvas, themeColors, tokenSpan } from "./dom.js";
+import { availableWidth, createRoot, exportButtons, h, onThemeChange, sizeCanvas, themeColors, tokenSpan } from "./dom.js";
 import { formatNumber, formatValue, tokenLabel } from "./format.js";
 
 const LIST_ROWS = 400;
@@ -73,7 +73,7 @@ function render({ model, el }) {
   const search = h("input", { type: "search", placeholder: "feature #, or a token / text + Enter" });
   const rows = h("div", { className: "nm-sae-rows", role: "listbox" });
   const card = h("div", { className: "nm-sae-card" });
-  root.append(title, h("div", { className: "nm-sae-layout" }, [
+  root.append(exportButtons(root, () => "sae-dashboard"), title, h("div", { className: "nm-sae-layout" }, [
     h("div", { className: "nm-sae-list" }, [search, rows]), card,
   ]));
   let frequencies = new Float32Array(0);

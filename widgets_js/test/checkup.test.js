@@ -46,6 +46,14 @@ describe("checkup", () => {
     document.body.append(el);
     checkup.render({ model, el });
     expect([...el.querySelectorAll(".nm-severity")].map((b) => b.textContent)).toEqual(["medium", "info"]);
+    const exported = [];
+    const realClick = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function click() { exported.push([this.download, decodeURIComponent(this.href.split(",").slice(1).join(","))]); };
+    el.querySelector(".nm-export-svg").click();
+    HTMLAnchorElement.prototype.click = realClick;
+    expect(exported.map(([name]) => name)).toEqual(["checkup.svg"]);
+    expect(exported[0][1]).toContain("<foreignObject");
+    expect(exported[0][1]).toContain("sink"); // the findings' titles are in the picture
     expect(el.querySelector(".nm-readout").textContent).toBe("0 high · 1 medium · 1 info");
     // the action sits in the finding's own row, pressable while the row is closed, and answers at once
     const first = el.querySelector(".nm-finding");

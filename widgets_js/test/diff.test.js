@@ -165,3 +165,20 @@ describe("numbers and words a reader can take in", () => {
     expect(note.title).toBe(text);
   });
 });
+
+describe("export", () => {
+  it("the diff downloads as an SVG holding its table and continuations", () => {
+    const { el } = mount();
+    const exported = [];
+    const realClick = HTMLAnchorElement.prototype.click;
+    HTMLAnchorElement.prototype.click = function click() { exported.push([this.download, decodeURIComponent(this.href.split(",").slice(1).join(","))]); };
+    el.querySelector(".nm-export-svg").click();
+    HTMLAnchorElement.prototype.click = realClick;
+    expect(exported.map(([name]) => name)).toEqual(["diff.svg"]);
+    const doc = new DOMParser().parseFromString(exported[0][1], "image/svg+xml");
+    expect(doc.querySelector("parsererror")).toBeNull();
+    const text = doc.querySelector("foreignObject").textContent;
+    expect(text).toContain(el.querySelector(".nm-diff-card").textContent); // the first card, as on the page
+    expect(text).toContain("perplexity");
+  });
+});

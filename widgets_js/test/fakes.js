@@ -75,6 +75,7 @@ function recordingContext(canvas) {
     restore: record("restore"),
     translate: record("translate"),
     rotate: record("rotate"),
+    arc: record("arc"),
   };
 }
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ...core.errors import NeuroMagicsError
 from ...core.interventions import Intervention
-from ...core.results import Result, view_of
+from ...core.results import Result
 from ...core.subject import Subject
 from .config import SEVERITIES
 from .findings import Finding
@@ -73,11 +73,6 @@ class CheckupResult(Result):
 
     def to_numpy(self) -> np.ndarray:
         return self.sink_mass
-
-    def to_html(self, path, *, overwrite: bool = False):
-        """One standalone HTML file of the report (works offline; actions disabled), drawn by the
-        view the widgets layer registers for checkups."""
-        return view_of(self, "html")(self, path, overwrite=overwrite)
 
     def apply(self, index: int, *, mode: str | None = None, subject: Subject | None = None,
               prompts: Sequence[str] | None = None, max_new_tokens: int = 16):
