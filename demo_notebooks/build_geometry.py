@@ -22,10 +22,10 @@ cells = [
         "layer; drag a box to select points (their indices land in `demo.selected`), Esc clears. "
         "Colour by label, position or token from the menu."
     ),
-    new_code_cell("%project --demo --layers 1,4,8,12,16,20,24,29 -o demo\ndemo"),
+    new_code_cell("%project --demo --steps 1,4,8,12,16,20,24,29 -o demo\ndemo"),
     new_code_cell(
         "# After a box selection in the map above, this lists the tokens you picked.\n"
-        "picked = demo.to_pandas().query(\"layer == 12\").iloc[demo.selected]\n"
+        "picked = demo.to_pandas().query(\"step == 12\").iloc[demo.selected]\n"
         "picked[[\"token\", \"label\", \"text_index\", \"position\"]].head()"
     ),
     new_markdown_cell(
@@ -48,7 +48,7 @@ cells = [
         "layers on, the two clusters are exactly the two languages."
     ),
     new_code_cell(
-        "texts = %project --demo --unit text --layers 4,12,20,28 --clusters 2\n"
+        "texts = %project --demo --unit text --steps 4,12,20,28 --clusters 2\n"
         "import numpy as np\n"
         "language = np.array([label == \"fr\" for label in texts.labels])\n"
         "for layer, clusters in zip(texts.steps, texts.clusters):\n"
@@ -62,7 +62,7 @@ cells = [
         "(`--pool mean` or `last`), `--method umap` or `tsne` a non-linear map (slower; PCA is instant)."
     ),
     new_code_cell(
-        "%%project --unit text --method tsne --layers 6,18\n"
+        "%%project --unit text --method tsne --steps 6,18\n"
         "animal\tThe cat chased a mouse across the kitchen.\n"
         "animal\tA horse galloped through the open field.\n"
         "animal\tThe dog slept by the warm fire.\n"
@@ -84,11 +84,11 @@ cells = [
         "labels: a layer knows the sentiment only where accuracy clears the control. Built-in tasks: "
         "sentiment, truth, language; `--data FILE.jsonl` takes your own `{\"text\", \"label\"}` lines."
     ),
-    new_code_cell("sentiment = %probe --task sentiment --layers 0-29\nsentiment"),
+    new_code_cell("sentiment = %probe --task sentiment --steps 0-29\nsentiment"),
     new_code_cell(
-        "best = sentiment.best_layer\n"
+        "best = sentiment.best_step\n"
         "k = sentiment.steps.index(best)\n"
-        "print(f\"best layer {best}: accuracy {sentiment.accuracy[k]:.2f}, shuffled control "
+        "print(f\"best step {best}: accuracy {sentiment.accuracy[k]:.2f}, shuffled control "
         "{sentiment.control[k]:.2f}\")\n"
         "sentiment.figure()"
     ),
@@ -104,7 +104,7 @@ cells = [
         "later = sentiment.steps.index(14)\n"
         "print(\"probe score at layer 14, plain:\", sentiment.scores(m, neutral)[later].round(1))\n"
         "for coef in (2.0, -2.0):\n"
-        "    steering = nm.steer(m, layer=10, coef=coef, vector=sentiment.direction[10])\n"
+        "    steering = nm.steer(m, block=10, coef=coef, vector=sentiment.direction[10])\n"
         "    print(f\"steered {coef:+}:\", sentiment.scores(m, neutral)[later].round(1), "
         "repr(m.generate(\"My day at work was\", max_new_tokens=12)))\n"
         "    m.remove_intervention(steering)\n"

@@ -39,7 +39,7 @@ def _runner_logits(subject) -> torch.Tensor:
 def _shape_state(subject) -> None:
     """A mean ablation built on the identity program, then a duplicated program, then a
     steering vector computed under both: replay must not recompute any of them."""
-    nm.ablate(subject, heads="1.2", neurons="2:5,2:9", layers="3", mode="mean")
+    nm.ablate(subject, heads="1.2", neurons="2:5,2:9", blocks="3", mode="mean")
     subject.set_program([0, 1, 2, 1, 2, 3])
     nm.steer(subject, pos="up", neg="down", block=2, coef=6)
 
@@ -51,13 +51,13 @@ def test_a_scan_after_ablate_differs_and_its_metadata_says_why():
     subject = _fresh()
     plain = nm.scan(subject, TEXT, progress=False)
     plain_logits = _runner_logits(subject)
-    nm.ablate(subject, layers="2")
+    nm.ablate(subject, blocks="2")
     ablated = nm.scan(subject, TEXT, progress=False)
     assert not np.array_equal(ablated.to_numpy(), plain.to_numpy())
     assert not torch.equal(_runner_logits(subject), plain_logits)
     assert plain.metadata["interventions"] == []
     assert ablated.metadata["interventions"] == [
-        {"kind": "ablate", "description": "zero-ablate layers 2",
+        {"kind": "ablate", "description": "zero-ablate blocks 2",
          "arguments": {"heads": [], "layers": [2], "neurons": [], "mode": "zero", "reference_text": None,
                        "means": None}}]
 
@@ -102,7 +102,7 @@ def test_the_replay_plan_says_what_it_would_apply_without_applying():
     fresh = _fresh()
     assert plan.lines() == [
         "layer program: 0-2,1-3 (6 steps)",
-        "1. ablate: mean-ablate heads 1.2; layers 3; neurons 2:5,2:9 (mean over the reference text)",
+        "1. ablate: mean-ablate heads 1.2; blocks 3; neurons 2:5,2:9 (mean over the reference text)",
         f"2. steer: {original.interventions[1].description}",
     ]
     assert repr(plan).startswith("Replay on LlamaForCausalLM (4 layers):\n  layer program: ")
@@ -161,7 +161,7 @@ def test_reset_leaves_no_hook_behind():
 
 def test_a_diff_records_the_interventions_of_its_after_side():
     subject = _fresh()
-    steering = nm.steer(subject, pos="up", neg="down", layer=1, coef=5, install=False)
+    steering = nm.steer(subject, pos="up", neg="down", block=1, coef=5, install=False)
     diff = nm.compare(subject, lambda: steering.applied(subject), ["the cat"], max_new_tokens=2)
     assert diff.metadata["interventions"] == [] and subject.interventions == ()
     assert diff.metadata["interventions_after"] == [steering.spec]
@@ -350,7 +350,7 @@ def test_duplicate_layers_from_another_thread_is_serialised_too():
 def test_the_lock_is_re_entrant_for_nested_engine_calls():
     subject = _fresh()
     with subject.program_applied([0, 1, 1, 2, 3]):
-        with nm.ablate(subject, layers="1", install=False).applied(subject):
+        with nm.ablate(subject, blocks="1", install=False).applied(subject):
             nm.generate(subject, "the cat", max_new_tokens=2)
             nm.compare(subject, lambda: subject.program_applied([0, 1, 2, 3]), ["a"], max_new_tokens=1)
     assert subject.program.is_identity and subject.interventions == ()
@@ -362,7 +362,7 @@ def test_the_lock_is_re_entrant_for_nested_engine_calls():
 def test_saving_a_model_or_a_mergekit_config_refuses_while_interventions_are_active(tmp_path, shell):
     subject = _fresh()
     shell.neuro_magics_session.subject = subject
-    nm.steer(subject, vector=torch.ones(subject.d_model), layer=1, coef=2)
+    nm.steer(subject, vector=torch.ones(subject.d_model), block=1, coef=2)
     with pytest.raises(nm.NeuroMagicsError, match=r"leave out the active interventions \(steer: add 2 x") as error:
         nm.save_materialized(subject, tmp_path / "model")
     assert "\n" not in str(error.value) and "reset_interventions" in str(error.value)
@@ -393,7 +393,7 @@ def test_default_model_state_round_trips_through_a_saved_result(default_subject,
     try:
         nm.ablate(subject, heads="9.6,9.8", mode="mean")
         subject.set_program(nm.LayerProgram.duplicate(subject.n_layers, 10, 16))
-        nm.steer(subject, pos="Love", neg="Hate", layer=6, coef=4)
+        nm.steer(subject, pos="Love", neg="Hate", block=6, coef=4)
         shaped = logits()
         assert not torch.equal(shaped, reference)
         result = nm.load_result(nm.compare(subject, lambda: contextlib.nullcontext(), ["Hi"], max_new_tokens=1)
@@ -411,7 +411,7 @@ def test_default_model_state_round_trips_through_a_saved_result(default_subject,
 
 def test_an_intervention_built_for_another_model_is_refused():
     subject, other = _fresh(), _fresh()
-    ablation = nm.ablate(other, layers="1", install=False)
+    ablation = nm.ablate(other, blocks="1", install=False)
     hooks = _hook_counts(other.model)
     with pytest.raises(nm.NeuroMagicsError, match="was built for another model"):
         ablation.install(subject)
@@ -456,7 +456,7 @@ def test_a_parked_adapter_shows_in_model_and_metadata_and_reset_interventions_re
     assert metadata["interventions"] == []
     assert metadata["parked"] == [{"kind": "lora", "description": adapter.describe(),
                                    "arguments": {"adapter": str(adapter.path), "sha256": adapter.sha256}}]
-    nm.ablate(subject, layers="2")
+    nm.ablate(subject, blocks="2")
     assert nm.reset_interventions(subject) == 2  # the ablation and the parked adapter
     assert subject.parked == () and "parked" not in repr(shell.run_line_magic("model", ""))
     assert nm.adapters_on(subject) == 0  # nothing comes back
@@ -473,7 +473,7 @@ def test_replay_and_set_state_restore_a_parked_merged_adapter_as_it_was():
     merged = _hf_logits(subject)
     assert torch.allclose(merged, _lora_logits_by_hand(_fresh(), adapter), atol=1e-5)
     nm.adapters_off(subject)
-    nm.ablate(subject, layers="2")
+    nm.ablate(subject, blocks="2")
     ablated = _hf_logits(subject)
     result = nm.scan(subject, TEXT, progress=False)
 
@@ -564,7 +564,7 @@ def test_the_weight_version_moves_with_every_write_and_comes_back_only_on_an_exa
     second = _reversing_intervention(subject.blocks[1].mlp.down_proj.weight).install(subject)
     after_second = subject.weight_version
     assert len({0, after_first, after_second}) == 3
-    nm.ablate(subject, layers="1")  # hooks only: no weight write
+    nm.ablate(subject, blocks="1")  # hooks only: no weight write
     assert subject.weight_version == after_second
     subject.remove_intervention(second)
     assert subject.weight_version == after_first

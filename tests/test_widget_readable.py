@@ -74,7 +74,7 @@ def test_a_network_opens_onto_where_it_lives():
     maps[1, 0, [5, 2]] = [4.0, 6.5]  # block 3: neuron 2 is the strongest
     maps[1, 2, 7] = 3.9              # block 9
     maps[0, 1, 1] = 9.0              # another network: not listed for network 1
-    result = SimpleNamespace(maps=maps, network_masks=maps > 3.6, layers=[3, 5, 9])
+    result = SimpleNamespace(maps=maps, network_masks=maps > 3.6, blocks=[3, 5, 9])
     assert key_neurons(result, 1) == [(3, [(2, 6.5), (5, 4.0)]), (9, [(7, np.float32(3.9).item())])]
     assert key_neurons(result, 1, per_block=1) == [(3, [(2, 6.5)]), (9, [(7, np.float32(3.9).item())])]
     assert key_neurons(result, 0) == [(5, [(1, 9.0)])]
