@@ -6,9 +6,10 @@ from test_widget_colors import colour_at, diverging_scale, is_blue, is_red, patc
 
 
 def pixel(page, row: int, col: int, rows: int, cols: int) -> np.ndarray:
-    """RGB of the grid canvas at the centre of cell (row, col)."""
+    """RGB of the grid canvas near the lower-left corner of cell (row, col): its centre holds the
+    value written in the cell."""
     box = page.locator(".nm-overlay").first.bounding_box()
-    x, y = (col + 0.5) * box["width"] / cols, (row + 0.5) * box["height"] / rows
+    x, y = (col + 0.12) * box["width"] / cols, (row + 0.88) * box["height"] / rows
     return np.array(page.evaluate(
         """([x, y]) => {
             const canvas = document.querySelector('.nm-grid');
