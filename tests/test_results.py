@@ -131,7 +131,8 @@ print(json.dumps({{"found": found, "views": views}}))
 def test_every_kind_loads_and_finds_its_views_in_a_fresh_process(tmp_path):
     """A fresh process that imported only the package finds each kind's class when it loads a file
     (the kinds loader the facade installs) and each kind's widget and figure (the views loader),
-    and the checkup's HTML page; core itself imports neither layer."""
+    and an HTML page (the checkup its own, every other kind the generic one); core itself
+    imports neither layer."""
     import json
     import subprocess
     import sys
@@ -149,4 +150,4 @@ def test_every_kind_loads_and_finds_its_views_in_a_fresh_process(tmp_path):
         assert f"its {kind} data is incomplete" in report["found"][kind], report["found"][kind]
         assert len(report["views"][kind]) >= 2, kind
     assert report["views"]["checkup"] == ["checkup_widget", "checkup_figure", "checkup_html"]
-    assert report["views"]["scan"] == ["scan_widget", "scan_figure"]
+    assert report["views"]["scan"] == ["scan_widget", "scan_figure", "result_html"]  # the page any kind gets
